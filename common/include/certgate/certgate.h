@@ -1,0 +1,228 @@
+/*
+ * certgate.h: the C API of the certgate core, and the only header the nginx and
+ * Apache adapters include.
+ *
+ * Rules of the boundary: opaque handles, plain enums, strings as pointer plus
+ * length; no C++ exception crosses it; every call leaves the OpenSSL error queue
+ * as it found it.
+ */
+#ifndef CERTGATE_CERTGATE_H
+#define CERTGATE_CERTGATE_H
+
+#include <openssl/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CG_API __attribute__((visibility("default")))
+#else
+#define CG_API
+#endif
+
+/*
+ * The reason taxonomy: the product's public API. Rows are in precedence order:
+ * when one chain has several defects, the earliest row wins (then the lowest
+ * depth), so the same chain always gets the same reason.
+ *
+ * X(ID, code, http_status, substatus, meaning, hint)
+ */
+#define CERTGATE_REASONS(X)                                                                    \
+  X(NONE, "none", 200, "", "certificate accepted", "")                                         \
+  X(INTERNAL_ERROR, "internal_error", 500, "500", "certgate could not decide",                 \
+    "see the preceding error-log lines; certgate never allows when it cannot decide")          \
+  X(NO_CERT, "no_cert", 403, "403.7", "no client certificate was presented",                   \
+    "install a client certificate in the client and make sure it is sent for this site")       \
+  X(MALFORMED, "malformed", 403, "403.16",                                                     \
+    "a certificate cannot be parsed or has invalid encoding or extensions",                    \
+    "re-issue the certificate; the client sent a certificate that does not decode")           \
+  X(CHAIN_TOO_LONG, "chain_too_long", 403, "403.16", "the chain is deeper than max_depth",     \
+    "raise certgate_max_depth or issue the client certificate from a shorter chain")           \
+  X(UNTRUSTED_ISSUER, "untrusted_issuer", 403, "403.16",                                       \
+    "the chain ends in a self-signed certificate that is not trusted",                         \
+    "add the issuing root CA to the server's trusted client CAs, or issue the client "         \
+    "certificate from a CA the server trusts")                                                 \
+  X(CHAIN_INCOMPLETE, "chain_incomplete", 403, "403.16",                                       \
+    "the issuer of the last certificate sent is neither sent nor known locally",               \
+    "have the client send its intermediate CA certificate, or add the intermediate to the "    \
+    "server's trusted client CAs")                                                             \
+  X(BAD_SIGNATURE, "bad_signature", 403, "403.16", "a signature in the chain does not verify", \
+    "the certificate was altered or was not issued by the CA it names; re-issue it")          \
+  X(INVALID_CA, "invalid_ca", 403, "403.16",                                                   \
+    "an issuing certificate is not a valid CA (basicConstraints, pathLen, name constraints)",  \
+    "issue the client certificate from a certificate marked CA:TRUE with a fitting pathLen")   \
+  X(ISSUER_NOT_ALLOWED, "issuer_not_allowed", 403, "403.16",                                   \
+    "the chain is trusted, but its issuer is not in this location's trusted_issuers",          \
+    "use a certificate from one of the CAs in certgate_trusted_issuers, or add this issuer")   \
+  X(EXPIRED, "expired", 403, "403.17", "a certificate in the chain is past notAfter",          \
+    "renew the certificate named by depth")                                                    \
+  X(NOT_YET_VALID, "not_yet_valid", 403, "403.17",                                             \
+    "a certificate in the chain is before notBefore",                                          \
+    "check the client's and the server's clocks, or wait until the certificate is valid")      \
+  X(REVOKED, "revoked", 403, "403.13", "a CRL or OCSP answer says the certificate is revoked", \
+    "the issuing CA revoked this certificate; issue a new one")                                \
+  X(REVOCATION_UNAVAILABLE, "revocation_unavailable", 403, "403.13",                           \
+    "the revocation status could not be determined",                                           \
+    "make the CRL/OCSP URLs reachable, preload a CRL with certgate_crl, or choose "            \
+    "certgate_revocation soft_fail")                                                           \
+  X(REVOCATION_STALE, "revocation_stale", 403, "403.13",                                       \
+    "only revocation data older than nextUpdate + max_stale is available",                     \
+    "make the CRL distribution point reachable or raise certgate_max_stale")                   \
+  X(WRONG_PURPOSE, "wrong_purpose", 403, "403.16",                                             \
+    "extendedKeyUsage lacks clientAuth on the leaf or a CA in the chain restricts it",         \
+    "issue the certificate with extendedKeyUsage clientAuth (and no CA restricting it)")      \
+  X(KEY_USAGE, "key_usage", 403, "403.16", "keyUsage lacks what the policy requires",          \
+    "issue the certificate with the keyUsage bits named in certgate_require_key_usage")       \
+  X(WEAK_KEY, "weak_key", 403, "403.16", "a key is smaller than certgate_min_key",             \
+    "issue the certificate with a larger key (RSA >= 2048 bits, EC >= 256 bits)")             \
+  X(WEAK_SIGNATURE, "weak_signature", 403, "403.16",                                           \
+    "a signature algorithm is in certgate_deny_signature",                                     \
+    "re-issue the certificate with a SHA-256 (or stronger) signature")                         \
+  X(PIN_MISMATCH, "pin_mismatch", 403, "403.12",                                               \
+    "the certificate is not pinned here, or it is denied",                                     \
+    "use a pinned certificate, or update certgate_pin / certgate_deny")                        \
+  X(IDENTITY_MISMATCH, "identity_mismatch", 403, "403.12",                                     \
+    "the subject or subjectAltName rules of this location are not met",                        \
+    "use a certificate whose subject/SAN matches certgate_subject / certgate_san")
+
+typedef enum {
+#define CG_REASON_ENUM(id, code, status, substatus, meaning, hint) CG_REASON_##id,
+  CERTGATE_REASONS(CG_REASON_ENUM)
+#undef CG_REASON_ENUM
+      CG_REASON_COUNT
+} cg_reason;
+
+typedef enum { CG_VERDICT_ALLOW = 0, CG_VERDICT_DENY = 1 } cg_verdict;
+
+typedef enum { CG_OK = 0, CG_ERR_INVALID = -1, CG_ERR_INTERNAL = -2 } cg_status;
+
+typedef enum { CG_LOG_KV = 0, CG_LOG_JSON = 1 } cg_log_format;
+
+typedef struct {
+  const char *data;
+  size_t len;
+} cg_str;
+
+/* Error text of a failed call: names the key and the offending value. */
+typedef struct {
+  char message[512];
+} cg_error;
+
+/* ---- reasons ---- */
+CG_API const char *cg_reason_code(cg_reason reason);
+CG_API const char *cg_reason_substatus(cg_reason reason);
+CG_API int cg_reason_http_status(cg_reason reason);
+CG_API const char *cg_reason_meaning(cg_reason reason);
+CG_API const char *cg_reason_hint(cg_reason reason);
+
+/* ---- policy: the directive vocabulary ---- */
+typedef struct cg_policy cg_policy;
+
+CG_API cg_policy *cg_policy_new(void);
+CG_API void cg_policy_free(cg_policy *policy);
+
+/*
+ * Sets one key. `key` is the nginx spelling ("certgate", "certgate_subject"), the
+ * bare key ("subject") or the Apache spelling ("CertGateSubject"); keys and
+ * keyword values are case-insensitive. Files named by a key are read now, so a
+ * bad file fails configuration testing. On failure returns CG_ERR_INVALID with
+ * `error` naming the key and the bad value.
+ */
+CG_API int cg_policy_set(cg_policy *policy, const char *key, const cg_str *argv, size_t argc,
+                         cg_error *error);
+
+/* Fills every key unset in `child` from `parent` (http -> server -> location). */
+CG_API int cg_policy_inherit(cg_policy *child, const cg_policy *parent, cg_error *error);
+
+/* Whether certgate is `optional` or `require` here (not `off`). */
+CG_API int cg_policy_enabled(const cg_policy *policy);
+
+/* Parses a policy file of `key value...;` lines into `policy`. */
+CG_API int cg_policy_load_file(cg_policy *policy, const char *path, cg_error *error);
+
+/* How refusals are answered, for the adapters. */
+CG_API int cg_policy_reject_status(const cg_policy *policy, cg_reason reason);
+CG_API int cg_policy_reject_at_handshake(const cg_policy *policy);
+CG_API int cg_policy_log_accepts(const cg_policy *policy);
+
+/* ---- decisions ---- */
+typedef struct cg_decision cg_decision;
+
+typedef enum {
+  CG_FIELD_VERDICT,
+  CG_FIELD_REASON,
+  CG_FIELD_SUBSTATUS,
+  CG_FIELD_DETAIL,
+  CG_FIELD_HINT,
+  CG_FIELD_SUBJECT,
+  CG_FIELD_ISSUER,
+  CG_FIELD_SERIAL,
+  CG_FIELD_FINGERPRINT,
+  CG_FIELD_NOT_BEFORE,
+  CG_FIELD_NOT_AFTER,
+  CG_FIELD_REVOCATION,
+  CG_FIELD_DEPTH,
+  CG_FIELD_COUNT
+} cg_field;
+
+/* Names of the fields as variables: "verdict", "reason", ... */
+CG_API const char *cg_field_name(cg_field field);
+CG_API int cg_field_from_name(const char *name, size_t len);
+
+/*
+ * Judges a chain outside any server (the CLI, tests): `leaf` may be NULL (no
+ * certificate); `untrusted` the rest of the chain as sent; `trust` the trust
+ * anchors; `now` the time to judge at (0: the current time). The caller frees the
+ * result with cg_decision_free. Never returns NULL for a non-NULL policy: an
+ * internal failure is a decision with reason internal_error.
+ */
+CG_API cg_decision *cg_evaluate(const cg_policy *policy, X509 *leaf, STACK_OF(X509) * untrusted,
+                                X509_STORE *trust, int64_t now);
+CG_API void cg_decision_free(cg_decision *decision);
+
+CG_API cg_verdict cg_decision_verdict(const cg_decision *decision);
+CG_API cg_reason cg_decision_reason(const cg_decision *decision);
+CG_API int cg_decision_expiry_warning(const cg_decision *decision);
+/* A field's value; valid as long as the decision. Empty when not known. */
+CG_API cg_str cg_decision_field(const cg_decision *decision, cg_field field);
+
+/*
+ * Writes the one-line log entry ("certgate: verdict=deny reason=..."), NUL
+ * terminated and never longer than `size` - 1 bytes. Returns its length.
+ */
+CG_API size_t cg_decision_format_log(const cg_decision *decision, cg_log_format format, char *buf,
+                                     size_t size);
+
+/*
+ * Writes the client-facing body for a refusal in the policy's reject_body
+ * format; sets *content_type. Returns the length, 0 for `off`.
+ */
+CG_API size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *policy,
+                                      const char **content_type, char *buf, size_t size);
+
+/* ---- inside a TLS server ---- */
+
+/*
+ * Installs certgate's certificate verification on an SSL_CTX (one per server /
+ * virtual host). The handshake then records the chain's evidence on the
+ * connection and finishes, so a refusal is explained at request time. `policy`
+ * is the server-level policy; it must outlive the SSL_CTX.
+ */
+CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_error *error);
+
+/*
+ * The decision for this connection under `policy` (a location's). Computed once
+ * per connection and policy, also for resumed sessions (rebuilt from the leaf and
+ * the trust store). The result is owned by the connection. Returns NULL only when
+ * `policy` is off.
+ */
+CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CERTGATE_CERTGATE_H */

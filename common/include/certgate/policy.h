@@ -1,0 +1,137 @@
+// Policy: the directive vocabulary of DESIGN §2, parsed, validated and merged.
+#pragma once
+
+#include <certgate/ossl_ptr.h>
+#include <certgate/result.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certgate {
+
+enum class Mode { kOff, kOptional, kRequire };
+enum class EkuRequirement { kClientAuth, kAny };
+enum class RevocationMode { kOff, kCacheOnly, kSoftFail, kHardFail };
+enum class RevocationScope { kLeaf, kChain };
+enum class RevocationSource { kCrl, kOcsp };
+enum class RejectBody { kText, kJson, kHtml, kOff };
+enum class RejectAt { kRequest, kHandshake };
+enum class LogFormat { kKv, kJson };
+
+// keyUsage bits as in X509_get_key_usage() (KU_DIGITAL_SIGNATURE, ...).
+using KeyUsageMask = uint32_t;
+
+// `ATTR=value` (all must be present) or `~regex` over the RFC 2253 subject.
+struct SubjectRule {
+  std::string attribute;  // short name as OpenSSL prints it: CN, OU, O, ...
+  std::string value;
+  bool is_regex = false;
+  std::string pattern;  // the regex source, for messages
+  std::shared_ptr<const std::regex> regex;
+};
+
+enum class SanType { kDns, kEmail, kUri, kIp };
+// `dns:*.example.com`, `uri:spiffe://prod/*`: `*` matches any run of characters.
+struct SanRule {
+  SanType type;
+  std::string pattern;
+};
+
+// `sha256:<hex>` certificate fingerprint or `spki:<hex>` (sha256 of the SPKI).
+struct Pin {
+  enum class Kind { kCertSha256, kSpkiSha256 } kind;
+  std::vector<uint8_t> digest;  // 32 bytes
+};
+
+struct MinKey {
+  int rsa_bits = 2048;
+  int ec_bits = 256;
+};
+
+// Certificates loaded from a PEM file (trusted_issuers), kept with their path.
+struct CertList {
+  std::string path;
+  std::vector<std::shared_ptr<X509>> certs;
+};
+
+// Every field is unset (nullopt) until its key is set or inherited; the accessors
+// below give the effective value with the documented default.
+struct Policy {
+  std::optional<Mode> mode;
+  std::optional<CertList> trusted_issuers;
+  std::optional<EkuRequirement> require_eku;
+  std::optional<KeyUsageMask> require_key_usage;  // 0 = off
+  std::optional<std::vector<SubjectRule>> subject;
+  std::optional<std::vector<SanRule>> san;
+  std::optional<std::vector<Pin>> pin;
+  std::optional<std::vector<Pin>> deny;
+  std::optional<MinKey> min_key;
+  std::optional<std::vector<std::string>> deny_signature;  // digest names: sha1, md5
+  std::optional<int> max_depth;
+  std::optional<std::chrono::seconds> clock_skew;
+  std::optional<std::chrono::seconds> expiry_warning;
+  std::optional<RevocationMode> revocation;
+  std::optional<RevocationScope> revocation_scope;
+  std::optional<std::vector<RevocationSource>> revocation_sources;
+  std::optional<std::vector<std::string>> crl;  // files or directories
+  std::optional<std::chrono::milliseconds> revocation_wait;
+  std::optional<std::chrono::seconds> max_stale;
+  std::optional<std::chrono::milliseconds> fetch_timeout;
+  std::optional<uint64_t> fetch_max_size;
+  std::optional<std::string> fetch_proxy;
+  std::optional<std::vector<std::string>> fetch_allow;
+  std::optional<std::string> cache;
+  std::optional<int> reject_status;
+  std::optional<RejectBody> reject_body;
+  std::optional<bool> reject_detail;
+  std::optional<RejectAt> reject_at;
+  std::optional<LogFormat> log_format;
+  std::optional<bool> log_accepts;
+  std::optional<bool> status;
+
+  // Parses and validates one key (any spelling, see certgate.h) and its
+  // arguments. The error names the key and the bad value.
+  Status Set(std::string_view key, const std::vector<std::string> &args);
+
+  // Fills every unset field from `parent`.
+  void InheritFrom(const Policy &parent);
+
+  // Reads `key value...;` lines (# comments); errors name file:line.
+  Status LoadFile(const std::string &path);
+
+  // Effective values.
+  Mode EffectiveMode() const { return mode.value_or(Mode::kOff); }
+  EkuRequirement EffectiveEku() const { return require_eku.value_or(EkuRequirement::kClientAuth); }
+  KeyUsageMask EffectiveKeyUsage() const;
+  MinKey EffectiveMinKey() const { return min_key.value_or(MinKey{}); }
+  const std::vector<std::string> &EffectiveDenySignature() const;
+  int EffectiveMaxDepth() const { return max_depth.value_or(5); }
+  std::chrono::seconds EffectiveClockSkew() const {
+    return clock_skew.value_or(std::chrono::seconds(60));
+  }
+  std::chrono::seconds EffectiveExpiryWarning() const {
+    return expiry_warning.value_or(std::chrono::seconds(14 * 86400));
+  }
+  RevocationMode EffectiveRevocation() const { return revocation.value_or(RevocationMode::kOff); }
+  int EffectiveRejectStatus() const { return reject_status.value_or(403); }
+  RejectBody EffectiveRejectBody() const { return reject_body.value_or(RejectBody::kText); }
+  bool EffectiveRejectDetail() const { return reject_detail.value_or(false); }
+  RejectAt EffectiveRejectAt() const { return reject_at.value_or(RejectAt::kRequest); }
+  LogFormat EffectiveLogFormat() const { return log_format.value_or(LogFormat::kKv); }
+  bool EffectiveLogAccepts() const { return log_accepts.value_or(false); }
+};
+
+// The canonical (bare, lowercase) key for any spelling: "certgate_subject",
+// "CertGateSubject", "subject" -> "subject"; "certgate"/"CertGate" -> "certgate".
+std::string CanonicalKey(std::string_view key);
+
+// Every canonical key, in DESIGN §2 order (for adapters and docs).
+const std::vector<std::string_view> &PolicyKeys();
+
+}  // namespace certgate
