@@ -17,6 +17,9 @@
 extern "C" {
 #endif
 
+/* File scope, so C sees one type in every prototype below. */
+struct stack_st_X509;
+
 #if defined(__GNUC__)
 #define CG_API __attribute__((visibility("default")))
 #else
@@ -38,7 +41,7 @@ extern "C" {
     "install a client certificate in the client and make sure it is sent for this site")       \
   X(MALFORMED, "malformed", 403, "403.16",                                                     \
     "a certificate cannot be parsed or has invalid encoding or extensions",                    \
-    "re-issue the certificate; the client sent a certificate that does not decode")           \
+    "re-issue the certificate; the client sent a certificate that does not decode")            \
   X(CHAIN_TOO_LONG, "chain_too_long", 403, "403.16", "the chain is deeper than max_depth",     \
     "raise certgate_max_depth or issue the client certificate from a shorter chain")           \
   X(UNTRUSTED_ISSUER, "untrusted_issuer", 403, "403.16",                                       \
@@ -50,7 +53,7 @@ extern "C" {
     "have the client send its intermediate CA certificate, or add the intermediate to the "    \
     "server's trusted client CAs")                                                             \
   X(BAD_SIGNATURE, "bad_signature", 403, "403.16", "a signature in the chain does not verify", \
-    "the certificate was altered or was not issued by the CA it names; re-issue it")          \
+    "the certificate was altered or was not issued by the CA it names; re-issue it")           \
   X(INVALID_CA, "invalid_ca", 403, "403.16",                                                   \
     "an issuing certificate is not a valid CA (basicConstraints, pathLen, name constraints)",  \
     "issue the client certificate from a certificate marked CA:TRUE with a fitting pathLen")   \
@@ -73,11 +76,11 @@ extern "C" {
     "make the CRL distribution point reachable or raise certgate_max_stale")                   \
   X(WRONG_PURPOSE, "wrong_purpose", 403, "403.16",                                             \
     "extendedKeyUsage lacks clientAuth on the leaf or a CA in the chain restricts it",         \
-    "issue the certificate with extendedKeyUsage clientAuth (and no CA restricting it)")      \
+    "issue the certificate with extendedKeyUsage clientAuth (and no CA restricting it)")       \
   X(KEY_USAGE, "key_usage", 403, "403.16", "keyUsage lacks what the policy requires",          \
-    "issue the certificate with the keyUsage bits named in certgate_require_key_usage")       \
+    "issue the certificate with the keyUsage bits named in certgate_require_key_usage")        \
   X(WEAK_KEY, "weak_key", 403, "403.16", "a key is smaller than certgate_min_key",             \
-    "issue the certificate with a larger key (RSA >= 2048 bits, EC >= 256 bits)")             \
+    "issue the certificate with a larger key (RSA >= 2048 bits, EC >= 256 bits)")              \
   X(WEAK_SIGNATURE, "weak_signature", 403, "403.16",                                           \
     "a signature algorithm is in certgate_deny_signature",                                     \
     "re-issue the certificate with a SHA-256 (or stronger) signature")                         \
@@ -205,19 +208,26 @@ CG_API size_t cg_decision_format_body(const cg_decision *decision, const cg_poli
 
 /* ---- inside a TLS server ---- */
 
-/*
- * Installs certgate's certificate verification on an SSL_CTX (one per server /
- * virtual host). The handshake then records the chain's evidence on the
- * connection and finishes, so a refusal is explained at request time. `policy`
- * is the server-level policy; it must outlive the SSL_CTX.
- */
-CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_error *error);
+/* How the core hands a log line to the server (refusals at handshake time). */
+typedef void (*cg_ssl_log_fn)(SSL *ssl, const char *line, size_t len, void *data);
 
 /*
- * The decision for this connection under `policy` (a location's). Computed once
- * per connection and policy, also for resumed sessions (rebuilt from the leaf and
- * the trust store). The result is owned by the connection. Returns NULL only when
- * `policy` is off.
+ * Installs certgate's certificate verification on an SSL_CTX (one per server /
+ * virtual host) and makes the server ask for a client certificate. The
+ * handshake then records the chain's evidence on the connection and finishes,
+ * so a refusal is explained at request time (or, with reject_at handshake, the
+ * handshake is aborted with the fitting alert after `log` is called). `policy`
+ * is the server-level policy; it and `log_data` must outlive the SSL_CTX.
+ */
+CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log,
+                             void *log_data, cg_error *error);
+
+/*
+ * The decision for this connection under `policy` (a location's). The chain is
+ * verified once per connection, also for resumed sessions (rebuilt from the
+ * leaf and the trust store); each policy's decision is kept on the connection
+ * and is valid until the connection closes. Returns NULL only when `policy` is
+ * off. Never returns an allow it could not establish.
  */
 CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
 

@@ -84,7 +84,7 @@ struct Policy {
   std::optional<std::chrono::seconds> max_stale;
   std::optional<std::chrono::milliseconds> fetch_timeout;
   std::optional<uint64_t> fetch_max_size;
-  std::optional<std::string> fetch_proxy;
+  std::optional<std::string> fetch_proxy;  // "" = off (set, so not inherited)
   std::optional<std::vector<std::string>> fetch_allow;
   std::optional<std::string> cache;
   std::optional<int> reject_status;
@@ -103,6 +103,8 @@ struct Policy {
   void InheritFrom(const Policy &parent);
 
   // Reads `key value...;` lines (# comments); errors name file:line.
+  // Relative trusted_issuers/crl paths are taken from the file's directory. On
+  // error the policy is left unchanged.
   Status LoadFile(const std::string &path);
 
   // Effective values.
@@ -129,6 +131,7 @@ struct Policy {
 
 // The canonical (bare, lowercase) key for any spelling: "certgate_subject",
 // "CertGateSubject", "subject" -> "subject"; "certgate"/"CertGate" -> "certgate".
+// Returns "" for a key that is not in PolicyKeys().
 std::string CanonicalKey(std::string_view key);
 
 // Every canonical key, in DESIGN §2 order (for adapters and docs).

@@ -30,7 +30,7 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)), status_(Status::Ok()) {}  // NOLINT: implicit
-  Result(Status error) : status_(std::move(error)) {}                  // NOLINT: implicit
+  Result(Status error) : status_(std::move(error)) {}                   // NOLINT: implicit
 
   bool ok() const { return value_.has_value(); }
   const Status &status() const { return status_; }

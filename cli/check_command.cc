@@ -1,0 +1,174 @@
+// certgate check: the server's verdict, offline.
+#include <certgate/evaluator.h>
+#include <certgate/log_format.h>
+#include <certgate/policy.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "commands.h"
+
+namespace certgate::cli {
+namespace {
+
+struct CheckOptions {
+  Policy policy;
+  std::string ca_file;
+  std::string chain_file;
+  std::string cert_file;
+  int64_t now = 0;
+};
+
+std::string OpenSslError() {
+  const unsigned long code = ERR_peek_last_error();
+  char text[256] = "unknown error";
+  if (code != 0) ERR_error_string_n(code, text, sizeof text);
+  ERR_clear_error();
+  return text;
+}
+
+// Reads every certificate of a PEM file, or the one certificate of a DER file.
+Result<std::vector<std::shared_ptr<X509>>> ReadCertificates(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error("cannot read \"" + path + "\": " + std::strerror(errno));
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::shared_ptr<X509>> certs;
+  if (data.find("-----BEGIN") != std::string::npos) {
+    ossl::UniquePtr<BIO> bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+    while (X509 *cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      certs.emplace_back(cert, X509_free);
+    }
+    const unsigned long error = ERR_peek_last_error();
+    if (ERR_GET_REASON(error) != PEM_R_NO_START_LINE || certs.empty()) {
+      return Status::Error("\"" + path +
+                           "\" holds a certificate that does not decode: " + OpenSslError());
+    }
+    ERR_clear_error();
+  } else {
+    const auto *der = reinterpret_cast<const unsigned char *>(data.data());
+    X509 *cert = d2i_X509(nullptr, &der, static_cast<long>(data.size()));
+    if (cert == nullptr) {
+      return Status::Error("\"" + path +
+                           "\" is neither PEM nor a DER certificate: " + OpenSslError());
+    }
+    certs.emplace_back(cert, X509_free);
+  }
+  return certs;
+}
+
+Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &arg = args[i];
+    auto value = [&]() -> Result<std::string> {
+      if (i + 1 >= args.size()) return Status::Error(arg + " needs a value");
+      return args[++i];
+    };
+    if (arg == "--policy") {
+      auto path = value();
+      if (!path.ok()) return path.status();
+      Status status = options->policy.LoadFile(path.value());
+      if (!status.ok()) return status;
+    } else if (arg == "--set") {
+      auto setting = value();
+      if (!setting.ok()) return setting.status();
+      const std::string &text = setting.value();
+      const size_t eq = text.find('=');
+      if (eq == std::string::npos)
+        return Status::Error("--set wants KEY=VALUE, got \"" + text + "\"");
+      std::vector<std::string> values;
+      std::istringstream words(text.substr(eq + 1));
+      for (std::string word; words >> word;) values.push_back(word);
+      Status status = options->policy.Set(text.substr(0, eq), values);
+      if (!status.ok()) return status;
+    } else if (arg == "--ca" || arg == "--chain" || arg == "--now") {
+      auto v = value();
+      if (!v.ok()) return v.status();
+      if (arg == "--ca") options->ca_file = v.value();
+      if (arg == "--chain") options->chain_file = v.value();
+      if (arg == "--now") {
+        char *end = nullptr;
+        options->now = std::strtoll(v.value().c_str(), &end, 10);
+        if (end == v.value().c_str() || *end != '\0') {
+          return Status::Error("--now wants Unix seconds, got \"" + v.value() + "\"");
+        }
+      }
+    } else if (!arg.empty() && arg[0] == '-') {
+      return Status::Error("unknown option \"" + arg + "\"");
+    } else if (options->cert_file.empty()) {
+      options->cert_file = arg;
+    } else {
+      return Status::Error("more than one certificate given (\"" + arg + "\")");
+    }
+  }
+  if (options->cert_file.empty()) return Status::Error("no certificate to check");
+  if (options->ca_file.empty()) return Status::Error("--ca FILE (the trusted CAs) is required");
+  if (!options->policy.mode) return options->policy.Set("certgate", {"require"});
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunCheck(const std::vector<std::string> &args) {
+  CheckOptions options;
+  if (Status status = ParseArgs(args, &options); !status.ok()) {
+    std::cerr << "certgate check: " << status.message() << "\n";
+    return kExitUsage;
+  }
+
+  ossl::UniquePtr<X509_STORE> trust(X509_STORE_new());
+  auto anchors = ReadCertificates(options.ca_file);
+  if (!anchors.ok()) {
+    std::cerr << "certgate check: --ca: " << anchors.status().message() << "\n";
+    return kExitUsage;
+  }
+  for (const auto &cert : anchors.value()) X509_STORE_add_cert(trust.get(), cert.get());
+
+  ossl::UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
+  auto add_untrusted = [&](const std::shared_ptr<X509> &cert) {
+    X509_up_ref(cert.get());
+    sk_X509_push(untrusted.get(), cert.get());
+  };
+  if (!options.chain_file.empty()) {
+    auto chain = ReadCertificates(options.chain_file);
+    if (!chain.ok()) {
+      std::cerr << "certgate check: --chain: " << chain.status().message() << "\n";
+      return kExitUsage;
+    }
+    for (const auto &cert : chain.value()) add_untrusted(cert);
+  }
+
+  const FixedClock clock(options.now != 0 ? options.now : SystemClock::Instance().Now());
+  const LogFormat log_format = options.policy.EffectiveLogFormat();
+  if (!std::ifstream(options.cert_file)) {
+    std::cerr << "certgate check: cannot read \"" << options.cert_file
+              << "\": " << std::strerror(errno) << "\n";
+    return kExitUsage;
+  }
+  auto certs = ReadCertificates(options.cert_file);
+  if (!certs.ok()) {
+    // The client would have sent bytes that do not decode: that is a verdict.
+    const Decision decision =
+        Decision::Deny({CG_REASON_MALFORMED, 0, certs.status().message(), {}}, nullptr);
+    PrintVerdict(std::cout, decision);
+    std::cout << "\nLog line:\n" << FormatLogLine(decision, log_format) << "\n";
+    return kExitDeny;
+  }
+  // A PEM bundle given as CERT: the leaf first, then what the client would send.
+  for (size_t i = 1; i < certs.value().size(); ++i) add_untrusted(certs.value()[i]);
+
+  const ChainEvidence evidence =
+      BuildChainEvidence(certs.value().front().get(), untrusted.get(), trust.get());
+  const Decision decision = Evaluate(options.policy, &evidence, clock);
+  PrintChain(std::cout, evidence);
+  std::cout << "\n";
+  PrintVerdict(std::cout, decision);
+  std::cout << "\nLog line:\n" << FormatLogLine(decision, log_format) << "\n";
+  return decision.verdict() == CG_VERDICT_ALLOW ? kExitAllow : kExitDeny;
+}
+
+}  // namespace certgate::cli

@@ -1,0 +1,25 @@
+// The certgate command-line tool: one function per subcommand.
+#pragma once
+
+#include <certgate/chain_evidence.h>
+#include <certgate/decision.h>
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace certgate::cli {
+
+// Exit codes shared by every subcommand.
+constexpr int kExitAllow = 0;
+constexpr int kExitUsage = 1;
+constexpr int kExitDeny = 2;
+
+int RunCheck(const std::vector<std::string> &args);
+
+// The certutil -verify view: every certificate of the chain with its facts.
+void PrintChain(std::ostream &out, const ChainEvidence &evidence);
+// Verdict, reason, detail, hint and every other finding.
+void PrintVerdict(std::ostream &out, const Decision &decision);
+
+}  // namespace certgate::cli

@@ -1,0 +1,30 @@
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+constexpr const char *kUsage =
+    "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
+    "                      [--now UNIX_SECONDS] CERT\n"
+    "\n"
+    "  check   judge a client certificate exactly as the nginx and Apache modules do,\n"
+    "          print the chain, the verdict and the log line the server would write.\n"
+    "          Exit 0: allowed, 2: refused, 1: usage or input error.\n";
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? certgate::cli::kExitUsage : certgate::cli::kExitAllow;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "check") return certgate::cli::RunCheck(args);
+  std::cerr << "certgate: unknown command \"" << command << "\"\n" << kUsage;
+  return certgate::cli::kExitUsage;
+}

@@ -1,0 +1,49 @@
+// CertFacts: what a certificate says, as text an operator can read.
+#pragma once
+
+#include <openssl/x509.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace certgate {
+
+struct CertFacts {
+  std::string subject;      // RFC 2253
+  std::string issuer;       // RFC 2253
+  std::string serial;       // uppercase hex
+  std::string fingerprint;  // "sha256:" + uppercase hex of the DER
+  int64_t not_before = 0;
+  int64_t not_after = 0;
+  std::vector<std::string> extended_key_usage;  // short names; empty with has_eku = no extension
+  bool has_eku = false;
+  std::vector<std::string> key_usage;  // names of the bits set
+  bool has_key_usage = false;
+  std::string key;                // "EC P-256", "RSA 2048"
+  std::string signature;          // "ecdsa-with-SHA256"
+  std::vector<std::string> sans;  // "DNS:x", "email:x", "URI:x", "IP:x"
+  std::vector<std::string> crl_urls;
+  std::vector<std::string> ocsp_urls;
+  std::vector<std::string> ca_issuer_urls;
+  bool is_ca = false;
+  bool self_signed = false;
+};
+
+CertFacts ExtractFacts(X509 *cert);
+
+// Individual facts, cheap enough for the decision path.
+std::string NameToString(const X509_NAME *name);  // RFC 2253
+std::string SerialHex(X509 *cert);
+std::string Sha256Hex(X509 *cert);       // certificate DER
+std::string SpkiSha256Hex(X509 *cert);   // SubjectPublicKeyInfo DER
+std::string KeyDescription(X509 *cert);  // "RSA 2048", "EC P-256"
+std::vector<std::string> AiaUrls(X509 *cert, int method_nid);
+std::vector<std::string> CrlUrls(X509 *cert);
+std::vector<std::string> SubjectAltNames(X509 *cert);
+
+// 2027-03-01T00:00:00Z
+std::string FormatTime(int64_t unix_seconds);
+int64_t Asn1TimeToUnix(const ASN1_TIME *time);
+
+}  // namespace certgate

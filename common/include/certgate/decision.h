@@ -1,0 +1,62 @@
+// Decision: verdict + reason + depth + detail + hint + the facts, as a value.
+#pragma once
+
+#include <certgate/certgate.h>
+#include <certgate/reason.h>
+#include <openssl/x509.h>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace certgate {
+
+// One defect found in a chain; a decision keeps all of them, best first.
+struct Finding {
+  Reason reason;
+  int depth;           // -1 when no single certificate is at fault
+  std::string detail;  // the facts of this case
+  std::string hint;    // empty: the reason's generic hint
+};
+
+class Decision {
+ public:
+  static Decision Allow(std::shared_ptr<X509> leaf);
+  static Decision Deny(Finding finding, std::shared_ptr<X509> leaf);
+  static Decision InternalError(std::string detail);
+
+  cg_verdict verdict() const { return verdict_; }
+  Reason reason() const { return reason_; }
+  int depth() const { return depth_; }
+  const std::string &detail() const { return detail_; }
+  const std::string &hint() const { return hint_; }
+  X509 *leaf() const { return leaf_.get(); }
+  const std::vector<Finding> &findings() const { return findings_; }
+  bool expiry_warning() const { return expiry_warning_; }
+  const std::string &revocation() const { return revocation_; }
+
+  // Picks the reported finding by precedence (then depth) and keeps the rest.
+  void SetFindings(std::vector<Finding> findings);
+  void SetExpiryWarning(std::string detail);
+  void SetRevocation(std::string revocation) { revocation_ = std::move(revocation); }
+
+  // Text of a field, computed on first use (subject, fingerprint, ...): the
+  // allow path of a request that reads no variable pays nothing for them.
+  const std::string &Field(cg_field field) const;
+
+ private:
+  cg_verdict verdict_ = CG_VERDICT_DENY;
+  Reason reason_ = CG_REASON_INTERNAL_ERROR;
+  int depth_ = -1;
+  std::string detail_;
+  std::string hint_;
+  std::shared_ptr<X509> leaf_;
+  std::vector<Finding> findings_;
+  bool expiry_warning_ = false;
+  std::string revocation_ = "unchecked";
+  mutable std::array<std::optional<std::string>, CG_FIELD_COUNT> fields_;
+};
+
+}  // namespace certgate

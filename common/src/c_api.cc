@@ -1,0 +1,236 @@
+// The C boundary: every export catches everything and leaves the OpenSSL error
+// queue as it found it.
+#include <certgate/certgate.h>
+#include <certgate/chain_evidence.h>
+#include <certgate/evaluator.h>
+#include <certgate/log_format.h>
+#include <certgate/reason.h>
+#include <certgate/ssl_hook.h>
+#include <openssl/err.h>
+
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "c_handles.h"
+
+using certgate::Info;
+
+namespace {
+
+constexpr const char *kFieldNames[CG_FIELD_COUNT] = {
+    "verdict", "reason",      "substatus",  "detail",    "hint",       "subject", "issuer",
+    "serial",  "fingerprint", "not_before", "not_after", "revocation", "depth",
+};
+
+// Restores the OpenSSL error queue on scope exit: errors raised inside the core
+// must not surface in the server's next SSL_get_error().
+class ErrorQueueGuard {
+ public:
+  ErrorQueueGuard() { ERR_set_mark(); }
+  ~ErrorQueueGuard() { ERR_pop_to_mark(); }
+};
+
+void SetError(cg_error *error, const std::string &message) {
+  if (error == nullptr) return;
+  std::snprintf(error->message, sizeof error->message, "%s", message.c_str());
+}
+
+int FromStatus(const certgate::Status &status, cg_error *error) {
+  if (status.ok()) return CG_OK;
+  SetError(error, status.message());
+  return CG_ERR_INVALID;
+}
+
+template <typename F>
+int Guarded(cg_error *error, F &&body) {
+  ErrorQueueGuard guard;
+  try {
+    return body();
+  } catch (const std::exception &e) {
+    SetError(error, std::string("internal error: ") + e.what());
+  } catch (...) {
+    SetError(error, "internal error");
+  }
+  return CG_ERR_INTERNAL;
+}
+
+size_t CopyOut(const std::string &text, char *buf, size_t size) {
+  if (buf == nullptr || size == 0) return 0;
+  const size_t len = std::min(text.size(), size - 1);
+  std::memcpy(buf, text.data(), len);
+  buf[len] = '\0';
+  return len;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char *cg_reason_code(cg_reason reason) { return Info(reason).code.data(); }
+const char *cg_reason_substatus(cg_reason reason) { return Info(reason).substatus.data(); }
+int cg_reason_http_status(cg_reason reason) { return Info(reason).http_status; }
+const char *cg_reason_meaning(cg_reason reason) { return Info(reason).meaning.data(); }
+const char *cg_reason_hint(cg_reason reason) { return Info(reason).hint.data(); }
+
+cg_policy *cg_policy_new(void) { return new (std::nothrow) cg_policy(); }
+
+void cg_policy_free(cg_policy *policy) { delete policy; }
+
+int cg_policy_set(cg_policy *policy, const char *key, const cg_str *argv, size_t argc,
+                  cg_error *error) {
+  return Guarded(error, [&] {
+    if (policy == nullptr || key == nullptr || (argc > 0 && argv == nullptr)) {
+      SetError(error, "cg_policy_set: missing argument");
+      return static_cast<int>(CG_ERR_INVALID);
+    }
+    std::vector<std::string> args;
+    args.reserve(argc);
+    for (size_t i = 0; i < argc; ++i) args.emplace_back(argv[i].data, argv[i].len);
+    return FromStatus(policy->policy.Set(key, args), error);
+  });
+}
+
+int cg_policy_inherit(cg_policy *child, const cg_policy *parent, cg_error *error) {
+  return Guarded(error, [&] {
+    if (child == nullptr) return static_cast<int>(CG_ERR_INVALID);
+    if (parent != nullptr) child->policy.InheritFrom(parent->policy);
+    return static_cast<int>(CG_OK);
+  });
+}
+
+int cg_policy_enabled(const cg_policy *policy) {
+  return policy != nullptr && policy->policy.EffectiveMode() != certgate::Mode::kOff;
+}
+
+int cg_policy_load_file(cg_policy *policy, const char *path, cg_error *error) {
+  return Guarded(error, [&] {
+    if (policy == nullptr || path == nullptr) return static_cast<int>(CG_ERR_INVALID);
+    return FromStatus(policy->policy.LoadFile(path), error);
+  });
+}
+
+int cg_policy_reject_status(const cg_policy *policy, cg_reason reason) {
+  if (reason == CG_REASON_INTERNAL_ERROR) return 500;
+  return policy != nullptr ? policy->policy.EffectiveRejectStatus() : 403;
+}
+
+int cg_policy_reject_at_handshake(const cg_policy *policy) {
+  return policy != nullptr && policy->policy.EffectiveRejectAt() == certgate::RejectAt::kHandshake;
+}
+
+int cg_policy_log_accepts(const cg_policy *policy) {
+  return policy != nullptr && policy->policy.EffectiveLogAccepts();
+}
+
+const char *cg_field_name(cg_field field) {
+  return field >= 0 && field < CG_FIELD_COUNT ? kFieldNames[field] : "";
+}
+
+int cg_field_from_name(const char *name, size_t len) {
+  for (int i = 0; i < CG_FIELD_COUNT; ++i) {
+    if (std::strlen(kFieldNames[i]) == len && std::strncmp(kFieldNames[i], name, len) == 0) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+cg_decision *cg_evaluate(const cg_policy *policy, X509 *leaf, STACK_OF(X509) * untrusted,
+                         X509_STORE *trust, int64_t now) {
+  if (policy == nullptr) return nullptr;
+  ErrorQueueGuard guard;
+  try {
+    const certgate::FixedClock clock(now != 0 ? now : certgate::SystemClock::Instance().Now());
+    if (leaf == nullptr) {
+      return new cg_decision{certgate::Evaluate(policy->policy, nullptr, clock)};
+    }
+    const certgate::ChainEvidence evidence = certgate::BuildChainEvidence(leaf, untrusted, trust);
+    return new cg_decision{certgate::Evaluate(policy->policy, &evidence, clock)};
+  } catch (...) {
+    return new (std::nothrow) cg_decision{certgate::Decision::InternalError("evaluation failed")};
+  }
+}
+
+void cg_decision_free(cg_decision *decision) { delete decision; }
+
+cg_verdict cg_decision_verdict(const cg_decision *decision) {
+  return decision != nullptr ? decision->decision.verdict() : CG_VERDICT_DENY;
+}
+
+cg_reason cg_decision_reason(const cg_decision *decision) {
+  return decision != nullptr ? decision->decision.reason() : CG_REASON_INTERNAL_ERROR;
+}
+
+int cg_decision_expiry_warning(const cg_decision *decision) {
+  return decision != nullptr && decision->decision.expiry_warning();
+}
+
+cg_str cg_decision_field(const cg_decision *decision, cg_field field) {
+  if (decision == nullptr) return {"", 0};
+  ErrorQueueGuard guard;
+  try {
+    const std::string &value = decision->decision.Field(field);
+    return {value.c_str(), value.size()};
+  } catch (...) {
+    return {"", 0};
+  }
+}
+
+size_t cg_decision_format_log(const cg_decision *decision, cg_log_format format, char *buf,
+                              size_t size) {
+  if (decision == nullptr || size == 0) return 0;
+  ErrorQueueGuard guard;
+  try {
+    const auto log_format =
+        format == CG_LOG_JSON ? certgate::LogFormat::kJson : certgate::LogFormat::kKv;
+    return CopyOut(certgate::FormatLogLine(decision->decision, log_format, size - 1), buf, size);
+  } catch (...) {
+    return CopyOut("certgate: verdict=deny reason=internal_error", buf, size);
+  }
+}
+
+size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *policy,
+                               const char **content_type, char *buf, size_t size) {
+  static const char *const kTypes[] = {"text/plain", "application/json", "text/html"};
+  if (content_type != nullptr) *content_type = kTypes[0];
+  if (decision == nullptr || policy == nullptr) return 0;
+  ErrorQueueGuard guard;
+  try {
+    std::string type;
+    const std::string body =
+        certgate::FormatRejectBody(decision->decision, policy->policy.EffectiveRejectBody(),
+                                   policy->policy.EffectiveRejectDetail(), &type);
+    if (content_type != nullptr) {
+      *content_type = type == "application/json" ? kTypes[1]
+                      : type == "text/html"      ? kTypes[2]
+                                                 : kTypes[0];
+    }
+    return CopyOut(body, buf, size);
+  } catch (...) {
+    return 0;
+  }
+}
+
+int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log, void *log_data,
+                      cg_error *error) {
+  return Guarded(error, [&] {
+    return FromStatus(
+        certgate::AttachToSslCtx(ctx, policy ? &policy->policy : nullptr, log, log_data), error);
+  });
+}
+
+const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy) {
+  if (!cg_policy_enabled(policy)) return nullptr;
+  ErrorQueueGuard guard;
+  try {
+    if (ssl == nullptr) return certgate::DecisionWithoutTls(policy->policy);
+    return certgate::DecideForConnection(ssl, policy->policy);
+  } catch (...) {
+    return certgate::DecisionWithoutTls(policy->policy, /*internal_error=*/true);
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,817 @@
+// Policy::Set and friends: one parser for every key of DESIGN §2, shared by the
+// nginx, Apache and CLI front ends so they accept and reject exactly the same text.
+#include <arpa/inet.h>
+#include <certgate/policy.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+namespace certgate {
+namespace {
+
+using Args = std::vector<std::string>;
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char &c : out) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
+}
+
+std::string Quote(std::string_view value) { return "\"" + std::string(value) + "\""; }
+
+// Builds "certgate_<key>: <text>" errors; `certgate` itself has no suffix.
+class Errors {
+ public:
+  explicit Errors(const std::string &key)
+      : directive_(key == "certgate" ? key : "certgate_" + key) {}
+
+  Status Error(const std::string &text) const { return Status::Error(directive_ + ": " + text); }
+  Status IsNot(std::string_view value, const std::string &what) const {
+    return Error(Quote(value) + " is not " + what);
+  }
+
+ private:
+  std::string directive_;
+};
+
+// A keyword table: case-insensitive lookup, and the "one of a, b, c" message.
+template <typename T>
+struct Keywords {
+  std::vector<std::pair<const char *, T>> entries;
+
+  std::optional<T> Find(std::string_view word) const {
+    for (const auto &[name, value] : entries) {
+      if (EqualsIgnoreCase(word, name)) return value;
+    }
+    return std::nullopt;
+  }
+  std::string OneOf() const {
+    std::string out = "one of ";
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += entries[i].first;
+    }
+    return out;
+  }
+};
+
+template <typename T>
+Status ParseKeyword(const Errors &err, const Keywords<T> &words, const std::string &arg,
+                    std::optional<T> *out) {
+  std::optional<T> value = words.Find(arg);
+  if (!value) return err.IsNot(arg, words.OneOf());
+  *out = *value;
+  return Status::Ok();
+}
+
+const Keywords<bool> kOnOff{{{"on", true}, {"off", false}}};
+
+// Non-negative decimal integer without sign or spaces; false on overflow.
+bool ParseUnsigned(std::string_view text, uint64_t max, uint64_t *out) {
+  if (text.empty()) return false;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (value > (max - digit) / 10) return false;
+    value = value * 10 + digit;
+  }
+  *out = value;
+  return true;
+}
+
+Status ParseIntInRange(const Errors &err, const std::string &arg, int low, int high,
+                       std::optional<int> *out) {
+  uint64_t value = 0;
+  if (!ParseUnsigned(arg, std::numeric_limits<int>::max(), &value)) {
+    return err.IsNot(arg, "a number");
+  }
+  if (value < static_cast<uint64_t>(low) || value > static_cast<uint64_t>(high)) {
+    return err.IsNot(arg, "between " + std::to_string(low) + " and " + std::to_string(high));
+  }
+  *out = static_cast<int>(value);
+  return Status::Ok();
+}
+
+// nginx time syntax: "90", "60s", "5m", "1h30m", "500ms"; units in descending order.
+bool ParseDurationMs(std::string_view text, uint64_t *out_ms) {
+  struct Unit {
+    const char *name;
+    uint64_t ms;
+  };
+  // Longer names first so "ms" wins over "m"; nginx's M (month) and y (year) too.
+  static const Unit kUnits[] = {
+      {"ms", 1},       {"s", 1000},      {"m", 60000},         {"h", 3600000},
+      {"d", 86400000}, {"w", 604800000}, {"M", 2592000000ULL}, {"y", 31536000000ULL}};
+  constexpr uint64_t kMax = uint64_t{1} << 53;  // far beyond any sane setting
+  if (text.empty()) return false;
+  uint64_t total = 0;
+  uint64_t last_unit = std::numeric_limits<uint64_t>::max();
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t digits_end = pos;
+    while (digits_end < text.size() && text[digits_end] >= '0' && text[digits_end] <= '9') {
+      ++digits_end;
+    }
+    uint64_t number = 0;
+    if (!ParseUnsigned(text.substr(pos, digits_end - pos), kMax, &number)) return false;
+    pos = digits_end;
+    uint64_t unit_ms = 1000;  // a bare trailing number means seconds
+    if (pos == text.size()) {
+      if (last_unit != std::numeric_limits<uint64_t>::max()) return false;  // "1h30"
+    } else {
+      const Unit *found = nullptr;
+      for (const Unit &unit : kUnits) {
+        std::string_view name(unit.name);
+        if (text.substr(pos, name.size()) == name) {
+          found = &unit;
+          break;
+        }
+      }
+      if (found == nullptr) return false;
+      pos += strlen(found->name);
+      unit_ms = found->ms;
+    }
+    if (unit_ms >= last_unit) return false;  // "5s1h", "1h1h"
+    last_unit = unit_ms;
+    if (number > (kMax - total) / unit_ms) return false;
+    total += number * unit_ms;
+  }
+  *out_ms = total;
+  return true;
+}
+
+Status ParseSeconds(const Errors &err, const std::string &arg,
+                    std::optional<std::chrono::seconds> *out) {
+  uint64_t ms = 0;
+  if (!ParseDurationMs(arg, &ms)) return err.IsNot(arg, "a time (like 60s, 5m, 2h, 14d)");
+  if (ms % 1000 != 0) return err.IsNot(arg, "a whole number of seconds");
+  *out = std::chrono::seconds(static_cast<int64_t>(ms / 1000));
+  return Status::Ok();
+}
+
+Status ParseMillis(const Errors &err, const std::string &arg,
+                   std::optional<std::chrono::milliseconds> *out) {
+  uint64_t ms = 0;
+  if (!ParseDurationMs(arg, &ms)) return err.IsNot(arg, "a time (like 500ms, 2s, 1m)");
+  *out = std::chrono::milliseconds(static_cast<int64_t>(ms));
+  return Status::Ok();
+}
+
+// "32m", "512k", "1g", "1048576" (bytes); case-insensitive suffix.
+bool ParseSize(std::string_view text, uint64_t *out) {
+  if (text.empty()) return false;
+  uint64_t multiplier = 1;
+  switch (tolower(static_cast<unsigned char>(text.back()))) {
+    case 'k':
+      multiplier = uint64_t{1} << 10;
+      break;
+    case 'm':
+      multiplier = uint64_t{1} << 20;
+      break;
+    case 'g':
+      multiplier = uint64_t{1} << 30;
+      break;
+    default:
+      break;
+  }
+  if (multiplier != 1) text.remove_suffix(1);
+  uint64_t number = 0;
+  if (!ParseUnsigned(text, std::numeric_limits<uint64_t>::max() / multiplier, &number)) {
+    return false;
+  }
+  *out = number * multiplier;
+  return true;
+}
+
+// Reads a whole file; the error says "cannot read "<path>": <strerror>".
+Status ReadWholeFile(const std::string &path, std::string *out) {
+  errno = 0;
+  FILE *file = fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    return Status::Error("cannot read " + Quote(path) + ": " + strerror(errno));
+  }
+  std::string data;
+  char buf[8192];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof(buf), file)) > 0) data.append(buf, n);
+  // fopen succeeds on a directory; fread then fails with EISDIR.
+  int read_errno = ferror(file) ? errno : 0;
+  fclose(file);
+  if (read_errno != 0) {
+    return Status::Error("cannot read " + Quote(path) + ": " + strerror(read_errno));
+  }
+  *out = std::move(data);
+  return Status::Ok();
+}
+
+// ---- one parser per key ----
+
+Status SetMode(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<Mode> kWords{
+      {{"off", Mode::kOff}, {"optional", Mode::kOptional}, {"require", Mode::kRequire}}};
+  return ParseKeyword(err, kWords, args[0], &p.mode);
+}
+
+Status SetTrustedIssuers(Policy &p, const Errors &err, const Args &args) {
+  const std::string &path = args[0];
+  std::string pem;
+  Status read = ReadWholeFile(path, &pem);
+  if (!read.ok()) return err.Error(read.message());
+
+  ossl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return err.Error("out of memory reading " + Quote(path));
+  CertList list;
+  list.path = path;
+  // Mark the queue so our parse errors never leak to the caller (certgate.h rule).
+  ERR_set_mark();
+  while (X509 *cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    list.certs.emplace_back(cert, X509_free);
+  }
+  unsigned long last = ERR_peek_last_error();
+  bool at_end = last == 0 ||
+                (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE);
+  std::string detail;
+  if (!at_end) {
+    char text[256];
+    ERR_error_string_n(last, text, sizeof(text));
+    detail = text;
+  }
+  ERR_pop_to_mark();
+  if (!at_end) return err.Error(Quote(path) + " holds a bad PEM certificate: " + detail);
+  if (list.certs.empty()) return err.Error(Quote(path) + " holds no PEM certificate");
+  p.trusted_issuers = std::move(list);
+  return Status::Ok();
+}
+
+Status SetRequireEku(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<EkuRequirement> kWords{
+      {{"clientAuth", EkuRequirement::kClientAuth}, {"any", EkuRequirement::kAny}}};
+  return ParseKeyword(err, kWords, args[0], &p.require_eku);
+}
+
+Status SetRequireKeyUsage(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<KeyUsageMask> kWords{{{"digitalSignature", KU_DIGITAL_SIGNATURE},
+                                              {"nonRepudiation", KU_NON_REPUDIATION},
+                                              {"contentCommitment", KU_NON_REPUDIATION},
+                                              {"keyEncipherment", KU_KEY_ENCIPHERMENT},
+                                              {"dataEncipherment", KU_DATA_ENCIPHERMENT},
+                                              {"keyAgreement", KU_KEY_AGREEMENT},
+                                              {"keyCertSign", KU_KEY_CERT_SIGN},
+                                              {"cRLSign", KU_CRL_SIGN},
+                                              {"encipherOnly", KU_ENCIPHER_ONLY},
+                                              {"decipherOnly", KU_DECIPHER_ONLY},
+                                              {"off", 0}}};
+  KeyUsageMask mask = 0;
+  for (const std::string &arg : args) {
+    std::optional<KeyUsageMask> bit = kWords.Find(arg);
+    if (!bit) return err.IsNot(arg, kWords.OneOf());
+    if (*bit == 0 && args.size() > 1) {
+      return err.Error(Quote(arg) + " cannot be combined with other values");
+    }
+    mask |= *bit;
+  }
+  p.require_key_usage = mask;
+  return Status::Ok();
+}
+
+// DN attribute names are case-insensitive (RFC 4514) but OBJ_txt2nid is not.
+int DnAttributeNid(const std::string &name) {
+  ERR_set_mark();  // an unknown name queues an error; callers get our message instead
+  int nid = OBJ_txt2nid(name.c_str());
+  ERR_pop_to_mark();
+  if (nid != NID_undef) return nid;
+  static const int kCommon[] = {NID_commonName,
+                                NID_organizationalUnitName,
+                                NID_organizationName,
+                                NID_localityName,
+                                NID_stateOrProvinceName,
+                                NID_countryName,
+                                NID_pkcs9_emailAddress,
+                                NID_userId,
+                                NID_domainComponent,
+                                NID_serialNumber,
+                                NID_streetAddress,
+                                NID_title,
+                                NID_givenName,
+                                NID_surname,
+                                NID_initials,
+                                NID_pseudonym,
+                                NID_generationQualifier,
+                                NID_dnQualifier,
+                                NID_name,
+                                NID_businessCategory,
+                                NID_postalCode,
+                                NID_organizationIdentifier};
+  for (int candidate : kCommon) {
+    if (EqualsIgnoreCase(name, OBJ_nid2sn(candidate)) ||
+        EqualsIgnoreCase(name, OBJ_nid2ln(candidate))) {
+      return candidate;
+    }
+  }
+  return NID_undef;
+}
+
+Status SetSubject(Policy &p, const Errors &err, const Args &args) {
+  std::vector<SubjectRule> rules;
+  for (const std::string &arg : args) {
+    SubjectRule rule;
+    if (!arg.empty() && arg[0] == '~') {
+      rule.is_regex = true;
+      rule.pattern = arg.substr(1);
+      if (rule.pattern.empty()) return err.IsNot(arg, "ATTR=value or ~regex");
+      try {
+        rule.regex = std::make_shared<const std::regex>(rule.pattern, std::regex::ECMAScript);
+      } catch (const std::regex_error &e) {
+        return err.IsNot(arg, std::string("a valid regular expression: ") + e.what());
+      }
+    } else {
+      size_t eq = arg.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size()) {
+        return err.IsNot(arg, "ATTR=value or ~regex");
+      }
+      int nid = DnAttributeNid(arg.substr(0, eq));
+      if (nid == NID_undef) return err.IsNot(arg, "a known DN attribute (CN, OU, O, ...)");
+      rule.attribute = OBJ_nid2sn(nid);
+      rule.value = arg.substr(eq + 1);
+    }
+    rules.push_back(std::move(rule));
+  }
+  p.subject = std::move(rules);
+  return Status::Ok();
+}
+
+bool IsIpLiteral(const std::string &text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+Status SetSan(Policy &p, const Errors &err, const Args &args) {
+  static const std::pair<const char *, SanType> kPrefixes[] = {{"dns:", SanType::kDns},
+                                                               {"email:", SanType::kEmail},
+                                                               {"uri:", SanType::kUri},
+                                                               {"ip:", SanType::kIp}};
+  std::vector<SanRule> rules;
+  for (const std::string &arg : args) {
+    std::optional<SanRule> rule;
+    for (const auto &[prefix, type] : kPrefixes) {
+      if (StartsWithIgnoreCase(arg, prefix)) {
+        rule = SanRule{type, arg.substr(strlen(prefix))};
+        break;
+      }
+    }
+    if (!rule || rule->pattern.empty()) {
+      return err.IsNot(arg, "dns:, email:, uri: or ip: followed by a pattern");
+    }
+    if (rule->type == SanType::kIp && rule->pattern != "*" && !IsIpLiteral(rule->pattern)) {
+      return err.IsNot(arg, "ip: followed by an IPv4 or IPv6 address or *");
+    }
+    rules.push_back(std::move(*rule));
+  }
+  p.san = std::move(rules);
+  return Status::Ok();
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// 64 hex digits, optionally "AB:CD:..." with colons only between bytes.
+bool ParseDigestHex(std::string_view text, std::vector<uint8_t> *out) {
+  std::vector<uint8_t> bytes;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (i + 1 >= text.size()) return false;
+    int high = HexValue(text[i]);
+    int low = HexValue(text[i + 1]);
+    if (high < 0 || low < 0) return false;
+    bytes.push_back(static_cast<uint8_t>(high * 16 + low));
+    i += 2;
+    if (i < text.size() && text[i] == ':') {
+      if (i + 1 == text.size()) return false;  // trailing colon
+      ++i;
+    }
+  }
+  if (bytes.size() != 32) return false;
+  *out = std::move(bytes);
+  return true;
+}
+
+Status ParsePins(const Errors &err, const Args &args, std::optional<std::vector<Pin>> *out) {
+  std::vector<Pin> pins;
+  for (const std::string &arg : args) {
+    Pin pin;
+    std::string_view hex;
+    if (StartsWithIgnoreCase(arg, "sha256:")) {
+      pin.kind = Pin::Kind::kCertSha256;
+      hex = std::string_view(arg).substr(7);
+    } else if (StartsWithIgnoreCase(arg, "spki:")) {
+      pin.kind = Pin::Kind::kSpkiSha256;
+      hex = std::string_view(arg).substr(5);
+    } else {
+      return err.IsNot(arg, "sha256:<64 hex digits> or spki:<64 hex digits>");
+    }
+    if (!ParseDigestHex(hex, &pin.digest)) {
+      return err.IsNot(arg, "sha256:<64 hex digits> or spki:<64 hex digits>");
+    }
+    pins.push_back(std::move(pin));
+  }
+  *out = std::move(pins);
+  return Status::Ok();
+}
+
+Status SetPin(Policy &p, const Errors &err, const Args &args) {
+  return ParsePins(err, args, &p.pin);
+}
+Status SetDeny(Policy &p, const Errors &err, const Args &args) {
+  return ParsePins(err, args, &p.deny);
+}
+
+Status SetMinKey(Policy &p, const Errors &err, const Args &args) {
+  MinKey min_key;
+  bool seen_rsa = false;
+  bool seen_ec = false;
+  for (const std::string &arg : args) {
+    size_t eq = arg.find('=');
+    std::string name = Lower(arg.substr(0, eq));
+    bool *seen = name == "rsa" ? &seen_rsa : name == "ec" ? &seen_ec : nullptr;
+    if (eq == std::string::npos || seen == nullptr) return err.IsNot(arg, "rsa=N or ec=N");
+    if (*seen) return err.Error(Quote(arg) + " repeats " + name);
+    *seen = true;
+    uint64_t bits = 0;
+    if (!ParseUnsigned(std::string_view(arg).substr(eq + 1), 65536, &bits)) {
+      return err.IsNot(arg, "a number");
+    }
+    if (bits == 0) return err.IsNot(arg, "a positive number");
+    (name == "rsa" ? min_key.rsa_bits : min_key.ec_bits) = static_cast<int>(bits);
+  }
+  p.min_key = min_key;
+  return Status::Ok();
+}
+
+Status SetDenySignature(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<const char *> kWords{{{"md5", "md5"},
+                                              {"sha1", "sha1"},
+                                              {"sha224", "sha224"},
+                                              {"sha256", "sha256"},
+                                              {"sha384", "sha384"},
+                                              {"sha512", "sha512"}}};
+  std::vector<std::string> digests;
+  if (args.size() == 1 && EqualsIgnoreCase(args[0], "off")) {
+    p.deny_signature = std::move(digests);
+    return Status::Ok();
+  }
+  for (const std::string &arg : args) {
+    std::optional<const char *> digest = kWords.Find(arg);
+    if (!digest) return err.IsNot(arg, kWords.OneOf() + " (or off alone)");
+    if (std::find(digests.begin(), digests.end(), *digest) == digests.end()) {
+      digests.emplace_back(*digest);
+    }
+  }
+  p.deny_signature = std::move(digests);
+  return Status::Ok();
+}
+
+Status SetMaxDepth(Policy &p, const Errors &err, const Args &args) {
+  return ParseIntInRange(err, args[0], 1, 32, &p.max_depth);
+}
+
+Status SetClockSkew(Policy &p, const Errors &err, const Args &args) {
+  return ParseSeconds(err, args[0], &p.clock_skew);
+}
+Status SetExpiryWarning(Policy &p, const Errors &err, const Args &args) {
+  return ParseSeconds(err, args[0], &p.expiry_warning);
+}
+Status SetMaxStale(Policy &p, const Errors &err, const Args &args) {
+  return ParseSeconds(err, args[0], &p.max_stale);
+}
+Status SetRevocationWait(Policy &p, const Errors &err, const Args &args) {
+  return ParseMillis(err, args[0], &p.revocation_wait);
+}
+Status SetFetchTimeout(Policy &p, const Errors &err, const Args &args) {
+  return ParseMillis(err, args[0], &p.fetch_timeout);
+}
+
+Status SetRevocation(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<RevocationMode> kWords{{{"off", RevocationMode::kOff},
+                                                {"cache_only", RevocationMode::kCacheOnly},
+                                                {"soft_fail", RevocationMode::kSoftFail},
+                                                {"hard_fail", RevocationMode::kHardFail}}};
+  return ParseKeyword(err, kWords, args[0], &p.revocation);
+}
+
+Status SetRevocationScope(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<RevocationScope> kWords{
+      {{"leaf", RevocationScope::kLeaf}, {"chain", RevocationScope::kChain}}};
+  return ParseKeyword(err, kWords, args[0], &p.revocation_scope);
+}
+
+Status SetRevocationSources(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<RevocationSource> kWords{
+      {{"crl", RevocationSource::kCrl}, {"ocsp", RevocationSource::kOcsp}}};
+  std::vector<RevocationSource> sources;
+  for (const std::string &arg : args) {
+    std::optional<RevocationSource> source = kWords.Find(arg);
+    if (!source) return err.IsNot(arg, kWords.OneOf());
+    if (std::find(sources.begin(), sources.end(), *source) != sources.end()) {
+      return err.Error(Quote(arg) + " is given twice");
+    }
+    sources.push_back(*source);
+  }
+  p.revocation_sources = std::move(sources);
+  return Status::Ok();
+}
+
+Status SetCrl(Policy &p, const Errors &err, const Args &args) {
+  std::vector<std::string> paths;
+  for (const std::string &arg : args) {
+    struct stat st {};
+    if (stat(arg.c_str(), &st) != 0) {
+      return err.Error("cannot read " + Quote(arg) + ": " + strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+      return err.IsNot(arg, "a file or directory");
+    }
+    paths.push_back(arg);
+  }
+  p.crl = std::move(paths);
+  return Status::Ok();
+}
+
+Status SetFetchMaxSize(Policy &p, const Errors &err, const Args &args) {
+  uint64_t size = 0;
+  if (!ParseSize(args[0], &size)) return err.IsNot(args[0], "a size (like 512k, 32m, 1g)");
+  if (size == 0) return err.IsNot(args[0], "a positive size");
+  p.fetch_max_size = size;
+  return Status::Ok();
+}
+
+// An empty fetch_proxy means "off": set, so a parent's proxy is not inherited.
+Status SetFetchProxy(Policy &p, const Errors &err, const Args &args) {
+  const std::string &arg = args[0];
+  if (EqualsIgnoreCase(arg, "off")) {
+    p.fetch_proxy = std::string();
+    return Status::Ok();
+  }
+  size_t host_start = 0;
+  if (StartsWithIgnoreCase(arg, "http://")) {
+    host_start = 7;
+  } else if (StartsWithIgnoreCase(arg, "https://")) {
+    host_start = 8;
+  }
+  bool has_host = host_start != 0 && host_start < arg.size() && arg[host_start] != '/' &&
+                  arg[host_start] != ':';
+  bool has_space = arg.find_first_of(" \t\r\n") != std::string::npos;
+  if (!has_host || has_space) return err.IsNot(arg, "an http:// or https:// URL, or off");
+  p.fetch_proxy = arg;
+  return Status::Ok();
+}
+
+bool IsHostPattern(const std::string &pattern) {
+  if (pattern.empty()) return false;
+  if (pattern.find(':') != std::string::npos) return IsIpLiteral(pattern);  // IPv6 only
+  for (char c : pattern) {
+    bool ok =
+        isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '*' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status SetFetchAllow(Policy &p, const Errors &err, const Args &args) {
+  std::vector<std::string> hosts;
+  for (const std::string &arg : args) {
+    if (!IsHostPattern(arg)) {
+      return err.IsNot(arg, "a host pattern (like *.example.com, pki.example, 192.0.2.1)");
+    }
+    hosts.push_back(Lower(arg));  // host names compare case-insensitively
+  }
+  p.fetch_allow = std::move(hosts);
+  return Status::Ok();
+}
+
+Status SetCache(Policy &p, const Errors &err, const Args &args) {
+  if (args[0].empty() || args[0][0] != '/') return err.IsNot(args[0], "an absolute path");
+  p.cache = args[0];
+  return Status::Ok();
+}
+
+Status SetRejectStatus(Policy &p, const Errors &err, const Args &args) {
+  return ParseIntInRange(err, args[0], 400, 599, &p.reject_status);
+}
+
+Status SetRejectBody(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<RejectBody> kWords{{{"text", RejectBody::kText},
+                                            {"json", RejectBody::kJson},
+                                            {"html", RejectBody::kHtml},
+                                            {"off", RejectBody::kOff}}};
+  return ParseKeyword(err, kWords, args[0], &p.reject_body);
+}
+
+Status SetRejectDetail(Policy &p, const Errors &err, const Args &args) {
+  return ParseKeyword(err, kOnOff, args[0], &p.reject_detail);
+}
+
+Status SetRejectAt(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<RejectAt> kWords{
+      {{"request", RejectAt::kRequest}, {"handshake", RejectAt::kHandshake}}};
+  return ParseKeyword(err, kWords, args[0], &p.reject_at);
+}
+
+// Sets both fields, so `log json` in a child does not inherit a parent's `accepts`.
+Status SetLog(Policy &p, const Errors &err, const Args &args) {
+  static const Keywords<LogFormat> kFormats{{{"kv", LogFormat::kKv}, {"json", LogFormat::kJson}}};
+  std::optional<LogFormat> format;
+  bool accepts = false;
+  for (const std::string &arg : args) {
+    if (EqualsIgnoreCase(arg, "accepts")) {
+      if (accepts) return err.Error(Quote(arg) + " is given twice");
+      accepts = true;
+      continue;
+    }
+    std::optional<LogFormat> value = kFormats.Find(arg);
+    if (!value) return err.IsNot(arg, "one of kv, json, accepts");
+    if (format) return err.Error(Quote(arg) + ": only one of kv, json may be given");
+    format = value;
+  }
+  p.log_format = format.value_or(LogFormat::kKv);
+  p.log_accepts = accepts;
+  return Status::Ok();
+}
+
+Status SetStatus(Policy &p, const Errors &err, const Args &args) {
+  return ParseKeyword(err, kOnOff, args[0], &p.status);
+}
+
+using Setter = Status (*)(Policy &, const Errors &, const Args &);
+
+struct KeySpec {
+  const char *name;
+  size_t min_args;
+  size_t max_args;
+  Setter set;
+};
+
+constexpr size_t kMany = std::numeric_limits<size_t>::max();
+
+// DESIGN §2 order; PolicyKeys() and CanonicalKey() are derived from this table.
+const KeySpec kKeys[] = {
+    {"certgate", 1, 1, SetMode},
+    {"trusted_issuers", 1, 1, SetTrustedIssuers},
+    {"require_eku", 1, 1, SetRequireEku},
+    {"require_key_usage", 1, kMany, SetRequireKeyUsage},
+    {"subject", 1, kMany, SetSubject},
+    {"san", 1, kMany, SetSan},
+    {"pin", 1, kMany, SetPin},
+    {"deny", 1, kMany, SetDeny},
+    {"min_key", 1, 2, SetMinKey},
+    {"deny_signature", 1, kMany, SetDenySignature},
+    {"max_depth", 1, 1, SetMaxDepth},
+    {"clock_skew", 1, 1, SetClockSkew},
+    {"expiry_warning", 1, 1, SetExpiryWarning},
+    {"revocation", 1, 1, SetRevocation},
+    {"revocation_scope", 1, 1, SetRevocationScope},
+    {"revocation_sources", 1, 2, SetRevocationSources},
+    {"crl", 1, kMany, SetCrl},
+    {"revocation_wait", 1, 1, SetRevocationWait},
+    {"max_stale", 1, 1, SetMaxStale},
+    {"fetch_timeout", 1, 1, SetFetchTimeout},
+    {"fetch_max_size", 1, 1, SetFetchMaxSize},
+    {"fetch_proxy", 1, 1, SetFetchProxy},
+    {"fetch_allow", 1, kMany, SetFetchAllow},
+    {"cache", 1, 1, SetCache},
+    {"reject_status", 1, 1, SetRejectStatus},
+    {"reject_body", 1, 1, SetRejectBody},
+    {"reject_detail", 1, 1, SetRejectDetail},
+    {"reject_at", 1, 1, SetRejectAt},
+    {"log", 1, 2, SetLog},
+    {"status", 1, 1, SetStatus},
+};
+
+const KeySpec *FindKey(const std::string &canonical) {
+  for (const KeySpec &spec : kKeys) {
+    if (canonical == spec.name) return &spec;
+  }
+  return nullptr;
+}
+
+// Lowercase without underscores: the form every spelling of a key reduces to.
+std::string Squash(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c != '_') out += static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+std::string CountValues(size_t n) {
+  return n == 1 ? "one value" : n == 2 ? "two values" : std::to_string(n) + " values";
+}
+
+}  // namespace
+
+std::string CanonicalKey(std::string_view key) {
+  std::string squashed = Squash(key);
+  if (squashed == "certgate") return "certgate";
+  // "certgate_subject", "CertGateSubject", "CERTGATE_SUBJECT" all squash to
+  // "certgatesubject"; the bare "subject" has no prefix to strip.
+  std::string_view rest = squashed;
+  if (rest.substr(0, 8) == "certgate") rest.remove_prefix(8);
+  for (const KeySpec &spec : kKeys) {
+    if (spec.name != std::string_view("certgate") && Squash(spec.name) == rest) return spec.name;
+  }
+  return std::string();
+}
+
+const std::vector<std::string_view> &PolicyKeys() {
+  static const std::vector<std::string_view> kNames = [] {
+    std::vector<std::string_view> names;
+    for (const KeySpec &spec : kKeys) names.emplace_back(spec.name);
+    return names;
+  }();
+  return kNames;
+}
+
+Status Policy::Set(std::string_view key, const std::vector<std::string> &args) {
+  std::string canonical = CanonicalKey(key);
+  const KeySpec *spec = FindKey(canonical);
+  if (spec == nullptr) return Status::Error("unknown key " + Quote(key));
+  Errors err(canonical);
+  if (args.size() < spec->min_args || args.size() > spec->max_args) {
+    std::string want = spec->max_args == kMany ? "at least " + CountValues(spec->min_args)
+                       : spec->min_args == spec->max_args
+                           ? CountValues(spec->min_args)
+                           : CountValues(spec->min_args) + " or " + CountValues(spec->max_args);
+    return err.Error("takes " + want + ", got " + std::to_string(args.size()));
+  }
+  return spec->set(*this, err, args);
+}
+
+void Policy::InheritFrom(const Policy &parent) {
+  auto inherit = [](auto &field, const auto &from) {
+    if (!field.has_value()) field = from;
+  };
+  inherit(mode, parent.mode);
+  inherit(trusted_issuers, parent.trusted_issuers);
+  inherit(require_eku, parent.require_eku);
+  inherit(require_key_usage, parent.require_key_usage);
+  inherit(subject, parent.subject);
+  inherit(san, parent.san);
+  inherit(pin, parent.pin);
+  inherit(deny, parent.deny);
+  inherit(min_key, parent.min_key);
+  inherit(deny_signature, parent.deny_signature);
+  inherit(max_depth, parent.max_depth);
+  inherit(clock_skew, parent.clock_skew);
+  inherit(expiry_warning, parent.expiry_warning);
+  inherit(revocation, parent.revocation);
+  inherit(revocation_scope, parent.revocation_scope);
+  inherit(revocation_sources, parent.revocation_sources);
+  inherit(crl, parent.crl);
+  inherit(revocation_wait, parent.revocation_wait);
+  inherit(max_stale, parent.max_stale);
+  inherit(fetch_timeout, parent.fetch_timeout);
+  inherit(fetch_max_size, parent.fetch_max_size);
+  inherit(fetch_proxy, parent.fetch_proxy);
+  inherit(fetch_allow, parent.fetch_allow);
+  inherit(cache, parent.cache);
+  inherit(reject_status, parent.reject_status);
+  inherit(reject_body, parent.reject_body);
+  inherit(reject_detail, parent.reject_detail);
+  inherit(reject_at, parent.reject_at);
+  inherit(log_format, parent.log_format);
+  inherit(log_accepts, parent.log_accepts);
+  inherit(status, parent.status);
+}
+
+KeyUsageMask Policy::EffectiveKeyUsage() const {
+  return require_key_usage.value_or(KU_DIGITAL_SIGNATURE);
+}
+
+const std::vector<std::string> &Policy::EffectiveDenySignature() const {
+  static const std::vector<std::string> kDefault = {"md5", "sha1"};
+  return deny_signature ? *deny_signature : kDefault;
+}
+
+}  // namespace certgate

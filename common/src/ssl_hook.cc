@@ -1,0 +1,217 @@
+#include <certgate/cert_facts.h>
+#include <certgate/chain_evidence.h>
+#include <certgate/evaluator.h>
+#include <certgate/log_format.h>
+#include <certgate/ssl_hook.h>
+#include <openssl/err.h>
+
+#include <atomic>
+#include <climits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "c_handles.h"
+
+namespace certgate {
+namespace {
+
+std::atomic<const Clock *> g_clock{&SystemClock::Instance()};
+
+// What certgate knows about one TLS connection.
+struct ConnectionState {
+  bool examined = false;
+  std::optional<ChainEvidence> evidence;  // empty: no certificate presented
+  int64_t earliest_not_after = INT64_MAX;
+  struct Judged {
+    const Policy *policy;
+    int64_t valid_until;  // the moment a certificate of the chain expires under this policy
+    std::unique_ptr<cg_decision> decision;
+  };
+  // Decisions are never replaced, only added, so a pointer handed to one request
+  // (or HTTP/2 stream) stays valid for the connection's life.
+  std::vector<Judged> decisions;
+};
+
+void FreeConnectionState(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
+  delete static_cast<ConnectionState *>(ptr);
+}
+
+int StateIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeConnectionState);
+  return index;
+}
+
+struct Attachment {
+  const Policy *policy;
+  cg_ssl_log_fn log;
+  void *log_data;
+};
+
+ConnectionState *StateOf(SSL *ssl, bool create) {
+  auto *state = static_cast<ConnectionState *>(SSL_get_ex_data(ssl, StateIndex()));
+  if (state == nullptr && create) {
+    state = new ConnectionState();
+    if (!SSL_set_ex_data(ssl, StateIndex(), state)) {
+      delete state;
+      return nullptr;
+    }
+  }
+  return state;
+}
+
+int64_t EarliestExpiry(const ChainEvidence &evidence) {
+  int64_t earliest = INT64_MAX;
+  for (const auto &cert : evidence.chain) {
+    earliest = std::min(earliest, Asn1TimeToUnix(X509_get0_notAfter(cert.get())));
+  }
+  return earliest;
+}
+
+// The X509_V_ERR_* whose TLS alert fits the reason (OpenSSL maps it to the alert).
+int AlertErrorFor(Reason reason) {
+  switch (reason) {
+    case CG_REASON_EXPIRED:
+      return X509_V_ERR_CERT_HAS_EXPIRED;
+    case CG_REASON_NOT_YET_VALID:
+      return X509_V_ERR_CERT_NOT_YET_VALID;
+    case CG_REASON_REVOKED:
+      return X509_V_ERR_CERT_REVOKED;
+    case CG_REASON_UNTRUSTED_ISSUER:
+    case CG_REASON_CHAIN_INCOMPLETE:
+    case CG_REASON_ISSUER_NOT_ALLOWED:
+      return X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;  // unknown_ca
+    case CG_REASON_BAD_SIGNATURE:
+      return X509_V_ERR_CERT_SIGNATURE_FAILURE;  // decrypt_error
+    case CG_REASON_WRONG_PURPOSE:
+    case CG_REASON_KEY_USAGE:
+      return X509_V_ERR_INVALID_PURPOSE;  // unsupported_certificate
+    default:
+      return X509_V_ERR_CERT_REJECTED;  // bad_certificate
+  }
+}
+
+// SSL_CTX_set_cert_verify_callback: runs instead of OpenSSL's own verification.
+int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
+  const auto *attachment = static_cast<const Attachment *>(arg);
+  SSL *ssl =
+      static_cast<SSL *>(X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  ConnectionState *state = ssl != nullptr ? StateOf(ssl, true) : nullptr;
+  if (state == nullptr) {
+    X509_STORE_CTX_set_error(ctx, X509_V_ERR_OUT_OF_MEM);
+    return 0;  // cannot record a decision: never let the connection in unjudged
+  }
+  state->evidence =
+      BuildChainEvidence(X509_STORE_CTX_get0_cert(ctx), X509_STORE_CTX_get0_untrusted(ctx),
+                         X509_STORE_CTX_get0_store(ctx));
+  state->examined = true;
+  state->earliest_not_after = EarliestExpiry(*state->evidence);
+
+  const Policy &policy = *attachment->policy;
+  if (policy.EffectiveRejectAt() == RejectAt::kHandshake) {
+    const Decision decision = Evaluate(policy, &*state->evidence, *g_clock.load());
+    if (decision.verdict() == CG_VERDICT_DENY) {
+      if (attachment->log != nullptr) {
+        const std::string line = FormatLogLine(decision, policy.EffectiveLogFormat());
+        attachment->log(ssl, line.data(), line.size(), attachment->log_data);
+      }
+      X509_STORE_CTX_set_error(ctx, AlertErrorFor(decision.reason()));
+      return 0;
+    }
+  }
+  // The server's own verdict must not pre-empt certgate's explained refusal.
+  X509_STORE_CTX_set_error(ctx, X509_V_OK);
+  return 1;
+}
+
+}  // namespace
+
+void SetConnectionClock(const Clock *clock) {
+  g_clock.store(clock != nullptr ? clock : &SystemClock::Instance());
+}
+
+Status AttachToSslCtx(SSL_CTX *ctx, const Policy *policy, cg_ssl_log_fn log, void *log_data) {
+  if (ctx == nullptr || policy == nullptr)
+    return Status::Error("no SSL_CTX or policy to attach to");
+  if (StateIndex() < 0) return Status::Error("cannot allocate SSL ex_data index");
+  // Owned by the SSL_CTX's lifetime; SSL_CTXs live as long as the configuration.
+  auto *attachment = new Attachment{policy, log, log_data};
+  static std::mutex attachments_mutex;
+  static std::vector<std::unique_ptr<Attachment>> attachments;
+  {
+    std::lock_guard<std::mutex> lock(attachments_mutex);
+    attachments.emplace_back(attachment);
+  }
+  SSL_CTX_set_cert_verify_callback(ctx, VerifyClientChain, attachment);
+  int mode = SSL_CTX_get_verify_mode(ctx) | SSL_VERIFY_PEER;
+  if (policy->EffectiveMode() == Mode::kRequire &&
+      policy->EffectiveRejectAt() == RejectAt::kHandshake) {
+    mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  }
+  SSL_CTX_set_verify(ctx, mode, SSL_CTX_get_verify_callback(ctx));
+  return Status::Ok();
+}
+
+const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
+  if (policy.EffectiveMode() == Mode::kOff) return nullptr;
+  ConnectionState *state = StateOf(ssl, true);
+  static const cg_decision kCannotDecide{Decision::InternalError("cannot keep connection state")};
+  if (state == nullptr) return &kCannotDecide;
+
+  if (!state->examined) {
+    // A resumed session: no chain was sent and no callback ran. Rebuild the
+    // evidence from the leaf and the trust store.
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    if (leaf != nullptr) {
+      state->evidence = BuildChainEvidence(leaf, SSL_get_peer_cert_chain(ssl),
+                                           SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)));
+      state->earliest_not_after = EarliestExpiry(*state->evidence);
+    }
+    state->examined = true;
+  }
+
+  // A decision holds until a certificate of the chain expires; after that the
+  // connection is judged once more, so at most two decisions per policy exist.
+  const int64_t now = g_clock.load()->Now();
+  for (auto it = state->decisions.rbegin(); it != state->decisions.rend(); ++it) {
+    if (it->policy == &policy) {
+      if (now < it->valid_until) return it->decision.get();
+      break;
+    }
+  }
+  const int64_t skew = policy.EffectiveClockSkew().count();
+  const bool expires =
+      state->earliest_not_after != INT64_MAX && now <= state->earliest_not_after + skew;
+  FixedClock at(now);
+  auto decision = std::make_unique<cg_decision>(
+      cg_decision{Evaluate(policy, state->evidence ? &*state->evidence : nullptr, at)});
+  state->decisions.push_back(
+      {&policy, expires ? state->earliest_not_after + skew + 1 : INT64_MAX, std::move(decision)});
+  ERR_clear_error();
+  return state->decisions.back().decision.get();
+}
+
+const cg_decision *DecisionWithoutTls(const Policy &policy, bool internal_error) {
+  // Built once with every field computed, so threads may share them read-only.
+  auto make = [](Decision decision) {
+    auto *shared = new cg_decision{std::move(decision)};
+    for (int field = 0; field < CG_FIELD_COUNT; ++field) {
+      shared->decision.Field(static_cast<cg_field>(field));
+    }
+    return shared;
+  };
+  static const cg_decision *const kInternal =
+      make(Decision::InternalError("certgate could not judge this connection"));
+  static const cg_decision *const kAllow = make(Decision::Allow(nullptr));
+  static const cg_decision *const kNoCert =
+      make(Decision::Deny({CG_REASON_NO_CERT,
+                           -1,
+                           "the request did not come over TLS, so no certificate was presented",
+                           {}},
+                          nullptr));
+  if (internal_error) return kInternal;
+  return policy.EffectiveMode() == Mode::kRequire ? kNoCert : kAllow;
+}
+
+}  // namespace certgate

@@ -1,0 +1,415 @@
+#include "demo_pki.h"
+
+#include <certgate/ossl_ptr.h>
+#include <openssl/evp.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <ctime>
+#include <vector>
+
+#include "pki_builder.h"
+
+namespace certgate::pki {
+namespace {
+
+constexpr int64_t kHour = 3600;
+constexpr int64_t kDay = 86400;
+constexpr char kHttpBase[] = "http://127.0.0.1:18080/";
+constexpr char kOcspUrl[] = "http://127.0.0.1:18081/";
+
+std::string Hex(const unsigned char *data, size_t len, bool upper) {
+  static const char kLower[] = "0123456789abcdef";
+  static const char kUpper[] = "0123456789ABCDEF";
+  const char *digits = upper ? kUpper : kLower;
+  std::string out;
+  for (size_t i = 0; i < len; ++i) {
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 0x0f];
+  }
+  return out;
+}
+
+// The serial as `openssl ca` writes it into index.txt (BN_bn2hex: uppercase, whole bytes).
+std::string SerialHex(const X509 *cert) {
+  uint64_t serial = 0;
+  ASN1_INTEGER_get_uint64(&serial, X509_get0_serialNumber(cert));
+  unsigned char bytes[8];
+  size_t len = 0;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    unsigned char byte = static_cast<unsigned char>(serial >> shift);
+    if (len == 0 && byte == 0) continue;
+    bytes[len++] = byte;
+  }
+  return len == 0 ? "00" : Hex(bytes, len, true);
+}
+
+std::string UtcTime(int64_t when) {
+  time_t t = static_cast<time_t>(when);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%y%m%d%H%M%SZ", &tm);
+  return buf;
+}
+
+std::string AsnTimeText(const ASN1_TIME *time) {
+  return std::string(reinterpret_cast<const char *>(ASN1_STRING_get0_data(time)),
+                     static_cast<size_t>(ASN1_STRING_length(time)));
+}
+
+std::string CertSha256(X509 *cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return std::string();
+  return Hex(md, len, false);
+}
+
+// sha256 over the DER of the whole SubjectPublicKeyInfo.
+std::string SpkiSha256(X509 *cert) {
+  int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), nullptr);
+  if (len <= 0) return std::string();
+  std::string der(static_cast<size_t>(len), '\0');
+  unsigned char *p = reinterpret_cast<unsigned char *>(&der[0]);
+  i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &p);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(der.data(), der.size(), md, &md_len, EVP_sha256(), nullptr) != 1) {
+    return std::string();
+  }
+  return Hex(md, md_len, false);
+}
+
+class DemoPki {
+ public:
+  DemoPki(std::string dir, int64_t now) : dir_(std::move(dir)), now_(now), b_(now) {
+    if (!dir_.empty() && dir_.back() != '/') dir_ += '/';
+  }
+
+  bool Run();
+  const std::string &error() const { return error_; }
+
+ private:
+  bool Fail(const std::string &message) {
+    if (error_.empty()) error_ = message;
+    return false;
+  }
+  bool Ok(const Issued &issued, const std::string &what) {
+    return issued ? true : Fail(what + ": " + b_.last_error());
+  }
+  bool Put(const std::string &rel, const std::string &data) {
+    if (data.empty()) return Fail(rel + ": nothing to write");
+    return WriteFile(dir_ + rel, data) ? true : Fail(rel + ": cannot write " + dir_ + rel);
+  }
+  // Writes <base>.pem and <base>.key.
+  bool PutCertAndKey(const std::string &base, const Issued &issued) {
+    return Put(base + ".pem", issued.Pem()) && Put(base + ".key", issued.KeyPem());
+  }
+  // clients/<name>.crt, .chain.pem (leaf + `chain`), .key, and a fingerprints line.
+  bool PutClient(const std::string &name, const Issued &leaf, const std::vector<Issued> &chain);
+  // Issued by the Example Issuing CA: listed in ocsp/index.txt.
+  void Index(const Issued &issued, bool revoked = false) { index_.push_back({issued, revoked}); }
+  std::string IndexText() const;
+
+  static CertSpec Client(const std::string &cn, bool with_ou = true);
+  static void WithRevocationUrls(CertSpec *spec);
+
+  struct IndexEntry {
+    Issued cert;
+    bool revoked;
+  };
+
+  std::string dir_;
+  int64_t now_;
+  PkiBuilder b_;
+  std::string error_;
+  std::vector<IndexEntry> index_;
+  std::string fingerprints_;
+  int64_t revoked_at_ = 0;
+};
+
+CertSpec DemoPki::Client(const std::string &cn, bool with_ou) {
+  CertSpec spec = PkiBuilder::LeafSpec("CN=" + cn + (with_ou ? ",OU=People" : "") + ",O=Example");
+  spec.san = {"email:" + cn + "@example.com", "URI:spiffe://prod/" + cn};
+  return spec;
+}
+
+void DemoPki::WithRevocationUrls(CertSpec *spec) {
+  spec->crl_urls = {std::string(kHttpBase) + "intermediate.crl"};
+  spec->ocsp_urls = {kOcspUrl};
+  spec->ca_issuer_urls = {std::string(kHttpBase) + "intermediate.crt"};
+}
+
+bool DemoPki::PutClient(const std::string &name, const Issued &leaf,
+                        const std::vector<Issued> &chain) {
+  if (!Ok(leaf, "clients/" + name)) return false;
+  std::string chain_pem = leaf.Pem();
+  for (const Issued &ca : chain) chain_pem += ca.Pem();
+  fingerprints_ += name + " serial=" + SerialHex(leaf.cert.get()) +
+                   " sha256:" + CertSha256(leaf.cert.get()) +
+                   " spki:" + SpkiSha256(leaf.cert.get()) + "\n";
+  return Put("clients/" + name + ".crt", leaf.Pem()) &&
+         Put("clients/" + name + ".chain.pem", chain_pem) &&
+         Put("clients/" + name + ".key", leaf.KeyPem());
+}
+
+std::string DemoPki::IndexText() const {
+  std::string out;
+  for (const IndexEntry &entry : index_) {
+    X509 *cert = entry.cert.cert.get();
+    char dn[512];
+    X509_NAME_oneline(X509_get_subject_name(cert), dn, sizeof(dn));
+    out += entry.revoked ? "R\t" : "V\t";
+    out += AsnTimeText(X509_get0_notAfter(cert)) + "\t";
+    if (entry.revoked) out += UtcTime(revoked_at_) + ",keyCompromise";
+    out += "\t" + SerialHex(cert) + "\tunknown\t" + dn + "\n";
+  }
+  return out;
+}
+
+bool DemoPki::Run() {
+  const std::string http(kHttpBase);
+  const std::vector<std::string> root_crl = {http + "root.crl"};
+
+  // ---- CAs ----
+  CertSpec spec = PkiBuilder::CaSpec("CN=Example Root CA,O=Example");
+  spec.not_after = now_ + 20 * 365 * kDay;
+  Issued root = b_.SelfSigned(spec);
+  if (!Ok(root, "root")) return false;
+
+  spec = PkiBuilder::CaSpec("CN=Example Issuing CA,O=Example");
+  spec.not_after = now_ + 10 * 365 * kDay;
+  spec.crl_urls = root_crl;
+  Issued inter = b_.Issue(root, spec);
+  if (!Ok(inter, "intermediate")) return false;
+
+  spec = PkiBuilder::CaSpec("CN=Example RSA Issuing CA,O=Example");
+  spec.not_after = now_ + 10 * 365 * kDay;
+  spec.key = {KeySpec::Type::kRsa, 2048};
+  spec.crl_urls = root_crl;
+  Issued rsa_inter = b_.Issue(root, spec);
+  if (!Ok(rsa_inter, "rsa-intermediate")) return false;
+
+  spec = PkiBuilder::CaSpec("CN=Example Hidden CA,O=Example");
+  spec.not_after = now_ + 10 * 365 * kDay;
+  spec.crl_urls = root_crl;
+  Issued hidden = b_.Issue(root, spec);
+  if (!Ok(hidden, "hidden")) return false;
+
+  spec = PkiBuilder::CaSpec("CN=Other Root CA,O=Other");
+  spec.not_after = now_ + 20 * 365 * kDay;
+  Issued other_root = b_.SelfSigned(spec);
+  if (!Ok(other_root, "other-root")) return false;
+
+  spec = PkiBuilder::CaSpec("CN=Other Issuing CA,O=Other");
+  spec.not_after = now_ + 10 * 365 * kDay;
+  Issued other_inter = b_.Issue(other_root, spec);
+  if (!Ok(other_inter, "other-intermediate")) return false;
+
+  spec = PkiBuilder::CaSpec("CN=Untrusted Root CA,O=Untrusted");
+  spec.not_after = now_ + 20 * 365 * kDay;
+  Issued untrusted_root = b_.SelfSigned(spec);
+  if (!Ok(untrusted_root, "untrusted-root")) return false;
+
+  if (!PutCertAndKey("ca/root", root) || !PutCertAndKey("ca/intermediate", inter) ||
+      !PutCertAndKey("ca/rsa-intermediate", rsa_inter) || !PutCertAndKey("ca/hidden", hidden) ||
+      !PutCertAndKey("ca/other-root", other_root) ||
+      !PutCertAndKey("ca/other-intermediate", other_inter) ||
+      !PutCertAndKey("ca/untrusted-root", untrusted_root) ||
+      !Put("ca/trust.pem", root.Pem() + other_root.Pem()) ||
+      !Put("ca/trust-with-intermediate.pem", root.Pem() + inter.Pem())) {
+    return false;
+  }
+
+  // ---- server ----
+  spec = PkiBuilder::LeafSpec("CN=localhost,O=Example");
+  spec.eku = {"serverAuth"};
+  spec.san = {"DNS:localhost", "IP:127.0.0.1"};
+  Issued server = b_.Issue(inter, spec);
+  if (!Ok(server, "server")) return false;
+  Index(server);
+  if (!Put("server/server.pem", server.Pem()) || !Put("server/server.key", server.KeyPem()) ||
+      !Put("server/server-chain.pem", server.Pem() + inter.Pem())) {
+    return false;
+  }
+
+  // ---- OCSP responder (delegated) ----
+  spec = PkiBuilder::LeafSpec("CN=Example OCSP Responder,O=Example");
+  spec.eku = {"OCSPSigning"};
+  spec.extra_extensions = {{"noCheck", "ignored"}};
+  Issued signer = b_.Issue(inter, spec);
+  if (!Ok(signer, "ocsp signer") || !PutCertAndKey("ocsp/signer", signer)) return false;
+  Index(signer);
+
+  // ---- clients ----
+  const std::vector<Issued> via_inter = {inter};
+  auto issue_client = [&](const std::string &name, CertSpec s, Issued *out = nullptr) {
+    WithRevocationUrls(&s);
+    Issued leaf = b_.Issue(inter, std::move(s));
+    if (leaf) Index(leaf);
+    if (out != nullptr) *out = leaf;
+    return PutClient(name, leaf, via_inter);
+  };
+
+  Issued good;
+  if (!issue_client("good", Client("alice"), &good)) return false;
+
+  spec = Client("expired");
+  spec.not_before = now_ - 30 * kDay;
+  spec.not_after = now_ - kDay;
+  if (!issue_client("expired", spec)) return false;
+
+  spec = Client("not_yet_valid");
+  spec.not_before = now_ + kDay;
+  if (!issue_client("not_yet_valid", spec)) return false;
+
+  spec = Client("wrong_eku");
+  spec.eku = {"serverAuth"};
+  if (!issue_client("wrong_eku", spec)) return false;
+
+  spec = Client("no_eku");
+  spec.eku.clear();
+  if (!issue_client("no_eku", spec)) return false;
+
+  spec = Client("key_usage");
+  spec.key_usage = KU_KEY_ENCIPHERMENT;
+  if (!issue_client("key_usage", spec)) return false;
+
+  spec = Client("weak_key");
+  spec.key = {KeySpec::Type::kRsa, 1024};
+  if (!issue_client("weak_key", spec)) return false;
+
+  if (!issue_client("ou_missing", Client("bob", /*with_ou=*/false))) return false;
+
+  spec = Client("bad_signature");
+  spec.corrupt_signature = true;
+  if (!issue_client("bad_signature", spec)) return false;
+
+  spec = Client("malformed");
+  spec.invalid_extension = true;
+  if (!issue_client("malformed", spec)) return false;
+
+  // Extra malformed variant: an unknown critical extension
+  // (X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION).
+  spec = Client("unknown_critical");
+  spec.extra_extensions = {{"1.3.6.1.4.1.55555.1.1", "critical,ASN1:UTF8String:certgate test"}};
+  if (!issue_client("unknown_critical", spec)) return false;
+
+  spec = Client("expiring_soon");
+  spec.not_after = now_ + 3 * kDay;
+  if (!issue_client("expiring_soon", spec)) return false;
+
+  spec = Client("mallory");
+  WithRevocationUrls(&spec);
+  Issued revoked = b_.Issue(inter, spec);
+  if (!PutClient("revoked", revoked, via_inter)) return false;
+  Index(revoked, /*revoked=*/true);
+  revoked_at_ = now_ - 2 * kHour;
+
+  // RSA hierarchy: rsa_good, and weak_signature (sha1WithRSAEncryption).
+  const std::vector<std::string> rsa_crl = {http + "rsa-intermediate.crl"};
+  spec = Client("rsa_good");
+  spec.key = {KeySpec::Type::kRsa, 2048};
+  spec.crl_urls = rsa_crl;
+  if (!PutClient("rsa_good", b_.Issue(rsa_inter, spec), {rsa_inter})) return false;
+
+  spec = Client("weak_signature");
+  spec.key = {KeySpec::Type::kRsa, 2048};
+  spec.digest = "sha1";
+  spec.crl_urls = rsa_crl;
+  if (!PutClient("weak_signature", b_.Issue(rsa_inter, spec), {rsa_inter})) return false;
+
+  // Self-signed leaf; untrusted root (sent with the leaf); missing intermediate.
+  if (!PutClient("self_signed", b_.SelfSigned(Client("self_signed")), {})) return false;
+  if (!PutClient("untrusted", b_.Issue(untrusted_root, Client("untrusted")), {untrusted_root})) {
+    return false;
+  }
+  spec = Client("chain_incomplete");
+  spec.ca_issuer_urls = {http + "hidden.crt"};
+  if (!PutClient("chain_incomplete", b_.Issue(hidden, spec), {})) return false;
+
+  if (!PutClient("other_issuer", b_.Issue(other_inter, Client("other_issuer")), {other_inter})) {
+    return false;
+  }
+
+  // invalid_ca: issued by a CA:FALSE cert (no keyUsage, so only basicConstraints
+  // disqualifies it as an issuer).
+  spec = PkiBuilder::LeafSpec("CN=not a ca,O=Example");
+  spec.key_usage.reset();
+  Issued not_a_ca = b_.Issue(inter, spec);
+  if (!Ok(not_a_ca, "not-a-ca") || !Put("ca/not-a-ca.pem", not_a_ca.Pem())) return false;
+  Index(not_a_ca);
+  if (!PutClient("invalid_ca", b_.Issue(not_a_ca, Client("invalid_ca")), {not_a_ca, inter})) {
+    return false;
+  }
+
+  // chain_too_long: root -> intermediate -> 5 sub-CAs -> leaf (the root at depth 7).
+  std::vector<Issued> subs;
+  Issued parent = inter;
+  for (int i = 1; i <= 5; ++i) {
+    Issued sub = b_.Issue(
+        parent, PkiBuilder::CaSpec("CN=Example Sub CA " + std::to_string(i) + ",O=Example"));
+    if (!Ok(sub, "sub CA " + std::to_string(i))) return false;
+    if (i == 1) Index(sub);
+    subs.insert(subs.begin(), sub);
+    parent = sub;
+  }
+  std::vector<Issued> long_chain = subs;
+  long_chain.push_back(inter);
+  if (!PutClient("chain_too_long", b_.Issue(parent, Client("chain_too_long")), long_chain)) {
+    return false;
+  }
+  if (!Put("clients/fingerprints.txt", fingerprints_)) return false;
+
+  // ---- CRLs ----
+  const int64_t this_update = now_ - kHour;
+  const int64_t next_update = now_ + 7 * kDay;
+  uint64_t revoked_serial = 0;
+  ASN1_INTEGER_get_uint64(&revoked_serial, X509_get0_serialNumber(revoked.cert.get()));
+  auto inter_crl = b_.Crl(inter, {{revoked_serial, revoked_at_, CRL_REASON_KEY_COMPROMISE}}, 1,
+                          this_update, next_update);
+  auto root_crl_obj = b_.Crl(root, {}, 1, this_update, next_update);
+  auto rsa_crl_obj = b_.Crl(rsa_inter, {}, 1, this_update, next_update);
+  if (!inter_crl || !root_crl_obj || !rsa_crl_obj) return Fail("CRL: " + b_.last_error());
+  if (!Put("crl/intermediate.crl", ToDer(inter_crl.get())) ||
+      !Put("crl/intermediate.crl.pem", ToPem(inter_crl.get())) ||
+      !Put("crl/root.crl", ToDer(root_crl_obj.get())) ||
+      !Put("crl/root.crl.pem", ToPem(root_crl_obj.get())) ||
+      !Put("crl/rsa-intermediate.crl", ToDer(rsa_crl_obj.get())) ||
+      !Put("crl/rsa-intermediate.crl.pem", ToPem(rsa_crl_obj.get()))) {
+    return false;
+  }
+
+  // ---- what the CRL/AIA web server (127.0.0.1:18080) serves ----
+  if (!Put("www/intermediate.crl", ToDer(inter_crl.get())) ||
+      !Put("www/root.crl", ToDer(root_crl_obj.get())) ||
+      !Put("www/rsa-intermediate.crl", ToDer(rsa_crl_obj.get())) ||
+      !Put("www/intermediate.crt", inter.Der()) || !Put("www/hidden.crt", hidden.Der()) ||
+      !Put("www/root.crt", root.Der())) {
+    return false;
+  }
+
+  // ---- OCSP: index for `openssl ocsp -index`, and pre-signed responses ----
+  if (!Put("ocsp/index.txt", IndexText()) || !Put("ocsp/index.txt.attr", "unique_subject = no\n")) {
+    return false;
+  }
+  auto good_resp = b_.Ocsp(good, inter, signer, V_OCSP_CERTSTATUS_GOOD, this_update, next_update);
+  auto revoked_resp = b_.Ocsp(revoked, inter, signer, V_OCSP_CERTSTATUS_REVOKED, this_update,
+                              next_update, revoked_at_, OCSP_REVOKED_STATUS_KEYCOMPROMISE);
+  if (!good_resp || !revoked_resp) return Fail("OCSP: " + b_.last_error());
+  return Put("ocsp/good.der", ToDer(good_resp.get())) &&
+         Put("ocsp/revoked.der", ToDer(revoked_resp.get()));
+}
+
+}  // namespace
+
+bool WriteDemoPki(const std::string &dir, int64_t now, std::string *error) {
+  DemoPki demo(dir, now);
+  if (demo.Run()) return true;
+  if (error != nullptr) *error = demo.error();
+  return false;
+}
+
+}  // namespace certgate::pki
