@@ -29,6 +29,12 @@ void Decision::SetFindings(std::vector<Finding> findings) {
     if (a.reason != b.reason) return TakesPrecedence(a.reason, b.reason);
     return a.depth < b.depth;
   });
+  // OpenSSL may report one defect twice (errors 20 and 21 for one missing issuer).
+  findings.erase(std::unique(findings.begin(), findings.end(),
+                             [](const Finding &a, const Finding &b) {
+                               return a.reason == b.reason && a.depth == b.depth;
+                             }),
+                 findings.end());
   findings_ = std::move(findings);
   if (findings_.empty()) {
     verdict_ = CG_VERDICT_ALLOW;
