@@ -1,6 +1,7 @@
 #include <certgate/cert_facts.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
+#include <certgate/intermediate_cache.h>
 #include <certgate/log_format.h>
 #include <certgate/ssl_hook.h>
 #include <openssl/err.h>
@@ -107,6 +108,7 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
                          X509_STORE_CTX_get0_store(ctx));
   state->examined = true;
   state->earliest_not_after = EarliestExpiry(*state->evidence);
+  IntermediateCache::Process().Learn(*state->evidence);
 
   const Policy &policy = *attachment->policy;
   if (policy.EffectiveRejectAt() == RejectAt::kHandshake) {
@@ -161,11 +163,13 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
 
   if (!state->examined) {
     // A resumed session: no chain was sent and no callback ran. Rebuild the
-    // evidence from the leaf and the trust store.
+    // evidence from the leaf, the intermediates seen before and the trust store.
     X509 *leaf = SSL_get0_peer_certificate(ssl);
     if (leaf != nullptr) {
-      state->evidence = BuildChainEvidence(leaf, SSL_get_peer_cert_chain(ssl),
-                                           SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)));
+      auto candidates =
+          IntermediateCache::Process().CandidatesFor(leaf, SSL_get_peer_cert_chain(ssl));
+      state->evidence =
+          BuildChainEvidence(leaf, candidates.get(), SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)));
       state->earliest_not_after = EarliestExpiry(*state->evidence);
     }
     state->examined = true;

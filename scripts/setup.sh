@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what certgate needs from Debian 12's packages (only what is missing),
+# then configures and builds into build/. Run as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  g++ cmake make pkg-config libssl-dev openssl curl
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nginx-core nginx-dev
+  apache2 apache2-dev libapr1-dev libaprutil1-dev
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "certgate: missing Debian packages: ${missing[*]}; run this as root (sudo)" >&2
+    exit 1
+  fi
+  echo "certgate: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts nothing on install here, but make sure no packaged server holds our ports.
+  systemctl disable --now nginx apache2 >/dev/null 2>&1 || true
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"

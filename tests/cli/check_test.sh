@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs `certgate check` on every kind of demo certificate and asserts the reason,
+# the hint and the exit code. Usage: check_test.sh CERTGATE MKPKI
+set -u
+certgate=$1
+mkpki=$2
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+"$mkpki" --out "$dir" >/dev/null || { echo "mkpki failed"; exit 1; }
+cd "$dir"
+
+passed=0
+failed=0
+# expect NAME EXIT REASON [EXTRA_ARGS...]: the log line must carry reason=REASON
+# (or verdict=allow when REASON is "allow") and a hint when denied.
+expect() {
+  local name=$1 want_exit=$2 want=$3
+  shift 3
+  local out rc
+  out=$("$certgate" check --ca ca/trust.pem "$@" "clients/$name.chain.pem" 2>&1)
+  rc=$?
+  local line
+  line=$(grep '^certgate: ' <<<"$out")
+  local ok=1
+  [ "$rc" = "$want_exit" ] || ok=0
+  if [ "$want" = allow ]; then
+    grep -q '^certgate: verdict=allow' <<<"$line" || ok=0
+  else
+    grep -q "^certgate: verdict=deny reason=$want " <<<"$line" || ok=0
+    grep -q ' hint="' <<<"$line" || ok=0
+    grep -q '^  hint: ' <<<"$out" || ok=0
+  fi
+  if [ $ok = 1 ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name: want exit $want_exit reason $want, got exit $rc"
+    echo "$out" | sed 's/^/    /'
+  fi
+}
+
+expect good 0 allow
+expect expiring_soon 0 allow
+expect expired 2 expired
+expect not_yet_valid 2 not_yet_valid
+expect wrong_eku 2 wrong_purpose
+expect no_eku 2 wrong_purpose
+expect key_usage 2 key_usage
+expect self_signed 2 untrusted_issuer
+expect untrusted 2 untrusted_issuer
+expect chain_incomplete 2 chain_incomplete
+expect weak_key 2 weak_key
+expect weak_signature 2 weak_signature
+expect bad_signature 2 bad_signature
+expect invalid_ca 2 invalid_ca
+expect malformed 2 malformed
+expect chain_too_long 2 chain_too_long
+expect ou_missing 2 identity_mismatch --set subject=OU=People
+expect good 0 allow --set subject=OU=People
+expect other_issuer 2 issuer_not_allowed --set trusted_issuers=ca/intermediate.pem
+expect good 2 pin_mismatch --set "pin=sha256:$(printf '0%.0s' {1..64})"
+# Keys and values in any case, and the same keys from a policy file.
+expect ou_missing 2 identity_mismatch --set CertGateSubject=OU=People
+printf '# api policy\ncertgate Require;\ncertgate_subject "OU=People";\n' >policy.conf
+expect ou_missing 2 identity_mismatch --policy policy.conf
+expect good 0 allow --policy policy.conf
+
+# The chain_incomplete line names the missing issuer and where to get it.
+out=$("$certgate" check --ca ca/trust.pem clients/chain_incomplete.chain.pem)
+if grep -q 'issuer \\"CN=Example Hidden CA,O=Example\\".*http://127.0.0.1:18080/hidden.crt' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: chain_incomplete line does not name the issuer and its URL"
+fi
+# Usage and input errors exit 1 with a message naming the problem.
+out=$("$certgate" check --ca ca/trust.pem --set min_key=rsa=abc clients/good.crt 2>&1)
+if [ $? = 1 ] && grep -q 'certgate_min_key: "rsa=abc" is not a number' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: bad --set value: $out"
+fi
+out=$("$certgate" check --ca ca/trust.pem clients/missing.pem 2>&1)
+if [ $? = 1 ] && grep -q 'cannot read "clients/missing.pem"' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: missing file: $out"
+fi
+printf 'garbage' >junk.der
+out=$("$certgate" check --ca ca/trust.pem junk.der 2>&1)
+if [ $? = 2 ] && grep -q 'reason=malformed' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: undecodable certificate: $out"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,329 @@
+// Real TLS handshakes (in memory) through cg_ssl_ctx_attach and cg_ssl_decide:
+// the handshake finishes so the refusal can be explained, the decision is kept
+// per connection, and a resumed session is judged again.
+#include <certgate/certgate.h>
+#include <certgate/intermediate_cache.h>
+#include <certgate/ossl_ptr.h>
+#include <certgate/ssl_hook.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pki_builder.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace certgate {
+namespace {
+
+using pki::CertSpec;
+using pki::Issued;
+using pki::PkiBuilder;
+using ::testing::HasSubstr;
+
+constexpr int64_t kNow = 1800000000;
+
+struct SslDeleter {
+  void operator()(SSL *ssl) const { SSL_free(ssl); }
+  void operator()(SSL_CTX *ctx) const { SSL_CTX_free(ctx); }
+  void operator()(SSL_SESSION *session) const { SSL_SESSION_free(session); }
+};
+template <typename T>
+using Owned = std::unique_ptr<T, SslDeleter>;
+
+struct CgPolicyDeleter {
+  void operator()(cg_policy *policy) const { cg_policy_free(policy); }
+};
+
+// Test Config: "Hook Root" (trusted by the server) -> "Hook Issuing CA" (sent by
+// clients, not known to the server) -> client leaves; the server has its own
+// certificate from the root.
+class SslHookTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_ = new PkiBuilder(kNow);
+    root_ = new Issued(pki_->SelfSigned(PkiBuilder::CaSpec("CN=Hook Root")));
+    issuing_ = new Issued(pki_->Issue(*root_, PkiBuilder::CaSpec("CN=Hook Issuing CA")));
+    CertSpec server = PkiBuilder::LeafSpec("CN=localhost");
+    server.eku = {"serverAuth"};
+    server_ = new Issued(pki_->Issue(*root_, server));
+  }
+
+  void SetUp() override {
+    clock_ = std::make_unique<FixedClock>(kNow);
+    SetConnectionClock(clock_.get());
+    server_policy_.reset(cg_policy_new());
+    Set(server_policy_.get(), "certgate", "require");
+    server_ctx_.reset(SSL_CTX_new(TLS_server_method()));
+    SSL_CTX_use_certificate(server_ctx_.get(), server_->cert.get());
+    SSL_CTX_use_PrivateKey(server_ctx_.get(), server_->key.get());
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(server_ctx_.get()), root_->cert.get());
+    const unsigned char sid_ctx[] = "certgate-test";
+    SSL_CTX_set_session_id_context(server_ctx_.get(), sid_ctx, sizeof sid_ctx - 1);
+    SSL_CTX_set_session_cache_mode(server_ctx_.get(), SSL_SESS_CACHE_SERVER);
+  }
+
+  void TearDown() override { SetConnectionClock(nullptr); }
+
+  static void Set(cg_policy *policy, const char *key, const char *value) {
+    cg_error error;
+    const cg_str arg = {value, std::strlen(value)};
+    ASSERT_EQ(cg_policy_set(policy, key, &arg, 1, &error), CG_OK) << error.message;
+  }
+
+  void Attach() {
+    cg_error error;
+    ASSERT_EQ(
+        cg_ssl_ctx_attach(server_ctx_.get(), server_policy_.get(), &SslHookTest::Log, this, &error),
+        CG_OK)
+        << error.message;
+  }
+
+  static void Log(SSL *, const char *line, size_t len, void *data) {
+    static_cast<SslHookTest *>(data)->logged_.emplace_back(line, len);
+  }
+
+  struct Connection {
+    Owned<SSL> server;
+    Owned<SSL> client;
+    bool handshake_ok = false;
+  };
+
+  // Runs a handshake between a fresh server SSL and a client presenting `leaf`
+  // (nothing when empty) with `sent` intermediates, resuming `session` if given.
+  Connection Handshake(const Issued *leaf, std::vector<Issued> sent = {},
+                       SSL_SESSION *session = nullptr, int tls_version = TLS1_3_VERSION) {
+    Connection conn;
+    Owned<SSL_CTX> client_ctx(SSL_CTX_new(TLS_client_method()));
+    SSL_CTX_set_min_proto_version(client_ctx.get(), tls_version);
+    SSL_CTX_set_max_proto_version(client_ctx.get(), tls_version);
+    if (leaf != nullptr) {
+      SSL_CTX_use_certificate(client_ctx.get(), leaf->cert.get());
+      SSL_CTX_use_PrivateKey(client_ctx.get(), leaf->key.get());
+      for (const Issued &cert : sent) SSL_CTX_add1_chain_cert(client_ctx.get(), cert.cert.get());
+    }
+    conn.server.reset(SSL_new(server_ctx_.get()));
+    conn.client.reset(SSL_new(client_ctx.get()));
+    if (session != nullptr) SSL_set_session(conn.client.get(), session);
+    BIO *server_bio = nullptr;
+    BIO *client_bio = nullptr;
+    BIO_new_bio_pair(&server_bio, 0, &client_bio, 0);
+    SSL_set_bio(conn.server.get(), server_bio, server_bio);
+    SSL_set_bio(conn.client.get(), client_bio, client_bio);
+    SSL_set_accept_state(conn.server.get());
+    SSL_set_connect_state(conn.client.get());
+    for (int round = 0; round < 20; ++round) {
+      const int c = SSL_do_handshake(conn.client.get());
+      const int s = SSL_do_handshake(conn.server.get());
+      if (c == 1 && s == 1) {
+        // TLS 1.3 tickets arrive after the handshake: let the client read them.
+        char byte;
+        SSL_write(conn.server.get(), "x", 1);
+        SSL_read(conn.client.get(), &byte, 1);
+        conn.handshake_ok = true;
+        break;
+      }
+      if ((c <= 0 && SSL_get_error(conn.client.get(), c) == SSL_ERROR_SSL) ||
+          (s <= 0 && SSL_get_error(conn.server.get(), s) == SSL_ERROR_SSL)) {
+        break;
+      }
+    }
+    ERR_clear_error();
+    return conn;
+  }
+
+  static std::string Field(const cg_decision *decision, cg_field field) {
+    const cg_str value = cg_decision_field(decision, field);
+    return std::string(value.data, value.len);
+  }
+
+  static PkiBuilder *pki_;
+  static Issued *root_, *issuing_, *server_;
+  std::unique_ptr<FixedClock> clock_;
+  std::unique_ptr<cg_policy, CgPolicyDeleter> server_policy_;
+  Owned<SSL_CTX> server_ctx_;
+  std::vector<std::string> logged_;
+};
+
+PkiBuilder *SslHookTest::pki_;
+Issued *SslHookTest::root_;
+Issued *SslHookTest::issuing_;
+Issued *SslHookTest::server_;
+
+TEST_F(SslHookTest, GoodChainIsAllowed) {
+  Attach();
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=alice"));
+  Connection conn = Handshake(&leaf, {*issuing_});
+  ASSERT_TRUE(conn.handshake_ok);
+  const cg_decision *decision = cg_ssl_decide(conn.server.get(), server_policy_.get());
+  ASSERT_NE(decision, nullptr);
+  EXPECT_EQ(cg_decision_verdict(decision), CG_VERDICT_ALLOW) << Field(decision, CG_FIELD_DETAIL);
+  EXPECT_EQ(Field(decision, CG_FIELD_SUBJECT), "CN=alice");
+}
+
+TEST_F(SslHookTest, BadChainFinishesTheHandshakeAndIsExplainedLater) {
+  Attach();
+  CertSpec spec = PkiBuilder::LeafSpec("CN=old");
+  spec.not_after = kNow - 86400;
+  const Issued leaf = pki_->Issue(*issuing_, spec);
+  Connection conn = Handshake(&leaf, {*issuing_});
+  ASSERT_TRUE(conn.handshake_ok);
+  EXPECT_EQ(SSL_get_verify_result(conn.server.get()), X509_V_OK);  // the server's check stays quiet
+  const cg_decision *decision = cg_ssl_decide(conn.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_reason(decision), CG_REASON_EXPIRED);
+  EXPECT_TRUE(logged_.empty());
+}
+
+TEST_F(SslHookTest, UntrustedSelfSignedClientFinishesTheHandshake) {
+  Attach();
+  const Issued leaf = pki_->SelfSigned(PkiBuilder::LeafSpec("CN=mallory"));
+  Connection conn = Handshake(&leaf);
+  ASSERT_TRUE(conn.handshake_ok);
+  EXPECT_EQ(cg_decision_reason(cg_ssl_decide(conn.server.get(), server_policy_.get())),
+            CG_REASON_UNTRUSTED_ISSUER);
+}
+
+TEST_F(SslHookTest, AttachAsksForACertificate) {
+  Attach();
+  EXPECT_TRUE(SSL_CTX_get_verify_mode(server_ctx_.get()) & SSL_VERIFY_PEER);
+  Connection conn = Handshake(nullptr);
+  ASSERT_TRUE(conn.handshake_ok);
+  EXPECT_EQ(cg_decision_reason(cg_ssl_decide(conn.server.get(), server_policy_.get())),
+            CG_REASON_NO_CERT);
+}
+
+TEST_F(SslHookTest, OffPolicyGivesNoDecision) {
+  Attach();
+  std::unique_ptr<cg_policy, CgPolicyDeleter> off(cg_policy_new());
+  Connection conn = Handshake(nullptr);
+  EXPECT_EQ(cg_ssl_decide(conn.server.get(), off.get()), nullptr);
+}
+
+TEST_F(SslHookTest, PlainHttpUnderRequireIsNoCert) {
+  const cg_decision *decision = cg_ssl_decide(nullptr, server_policy_.get());
+  ASSERT_NE(decision, nullptr);
+  EXPECT_EQ(cg_decision_reason(decision), CG_REASON_NO_CERT);
+  Set(server_policy_.get(), "certgate", "optional");
+  EXPECT_EQ(cg_decision_verdict(cg_ssl_decide(nullptr, server_policy_.get())), CG_VERDICT_ALLOW);
+}
+
+TEST_F(SslHookTest, DecisionIsKeptPerConnectionAndPolicy) {
+  Attach();
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=alice,OU=People"));
+  Connection conn = Handshake(&leaf, {*issuing_});
+  const cg_decision *first = cg_ssl_decide(conn.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_ssl_decide(conn.server.get(), server_policy_.get()), first);
+
+  // A location with its own rules gets its own decision on the same connection.
+  std::unique_ptr<cg_policy, CgPolicyDeleter> location(cg_policy_new());
+  Set(location.get(), "certgate_subject", "OU=Admins");
+  cg_error error;
+  cg_policy_inherit(location.get(), server_policy_.get(), &error);
+  const cg_decision *admin = cg_ssl_decide(conn.server.get(), location.get());
+  EXPECT_NE(admin, first);
+  EXPECT_EQ(cg_decision_reason(admin), CG_REASON_IDENTITY_MISMATCH);
+  EXPECT_EQ(cg_decision_verdict(first), CG_VERDICT_ALLOW);  // still valid, unchanged
+}
+
+TEST_F(SslHookTest, ConnectionOutlivingTheCertificateIsJudgedAgain) {
+  Attach();
+  CertSpec spec = PkiBuilder::LeafSpec("CN=short");
+  spec.not_after = kNow + 3600;
+  const Issued leaf = pki_->Issue(*issuing_, spec);
+  Connection conn = Handshake(&leaf, {*issuing_});
+  EXPECT_EQ(cg_decision_verdict(cg_ssl_decide(conn.server.get(), server_policy_.get())),
+            CG_VERDICT_ALLOW);
+  clock_->Advance(7200);
+  EXPECT_EQ(cg_decision_reason(cg_ssl_decide(conn.server.get(), server_policy_.get())),
+            CG_REASON_EXPIRED);
+}
+
+TEST_F(SslHookTest, RejectAtHandshakeAbortsAndLogs) {
+  Set(server_policy_.get(), "certgate_reject_at", "handshake");
+  Attach();
+  CertSpec spec = PkiBuilder::LeafSpec("CN=old");
+  spec.not_after = kNow - 86400;
+  const Issued leaf = pki_->Issue(*issuing_, spec);
+  Connection conn = Handshake(&leaf, {*issuing_}, nullptr, TLS1_2_VERSION);
+  EXPECT_FALSE(conn.handshake_ok);
+  ASSERT_EQ(logged_.size(), 1u);
+  EXPECT_THAT(logged_[0], HasSubstr("certgate: verdict=deny reason=expired"));
+}
+
+class SslHookResumptionTest : public SslHookTest,
+                              public ::testing::WithParamInterface<int /* TLS version */> {};
+
+TEST_P(SslHookResumptionTest, ResumedSessionIsJudgedAgainFromTheLeaf) {
+  Attach();
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=alice"));
+  Connection first = Handshake(&leaf, {*issuing_}, nullptr, GetParam());
+  ASSERT_TRUE(first.handshake_ok);
+  EXPECT_EQ(cg_decision_verdict(cg_ssl_decide(first.server.get(), server_policy_.get())),
+            CG_VERDICT_ALLOW);
+  Owned<SSL_SESSION> session(SSL_get1_session(first.client.get()));
+  ASSERT_NE(session, nullptr);
+
+  // The intermediate is not in the server's store; the resumed session has only
+  // the leaf, and the chain is rebuilt with the intermediate seen before.
+  Connection resumed = Handshake(&leaf, {*issuing_}, session.get(), GetParam());
+  ASSERT_TRUE(resumed.handshake_ok);
+  ASSERT_TRUE(SSL_session_reused(resumed.server.get()));
+  const cg_decision *decision = cg_ssl_decide(resumed.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_verdict(decision), CG_VERDICT_ALLOW) << Field(decision, CG_FIELD_DETAIL);
+
+  // A policy that refuses this certificate refuses the resumed session too.
+  std::unique_ptr<cg_policy, CgPolicyDeleter> strict(cg_policy_new());
+  Set(strict.get(), "certgate_subject", "OU=Admins");
+  cg_error error;
+  cg_policy_inherit(strict.get(), server_policy_.get(), &error);
+  EXPECT_EQ(cg_decision_reason(cg_ssl_decide(resumed.server.get(), strict.get())),
+            CG_REASON_IDENTITY_MISMATCH);
+}
+
+TEST_P(SslHookResumptionTest, ResumedSessionOfABadCertificateIsStillRefused) {
+  Attach();
+  CertSpec spec = PkiBuilder::LeafSpec("CN=bob");
+  spec.eku = {"serverAuth"};
+  const Issued leaf = pki_->Issue(*issuing_, spec);
+  Connection first = Handshake(&leaf, {*issuing_}, nullptr, GetParam());
+  Owned<SSL_SESSION> session(SSL_get1_session(first.client.get()));
+  Connection resumed = Handshake(&leaf, {*issuing_}, session.get(), GetParam());
+  ASSERT_TRUE(SSL_session_reused(resumed.server.get()));
+  EXPECT_EQ(cg_decision_reason(cg_ssl_decide(resumed.server.get(), server_policy_.get())),
+            CG_REASON_WRONG_PURPOSE);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tls, SslHookResumptionTest,
+                         ::testing::Values(TLS1_2_VERSION, TLS1_3_VERSION), [](const auto &info) {
+                           return info.param == TLS1_2_VERSION ? "TLS12" : "TLS13";
+                         });
+
+TEST(IntermediateCacheTest, OffersOnlyIssuersOfTheLeaf) {
+  PkiBuilder pki(kNow);
+  const Issued root = pki.SelfSigned(PkiBuilder::CaSpec("CN=R"));
+  const Issued a = pki.Issue(root, PkiBuilder::CaSpec("CN=A"));
+  const Issued b = pki.Issue(root, PkiBuilder::CaSpec("CN=B"));
+  const Issued leaf = pki.Issue(a, PkiBuilder::LeafSpec("CN=leaf"));
+  IntermediateCache cache(8);
+  ChainEvidence evidence;
+  evidence.anchored = true;
+  evidence.chain = {leaf.cert, a.cert, root.cert};
+  cache.Learn(evidence);
+  evidence.chain = {pki.Issue(b, PkiBuilder::LeafSpec("CN=x")).cert, b.cert, root.cert};
+  cache.Learn(evidence);
+  EXPECT_EQ(cache.size(), 2u);
+  auto candidates = cache.CandidatesFor(leaf.cert.get(), nullptr);
+  ASSERT_EQ(sk_X509_num(candidates.get()), 1);
+  EXPECT_EQ(X509_cmp(sk_X509_value(candidates.get(), 0), a.cert.get()), 0);
+
+  // Chains with defects or without an anchor teach nothing.
+  IntermediateCache strict(8);
+  evidence.anchored = false;
+  strict.Learn(evidence);
+  EXPECT_EQ(strict.size(), 0u);
+}
+
+}  // namespace
+}  // namespace certgate
