@@ -1,6 +1,11 @@
+#include <certgate/cert_facts.h>
 #include <certgate/chain_evidence.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include <cctype>
 
 namespace certgate {
 namespace {
@@ -78,8 +83,63 @@ ChainEvidence BuildChainEvidence(X509 *leaf, STACK_OF(X509) * untrusted, X509_ST
   bool trust_error = false;
   for (const ChainError &error : evidence.errors) trust_error |= IsTrustError(error.code);
   evidence.anchored = !trust_error && (verified == 1 || !evidence.errors.empty());
+  evidence.Summarize();
   ERR_clear_error();
   return evidence;
+}
+
+CertSummary SummarizeCert(X509 *cert) {
+  CertSummary summary;
+  summary.not_before = Asn1TimeToUnix(X509_get0_notBefore(cert));
+  summary.not_after = Asn1TimeToUnix(X509_get0_notAfter(cert));
+  summary.extended_key_usage = X509_get_extended_key_usage(cert);
+  summary.key_usage = X509_get_key_usage(cert);
+  summary.invalid_encoding = (X509_get_extension_flags(cert) & EXFLAG_INVALID) != 0;
+  if (EVP_PKEY *key = X509_get0_pubkey(cert)) {
+    summary.key_bits = EVP_PKEY_get_bits(key);
+    if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS") || EVP_PKEY_is_a(key, "DSA")) {
+      summary.key_kind = CertSummary::KeyKind::kRsa;
+    } else if (EVP_PKEY_is_a(key, "EC")) {
+      summary.key_kind = CertSummary::KeyKind::kEc;
+    }
+  }
+  int digest_nid = NID_undef;
+  int key_nid = NID_undef;
+  if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &digest_nid, &key_nid) &&
+      digest_nid != NID_undef) {
+    for (const char *c = OBJ_nid2sn(digest_nid); *c != '\0'; ++c) {
+      summary.signature_digest.push_back(
+          static_cast<char>(std::tolower(static_cast<unsigned char>(*c))));
+    }
+  }
+  return summary;
+}
+
+LeafSummary SummarizeLeaf(X509 *leaf) {
+  LeafSummary summary;
+  X509_NAME *name = X509_get_subject_name(leaf);
+  summary.subject = NameToString(name);
+  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
+    const X509_NAME_ENTRY *entry = X509_NAME_get_entry(name, i);
+    unsigned char *utf8 = nullptr;
+    const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
+    if (len < 0) continue;
+    summary.subject_entries.emplace_back(OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry)),
+                                         std::string(reinterpret_cast<char *>(utf8), len));
+    OPENSSL_free(utf8);
+  }
+  summary.subject_alt_names = SubjectAltNames(leaf);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(leaf, EVP_sha256(), md, &len)) summary.cert_sha256.assign(md, md + len);
+  if (X509_pubkey_digest(leaf, EVP_sha256(), md, &len)) summary.spki_sha256.assign(md, md + len);
+  return summary;
+}
+
+void ChainEvidence::Summarize() {
+  summaries.clear();
+  for (const auto &cert : chain) summaries.push_back(SummarizeCert(cert.get()));
+  if (!chain.empty()) leaf_summary = SummarizeLeaf(chain.front().get());
 }
 
 }  // namespace certgate

@@ -19,12 +19,6 @@ std::string Describe(int depth) {
                     : "the CA certificate at depth " + std::to_string(depth);
 }
 
-std::string Lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
@@ -55,6 +49,8 @@ class ChainJudge {
 
  private:
   X509 *At(size_t depth) const { return evidence_.chain[depth].get(); }
+  const CertSummary &Summary(size_t depth) const { return evidence_.summaries[depth]; }
+  const LeafSummary &Leaf() const { return evidence_.leaf_summary; }
   X509 *leaf() const { return At(0); }
   size_t size() const { return evidence_.chain.size(); }
   // Certificates the client is answerable for: all but a trust anchor.
@@ -68,7 +64,7 @@ class ChainJudge {
   // reports a missing issuer instead; the real defect is the encoding.
   void Encoding() {
     for (size_t depth = 0; depth < size(); ++depth) {
-      if (X509_get_extension_flags(At(depth)) & EXFLAG_INVALID) {
+      if (Summary(depth).invalid_encoding) {
         Add(CG_REASON_MALFORMED, static_cast<int>(depth),
             Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth)) +
                 " has an extension that does not decode (or repeats one)");
@@ -134,20 +130,19 @@ class ChainJudge {
   void Validity() {
     const int64_t skew = policy_.EffectiveClockSkew().count();
     for (size_t depth = 0; depth < size(); ++depth) {
-      X509 *cert = At(depth);
-      const ASN1_TIME *not_after = X509_get0_notAfter(cert);
-      const ASN1_TIME *not_before = X509_get0_notBefore(cert);
-      if (ASN1_TIME_cmp_time_t(not_after, static_cast<time_t>(now_ - skew)) < 0) {
+      const CertSummary &cert = Summary(depth);
+      const bool expired = cert.not_after < now_ - skew;
+      if (!expired && cert.not_before <= now_ + skew) continue;
+      const std::string at = Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth));
+      const std::string now =
+          " (now " + FormatTime(now_) + ", clock_skew " + std::to_string(skew) + "s)";
+      if (expired) {
         Add(CG_REASON_EXPIRED, static_cast<int>(depth),
-            Describe(static_cast<int>(depth)) + " " + SubjectOf(cert) + " expired " +
-                FormatTime(Asn1TimeToUnix(not_after)) + " (now " + FormatTime(now_) +
-                ", clock_skew " + std::to_string(skew) + "s)",
+            at + " expired " + FormatTime(cert.not_after) + now,
             depth == 0 ? "" : "renew the CA certificate at this depth and reinstall the chain");
-      } else if (ASN1_TIME_cmp_time_t(not_before, static_cast<time_t>(now_ + skew)) > 0) {
+      } else {
         Add(CG_REASON_NOT_YET_VALID, static_cast<int>(depth),
-            Describe(static_cast<int>(depth)) + " " + SubjectOf(cert) + " is valid only from " +
-                FormatTime(Asn1TimeToUnix(not_before)) + " (now " + FormatTime(now_) +
-                ", clock_skew " + std::to_string(skew) + "s)");
+            at + " is valid only from " + FormatTime(cert.not_before) + now);
       }
     }
   }
@@ -168,7 +163,7 @@ class ChainJudge {
 
   void ExtendedKeyUsage() {
     if (policy_.EffectiveEku() != EkuRequirement::kClientAuth) return;
-    const uint32_t leaf_eku = X509_get_extended_key_usage(leaf());
+    const uint32_t leaf_eku = Summary(0).extended_key_usage;
     if (leaf_eku == UINT32_MAX) {
       Add(CG_REASON_WRONG_PURPOSE, 0,
           "the client certificate " + SubjectOf(leaf()) +
@@ -181,7 +176,7 @@ class ChainJudge {
               EkuNames(leaf()) + " but not clientAuth");
     }
     for (size_t depth = 1; depth < size(); ++depth) {
-      const uint32_t eku = X509_get_extended_key_usage(At(depth));
+      const uint32_t eku = Summary(depth).extended_key_usage;
       if (eku != UINT32_MAX && !(eku & (XKU_SSL_CLIENT | XKU_ANYEKU))) {
         Add(CG_REASON_WRONG_PURPOSE, static_cast<int>(depth),
             Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth)) +
@@ -201,7 +196,7 @@ class ChainJudge {
 
   void KeyUsage() {
     const KeyUsageMask required = policy_.EffectiveKeyUsage();
-    const uint32_t usage = X509_get_key_usage(leaf());
+    const uint32_t usage = Summary(0).key_usage;
     // An absent keyUsage extension leaves the key unrestricted (RFC 5280 4.2.1.3).
     if (required == 0 || usage == UINT32_MAX || (usage & required) == required) return;
     CertFacts facts = ExtractFacts(leaf());
@@ -216,16 +211,11 @@ class ChainJudge {
   void KeySizes() {
     const MinKey min = policy_.EffectiveMinKey();
     for (size_t depth = 0; depth < size(); ++depth) {
-      EVP_PKEY *key = X509_get0_pubkey(At(depth));
-      if (key == nullptr) continue;
-      const int bits = EVP_PKEY_get_bits(key);
-      int minimum = 0;
-      if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS") || EVP_PKEY_is_a(key, "DSA")) {
-        minimum = min.rsa_bits;
-      } else if (EVP_PKEY_is_a(key, "EC")) {
-        minimum = min.ec_bits;
-      }
-      if (bits < minimum) {
+      const CertSummary &cert = Summary(depth);
+      const int minimum = cert.key_kind == CertSummary::KeyKind::kRsa  ? min.rsa_bits
+                          : cert.key_kind == CertSummary::KeyKind::kEc ? min.ec_bits
+                                                                       : 0;
+      if (cert.key_bits < minimum) {
         Add(CG_REASON_WEAK_KEY, static_cast<int>(depth),
             Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth)) + " has a " +
                 KeyDescription(At(depth)) + " key; certgate_min_key requires " +
@@ -238,14 +228,8 @@ class ChainJudge {
     const std::vector<std::string> &denied = policy_.EffectiveDenySignature();
     if (denied.empty()) return;
     for (size_t depth = 0; depth < IssuedCount(); ++depth) {
-      int digest_nid = NID_undef;
-      int key_nid = NID_undef;
-      if (!OBJ_find_sigid_algs(X509_get_signature_nid(At(depth)), &digest_nid, &key_nid) ||
-          digest_nid == NID_undef) {
-        continue;  // Ed25519 and friends have no separate digest
-      }
-      const std::string digest = Lower(OBJ_nid2sn(digest_nid));
-      if (std::find(denied.begin(), denied.end(), digest) != denied.end()) {
+      const std::string &digest = Summary(depth).signature_digest;
+      if (!digest.empty() && std::find(denied.begin(), denied.end(), digest) != denied.end()) {
         Add(CG_REASON_WEAK_SIGNATURE, static_cast<int>(depth),
             Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth)) + " is signed with " +
                 OBJ_nid2ln(X509_get_signature_nid(At(depth))) +
@@ -256,17 +240,9 @@ class ChainJudge {
 
   void Pins() {
     if (!policy_.pin && !policy_.deny) return;
-    unsigned char cert_digest[EVP_MAX_MD_SIZE];
-    unsigned char spki_digest[EVP_MAX_MD_SIZE];
-    unsigned int cert_len = 0;
-    unsigned int spki_len = 0;
-    X509_digest(leaf(), EVP_sha256(), cert_digest, &cert_len);
-    X509_pubkey_digest(leaf(), EVP_sha256(), spki_digest, &spki_len);
     auto matches = [&](const Pin &pin) {
-      const bool spki = pin.kind == Pin::Kind::kSpkiSha256;
-      const unsigned char *digest = spki ? spki_digest : cert_digest;
-      const unsigned int len = spki ? spki_len : cert_len;
-      return pin.digest.size() == len && std::memcmp(pin.digest.data(), digest, len) == 0;
+      return pin.digest ==
+             (pin.kind == Pin::Kind::kSpkiSha256 ? Leaf().spki_sha256 : Leaf().cert_sha256);
     };
     if (policy_.deny && std::any_of(policy_.deny->begin(), policy_.deny->end(), matches)) {
       Add(CG_REASON_PIN_MISMATCH, 0,
@@ -279,36 +255,25 @@ class ChainJudge {
     }
   }
 
-  static bool NameHas(X509_NAME *name, int nid, const std::string &value) {
-    for (int i = X509_NAME_get_index_by_NID(name, nid, -1); i >= 0;
-         i = X509_NAME_get_index_by_NID(name, nid, i)) {
-      const ASN1_STRING *data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
-      unsigned char *utf8 = nullptr;
-      const int len = ASN1_STRING_to_UTF8(&utf8, data);
-      if (len < 0) continue;
-      const bool equal =
-          EqualsIgnoreCase(std::string_view(reinterpret_cast<char *>(utf8), len), value);
-      OPENSSL_free(utf8);
-      if (equal) return true;
+  bool SubjectHas(const SubjectRule &rule) const {
+    for (const auto &[nid, value] : Leaf().subject_entries) {
+      if (nid == rule.nid && EqualsIgnoreCase(value, rule.value)) return true;
     }
     return false;
   }
 
   void Subject() {
     if (!policy_.subject) return;
-    X509_NAME *name = X509_get_subject_name(leaf());
-    std::string text;  // RFC 2253, built only for regex rules
     for (const SubjectRule &rule : *policy_.subject) {
       if (rule.is_regex) {
-        if (text.empty()) text = NameToString(name);
-        if (!std::regex_search(text, *rule.regex)) {
+        if (!std::regex_search(Leaf().subject, *rule.regex)) {
           Add(CG_REASON_IDENTITY_MISMATCH, 0,
-              "the subject " + Quoted(text) + " does not match ~" + rule.pattern);
+              "the subject " + Quoted(Leaf().subject) + " does not match ~" + rule.pattern);
           return;
         }
-      } else if (!NameHas(name, OBJ_sn2nid(rule.attribute.c_str()), rule.value)) {
+      } else if (!SubjectHas(rule)) {
         Add(CG_REASON_IDENTITY_MISMATCH, 0,
-            "the subject " + SubjectOf(leaf()) + " lacks " + rule.attribute + "=" + rule.value,
+            "the subject " + Quoted(Leaf().subject) + " lacks " + rule.attribute + "=" + rule.value,
             "use a certificate whose subject has " + rule.attribute + "=" + rule.value +
                 ", or change certgate_subject");
         return;
@@ -318,7 +283,7 @@ class ChainJudge {
 
   void SubjectAltName() {
     if (!policy_.san || policy_.san->empty()) return;
-    const std::vector<std::string> sans = SubjectAltNames(leaf());
+    const std::vector<std::string> &sans = Leaf().subject_alt_names;
     for (const SanRule &rule : *policy_.san) {
       const char *prefix = rule.type == SanType::kDns     ? "DNS:"
                            : rule.type == SanType::kEmail ? "email:"
@@ -387,12 +352,17 @@ Decision Evaluate(const Policy &policy, const ChainEvidence *evidence, const Clo
     return Decision::Allow(nullptr);
   }
   if (!evidence->internal_error.empty()) return Decision::InternalError(evidence->internal_error);
+  if (evidence->summaries.size() != evidence->chain.size()) {
+    ChainEvidence summarized = *evidence;  // built by hand (tests): decode it now
+    summarized.Summarize();
+    return Evaluate(policy, &summarized, clock);
+  }
 
   const int64_t now = clock.Now();
   Decision decision = Decision::Allow(evidence->chain.front());
   decision.SetFindings(ChainJudge(policy, *evidence, now).Run());
   if (decision.verdict() == CG_VERDICT_ALLOW) {
-    const int64_t not_after = Asn1TimeToUnix(X509_get0_notAfter(evidence->leaf()));
+    const int64_t not_after = evidence->summaries.front().not_after;
     if (not_after - now < policy.EffectiveExpiryWarning().count()) {
       decision.SetExpiryWarning("the client certificate expires " + FormatTime(not_after) +
                                 ", within certgate_expiry_warning");

@@ -351,6 +351,7 @@ Status SetSubject(Policy &p, const Errors &err, const Args &args) {
       int nid = DnAttributeNid(arg.substr(0, eq));
       if (nid == NID_undef) return err.IsNot(arg, "a known DN attribute (CN, OU, O, ...)");
       rule.attribute = OBJ_nid2sn(nid);
+      rule.nid = nid;
       rule.value = arg.substr(eq + 1);
     }
     rules.push_back(std::move(rule));

@@ -8,7 +8,10 @@
 #include <certgate/ossl_ptr.h>
 #include <openssl/x509.h>
 
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace certgate {
@@ -18,6 +21,32 @@ struct ChainError {
   int code;  // X509_V_ERR_*
 };
 
+// The facts of one certificate that policy rules read, decoded once per chain
+// so judging a cached chain under a policy is plain comparisons.
+struct CertSummary {
+  enum class KeyKind { kOther, kRsa, kEc };
+  int64_t not_before = 0;
+  int64_t not_after = 0;
+  uint32_t extended_key_usage = UINT32_MAX;  // XKU_* bits; UINT32_MAX: no extension
+  uint32_t key_usage = UINT32_MAX;           // KU_* bits; UINT32_MAX: no extension
+  KeyKind key_kind = KeyKind::kOther;
+  int key_bits = 0;
+  std::string signature_digest;   // lowercase OpenSSL short name ("sha256"); empty: none
+  bool invalid_encoding = false;  // an extension does not decode
+};
+
+// What identity rules read from the leaf.
+struct LeafSummary {
+  std::string subject;                                       // RFC 2253
+  std::vector<std::pair<int, std::string>> subject_entries;  // (nid, UTF-8 value)
+  std::vector<std::string> subject_alt_names;                // "DNS:x", "URI:x", ...
+  std::vector<uint8_t> cert_sha256;
+  std::vector<uint8_t> spki_sha256;
+};
+
+CertSummary SummarizeCert(X509 *cert);
+LeafSummary SummarizeLeaf(X509 *leaf);
+
 struct ChainEvidence {
   // The chain as OpenSSL built it, leaf first; it ends at a trust anchor when
   // `anchored`, else at the last certificate whose issuer was found.
@@ -26,6 +55,12 @@ struct ChainEvidence {
   bool anchored = false;
   // Set when the chain could not be examined at all (allocation failure).
   std::string internal_error;
+  // One per certificate of `chain`, and the leaf's identity facts.
+  std::vector<CertSummary> summaries;
+  LeafSummary leaf_summary;
+
+  // Fills summaries and leaf_summary from chain (BuildChainEvidence does it).
+  void Summarize();
 
   X509 *leaf() const { return chain.empty() ? nullptr : chain.front().get(); }
 };

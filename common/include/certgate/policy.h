@@ -30,6 +30,7 @@ using KeyUsageMask = uint32_t;
 // `ATTR=value` (all must be present) or `~regex` over the RFC 2253 subject.
 struct SubjectRule {
   std::string attribute;  // short name as OpenSSL prints it: CN, OU, O, ...
+  int nid = 0;            // the attribute's OpenSSL NID
   std::string value;
   bool is_regex = false;
   std::string pattern;  // the regex source, for messages

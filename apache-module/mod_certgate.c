@@ -1,0 +1,575 @@
+/*
+ * mod_certgate: client-certificate (mTLS) policy for Apache httpd 2.4.
+ *
+ * A thin adapter over the certgate core (certgate.h). It does four things only:
+ *   - forwards the CertGate<Key> directives to the core (cg_policy_set) and lets
+ *     the core merge them (server -> virtual host -> <Directory>/<Location>);
+ *   - hands the core the TLS objects it needs: every SSL vhost's SSL_CTX (mod_ssl's
+ *     init_server hook) and every connection's SSL* (mod_ssl's pre_handshake hook);
+ *   - turns the core's decision into httpd's outputs: status, body, CERTGATE_*
+ *     environment variables, one error-log line per refusal;
+ *   - nothing else: every rule lives in the core.
+ *
+ * Layout follows modules/aaa/mod_authz_core.c: per-directory and per-server
+ * config records, "new if set, else base" merging, a command table, hooks
+ * registered in register_hooks, and the module record at the end.
+ */
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_core.h"
+#include "util_filter.h"
+
+#include "apr_hash.h"
+#include "apr_lib.h"
+#include "apr_optional_hooks.h"
+#include "apr_strings.h"
+#include "apr_thread_mutex.h"
+
+#include <openssl/ssl.h>
+
+#include <certgate/certgate.h>
+
+/*
+ * mod_ssl's OpenSSL-level optional hooks. Their header (mod_ssl_openssl.h) is not
+ * shipped by Debian's apache2-dev; the hooks are found by name at run time, so
+ * declaring the same prototypes here is enough (mod_ssl 2.4.20 and later).
+ */
+#ifndef SSL_DECLARE
+#define SSL_DECLARE(type) type
+#endif
+APR_DECLARE_EXTERNAL_HOOK(ssl, SSL, int, init_server,
+                          (server_rec * s, apr_pool_t *p, int is_proxy, SSL_CTX *ctx))
+APR_DECLARE_EXTERNAL_HOOK(ssl, SSL, int, pre_handshake, (conn_rec * c, SSL *ssl, int is_proxy))
+
+/* The one exported symbol: AP_MODULE_DECLARE_DATA is empty on Unix, and the
+ * module is built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+#define CG_MODULE_EXPORT __attribute__((visibility("default")))
+#else
+#define CG_MODULE_EXPORT
+#endif
+extern module AP_MODULE_DECLARE_DATA certgate_module CG_MODULE_EXPORT;
+
+#ifdef APLOG_USE_MODULE
+APLOG_USE_MODULE(certgate);
+#endif
+
+#define CG_UNSET (-1)
+
+/* Notes on the request: a refusal by certgate (for the ErrorDocument redirect
+ * that follows) and the Content-Type of certgate's own body. */
+#define CG_NOTE_DENIED "certgate-denied"
+#define CG_NOTE_CONTENT_TYPE "certgate-content-type"
+#define CG_ERROR_FILTER "CERTGATE_ERROR_TYPE"
+
+typedef struct {
+    cg_policy *policy; /* what was set here, or the merge result; NULL: nothing */
+    int log_json;      /* CertGateLog json: CG_UNSET, 0 or 1 (see certgate_report) */
+} certgate_dir_conf;
+
+typedef struct {
+    int enables; /* a CertGate optional|require directive appears in this server */
+} certgate_srv_conf;
+
+/* ---- merging ---------------------------------------------------------------
+ *
+ * httpd merges <Directory>/<Location> configs per request, in the request pool.
+ * cg_ssl_decide() keeps one decision per (connection, policy object), so policy
+ * objects must live as long as the configuration: a per-request merge result
+ * would make a keep-alive connection collect one decision per request, and a
+ * freed policy's address could be reused by another location's policy. So every
+ * merge result is memoized for the configuration's life, keyed by its two inputs
+ * (which are themselves configuration-lifetime: parsed records or memoized
+ * merges). The table only ever holds the distinct section combinations the
+ * configuration can produce.
+ */
+typedef struct {
+    const certgate_dir_conf *base;
+    const certgate_dir_conf *add;
+} merge_key;
+
+static apr_pool_t *memo_pool;
+static apr_hash_t *memo;
+#if APR_HAS_THREADS
+static apr_thread_mutex_t *memo_lock;
+#endif
+
+static apr_status_t memo_reset(void *unused)
+{
+    (void)unused;
+    if (memo_pool != NULL) {
+        apr_pool_destroy(memo_pool);
+    }
+    memo_pool = NULL;
+    memo = NULL;
+#if APR_HAS_THREADS
+    memo_lock = NULL;
+#endif
+    return APR_SUCCESS;
+}
+
+static apr_status_t policy_cleanup(void *policy)
+{
+    cg_policy_free(policy);
+    return APR_SUCCESS;
+}
+
+static void *create_dir_config(apr_pool_t *p, char *dir)
+{
+    certgate_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
+    (void)dir;
+    conf->policy = NULL;
+    conf->log_json = CG_UNSET;
+    return conf;
+}
+
+static int dir_conf_is_empty(const certgate_dir_conf *conf)
+{
+    return conf->policy == NULL && conf->log_json == CG_UNSET;
+}
+
+static certgate_dir_conf *merge_now(apr_pool_t *p, const certgate_dir_conf *base,
+                                    const certgate_dir_conf *add)
+{
+    certgate_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
+    cg_error error;
+    conf->log_json = add->log_json != CG_UNSET ? add->log_json : base->log_json;
+    conf->policy = cg_policy_new();
+    if (conf->policy == NULL) {
+        return NULL;
+    }
+    apr_pool_cleanup_register(p, conf->policy, policy_cleanup, apr_pool_cleanup_null);
+    if (cg_policy_inherit(conf->policy, add->policy, &error) != CG_OK
+        || cg_policy_inherit(conf->policy, base->policy, &error) != CG_OK) {
+        return NULL;
+    }
+    return conf;
+}
+
+static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
+{
+    const certgate_dir_conf *base = basev;
+    const certgate_dir_conf *add = addv;
+    certgate_dir_conf *conf;
+    merge_key key;
+
+    /* Nothing to combine: hand back the configuration-lifetime record itself. */
+    if (dir_conf_is_empty(add)) {
+        return (void *)base;
+    }
+    if (dir_conf_is_empty(base)) {
+        return (void *)add;
+    }
+    if (memo == NULL) {
+        /* No table (cannot happen after pre_config): merge in the caller's pool.
+         * Still correct per request, only not cached. */
+        conf = merge_now(p, base, add);
+        return conf != NULL ? conf : (void *)add;
+    }
+
+    key.base = base;
+    key.add = add;
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(memo_lock);
+#endif
+    conf = apr_hash_get(memo, &key, sizeof key);
+    if (conf == NULL) {
+        merge_key *stored = apr_pmemdup(memo_pool, &key, sizeof key);
+        conf = merge_now(memo_pool, base, add);
+        if (conf != NULL) {
+            apr_hash_set(memo, stored, sizeof *stored, conf);
+        }
+    }
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(memo_lock);
+#endif
+    /* Out of memory: the more specific record is the safer answer (it still
+     * holds every rule set in that section). */
+    return conf != NULL ? conf : (void *)add;
+}
+
+static void *create_server_config(apr_pool_t *p, server_rec *s)
+{
+    certgate_srv_conf *conf = apr_pcalloc(p, sizeof *conf);
+    (void)s;
+    conf->enables = 0;
+    return conf;
+}
+
+static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
+{
+    const certgate_srv_conf *add = addv;
+    certgate_srv_conf *conf = apr_pmemdup(p, add, sizeof *conf);
+    (void)basev; /* the main server's own flag is consulted in init_server */
+    return conf;
+}
+
+/* ---- directives ------------------------------------------------------------ */
+
+static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
+{
+    certgate_dir_conf *conf = mconfig;
+    const char *key = cmd->cmd->name;
+    apr_array_header_t *words = apr_array_make(cmd->temp_pool, 4, sizeof(cg_str));
+    const char *line = raw;
+    cg_error error;
+    int i;
+
+    /* Quoting as everywhere in httpd configuration ("..." and '...'). */
+    while (*line != '\0') {
+        char *word = ap_getword_conf(cmd->temp_pool, &line);
+        cg_str *arg;
+        if (*word == '\0' && *line == '\0') {
+            break;
+        }
+        /* Files named by a key are relative to ServerRoot, as in every module. */
+        if (words->nelts == 0 && *word != '\0'
+            && (!strcasecmp(key, "CertGateTrustedIssuers") || !strcasecmp(key, "CertGateCrl")
+                || !strcasecmp(key, "CertGateCache"))) {
+            char *resolved = ap_server_root_relative(cmd->temp_pool, word);
+            if (resolved != NULL) {
+                word = resolved;
+            }
+        }
+        arg = apr_array_push(words);
+        arg->data = word;
+        arg->len = strlen(word);
+    }
+
+    if (conf->policy == NULL) {
+        conf->policy = cg_policy_new();
+        if (conf->policy == NULL) {
+            return "certgate: out of memory";
+        }
+        apr_pool_cleanup_register(cmd->pool, conf->policy, policy_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    if (cg_policy_set(conf->policy, key, (const cg_str *)words->elts, (size_t)words->nelts,
+                      &error)
+        != CG_OK) {
+        /* httpd prefixes the file and line ("Syntax error on line N of F:"). */
+        return apr_pstrdup(cmd->pool, error.message);
+    }
+
+    /* The log format is not readable through the C API: remember it here. */
+    if (!strcasecmp(key, "CertGateLog")) {
+        const cg_str *args = (const cg_str *)words->elts;
+        conf->log_json = 0;
+        for (i = 0; i < words->nelts; ++i) {
+            if (!strcasecmp(args[i].data, "json")) {
+                conf->log_json = 1;
+            }
+        }
+    }
+    /* Remember which servers need certgate's verification on their SSL_CTX. */
+    if (!strcasecmp(key, "CertGate") && cg_policy_enabled(conf->policy)) {
+        certgate_srv_conf *srv = ap_get_module_config(cmd->server->module_config,
+                                                      &certgate_module);
+        srv->enables = 1;
+    }
+    return NULL;
+}
+
+static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    if (err != NULL) {
+        return err;
+    }
+    return set_key(cmd, mconfig, raw);
+}
+
+#define CG_KEY(name, help) AP_INIT_RAW_ARGS(name, set_key, NULL, RSRC_CONF | ACCESS_CONF, help)
+#define CG_SERVER_KEY(name, help) \
+    AP_INIT_RAW_ARGS(name, set_server_key, NULL, RSRC_CONF, help)
+
+static const command_rec certgate_cmds[] = {
+    CG_KEY("CertGate", "off | optional | require"),
+    CG_KEY("CertGateTrustedIssuers", "PEM file of the CAs allowed to issue client certs here"),
+    CG_KEY("CertGateRequireEku", "clientAuth | any"),
+    CG_KEY("CertGateRequireKeyUsage", "keyUsage bits required (digitalSignature ...) | off"),
+    CG_KEY("CertGateSubject", "ATTR=value ... that must all be present, or ~regex"),
+    CG_KEY("CertGateSan", "dns: email: uri: ip: patterns, any one must match"),
+    CG_KEY("CertGatePin", "sha256:<hex> or spki:<hex> pins"),
+    CG_KEY("CertGateDeny", "sha256:<hex> or spki:<hex> denied certificates"),
+    CG_KEY("CertGateMinKey", "rsa=2048 ec=256"),
+    CG_KEY("CertGateDenySignature", "signature digests refused (sha1 md5)"),
+    CG_KEY("CertGateMaxDepth", "maximum chain depth"),
+    CG_KEY("CertGateClockSkew", "tolerated clock skew (time)"),
+    CG_KEY("CertGateExpiryWarning", "warn when an accepted certificate expires sooner (time)"),
+    CG_KEY("CertGateRevocation", "off | cache_only | soft_fail | hard_fail"),
+    CG_KEY("CertGateRevocationScope", "leaf | chain"),
+    CG_KEY("CertGateRevocationSources", "ordered subset of crl ocsp"),
+    CG_KEY("CertGateCrl", "file or directory of CRLs to preload"),
+    CG_KEY("CertGateRevocationWait", "time a request may wait for a fetch"),
+    CG_KEY("CertGateMaxStale", "how long stale revocation data is still used"),
+    CG_KEY("CertGateFetchTimeout", "CRL/OCSP fetch timeout"),
+    CG_KEY("CertGateFetchMaxSize", "CRL/OCSP fetch size limit"),
+    CG_KEY("CertGateFetchProxy", "proxy URL for CRL/OCSP fetches | off"),
+    CG_KEY("CertGateFetchAllow", "host patterns CDP/AIA URLs may point to"),
+    CG_SERVER_KEY("CertGateCache", "directory of the shared revocation cache"),
+    CG_KEY("CertGateRejectStatus", "HTTP status of a refusal"),
+    CG_KEY("CertGateRejectBody", "text | json | html | off"),
+    CG_KEY("CertGateRejectDetail", "on | off: show the hint to the client"),
+    CG_KEY("CertGateRejectAt", "request | handshake"),
+    CG_KEY("CertGateLog", "kv | json [accepts]"),
+    CG_KEY("CertGateStatus", "on | off: counters handler"),
+    {NULL}};
+
+/* ---- TLS side ----------------------------------------------------------------- */
+
+/* Refusals at handshake time (CertGateRejectAt handshake). */
+static void handshake_log(SSL *ssl, const char *line, size_t len, void *data)
+{
+    conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    if (c != NULL) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "%.*s", (int)len, line);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)data, "%.*s", (int)len, line);
+    }
+}
+
+static int server_uses_certgate(server_rec *s)
+{
+    certgate_srv_conf *own = ap_get_module_config(s->module_config, &certgate_module);
+    certgate_srv_conf *main_conf =
+        ap_get_module_config(ap_server_conf->module_config, &certgate_module);
+    /* Sections of the main server apply to every virtual host. */
+    return (own != NULL && own->enables) || (main_conf != NULL && main_conf->enables);
+}
+
+static int certgate_init_server(server_rec *s, apr_pool_t *p, int is_proxy, SSL_CTX *ctx)
+{
+    certgate_dir_conf *conf;
+    cg_error error;
+    (void)p;
+    if (is_proxy || ctx == NULL || !server_uses_certgate(s)) {
+        return DECLINED;
+    }
+    /* The virtual host's policy: its server-level directives merged over the
+     * main server's (ap_fixup_virtual_hosts ran before post_config). */
+    conf = ap_get_module_config(s->lookup_defaults, &certgate_module);
+    if (conf == NULL || conf->policy == NULL) {
+        conf = create_dir_config(s->process->pconf, NULL);
+        conf->policy = cg_policy_new();
+        if (conf->policy == NULL) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        apr_pool_cleanup_register(s->process->pconf, conf->policy, policy_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    if (cg_ssl_ctx_attach(ctx, conf->policy, handshake_log, s, &error) != CG_OK) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "certgate: cannot attach to the SSL context of %s:%u: %s",
+                     s->server_hostname ? s->server_hostname : "?",
+                     (unsigned)s->port, error.message);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                 "certgate: verification attached to the SSL context of %s:%u",
+                 s->server_hostname ? s->server_hostname : "?", (unsigned)s->port);
+    return DECLINED;
+}
+
+static int certgate_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
+{
+    if (!is_proxy) {
+        ap_set_module_config(c->conn_config, &certgate_module, ssl);
+    }
+    return DECLINED;
+}
+
+static SSL *connection_ssl(conn_rec *c)
+{
+    /* HTTP/2 streams run on secondary connections; the TLS is the primary's. */
+    while (c->master != NULL) {
+        c = c->master;
+    }
+    return ap_get_module_config(c->conn_config, &certgate_module);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static void export_fields(request_rec *r, const cg_decision *decision)
+{
+    int field;
+    for (field = 0; field < CG_FIELD_COUNT; ++field) {
+        const char *name = cg_field_name((cg_field)field);
+        cg_str value = cg_decision_field(decision, (cg_field)field);
+        char *var = apr_pstrcat(r->pool, "CERTGATE_", name, NULL);
+        char *v;
+        for (v = var; *v != '\0'; ++v) {
+            *v = apr_toupper(*v);
+        }
+        apr_table_setn(r->subprocess_env, var, apr_pstrmemdup(r->pool, value.data, value.len));
+    }
+}
+
+static void log_decision(request_rec *r, const certgate_dir_conf *conf,
+                         const cg_decision *decision, int level)
+{
+    char line[4096];
+    size_t len = cg_decision_format_log(decision, conf->log_json == 1 ? CG_LOG_JSON : CG_LOG_KV,
+                                        line, sizeof line);
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", (int)len, line);
+}
+
+/*
+ * Where certgate enforces: post_perdir_config.
+ *
+ * ap_process_request_internal() (server/request.c, 2.4.x) runs, per request and
+ * subrequest: the location/directory walks, post_perdir_config, header_parser
+ * (main requests only), then the authn/authz block, type_checker, fixups.
+ *   - check_access (access_checker) is inside the authn/authz block. Under
+ *     "Satisfy Any" a refusal there is only a vote: if access_checker_ex
+ *     (mod_authz_core's "Require all granted" and friends) or authentication
+ *     succeeds, the request goes on. The whole block is also skipped for an
+ *     internal redirect whose per-dir config equals the previous request's.
+ *   - check_access_ex is the "authorized without authentication" vote itself.
+ *   - fixups cannot be skipped either, but run after authentication, so a client
+ *     without a certificate would first be asked for a password.
+ *   - post_perdir_config runs right after the merged per-dir config is known,
+ *     for every request, subrequest and internal redirect, before any of
+ *     Satisfy/Require/auth, and a non-OK return ends the request through
+ *     ap_die() (so ErrorDocument applies). Nothing configurable skips it.
+ * mod_ssl's own check_access (per-directory SSLVerifyClient renegotiation /
+ * post-handshake auth) comes later, but certgate asks for the certificate in
+ * the initial handshake on every SSL_CTX it is attached to, so the certificate
+ * is already there. (Only mod_cache's CacheQuickHandler, which serves before
+ * ap_process_request_internal, skips every access hook, as for httpd's own.)
+ */
+static int certgate_check(request_rec *r)
+{
+    certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
+    const cg_decision *decision;
+    int status;
+
+    if (conf == NULL || !cg_policy_enabled(conf->policy)) {
+        return DECLINED;
+    }
+
+    /* The ErrorDocument of a certgate refusal: serve it, keep its variables. */
+    if (r->prev != NULL && apr_table_get(r->prev->notes, CG_NOTE_DENIED) != NULL) {
+        const apr_array_header_t *env = apr_table_elts(r->prev->subprocess_env);
+        const apr_table_entry_t *e = (const apr_table_entry_t *)env->elts;
+        int i;
+        for (i = 0; i < env->nelts; ++i) {
+            if (e[i].key != NULL && !strncmp(e[i].key, "CERTGATE_", 9)) {
+                apr_table_setn(r->subprocess_env, e[i].key, e[i].val);
+            }
+        }
+        return DECLINED;
+    }
+
+    decision = cg_ssl_decide(connection_ssl(r->connection), conf->policy);
+    if (decision == NULL) {
+        /* Only for a policy that is off, which was excluded above. */
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    export_fields(r, decision);
+
+    if (cg_decision_verdict(decision) == CG_VERDICT_ALLOW) {
+        if (cg_decision_expiry_warning(decision)) {
+            log_decision(r, conf, decision, APLOG_WARNING);
+        }
+        else if (cg_policy_log_accepts(conf->policy)) {
+            log_decision(r, conf, decision, APLOG_NOTICE);
+        }
+        return DECLINED;
+    }
+
+    /* Refused: one error-log line, the configured status and body. */
+    log_decision(r, conf, decision, APLOG_ERR);
+    status = cg_policy_reject_status(conf->policy, cg_decision_reason(decision));
+    apr_table_setn(r->notes, CG_NOTE_DENIED, "1");
+    if (ap_response_code_string(r, ap_index_of_response(status)) == NULL) {
+        /* No ErrorDocument for this status: certgate's own body. The leading '"'
+         * marks it as text for ap_send_error_response, whatever it starts with. */
+        char body[2048];
+        const char *content_type = "text/plain";
+        size_t len = cg_decision_format_body(decision, conf->policy, &content_type, body,
+                                             sizeof body);
+        ap_custom_response(r, status,
+                           apr_pstrcat(r->pool, "\"", apr_pstrmemdup(r->pool, body, len), NULL));
+        apr_table_setn(r->notes, CG_NOTE_CONTENT_TYPE, content_type);
+    }
+    return status;
+}
+
+/* ap_send_error_response() labels every text ErrorDocument text/html; this filter,
+ * added for certgate's own bodies only, restores the body's real type. */
+static apr_status_t error_type_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    const char *type = apr_table_get(f->r->notes, CG_NOTE_CONTENT_TYPE);
+    if (type != NULL) {
+        ap_set_content_type(f->r, type);
+    }
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+static void certgate_insert_error_filter(request_rec *r)
+{
+    if (apr_table_get(r->notes, CG_NOTE_CONTENT_TYPE) != NULL) {
+        ap_add_output_filter(CG_ERROR_FILTER, NULL, r, r->connection);
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    apr_allocator_t *allocator = NULL;
+    (void)plog;
+    (void)ptemp;
+    /* The memo table gets its own pool and allocator: it is only touched under
+     * memo_lock, while request threads allocate elsewhere. It is destroyed by a
+     * pconf cleanup registered here, before any directive runs, so it goes
+     * last: after mod_ssl's SSL_CTXs, which point at its merged policies. */
+    if (apr_allocator_create(&allocator) != APR_SUCCESS
+        || apr_pool_create_unmanaged_ex(&memo_pool, NULL, allocator) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_allocator_owner_set(allocator, memo_pool);
+    apr_pool_tag(memo_pool, "certgate_merge_memo");
+    memo = apr_hash_make(memo_pool);
+#if APR_HAS_THREADS
+    if (apr_thread_mutex_create(&memo_lock, APR_THREAD_MUTEX_DEFAULT, pconf) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+#endif
+    apr_pool_cleanup_register(pconf, NULL, memo_reset, apr_pool_cleanup_null);
+    return OK;
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(certgate_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ssl, init_server, certgate_init_server, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ssl, pre_handshake, certgate_pre_handshake, NULL, NULL, APR_HOOK_MIDDLE);
+    /* First among post_perdir_config hooks, so no other module's refusal or
+     * redirect comes before certgate's answer. */
+    ap_hook_post_perdir_config(certgate_check, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_insert_error_filter(certgate_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(CG_ERROR_FILTER, error_type_filter, NULL, AP_FTYPE_CONTENT_SET);
+}
+
+/* AP_DECLARE_MODULE(certgate) spelled out: APLOG_USE_MODULE is needed at the top. */
+CG_MODULE_EXPORT module AP_MODULE_DECLARE_DATA certgate_module = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_config,    /* per-directory config */
+    merge_dir_config,     /* merge per-directory */
+    create_server_config, /* per-server config */
+    merge_server_config,  /* merge per-server */
+    certgate_cmds,        /* directives */
+    register_hooks,       /* hooks */
+    AP_MODULE_FLAG_NONE   /* flags */
+};

@@ -1,0 +1,758 @@
+
+/*
+ * ngx_http_certgate_module: the nginx adapter of certgate.
+ *
+ * It forwards the certgate_* directives to the core, attaches the core's
+ * certificate verification to the SSL_CTX of every server where certgate is
+ * on, enforces the location's decision in the rewrite phase (before
+ * ngx_http_rewrite_module's handlers, so a `return` cannot skip it), and turns
+ * decisions into a status, a body, $certgate_* variables, error-log lines and
+ * counters.  All policy logic lives in the core (certgate.h).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <certgate/certgate.h>
+
+
+#define NGX_HTTP_CERTGATE_BODY_MAX   4096
+#define NGX_HTTP_CERTGATE_LINE_MAX   4096
+
+
+typedef struct {
+    cg_policy                 *policy;
+    uint64_t                   set;          /* keys given in this block */
+    ngx_uint_t                 log_level;
+    ngx_uint_t                 log_format;   /* mirrors certgate_log */
+    ngx_flag_t                 status;
+} ngx_http_certgate_loc_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 enabled;      /* here or in any location */
+} ngx_http_certgate_srv_conf_t;
+
+
+typedef struct {
+    const cg_policy           *policy;
+    const cg_decision         *decision;
+} ngx_http_certgate_ctx_t;
+
+
+typedef struct {
+    ngx_atomic_t               decisions[2][CG_REASON_COUNT];
+    ngx_atomic_t               handshake_refusals;
+} ngx_http_certgate_counters_t;
+
+
+static ngx_int_t ngx_http_certgate_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
+static const cg_decision *ngx_http_certgate_decide(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf);
+static void ngx_http_certgate_log(ngx_log_t *log, ngx_uint_t level,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
+static void ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len,
+    void *data);
+static ngx_int_t ngx_http_certgate_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_certgate_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static char *ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_certgate_zone_init(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_certgate_cleanup_policy(void *data);
+static ngx_int_t ngx_http_certgate_add_variables(ngx_conf_t *cf);
+static void *ngx_http_certgate_create_srv_conf(ngx_conf_t *cf);
+static void *ngx_http_certgate_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_certgate_init(ngx_conf_t *cf);
+
+
+static ngx_conf_enum_t  ngx_http_certgate_log_levels[] = {
+    { ngx_string("crit"), NGX_LOG_CRIT },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_null_string, 0 }
+};
+
+
+#define NGX_HTTP_CERTGATE_CONF                                                \
+    (NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE)
+
+/* cmd->offset is the key's bit for the "is duplicate" check */
+#define ngx_http_certgate_key(name, n)                                        \
+    { ngx_string(name), NGX_HTTP_CERTGATE_CONF, ngx_http_certgate_set,         \
+      NGX_HTTP_LOC_CONF_OFFSET, n, NULL }
+
+static ngx_command_t  ngx_http_certgate_commands[] = {
+
+    ngx_http_certgate_key("certgate", 0),
+    ngx_http_certgate_key("certgate_trusted_issuers", 1),
+    ngx_http_certgate_key("certgate_require_eku", 2),
+    ngx_http_certgate_key("certgate_require_key_usage", 3),
+    ngx_http_certgate_key("certgate_subject", 4),
+    ngx_http_certgate_key("certgate_san", 5),
+    ngx_http_certgate_key("certgate_pin", 6),
+    ngx_http_certgate_key("certgate_deny", 7),
+    ngx_http_certgate_key("certgate_min_key", 8),
+    ngx_http_certgate_key("certgate_deny_signature", 9),
+    ngx_http_certgate_key("certgate_max_depth", 10),
+    ngx_http_certgate_key("certgate_clock_skew", 11),
+    ngx_http_certgate_key("certgate_expiry_warning", 12),
+    ngx_http_certgate_key("certgate_revocation", 13),
+    ngx_http_certgate_key("certgate_revocation_scope", 14),
+    ngx_http_certgate_key("certgate_revocation_sources", 15),
+    ngx_http_certgate_key("certgate_crl", 16),
+    ngx_http_certgate_key("certgate_revocation_wait", 17),
+    ngx_http_certgate_key("certgate_max_stale", 18),
+    ngx_http_certgate_key("certgate_fetch_timeout", 19),
+    ngx_http_certgate_key("certgate_fetch_max_size", 20),
+    ngx_http_certgate_key("certgate_fetch_proxy", 21),
+    ngx_http_certgate_key("certgate_fetch_allow", 22),
+    ngx_http_certgate_key("certgate_cache", 23),
+    ngx_http_certgate_key("certgate_reject_status", 24),
+    ngx_http_certgate_key("certgate_reject_body", 25),
+    ngx_http_certgate_key("certgate_reject_detail", 26),
+    ngx_http_certgate_key("certgate_reject_at", 27),
+    ngx_http_certgate_key("certgate_log", 28),
+
+    { ngx_string("certgate_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_certgate_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      29,
+      NULL },
+
+    /* nginx only: the error-log level of refusals (default: error) */
+    { ngx_string("certgate_log_level"),
+      NGX_HTTP_CERTGATE_CONF,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_certgate_loc_conf_t, log_level),
+      &ngx_http_certgate_log_levels },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_certgate_module_ctx = {
+    ngx_http_certgate_add_variables,       /* preconfiguration */
+    ngx_http_certgate_init,                /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_http_certgate_create_srv_conf,     /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_certgate_create_loc_conf,     /* create location configuration */
+    ngx_http_certgate_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_certgate_module = {
+    NGX_MODULE_V1,
+    &ngx_http_certgate_module_ctx,         /* module context */
+    ngx_http_certgate_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_certgate_counters_t     *ngx_http_certgate_counters;
+static ngx_str_t  ngx_http_certgate_zone_name = ngx_string("certgate_counters");
+
+
+static ngx_int_t
+ngx_http_certgate_handler(ngx_http_request_t *r)
+{
+    const cg_decision             *d;
+    ngx_http_certgate_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_certgate_module);
+
+    if (!cg_policy_enabled(clcf->policy)) {
+        return NGX_DECLINED;
+    }
+
+    d = ngx_http_certgate_decide(r, clcf);
+
+    if (d == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_certgate_counters) {
+        (void) ngx_atomic_fetch_add(&ngx_http_certgate_counters->decisions
+                                     [cg_decision_verdict(d) ? 1 : 0]
+                                     [cg_decision_reason(d)], 1);
+    }
+
+    if (cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
+
+        if (cg_decision_expiry_warning(d)) {
+            ngx_http_certgate_log(r->connection->log, NGX_LOG_WARN,
+                                  clcf, d);
+
+        } else if (cg_policy_log_accepts(clcf->policy)) {
+            ngx_http_certgate_log(r->connection->log, NGX_LOG_NOTICE,
+                                  clcf, d);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    ngx_http_certgate_log(r->connection->log, clcf->log_level, clcf, d);
+
+    return ngx_http_certgate_deny(r, clcf, d);
+}
+
+
+static ngx_int_t
+ngx_http_certgate_deny(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
+{
+    size_t                     len;
+    u_char                    *body;
+    ngx_int_t                  status;
+    const char                *type;
+    ngx_str_t                  ct;
+    ngx_http_complex_value_t   cv;
+
+    status = cg_policy_reject_status(clcf->policy, cg_decision_reason(d));
+
+    if (r != r->main) {
+        return status;
+    }
+
+    body = ngx_pnalloc(r->pool, NGX_HTTP_CERTGATE_BODY_MAX);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    type = NULL;
+    len = cg_decision_format_body(d, clcf->policy, &type, (char *) body,
+                                  NGX_HTTP_CERTGATE_BODY_MAX);
+
+    if (len == 0 || type == NULL) {
+        /* certgate_reject_body off: nginx's page, so error_page applies */
+        return status;
+    }
+
+    ct.data = (u_char *) type;
+    ct.len = ngx_strlen(type);
+
+    ngx_memzero(&cv, sizeof(ngx_http_complex_value_t));
+    cv.value.data = body;
+    cv.value.len = len;
+
+    return ngx_http_send_response(r, status, &ct, &cv);
+}
+
+
+static const cg_decision *
+ngx_http_certgate_decide(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf)
+{
+    SSL                      *ssl;
+    ngx_http_certgate_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+
+    if (ctx && ctx->policy == clcf->policy) {
+        return ctx->decision;
+    }
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_certgate_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+    }
+
+    ssl = r->connection->ssl ? r->connection->ssl->connection : NULL;
+
+    /* never NULL for an enabled policy; a failure is internal_error */
+    ctx->decision = cg_ssl_decide(ssl, clcf->policy);
+    ctx->policy = clcf->policy;
+
+    return ctx->decision;
+}
+
+
+static ngx_int_t
+ngx_http_certgate_header_filter(ngx_http_request_t *r)
+{
+    const cg_decision             *d;
+    ngx_http_certgate_loc_conf_t  *clcf;
+
+    /*
+     * A backstop: a successful response for which the phase handler never ran
+     * (a server-level "return", for instance) is refused if the policy in
+     * effect denies the connection.
+     */
+
+    if (r != r->main
+        || r->headers_out.status >= NGX_HTTP_BAD_REQUEST
+        || ngx_http_get_module_ctx(r, ngx_http_certgate_module))
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_certgate_module);
+
+    if (!cg_policy_enabled(clcf->policy)) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    d = ngx_http_certgate_decide(r, clcf);
+
+    if (d && cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (d) {
+        ngx_http_certgate_log(r->connection->log, clcf->log_level,
+                              clcf, d);
+    }
+
+    return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
+                      d ? cg_policy_reject_status(clcf->policy,
+                                                  cg_decision_reason(d))
+                        : NGX_HTTP_INTERNAL_SERVER_ERROR);
+}
+
+
+static void
+ngx_http_certgate_log(ngx_log_t *log, ngx_uint_t level,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
+{
+    size_t  len;
+    char    line[NGX_HTTP_CERTGATE_LINE_MAX];
+
+    if (log->log_level < level) {
+        return;
+    }
+
+    len = cg_decision_format_log(d, (cg_log_format) clcf->log_format, line,
+                                 sizeof(line));
+
+    ngx_log_error(level, log, 0, "%*s", len, line);
+}
+
+
+static void
+ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len, void *data)
+{
+    ngx_connection_t              *c;
+    ngx_http_certgate_loc_conf_t  *clcf = data;
+
+    c = ngx_ssl_get_connection(ssl);
+
+    if (ngx_http_certgate_counters) {
+        (void) ngx_atomic_fetch_add(
+                         &ngx_http_certgate_counters->handshake_refusals, 1);
+    }
+
+    ngx_log_error(clcf->log_level, c ? c->log : ngx_cycle->log, 0,
+                  "%*s", len, line);
+}
+
+
+static ngx_int_t
+ngx_http_certgate_status_handler(ngx_http_request_t *r)
+{
+    size_t        size;
+    ngx_int_t     rc;
+    ngx_uint_t    i, v;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    size = 256 + 2 * CG_REASON_COUNT * 128;
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last,
+                "# HELP certgate_decisions_total Request decisions by verdict"
+                " and reason.\n# TYPE certgate_decisions_total counter\n",
+                sizeof("# HELP certgate_decisions_total Request decisions by "
+                       "verdict and reason.\n# TYPE certgate_decisions_total "
+                       "counter\n") - 1);
+
+    for (v = 0; v < 2; v++) {
+        for (i = 0; i < CG_REASON_COUNT; i++) {
+            if ((v == 0) != (i == CG_REASON_NONE)) {
+                continue;
+            }
+
+            b->last = ngx_sprintf(b->last,
+                          "certgate_decisions_total{verdict=\"%s\","
+                          "reason=\"%s\"} %uA\n",
+                          v ? "deny" : "allow", cg_reason_code(i),
+                          ngx_http_certgate_counters
+                          ? ngx_http_certgate_counters->decisions[v][i] : 0);
+        }
+    }
+
+    b->last = ngx_sprintf(b->last,
+                  "# HELP certgate_handshake_refusals_total Handshakes aborted"
+                  " (certgate_reject_at handshake).\n"
+                  "# TYPE certgate_handshake_refusals_total counter\n"
+                  "certgate_handshake_refusals_total %uA\n",
+                  ngx_http_certgate_counters
+                  ? ngx_http_certgate_counters->handshake_refusals : 0);
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_certgate_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    cg_str                         s;
+    const cg_decision             *d;
+    ngx_http_certgate_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_certgate_module);
+
+    d = cg_policy_enabled(clcf->policy) ? ngx_http_certgate_decide(r, clcf)
+                                        : NULL;
+    if (d == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = cg_decision_field(d, (cg_field) data);
+
+    /* the decision lives as long as the connection */
+    v->data = (u_char *) s.data;
+    v->len = s.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_certgate_loc_conf_t *clcf = conf;
+
+    cg_str                    *argv;
+    cg_error                   error;
+    ngx_str_t                 *value;
+    ngx_uint_t                 i, argc;
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    if (clcf->set & ((uint64_t) 1 << cmd->offset)) {
+        return "is duplicate";
+    }
+
+    clcf->set |= (uint64_t) 1 << cmd->offset;
+
+    value = cf->args->elts;
+    argc = cf->args->nelts - 1;
+
+    argv = ngx_palloc(cf->temp_pool, argc * sizeof(cg_str));
+    if (argv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < argc; i++) {
+        argv[i].data = (const char *) value[i + 1].data;
+        argv[i].len = value[i + 1].len;
+    }
+
+    if (cg_policy_set(clcf->policy, (const char *) cmd->name.data, argv, argc,
+                      &error)
+        != CG_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", error.message);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmd->offset == 28) {
+        clcf->log_format = CG_LOG_KV;
+
+        for (i = 1; i <= argc; i++) {
+            if (value[i].len == 4
+                && ngx_strncasecmp(value[i].data, (u_char *) "json", 4) == 0)
+            {
+                clcf->log_format = CG_LOG_JSON;
+            }
+        }
+    }
+
+    if (cmd->offset == 29
+        && value[1].len == 2 && ngx_strncasecmp(value[1].data, (u_char *) "on", 2) == 0)
+    {
+        clcf->status = 1;
+        hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        hclcf->handler = ngx_http_certgate_status_handler;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t  *shpool;
+
+    if (data) {
+        shm_zone->data = data;
+        ngx_http_certgate_counters = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        ngx_http_certgate_counters = shpool->data;
+        return NGX_OK;
+    }
+
+    ngx_http_certgate_counters = ngx_slab_calloc(shpool,
+                                        sizeof(ngx_http_certgate_counters_t));
+    if (ngx_http_certgate_counters == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = ngx_http_certgate_counters;
+    shm_zone->data = ngx_http_certgate_counters;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_certgate_cleanup_policy(void *data)
+{
+    cg_policy_free(data);
+}
+
+
+static ngx_int_t
+ngx_http_certgate_add_variables(ngx_conf_t *cf)
+{
+    u_char               *p;
+    ngx_str_t             name;
+    ngx_uint_t            i;
+    const char           *field;
+    ngx_http_variable_t  *var;
+
+    for (i = 0; i < CG_FIELD_COUNT; i++) {
+        field = cg_field_name((cg_field) i);
+
+        name.len = sizeof("certgate_") - 1 + ngx_strlen(field);
+        name.data = ngx_pnalloc(cf->pool, name.len);
+        if (name.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(name.data, "certgate_", sizeof("certgate_") - 1);
+        ngx_memcpy(p, field, ngx_strlen(field));
+
+        var = ngx_http_add_variable(cf, &name, NGX_HTTP_VAR_NOCACHEABLE);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = ngx_http_certgate_variable;
+        var->data = i;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_certgate_create_srv_conf(ngx_conf_t *cf)
+{
+    /* set by ngx_pcalloc(): enabled = 0 */
+
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_certgate_srv_conf_t));
+}
+
+
+static void *
+ngx_http_certgate_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_certgate_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_certgate_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->set = 0;
+     *     conf->status = 0;
+     */
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    conf->policy = cg_policy_new();
+    if (conf->policy == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_certgate_cleanup_policy;
+    cln->data = conf->policy;
+
+    conf->log_level = NGX_CONF_UNSET_UINT;
+    conf->log_format = NGX_CONF_UNSET_UINT;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_certgate_loc_conf_t *prev = parent;
+    ngx_http_certgate_loc_conf_t *conf = child;
+
+    cg_error                       error;
+    ngx_http_certgate_srv_conf_t  *cscf;
+
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_ERR);
+    ngx_conf_merge_uint_value(conf->log_format, prev->log_format, CG_LOG_KV);
+
+    if (cg_policy_inherit(conf->policy, prev->policy, &error) != CG_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", error.message);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cg_policy_enabled(conf->policy)) {
+        /* cf->ctx->srv_conf is the server being merged */
+        cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_certgate_module);
+        cscf->enabled = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_certgate_init(ngx_conf_t *cf)
+{
+    cg_error                       error;
+    ngx_uint_t                     s;
+    ngx_shm_zone_t                *shm_zone;
+    ngx_http_handler_pt           *h;
+    ngx_http_ssl_srv_conf_t       *sscf;
+    ngx_http_core_srv_conf_t     **cscfp;
+    ngx_http_core_main_conf_t     *cmcf;
+    ngx_http_certgate_srv_conf_t  *cgscf;
+    ngx_http_certgate_loc_conf_t  *clcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    cscfp = cmcf->servers.elts;
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+
+        cgscf = cscfp[s]->ctx->srv_conf[ngx_http_certgate_module.ctx_index];
+        clcf = cscfp[s]->ctx->loc_conf[ngx_http_certgate_module.ctx_index];
+        sscf = cscfp[s]->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
+
+        if (!cgscf->enabled || sscf == NULL || sscf->ssl.ctx == NULL) {
+            continue;
+        }
+
+        if (cg_ssl_ctx_attach(sscf->ssl.ctx, clcf->policy,
+                              ngx_http_certgate_ssl_log, clcf, &error)
+            != CG_OK)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "certgate: %s in server at %s:%ui", error.message,
+                          cscfp[s]->file_name, cscfp[s]->line);
+            return NGX_ERROR;
+        }
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &ngx_http_certgate_zone_name,
+                                     8 * ngx_pagesize,
+                                     &ngx_http_certgate_module);
+    if (shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    shm_zone->init = ngx_http_certgate_zone_init;
+
+    /*
+     * The rewrite phase: handlers of a phase run in reverse order of
+     * registration, and a dynamic module registers after
+     * ngx_http_rewrite_module, so this runs before a location's "return".
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_certgate_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_certgate_header_filter;
+
+    return NGX_OK;
+}

@@ -1,0 +1,114 @@
+// Decision cost for a typical 3-certificate chain (leaf + intermediate sent,
+// root trusted), split into OpenSSL's own X509_verify_cert (the anchor) and the
+// work certgate adds on top. Run: build/tests/bench/certgate_bench_decision
+#include <benchmark/benchmark.h>
+#include <certgate/evaluator.h>
+#include <certgate/log_format.h>
+#include <pki_builder.h>
+
+namespace certgate {
+namespace {
+
+constexpr int64_t kNow = 1800000000;
+
+struct Chain {
+  Chain() : pki(kNow) {
+    root = pki.SelfSigned(pki::PkiBuilder::CaSpec("CN=Bench Root,O=Example"));
+    issuing = pki.Issue(root, pki::PkiBuilder::CaSpec("CN=Bench Issuing CA,O=Example"));
+    pki::CertSpec spec = pki::PkiBuilder::LeafSpec("CN=alice,OU=People,O=Example");
+    spec.san = {"email:alice@example.com", "URI:spiffe://prod/alice"};
+    leaf = pki.Issue(issuing, spec);
+    store.reset(X509_STORE_new());
+    X509_STORE_add_cert(store.get(), root.cert.get());
+    untrusted.reset(sk_X509_new_null());
+    X509_up_ref(issuing.cert.get());
+    sk_X509_push(untrusted.get(), issuing.cert.get());
+  }
+  pki::PkiBuilder pki;
+  pki::Issued root, issuing, leaf;
+  ossl::UniquePtr<X509_STORE> store;
+  ossl::UniquePtr<STACK_OF(X509)> untrusted;
+};
+
+Chain &TheChain() {
+  static Chain chain;
+  return chain;
+}
+
+// Every rule of DESIGN §2 that applies to an accepted certificate switched on.
+Policy AllRules() {
+  Chain &chain = TheChain();
+  Policy policy;
+  (void)policy.Set("certgate", {"require"});
+  (void)policy.Set("subject", {"OU=People", "O=Example"});
+  (void)policy.Set("san", {"uri:spiffe://prod/*"});
+  (void)policy.Set("min_key", {"rsa=2048", "ec=256"});
+  (void)policy.Set("deny_signature", {"md5", "sha1"});
+  (void)policy.Set("deny", {"sha256:" + std::string(64, '0')});
+  policy.trusted_issuers = CertList{"bench", {chain.issuing.cert}};
+  return policy;
+}
+
+// The anchor: OpenSSL's own chain verification, as a server does per handshake.
+void BM_X509VerifyCert(benchmark::State &state) {
+  Chain &chain = TheChain();
+  for (auto _ : state) {
+    ossl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
+    X509_STORE_CTX_init(ctx.get(), chain.store.get(), chain.leaf.cert.get(), chain.untrusted.get());
+    X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), kNow);
+    benchmark::DoNotOptimize(X509_verify_cert(ctx.get()));
+  }
+}
+BENCHMARK(BM_X509VerifyCert);
+
+// certgate's chain evidence: X509_verify_cert with every error recorded.
+void BM_BuildChainEvidence(benchmark::State &state) {
+  Chain &chain = TheChain();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get()));
+  }
+}
+BENCHMARK(BM_BuildChainEvidence);
+
+// certgate's added work for a cached chain: every policy rule on the evidence.
+void BM_EvaluateCachedChain(benchmark::State &state) {
+  Chain &chain = TheChain();
+  const Policy policy = AllRules();
+  const ChainEvidence evidence =
+      BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get());
+  const FixedClock clock(kNow);
+  for (auto _ : state) {
+    Decision decision = Evaluate(policy, &evidence, clock);
+    if (decision.verdict() != CG_VERDICT_ALLOW) state.SkipWithError(decision.detail().c_str());
+    benchmark::DoNotOptimize(decision);
+  }
+}
+BENCHMARK(BM_EvaluateCachedChain);
+
+// The whole decision a full handshake pays: evidence + every rule.
+void BM_FullDecision(benchmark::State &state) {
+  Chain &chain = TheChain();
+  const Policy policy = AllRules();
+  const FixedClock clock(kNow);
+  for (auto _ : state) {
+    const ChainEvidence evidence =
+        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get());
+    benchmark::DoNotOptimize(Evaluate(policy, &evidence, clock));
+  }
+}
+BENCHMARK(BM_FullDecision);
+
+// Only paid on refusals (or with `log accepts`).
+void BM_FormatLogLine(benchmark::State &state) {
+  Chain &chain = TheChain();
+  for (auto _ : state) {
+    const Decision decision =
+        Decision::Deny({CG_REASON_EXPIRED, 0, "expired", {}}, chain.leaf.cert);
+    benchmark::DoNotOptimize(FormatLogLine(decision, LogFormat::kKv));
+  }
+}
+BENCHMARK(BM_FormatLogLine);
+
+}  // namespace
+}  // namespace certgate
