@@ -12,7 +12,9 @@ constexpr const char *kUsage =
     "\n"
     "  check   judge a client certificate exactly as the nginx and Apache modules do,\n"
     "          print the chain, the verdict and the log line the server would write.\n"
-    "          Exit 0: allowed, 2: refused, 1: usage or input error.\n";
+    "          Exit 0: allowed, 2: refused, 1: usage or input error.\n"
+    "  reasons [--markdown]\n"
+    "          list every reason code with its sub-status, meaning and hint.\n";
 
 }  // namespace
 
@@ -25,6 +27,7 @@ int main(int argc, char **argv) {
   const std::string command = args[0];
   args.erase(args.begin());
   if (command == "check") return certgate::cli::RunCheck(args);
+  if (command == "reasons") return certgate::cli::RunReasons(args);
   std::cerr << "certgate: unknown command \"" << command << "\"\n" << kUsage;
   return certgate::cli::kExitUsage;
 }
