@@ -1,4 +1,5 @@
 // certgate check: the server's verdict, offline.
+#include <certgate/cert_file.h>
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
 #include <certgate/policy.h>
@@ -23,43 +24,6 @@ struct CheckOptions {
   std::string cert_file;
   int64_t now = 0;
 };
-
-std::string OpenSslError() {
-  const unsigned long code = ERR_peek_last_error();
-  char text[256] = "unknown error";
-  if (code != 0) ERR_error_string_n(code, text, sizeof text);
-  ERR_clear_error();
-  return text;
-}
-
-// Reads every certificate of a PEM file, or the one certificate of a DER file.
-Result<std::vector<std::shared_ptr<X509>>> ReadCertificates(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("cannot read \"" + path + "\": " + std::strerror(errno));
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::shared_ptr<X509>> certs;
-  if (data.find("-----BEGIN") != std::string::npos) {
-    ossl::UniquePtr<BIO> bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-    while (X509 *cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-      certs.emplace_back(cert, X509_free);
-    }
-    const unsigned long error = ERR_peek_last_error();
-    if (ERR_GET_REASON(error) != PEM_R_NO_START_LINE || certs.empty()) {
-      return Status::Error("\"" + path +
-                           "\" holds a certificate that does not decode: " + OpenSslError());
-    }
-    ERR_clear_error();
-  } else {
-    const auto *der = reinterpret_cast<const unsigned char *>(data.data());
-    X509 *cert = d2i_X509(nullptr, &der, static_cast<long>(data.size()));
-    if (cert == nullptr) {
-      return Status::Error("\"" + path +
-                           "\" is neither PEM nor a DER certificate: " + OpenSslError());
-    }
-    certs.emplace_back(cert, X509_free);
-  }
-  return certs;
-}
 
 Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
   for (size_t i = 0; i < args.size(); ++i) {

@@ -28,8 +28,8 @@ int RunReasons(const std::vector<std::string> &args) {
       std::cout << "| `" << info.code << "` | " << info.http_status << " | " << info.substatus
                 << " | " << info.meaning << " | " << info.hint << " |\n";
     } else {
-      std::cout << info.code << " (" << info.substatus << "): " << info.meaning << "\n    hint: "
-                << info.hint << "\n";
+      std::cout << info.code << " (" << info.substatus << "): " << info.meaning
+                << "\n    hint: " << info.hint << "\n";
     }
   }
   return kExitAllow;

@@ -1,6 +1,7 @@
 // Policy::Set and friends: one parser for every key of DESIGN §2, shared by the
 // nginx, Apache and CLI front ends so they accept and reject exactly the same text.
 #include <arpa/inet.h>
+#include <certgate/cert_file.h>
 #include <certgate/policy.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -202,27 +203,6 @@ bool ParseSize(std::string_view text, uint64_t *out) {
   return true;
 }
 
-// Reads a whole file; the error says "cannot read "<path>": <strerror>".
-Status ReadWholeFile(const std::string &path, std::string *out) {
-  errno = 0;
-  FILE *file = fopen(path.c_str(), "rb");
-  if (file == nullptr) {
-    return Status::Error("cannot read " + Quote(path) + ": " + strerror(errno));
-  }
-  std::string data;
-  char buf[8192];
-  size_t n = 0;
-  while ((n = fread(buf, 1, sizeof(buf), file)) > 0) data.append(buf, n);
-  // fopen succeeds on a directory; fread then fails with EISDIR.
-  int read_errno = ferror(file) ? errno : 0;
-  fclose(file);
-  if (read_errno != 0) {
-    return Status::Error("cannot read " + Quote(path) + ": " + strerror(read_errno));
-  }
-  *out = std::move(data);
-  return Status::Ok();
-}
-
 // ---- one parser per key ----
 
 Status SetMode(Policy &p, const Errors &err, const Args &args) {
@@ -232,33 +212,9 @@ Status SetMode(Policy &p, const Errors &err, const Args &args) {
 }
 
 Status SetTrustedIssuers(Policy &p, const Errors &err, const Args &args) {
-  const std::string &path = args[0];
-  std::string pem;
-  Status read = ReadWholeFile(path, &pem);
-  if (!read.ok()) return err.Error(read.message());
-
-  ossl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (!bio) return err.Error("out of memory reading " + Quote(path));
-  CertList list;
-  list.path = path;
-  // Mark the queue so our parse errors never leak to the caller (certgate.h rule).
-  ERR_set_mark();
-  while (X509 *cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-    list.certs.emplace_back(cert, X509_free);
-  }
-  unsigned long last = ERR_peek_last_error();
-  bool at_end = last == 0 ||
-                (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE);
-  std::string detail;
-  if (!at_end) {
-    char text[256];
-    ERR_error_string_n(last, text, sizeof(text));
-    detail = text;
-  }
-  ERR_pop_to_mark();
-  if (!at_end) return err.Error(Quote(path) + " holds a bad PEM certificate: " + detail);
-  if (list.certs.empty()) return err.Error(Quote(path) + " holds no PEM certificate");
-  p.trusted_issuers = std::move(list);
+  auto certs = ReadPemCertificates(args[0]);
+  if (!certs.ok()) return err.Error(certs.status().message());
+  p.trusted_issuers = CertList{args[0], std::move(certs).value()};
   return Status::Ok();
 }
 

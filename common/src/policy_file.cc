@@ -1,5 +1,6 @@
 // Policy::LoadFile: the CLI's policy files, `key value...;` statements with the
 // same tokenizing rules as nginx.conf so a directive can be pasted either way.
+#include <certgate/cert_file.h>
 #include <certgate/policy.h>
 
 #include <cerrno>
@@ -18,8 +19,6 @@ struct Token {
 struct Statement {
   std::vector<Token> tokens;
 };
-
-std::string Quote(std::string_view value) { return "\"" + std::string(value) + "\""; }
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -148,25 +147,6 @@ class Tokenizer {
   size_t pos_ = 0;
   int line_ = 1;
 };
-
-Status ReadWholeFile(const std::string &path, std::string *out) {
-  errno = 0;
-  FILE *file = fopen(path.c_str(), "rb");
-  if (file == nullptr) {
-    return Status::Error("cannot read " + Quote(path) + ": " + strerror(errno));
-  }
-  std::string data;
-  char buf[8192];
-  size_t n = 0;
-  while ((n = fread(buf, 1, sizeof(buf), file)) > 0) data.append(buf, n);
-  int read_errno = ferror(file) ? errno : 0;  // e.g. EISDIR for a directory
-  fclose(file);
-  if (read_errno != 0) {
-    return Status::Error("cannot read " + Quote(path) + ": " + strerror(read_errno));
-  }
-  *out = std::move(data);
-  return Status::Ok();
-}
 
 // Files named in a policy file are found next to it, wherever the CLI runs from.
 void ResolveRelativePaths(const std::string &policy_path, const std::string &key,
