@@ -26,8 +26,6 @@ typedef struct {
     cg_policy                 *policy;
     uint64_t                   set;          /* keys given in this block */
     ngx_uint_t                 log_level;
-    ngx_uint_t                 log_format;   /* mirrors certgate_log */
-    ngx_flag_t                 status;
 } ngx_http_certgate_loc_conf_t;
 
 
@@ -351,7 +349,7 @@ ngx_http_certgate_log(ngx_log_t *log, ngx_uint_t level,
         return;
     }
 
-    len = cg_decision_format_log(d, (cg_log_format) clcf->log_format, line,
+    len = cg_decision_format_log(d, cg_policy_log_format(clcf->policy), line,
                                  sizeof(line));
 
     ngx_log_error(level, log, 0, "%*s", len, line);
@@ -402,12 +400,9 @@ ngx_http_certgate_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_cpymem(b->last,
-                "# HELP certgate_decisions_total Request decisions by verdict"
-                " and reason.\n# TYPE certgate_decisions_total counter\n",
-                sizeof("# HELP certgate_decisions_total Request decisions by "
-                       "verdict and reason.\n# TYPE certgate_decisions_total "
-                       "counter\n") - 1);
+    b->last = ngx_sprintf(b->last,
+                  "# HELP certgate_decisions_total Request decisions by verdict"
+                  " and reason.\n# TYPE certgate_decisions_total counter\n");
 
     for (v = 0; v < 2; v++) {
         for (i = 0; i < CG_REASON_COUNT; i++) {
@@ -521,22 +516,9 @@ ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (cmd->offset == 28) {
-        clcf->log_format = CG_LOG_KV;
-
-        for (i = 1; i <= argc; i++) {
-            if (value[i].len == 4
-                && ngx_strncasecmp(value[i].data, (u_char *) "json", 4) == 0)
-            {
-                clcf->log_format = CG_LOG_JSON;
-            }
-        }
-    }
-
     if (cmd->offset == 29
         && value[1].len == 2 && ngx_strncasecmp(value[1].data, (u_char *) "on", 2) == 0)
     {
-        clcf->status = 1;
         hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
         hclcf->handler = ngx_http_certgate_status_handler;
     }
@@ -642,7 +624,6 @@ ngx_http_certgate_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->set = 0;
-     *     conf->status = 0;
      */
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
@@ -659,7 +640,6 @@ ngx_http_certgate_create_loc_conf(ngx_conf_t *cf)
     cln->data = conf->policy;
 
     conf->log_level = NGX_CONF_UNSET_UINT;
-    conf->log_format = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -675,7 +655,6 @@ ngx_http_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_certgate_srv_conf_t  *cscf;
 
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level, NGX_LOG_ERR);
-    ngx_conf_merge_uint_value(conf->log_format, prev->log_format, CG_LOG_KV);
 
     if (cg_policy_inherit(conf->policy, prev->policy, &error) != CG_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", error.message);

@@ -125,6 +125,12 @@ int cg_policy_log_accepts(const cg_policy *policy) {
   return policy != nullptr && policy->policy.EffectiveLogAccepts();
 }
 
+cg_log_format cg_policy_log_format(const cg_policy *policy) {
+  return policy != nullptr && policy->policy.EffectiveLogFormat() == certgate::LogFormat::kJson
+             ? CG_LOG_JSON
+             : CG_LOG_KV;
+}
+
 const char *cg_field_name(cg_field field) {
   return field >= 0 && field < CG_FIELD_COUNT ? kFieldNames[field] : "";
 }

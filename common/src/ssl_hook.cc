@@ -9,7 +9,6 @@
 #include <atomic>
 #include <climits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -49,6 +48,15 @@ struct Attachment {
   cg_ssl_log_fn log;
   void *log_data;
 };
+
+void FreeAttachment(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
+  delete static_cast<Attachment *>(ptr);
+}
+
+int AttachmentIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeAttachment);
+  return index;
+}
 
 ConnectionState *StateOf(SSL *ssl, bool create) {
   auto *state = static_cast<ConnectionState *>(SSL_get_ex_data(ssl, StateIndex()));
@@ -136,22 +144,20 @@ void SetConnectionClock(const Clock *clock) {
 Status AttachToSslCtx(SSL_CTX *ctx, const Policy *policy, cg_ssl_log_fn log, void *log_data) {
   if (ctx == nullptr || policy == nullptr)
     return Status::Error("no SSL_CTX or policy to attach to");
-  if (StateIndex() < 0) return Status::Error("cannot allocate SSL ex_data index");
-  // Owned by the SSL_CTX's lifetime; SSL_CTXs live as long as the configuration.
-  auto *attachment = new Attachment{policy, log, log_data};
-  static std::mutex attachments_mutex;
-  static std::vector<std::unique_ptr<Attachment>> attachments;
-  {
-    std::lock_guard<std::mutex> lock(attachments_mutex);
-    attachments.emplace_back(attachment);
+  if (StateIndex() < 0 || AttachmentIndex() < 0) {
+    return Status::Error("cannot allocate OpenSSL ex_data indexes");
   }
-  SSL_CTX_set_cert_verify_callback(ctx, VerifyClientChain, attachment);
-  int mode = SSL_CTX_get_verify_mode(ctx) | SSL_VERIFY_PEER;
-  if (policy->EffectiveMode() == Mode::kRequire &&
-      policy->EffectiveRejectAt() == RejectAt::kHandshake) {
-    mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  // Owned by the SSL_CTX (freed with it), so reloads do not accumulate them.
+  auto attachment = std::make_unique<Attachment>(Attachment{policy, log, log_data});
+  delete static_cast<Attachment *>(SSL_CTX_get_ex_data(ctx, AttachmentIndex()));  // re-attach
+  if (!SSL_CTX_set_ex_data(ctx, AttachmentIndex(), attachment.get())) {
+    return Status::Error("cannot attach to the SSL_CTX");
   }
-  SSL_CTX_set_verify(ctx, mode, SSL_CTX_get_verify_callback(ctx));
+  SSL_CTX_set_cert_verify_callback(ctx, VerifyClientChain, attachment.release());
+  // Ask for a certificate but never fail the handshake for a missing one: the
+  // request is refused as no_cert with an explanation instead.
+  SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx) | SSL_VERIFY_PEER,
+                     SSL_CTX_get_verify_callback(ctx));
   return Status::Ok();
 }
 

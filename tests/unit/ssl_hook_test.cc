@@ -252,6 +252,16 @@ TEST_F(SslHookTest, RejectAtHandshakeAbortsAndLogs) {
   EXPECT_THAT(logged_[0], HasSubstr("certgate: verdict=deny reason=expired"));
 }
 
+TEST_F(SslHookTest, RejectAtHandshakeStillExplainsAMissingCertificateAtRequestTime) {
+  Set(server_policy_.get(), "certgate_reject_at", "handshake");
+  Attach();
+  Attach();  // attaching again (a server re-reading its configuration) replaces the first
+  Connection conn = Handshake(nullptr);
+  ASSERT_TRUE(conn.handshake_ok);
+  EXPECT_EQ(cg_decision_reason(cg_ssl_decide(conn.server.get(), server_policy_.get())),
+            CG_REASON_NO_CERT);
+}
+
 class SslHookResumptionTest : public SslHookTest,
                               public ::testing::WithParamInterface<int /* TLS version */> {};
 

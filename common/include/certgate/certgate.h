@@ -150,6 +150,7 @@ CG_API int cg_policy_load_file(cg_policy *policy, const char *path, cg_error *er
 CG_API int cg_policy_reject_status(const cg_policy *policy, cg_reason reason);
 CG_API int cg_policy_reject_at_handshake(const cg_policy *policy);
 CG_API int cg_policy_log_accepts(const cg_policy *policy);
+CG_API cg_log_format cg_policy_log_format(const cg_policy *policy);
 
 /* ---- decisions ---- */
 typedef struct cg_decision cg_decision;
@@ -216,8 +217,10 @@ typedef void (*cg_ssl_log_fn)(SSL *ssl, const char *line, size_t len, void *data
  * virtual host) and makes the server ask for a client certificate. The
  * handshake then records the chain's evidence on the connection and finishes,
  * so a refusal is explained at request time (or, with reject_at handshake, the
- * handshake is aborted with the fitting alert after `log` is called). `policy`
- * is the server-level policy; it and `log_data` must outlive the SSL_CTX.
+ * handshake is aborted with the fitting alert after `log` is called; a missing
+ * certificate is still refused at request time, where it can be explained).
+ * `policy` is the server-level policy; it and `log_data` must outlive the
+ * SSL_CTX.
  */
 CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log,
                              void *log_data, cg_error *error);

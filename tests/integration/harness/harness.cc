@@ -395,7 +395,8 @@ std::string GeneratePki(const std::string &dir, int64_t now) {
     argv.push_back(std::to_string(now));
   }
   RunResult r = Run(argv);
-  if (r.exit_code != 0) return "certgate-mkpki failed (" + std::to_string(r.exit_code) + "): " + r.err;
+  if (r.exit_code != 0)
+    return "certgate-mkpki failed (" + std::to_string(r.exit_code) + "): " + r.err;
   if (!MakeWorldReadable(dir)) return "cannot chmod " + dir;
   return "";
 }

@@ -61,8 +61,8 @@ class Process {
   bool Start(const std::vector<std::string> &argv, const std::string &stdout_path = "",
              const std::string &stderr_path = "", const std::vector<std::string> &env = {});
   pid_t pid() const { return pid_; }
-  bool Running();                 // reaps it if it has exited
-  bool Signal(int sig) const;     // kill(pid, sig)
+  bool Running();              // reaps it if it has exited
+  bool Signal(int sig) const;  // kill(pid, sig)
   // Waits up to timeout_ms for the child to exit; returns its exit code as in
   // RunResult, or -2 on timeout (the child is left running).
   int Wait(int timeout_ms);

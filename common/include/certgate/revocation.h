@@ -1,0 +1,121 @@
+// RevocationChecker: the revocation seam of DESIGN §4.3 and §5.
+//
+// Lookups read only the shared LMDB cache (revocation_store.h) and never block on
+// the network; misses and due refreshes are handed to a background thread per
+// process (revocation_fetcher.h) that fetches CRLs from CDPs and OCSP answers
+// from AIA responders, verifies them (revocation_crl.h, revocation_ocsp.h) and
+// writes them to the cache, where every process sees them.
+//
+// Processes and threads:
+//  - Open() in every process that uses the cache, *after* fork (nginx: in
+//    init_process of each worker; Apache: child_init). An LMDB environment must
+//    not be used across fork, so a master that opens one (to validate the path
+//    for `-t`, or to Preload) must destroy its checker before forking.
+//  - One checker per process is shared by all its threads: Check(),
+//    WaitForFetches() and List() are thread-safe (the environment is opened with
+//    MDB_NOTLS, read transactions are not tied to threads).
+//  - The background fetch thread starts lazily on the first scheduled fetch, so a
+//    checker that only preloads (master, CLI) never starts a thread.
+#pragma once
+
+#include <certgate/chain_evidence.h>
+#include <certgate/clock.h>
+#include <certgate/policy.h>
+#include <certgate/result.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace certgate {
+
+enum class RevocationStatus { kGood, kRevoked, kUnknown, kStale };
+
+// "good", "revoked", "unknown", "stale".
+const char *RevocationStatusName(RevocationStatus status);
+
+struct RevocationAnswer {
+  RevocationStatus status = RevocationStatus::kUnknown;
+  int depth = 0;       // which cert of the chain
+  std::string source;  // "crl http://pki/ca.crl crl_number=821" or "ocsp http://ocsp/"
+  int64_t revoked_at = 0;
+  std::string reason;  // CRLReason name, e.g. keyCompromise ("" when none was given)
+  // For unknown/stale: every URL tried, its error and duration, the mode. For a
+  // good answer served from data past nextUpdate (within max_stale): says so.
+  std::string detail;
+  bool fetch_pending = false;  // a fetch for this cert is scheduled/in flight
+};
+
+class RevocationStore;
+class RevocationFetcher;
+
+class RevocationChecker {
+ public:
+  // Opens (creating if needed, mode 0700) the LMDB environment at dir; a clear
+  // error naming the path when it cannot. `clock` must outlive the checker.
+  static Result<std::unique_ptr<RevocationChecker>> Open(const std::string &dir,
+                                                         const Clock &clock);
+  ~RevocationChecker();
+  RevocationChecker(const RevocationChecker &) = delete;
+  RevocationChecker &operator=(const RevocationChecker &) = delete;
+
+  // Loads CRL files / directories (PEM or DER) named by certgate_crl into the
+  // store, each verified against its issuer found in `trust` (signature, issuer
+  // name, crlNumber not lower than cached, thisUpdate not in the future). A file
+  // whose mtime/size are those recorded in the store is not parsed again (warm
+  // reload). A CRL whose issuer is not in `trust` (an intermediate CA's CRL) is
+  // remembered and ingested in the background the first time a chain brings
+  // that issuer. Files are re-examined periodically (RescanInterval) and
+  // re-ingested when they change. `trust` may be null. Errors name the file.
+  Status Preload(const std::vector<std::string> &paths, X509_STORE *trust);
+
+  // Cache-only lookup for every cert of the chain (scope leaf|chain per policy;
+  // chain = all but the trust anchor; a cert whose issuer is not in the chain is
+  // kUnknown); never blocks on the network. When the policy's mode allows
+  // fetching (soft_fail, hard_fail) and data is missing or due for refresh,
+  // schedules background fetches of the cert's CDP / AIA OCSP URLs (only when
+  // evidence.anchored; only to fetch_allow hosts; http/https only; ldap skipped
+  // with a note). Returns one answer per checked cert, depth order; empty when
+  // the policy's revocation is off or the chain has nothing to check.
+  std::vector<RevocationAnswer> Check(const ChainEvidence &evidence, const Policy &policy);
+
+  // Blocks up to `wait` for the pending fetches of this chain to finish (Apache
+  // thread / CLI); returns true if none is pending any more.
+  bool WaitForFetches(const ChainEvidence &evidence, std::chrono::milliseconds wait);
+
+  // True when a fetch (or a background ingest) for a cert of this chain is
+  // scheduled or in flight in this process (for an nginx timer to poll).
+  bool FetchPending(const ChainEvidence &evidence);
+
+  // CLI: fetch every CDP/AIA URL of the chain now (ignoring backoff; still only
+  // http/https and fetch_allow hosts), ingesting what verifies, and return one
+  // line per URL with its result and timing (certutil -urlfetch experience).
+  std::vector<std::string> FetchNow(const ChainEvidence &evidence, const Policy &policy);
+
+  // CLI `certgate cache list|show|purge`: one line per CRL, OCSP answer, URL
+  // state and preloaded file in the store.
+  std::vector<std::string> List();
+  // Empties the store (every CRL, serial, OCSP answer, URL state and file record).
+  Status Purge();
+
+  // Tuning (defaults in brackets). Data fetched from a URL is refreshed when it
+  // is this old even before nextUpdate [1h]; the refresh before nextUpdate
+  // starts at min(10% of the validity, 1h) before it.
+  void SetRefreshInterval(std::chrono::seconds interval);
+  // How often preloaded files are stat()ed for changes [10s].
+  void SetRescanInterval(std::chrono::seconds interval);
+
+  const std::string &dir() const;
+  RevocationStore &store();
+
+  class Impl;
+
+ private:
+  explicit RevocationChecker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace certgate

@@ -1,0 +1,75 @@
+// CRL ingest: parse, verify and store a CRL without materializing its entries.
+//
+// The DER is walked in place (an X509_CRL of a million entries would take
+// hundreds of MB): the header fields are decoded with OpenSSL, the signature is
+// checked over the tbsCertList bytes with the issuer's key, and the revoked
+// entries are streamed straight into one LMDB write transaction. The only copy of
+// the CRL is its DER (35 MB for a million entries).
+//
+// Trust (DESIGN §5): the CRL's issuer name must equal the issuer cert's subject,
+// its signature must verify with the issuer's key (and the issuer may sign CRLs),
+// thisUpdate must not be in the future, a delta / indirect / reason-partitioned
+// CRL is refused, and a crlNumber lower than the cached one (or, without
+// crlNumbers, an older thisUpdate) is refused with the cached CRL kept. Nothing
+// is written unless the whole CRL parsed and verified.
+#pragma once
+
+#include <certgate/result.h>
+#include <certgate/revocation_store.h>
+#include <openssl/x509.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace certgate {
+
+// The id under which an issuer's CRL is stored: SHA-256 over the issuer's subject
+// DER and SubjectPublicKeyInfo DER, first 20 bytes (a re-keyed CA is a new id).
+std::string IssuerId(X509 *issuer);
+
+// A cert's serial as magnitude bytes (no leading zeros) and sign.
+std::string SerialMagnitude(X509 *cert, bool *negative);
+
+// CRLReason name ("keyCompromise"), "" for -1, "reason<N>" for unknown codes.
+std::string CrlReasonName(int code);
+
+// RFC 3339 UTC ("2027-01-15T08:00:00Z").
+std::string FormatTime(int64_t t);
+
+struct ParsedCrl {
+  std::string der;                 // the whole CRL (owned; spans below point into it)
+  std::string_view tbs;            // tbsCertList TLV
+  std::string_view sig_alg;        // outer signatureAlgorithm TLV
+  std::string_view inner_sig_alg;  // tbsCertList.signature TLV
+  std::string_view signature;   // signature bytes (BIT STRING content after the unused-bits byte)
+  std::string_view issuer_der;  // issuer Name TLV
+  std::string issuer;           // RFC 2253, for messages
+  int64_t this_update = 0;
+  int64_t next_update = 0;  // 0: none
+  std::string crl_number;   // magnitude bytes; empty: none
+  std::string crl_number_dec;
+  uint32_t flags = 0;        // kCrlOnly*
+  std::string_view entries;  // revokedCertificates content (may be empty)
+};
+
+// Parses a DER or PEM ("X509 CRL") CRL; refuses HTML, truncated DER, trailing
+// garbage, delta/indirect CRLs and unknown critical extensions, naming the defect.
+Result<ParsedCrl> ParseCrl(std::string data);
+
+// Signature and issuer checks (not time, not rollback).
+Status VerifyCrl(const ParsedCrl &crl, X509 *issuer);
+
+struct IngestResult {
+  enum class Outcome { kStored, kUnchanged } outcome = Outcome::kStored;
+  CrlMeta meta;
+};
+
+// Verifies `crl` against `issuer` and, unless it is older than the cached one,
+// replaces the issuer's CRL in one write transaction. `source` is the URL or
+// "file:<path>". `now`/`skew` bound thisUpdate. On refusal the store is untouched
+// and the error says why (e.g. "rolled back: crlNumber 3 < cached 5").
+Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
+                               const std::string &source, int64_t now, int64_t skew = 60);
+
+}  // namespace certgate

@@ -1,0 +1,183 @@
+// RevocationStore: the shared LMDB revocation cache of DESIGN §5.
+//
+// One environment per host, shared by every process (nginx/Apache workers, the
+// CLI). Readers never block (LMDB MVCC); writes are serialized by LMDB's single
+// writer lock and a CRL is replaced in one write transaction, so a reader sees
+// the old or the new CRL, never a mix, and a kill -9 in the middle loses nothing.
+//
+// Open in each process after fork, never before (see revocation.h). MDB_NOTLS:
+// read transactions may move between threads.
+//
+// Sub-databases:
+//   crl     issuer id (20 bytes)           -> CrlMeta (the issuer's current CRL)
+//   serial  generation (8, BE) + serial    -> RevokedEntry
+//   ocsp    CertID DER (SHA-1)             -> OcspRecord
+//   url     URL                            -> UrlState (validators, backoff, lease)
+//   file    preloaded file path            -> FileState
+//   meta    "next_gen"                     -> uint64
+// Serial keys are grouped by the CRL's generation (a counter bumped per ingest)
+// rather than by issuer id, so a new CRL's (sorted) entries are appended
+// (MDB_APPEND: full pages, fast) and the old generation is deleted in the same
+// transaction. A lookup is two gets: crl[issuer id] then serial[gen, serial].
+#pragma once
+
+#include <certgate/result.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+typedef struct MDB_env MDB_env;
+typedef struct MDB_txn MDB_txn;
+typedef unsigned int MDB_dbi;
+
+namespace certgate {
+
+// CRL flags (from issuingDistributionPoint).
+constexpr uint32_t kCrlOnlyUserCerts = 1;
+constexpr uint32_t kCrlOnlyCaCerts = 2;
+
+struct CrlMeta {
+  uint64_t gen = 0;  // key prefix of this CRL's serials
+  int64_t this_update = 0;
+  int64_t next_update = 0;     // 0: none
+  std::string crl_number;      // big-endian magnitude bytes; empty: no crlNumber
+  std::string crl_number_dec;  // decimal, for messages
+  std::string source;          // URL or "file:/path"
+  int64_t ingested_at = 0;     // when this CRL was stored
+  int64_t checked_at = 0;      // last time its source confirmed it (304, same number)
+  uint64_t count = 0;          // revoked entries stored
+  uint32_t flags = 0;          // kCrlOnly*
+  std::string issuer;          // issuer name, RFC 2253, for messages
+};
+
+struct RevokedEntry {
+  int64_t revoked_at = 0;
+  int reason = -1;  // CRLReason code, -1 = none
+};
+
+struct OcspRecord {
+  int status = 2;  // V_OCSP_CERTSTATUS_GOOD 0 / REVOKED 1 / UNKNOWN 2
+  int64_t this_update = 0;
+  int64_t next_update = 0;  // 0: none
+  int64_t revoked_at = 0;
+  int reason = -1;
+  std::string source;  // responder URL
+  int64_t fetched_at = 0;
+  std::string subject;  // cert subject and serial, for messages
+};
+
+struct UrlState {
+  std::string etag, last_modified;  // conditional GET validators
+  bool last_ok = false;
+  std::string last_result;  // "ok crl_number=5", "HTTP 500", "connection refused", ...
+  int64_t last_attempt = 0, last_success = 0, duration_ms = 0;
+  int64_t failures = 0;       // consecutive
+  int64_t backoff_until = 0;  // no attempt before (unless forced)
+  int64_t lease_pid = 0, lease_expiry = 0;
+};
+
+struct FileState {
+  int64_t mtime_ns = 0, size = 0;
+  std::string issuer_id;  // empty: not ingested (issuer unknown or error)
+  std::string result;
+};
+
+// Encodes serial magnitude bytes (big-endian, no leading zeros) as a key suffix
+// that sorts numerically: length byte, then the bytes. `negative` sorts apart.
+std::string SerialKey(uint64_t gen, std::string_view magnitude, bool negative = false);
+
+class RevocationStore {
+ public:
+  // Creates `dir` (0700) and the environment when missing. Map size 4 GiB (sparse:
+  // the file grows with use; a 1,000,000-entry CRL takes ~60 MB).
+  static Result<std::unique_ptr<RevocationStore>> Open(const std::string &dir);
+  ~RevocationStore();
+
+  const std::string &dir() const { return dir_; }
+
+  class ReadTxn {
+   public:
+    ~ReadTxn();
+    ReadTxn(ReadTxn &&other) noexcept;
+    ReadTxn &operator=(ReadTxn &&) = delete;
+    std::optional<CrlMeta> GetCrl(std::string_view issuer_id) const;
+    std::optional<RevokedEntry> GetRevoked(uint64_t gen, std::string_view magnitude,
+                                           bool negative = false) const;
+    std::optional<OcspRecord> GetOcsp(std::string_view cert_id) const;
+    std::optional<UrlState> GetUrl(std::string_view url) const;
+    std::optional<FileState> GetFile(std::string_view path) const;
+
+   private:
+    friend class RevocationStore;
+    ReadTxn(RevocationStore *store, MDB_txn *txn) : store_(store), txn_(txn) {}
+    RevocationStore *store_;
+    MDB_txn *txn_;
+  };
+
+  class WriteTxn {
+   public:
+    ~WriteTxn();  // aborts unless committed
+    WriteTxn(WriteTxn &&other) noexcept;
+    WriteTxn &operator=(WriteTxn &&) = delete;
+    std::optional<CrlMeta> GetCrl(std::string_view issuer_id) const;
+    std::optional<UrlState> GetUrl(std::string_view url) const;
+    std::optional<OcspRecord> GetOcsp(std::string_view cert_id) const;
+    std::optional<FileState> GetFile(std::string_view path) const;
+    Status PutCrl(std::string_view issuer_id, const CrlMeta &meta);
+    Status PutOcsp(std::string_view cert_id, const OcspRecord &record);
+    Status PutUrl(std::string_view url, const UrlState &state);
+    Status PutFile(std::string_view path, const FileState &state);
+    // Deletes every serial of generation `gen` (an old CRL).
+    Status DeleteGeneration(uint64_t gen);
+    // A fresh generation number for a new CRL.
+    Result<uint64_t> NewGeneration();
+    // Adds one revoked serial; appends (fast) while serials come in order.
+    Status PutRevoked(uint64_t gen, std::string_view magnitude, bool negative,
+                      const RevokedEntry &entry);
+    Status Commit();
+
+   private:
+    friend class RevocationStore;
+    WriteTxn(RevocationStore *store, MDB_txn *txn) : store_(store), txn_(txn) {}
+    RevocationStore *store_;
+    MDB_txn *txn_;
+    std::string last_serial_key_;
+  };
+
+  Result<ReadTxn> Read();
+  // Blocks while another process/thread writes (background threads and the CLI
+  // only, never a request path).
+  Result<WriteTxn> Write();
+
+  // Every record, for `certgate cache list`.
+  struct Listing {
+    std::vector<std::pair<std::string, CrlMeta>> crls;
+    std::vector<std::pair<std::string, OcspRecord>> ocsp;
+    std::vector<std::pair<std::string, UrlState>> urls;
+    std::vector<std::pair<std::string, FileState>> files;
+    uint64_t serials = 0;
+  };
+  Result<Listing> List();
+  Status Purge();
+
+  // Clears reader slots of dead processes (a kill -9 during a read).
+  void CheckStaleReaders();
+
+ private:
+  RevocationStore() = default;
+  MDB_txn *TakeReader();
+  void ReturnReader(MDB_txn *txn);
+
+  std::string dir_;
+  MDB_env *env_ = nullptr;
+  MDB_dbi crl_ = 0, serial_ = 0, ocsp_ = 0, url_ = 0, file_ = 0, meta_ = 0;
+  std::mutex readers_mutex_;
+  std::vector<MDB_txn *> idle_readers_;  // reset read txns, renewed on use
+};
+
+}  // namespace certgate

@@ -1,0 +1,807 @@
+// Integration tests of ngx_http_certgate_module inside Debian's nginx: every
+// reason that can arise without revocation (status, body, $certgate_reason in
+// the access log, the error-log line), and the behaviours of issue 3 item 7.
+//
+// Each suite starts one nginx (its own prefix in a temp dir, ports 184xx) with a
+// freshly generated demo PKI. CERTGATE_KEEP_TMP=1 keeps the directory.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.h"
+
+namespace certgate {
+namespace {
+
+namespace h = harness;
+
+constexpr int kMainPort = 18401;            // most locations; HTTP/1.1 and HTTP/2
+constexpr int kServerReturnPort = 18402;    // server-level `return`
+constexpr int kSniPort = 18403;             // a.test / b.test with different trust lists
+constexpr int kHandshakePort = 18404;       // certgate_reject_at handshake
+constexpr int kBackendPort = 18405;         // plain HTTP echo behind proxy_pass
+constexpr int kVerifyOptionalPort = 18406;  // ssl_verify_client optional + CA list
+
+struct Response {
+  int curl_exit = -1;
+  int status = 0;
+  std::string body;
+  std::string content_type;
+  std::string http_version;
+  std::string err;
+};
+
+// One nginx with the module, its prefix, PKI and logs.
+class NginxInstance {
+ public:
+  // Empty string on success, else what went wrong.
+  std::string Start() {
+    nginx_ = h::FindProgram(CERTGATE_NGINX_BINARY);
+    if (nginx_.empty()) {
+      return std::string(CERTGATE_NGINX_BINARY) +
+             " is missing: install Debian's nginx (apt-get install nginx-core nginx-dev), "
+             "as the test setup script does";
+    }
+    if (h::FileSize(CERTGATE_NGINX_MODULE_PATH) <= 0) {
+      return std::string("module not built: ") + CERTGATE_NGINX_MODULE_PATH;
+    }
+    dir_ = std::make_unique<h::TempDir>("certgate-nginx");
+    if (!dir_->ok()) return "cannot create a temp dir";
+    const std::string d = dir_->path();
+    for (const char *sub : {"/logs", "/tmp", "/html/static"}) h::MakeDirs(d + sub);
+    std::string error = h::GeneratePki(pki());
+    if (!error.empty()) return error;
+    weak_conf_ = h::WriteWeakClientOpensslConf(d);
+    h::WriteFile(d + "/html/static/index.html", "static index\n");
+    h::WriteFile(d + "/html/denied.html", "custom denied page\n");
+    h::MakeWorldReadable(d);
+    // The pin of certgate_pin: the `good` client's certificate fingerprint.
+    std::smatch m;
+    const std::string fps = h::ReadFile(pki() + "/clients/fingerprints.txt");
+    if (!std::regex_search(fps, m, std::regex("(^|\\n)good [^\\n]*(sha256:[0-9A-Fa-f]+)"))) {
+      return "no fingerprint of good in fingerprints.txt";
+    }
+    good_pin_ = m[2];
+    if (!h::WriteFile(conf(), Config(403))) return "cannot write nginx.conf";
+    h::RunResult test = h::Run({nginx_, "-t", "-p", d, "-c", conf()});
+    if (test.exit_code != 0) return "nginx -t failed:\n" + test.err;
+    if (!process_.Start({nginx_, "-p", d, "-c", conf()}, d + "/logs/stdout.log",
+                        d + "/logs/stderr.log")) {
+      return "cannot start nginx: " + process_.error();
+    }
+    for (int port : {kMainPort, kServerReturnPort, kSniPort, kHandshakePort, kBackendPort,
+                     kVerifyOptionalPort}) {
+      if (!h::WaitForPort(port, 10000)) {
+        return "nginx does not listen on " + std::to_string(port) + ":\n" +
+               h::ReadFile(d + "/logs/stderr.log") + h::ReadFile(error_log());
+      }
+    }
+    return "";
+  }
+
+  void Stop() {
+    if (process_.pid() > 0) process_.Stop(SIGQUIT, 10000);
+  }
+
+  // The configuration; `reload_status` is certgate_reject_status of /reload.
+  std::string Config(int reload_status) const {
+    const std::string d = dir_->path();
+    const std::string p = pki();
+    const std::string tls = "    ssl_certificate " + p + "/server/server-chain.pem;\n" +
+                            "    ssl_certificate_key " + p + "/server/server.key;\n" +
+                            "    ssl_trusted_certificate " + p + "/ca/trust.pem;\n";
+    return "load_module " CERTGATE_NGINX_MODULE_PATH
+           ";\n"
+           "daemon off;\n"
+           "master_process on;\n"
+           "worker_processes 2;\n"
+           "pid " +
+           d +
+           "/nginx.pid;\n"
+           // Default level (error): refusals must be visible there.
+           "error_log " +
+           error_log() +
+           ";\n"
+           "error_log " +
+           notice_log() +
+           " notice;\n"
+           "events { worker_connections 256; }\n"
+           "http {\n"
+           "  client_body_temp_path " +
+           d +
+           "/tmp/body;\n"
+           "  proxy_temp_path " +
+           d +
+           "/tmp/proxy;\n"
+           "  fastcgi_temp_path " +
+           d +
+           "/tmp/fastcgi;\n"
+           "  uwsgi_temp_path " +
+           d +
+           "/tmp/uwsgi;\n"
+           "  scgi_temp_path " +
+           d +
+           "/tmp/scgi;\n"
+           "  log_format cg '$request_uri status=$status verdict=$certgate_verdict "
+           "reason=$certgate_reason substatus=$certgate_substatus subject=\"$certgate_subject\"';\n"
+           "  access_log " +
+           access_log() +
+           " cg;\n"
+           "  ssl_protocols TLSv1.2 TLSv1.3;\n"
+           "  ssl_session_cache shared:SSL:1m;\n"
+           "  ssl_session_tickets on;\n"
+           "  map $certgate_verdict $certgate_tag { allow yes; default no; }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kMainPort) +
+           " ssl http2;\n"
+           "    server_name localhost;\n" +
+           tls + "    root " + d +
+           "/html;\n"
+           "    certgate require;\n"
+           "    location = /req { return 200 \"ok\\n\"; }\n"
+           "    location = /issuers { certgate_trusted_issuers " +
+           p +
+           "/ca/intermediate.pem; return 200 \"ok\\n\"; }\n"
+           "    location = /people { certgate_subject OU=People; return 200 \"ok\\n\"; }\n"
+           "    location = /pinned { certgate_pin " +
+           good_pin_ +
+           "; return 200 \"ok\\n\"; }\n"
+           "    location = /detail { certgate_reject_detail on; return 200 \"ok\\n\"; }\n"
+           "    location = /json { certgate_reject_body json; return 200 \"ok\\n\"; }\n"
+           "    location = /html { certgate_reject_body html; return 200 \"ok\\n\"; }\n"
+           "    location = /status451 { certgate_reject_status 451; return 200 \"ok\\n\"; }\n"
+           "    location = /nobody { certgate_reject_body off; error_page 403 /denied.html;"
+           " return 200 \"ok\\n\"; }\n"
+           "    location = /denied.html { certgate off; internal; }\n"
+           "    location = /optional { certgate optional;"
+           " return 200 \"optional verdict=$certgate_verdict\\n\"; }\n"
+           "    location /static/ { satisfy any; allow all; }\n"
+           "    location = /accepts { certgate_log kv accepts; return 200 \"ok\\n\"; }\n"
+           "    location = /proxy { proxy_set_header X-Certgate-Subject $certgate_subject;"
+           " proxy_pass http://127.0.0.1:" +
+           std::to_string(kBackendPort) +
+           "/echo; }\n"
+           "    location = /map { certgate optional; return 200 \"tag=$certgate_tag\\n\"; }\n"
+           "    location = /metrics { certgate off; certgate_status on; }\n"
+           "    location = /reload { certgate_reject_status " +
+           std::to_string(reload_status) +
+           "; return 200 \"ok\\n\"; }\n"
+           "  }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kServerReturnPort) + " ssl;\n" + tls +
+           "    certgate require;\n"
+           "    return 200 \"server-level return\\n\";\n"
+           "  }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kSniPort) +
+           " ssl;\n"
+           "    server_name a.test;\n" +
+           tls +
+           "    certgate require;\n"
+           "    certgate_trusted_issuers " +
+           p +
+           "/ca/intermediate.pem;\n"
+           "    location / { return 200 \"a\\n\"; }\n"
+           "  }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kSniPort) +
+           " ssl;\n"
+           "    server_name b.test;\n" +
+           tls +
+           "    certgate require;\n"
+           "    certgate_trusted_issuers " +
+           p +
+           "/ca/other-intermediate.pem;\n"
+           "    location / { return 200 \"b\\n\"; }\n"
+           "  }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kHandshakePort) + " ssl;\n" + tls +
+           "    certgate require;\n"
+           "    certgate_reject_at handshake;\n"
+           "    location / { return 200 \"handshake ok\\n\"; }\n"
+           "  }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kBackendPort) +
+           ";\n"
+           "    location = /echo { return 200 \"subject=$http_x_certgate_subject\\n\"; }\n"
+           "    location = /plain { certgate require; return 200 \"plain\\n\"; }\n"
+           "  }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kVerifyOptionalPort) + " ssl;\n" + tls +
+           "    ssl_verify_client optional;\n"
+           "    ssl_client_certificate " +
+           p +
+           "/ca/trust.pem;\n"
+           "    certgate require;\n"
+           "    location / { return 200 \"ok\\n\"; }\n"
+           "  }\n"
+           "}\n";
+  }
+
+  // curl against 127.0.0.1; `client` names a clients/<name> cert ("" = none).
+  Response Curl(int port, const std::string &path, const std::string &client,
+                const std::vector<std::string> &extra = {}, const std::string &host = "") const {
+    std::vector<std::string> argv = {
+        "curl", "-sSk", "--max-time", "10",
+        "-o",   "-",    "-w",         "\n%{http_code} %{http_version} %{content_type}"};
+    std::string authority = "127.0.0.1";
+    if (!host.empty()) {
+      argv.push_back("--resolve");
+      argv.push_back(host + ":" + std::to_string(port) + ":127.0.0.1");
+      authority = host;
+    }
+    if (!client.empty()) {
+      argv.push_back("--cert");
+      argv.push_back(pki() + "/clients/" + client + ".chain.pem");
+      argv.push_back("--key");
+      argv.push_back(pki() + "/clients/" + client + ".key");
+    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back("https://" + authority + ":" + std::to_string(port) + path);
+    // Deliberately weak certificates (RSA-1024, SHA-1) need the client's
+    // OpenSSL security level 0 to be loaded at all; it does not change what
+    // the server sees.
+    h::RunResult r = h::Run(argv, {"OPENSSL_CONF=" + weak_conf_});
+    Response out;
+    out.curl_exit = r.exit_code;
+    out.err = r.err;
+    const size_t nl = r.out.rfind('\n');
+    const std::string tail = nl == std::string::npos ? r.out : r.out.substr(nl + 1);
+    out.body = nl == std::string::npos ? "" : r.out.substr(0, nl);
+    std::smatch m;
+    if (std::regex_match(tail, m, std::regex("(\\d+) (\\S+) ?(.*)"))) {
+      out.status = std::stoi(m[1]);
+      out.http_version = m[2];
+      out.content_type = m[3];
+    }
+    return out;
+  }
+
+  // openssl s_client: one HTTP/1.1 request, optionally saving/reusing a session.
+  h::RunResult SClient(int port, const std::string &client, const std::string &path,
+                       const std::vector<std::string> &extra) const {
+    std::vector<std::string> argv = {
+        "openssl",     "s_client",  "-connect", "127.0.0.1:" + std::to_string(port),
+        "-servername", "localhost", "-ign_eof"};
+    if (!client.empty()) {
+      argv.insert(argv.end(), {"-cert", pki() + "/clients/" + client + ".crt", "-key",
+                               pki() + "/clients/" + client + ".key", "-cert_chain",
+                               pki() + "/ca/intermediate.pem"});
+    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return h::Run(argv, {"OPENSSL_CONF=" + weak_conf_},
+                  "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                  15000);
+  }
+
+  // The same as a Response, through openssl s_client (HTTP/1.1).
+  Response SClientRequest(int port, const std::string &client, const std::string &path) const {
+    h::RunResult r = SClient(port, client, path, {"-quiet"});
+    Response out;
+    out.err = r.err;
+    const size_t start = r.out.find("HTTP/1.1 ");
+    const size_t end = r.out.find("\r\n\r\n", start == std::string::npos ? 0 : start);
+    if (start == std::string::npos || end == std::string::npos) {
+      out.err += "\nno HTTP response in: " + r.out;
+      return out;
+    }
+    out.curl_exit = 0;
+    out.http_version = "1.1";
+    out.status = std::stoi(r.out.substr(start + 9, 3));
+    const std::string headers = r.out.substr(start, end - start);
+    std::smatch m;
+    if (std::regex_search(headers, m, std::regex("\r\nContent-Type: ([^\r]*)"))) {
+      out.content_type = m[1];
+    }
+    out.body = r.out.substr(end + 4);
+    return out;
+  }
+
+  std::string pki() const { return dir_->path() + "/pki"; }
+  std::string dir() const { return dir_->path(); }
+  std::string conf() const { return dir_->path() + "/nginx.conf"; }
+  std::string error_log() const { return dir_->path() + "/logs/error.log"; }
+  std::string notice_log() const { return dir_->path() + "/logs/notice.log"; }
+  std::string access_log() const { return dir_->path() + "/logs/access.log"; }
+  const std::string &nginx() const { return nginx_; }
+  h::Process &process() { return process_; }
+
+ private:
+  std::string nginx_;
+  std::unique_ptr<h::TempDir> dir_;
+  std::string weak_conf_;
+  std::string good_pin_;
+  h::Process process_;
+};
+
+// Shared by the suites of one test process.
+NginxInstance *g_nginx = nullptr;
+std::string g_start_error;
+
+void StartNginx() {
+  if (g_nginx != nullptr) return;
+  g_nginx = new NginxInstance();
+  g_start_error = g_nginx->Start();
+}
+
+void StopNginx() {
+  if (g_nginx == nullptr) return;
+  g_nginx->Stop();
+  delete g_nginx;
+  g_nginx = nullptr;
+}
+
+class NginxTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { StartNginx(); }
+  static void TearDownTestSuite() { StopNginx(); }
+  void SetUp() override {
+    // A missing nginx is a failure, never a skip: the test setup installs it.
+    ASSERT_TRUE(g_start_error.empty()) << g_start_error;
+  }
+  NginxInstance &nginx() { return *g_nginx; }
+};
+
+// Waits for the request's lines in the logs (nginx writes them at the end of
+// the request, before or just after curl returns).
+std::string AccessLine(const std::string &uri) {
+  for (int i = 0; i < 100; ++i) {
+    auto lines = h::GrepLines(h::ReadFile(g_nginx->access_log()), {uri + " "});
+    if (!lines.empty()) return lines.back();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return "";
+}
+
+std::string LogLine(const std::string &file, const std::vector<std::string> &needles) {
+  for (int i = 0; i < 100; ++i) {
+    auto lines = h::GrepLines(h::ReadFile(file), needles);
+    if (!lines.empty()) return lines.back();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------
+// Every reason producible without revocation.
+
+struct ReasonCase {
+  const char *name;    // test name and ?case=
+  const char *client;  // clients/<client>; "" = no certificate
+  const char *location;
+  const char *reason;
+  const char *substatus;
+  bool s_client;  // curl cannot load the certificate: use openssl s_client
+};
+
+std::ostream &operator<<(std::ostream &os, const ReasonCase &c) { return os << c.name; }
+
+const ReasonCase kReasonCases[] = {
+    {"no_cert", "", "/req", "no_cert", "403.7", false},
+    {"self_signed", "self_signed", "/req", "untrusted_issuer", "403.16", false},
+    {"untrusted_root", "untrusted", "/req", "untrusted_issuer", "403.16", false},
+    {"chain_incomplete", "chain_incomplete", "/req", "chain_incomplete", "403.16", false},
+    {"issuer_not_allowed", "other_issuer", "/issuers", "issuer_not_allowed", "403.16", false},
+    {"expired", "expired", "/req", "expired", "403.17", false},
+    {"not_yet_valid", "not_yet_valid", "/req", "not_yet_valid", "403.17", false},
+    {"bad_signature", "bad_signature", "/req", "bad_signature", "403.16", false},
+    {"malformed", "malformed", "/req", "malformed", "403.16", true},
+    {"unknown_critical", "unknown_critical", "/req", "malformed", "403.16", false},
+    {"invalid_ca", "invalid_ca", "/req", "invalid_ca", "403.16", false},
+    {"wrong_purpose", "wrong_eku", "/req", "wrong_purpose", "403.16", false},
+    {"no_eku", "no_eku", "/req", "wrong_purpose", "403.16", false},  // require_eku clientAuth
+    {"key_usage", "key_usage", "/req", "key_usage", "403.16", false},
+    {"weak_key", "weak_key", "/req", "weak_key", "403.16", false},
+    {"weak_signature", "weak_signature", "/req", "weak_signature", "403.16", false},
+    {"chain_too_long", "chain_too_long", "/req", "chain_too_long", "403.16", false},
+    {"identity_mismatch", "ou_missing", "/people", "identity_mismatch", "403.12", false},
+    {"pin_mismatch", "rsa_good", "/pinned", "pin_mismatch", "403.12", false},
+};
+
+class NginxReasons : public NginxTest, public ::testing::WithParamInterface<ReasonCase> {};
+
+TEST_P(NginxReasons, StatusBodyAccessLogAndErrorLog) {
+  const ReasonCase &c = GetParam();
+  const std::string uri = std::string(c.location) + "?case=" + c.name;
+  Response r = c.s_client ? nginx().SClientRequest(kMainPort, c.client, uri)
+                          : nginx().Curl(kMainPort, uri, c.client);
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, std::string(c.substatus) + " client certificate refused: " + c.reason + "\n");
+  EXPECT_EQ(r.body.find("hint"), std::string::npos) << "no detail by default";
+  EXPECT_EQ(r.content_type.rfind("text/plain", 0), 0u) << r.content_type;
+
+  const std::string access = AccessLine(uri);
+  EXPECT_NE(access.find(std::string("status=403 verdict=deny reason=") + c.reason +
+                        " substatus=" + c.substatus),
+            std::string::npos)
+      << access;
+
+  const std::string line =
+      LogLine(nginx().error_log(), {std::string("request: \"GET ") + uri + " HTTP/"});
+  EXPECT_NE(line.find(std::string("[error]")), std::string::npos) << line;
+  EXPECT_NE(line.find(std::string("certgate: verdict=deny reason=") + c.reason +
+                      " substatus=" + c.substatus),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("hint=\""), std::string::npos) << line;
+}
+
+INSTANTIATE_TEST_SUITE_P(Every, NginxReasons, ::testing::ValuesIn(kReasonCases),
+                         [](const ::testing::TestParamInfo<ReasonCase> &info) {
+                           return std::string(info.param.name);
+                         });
+
+// ---------------------------------------------------------------------------
+// Behaviours.
+
+class NginxBehaviour : public NginxTest {};
+
+TEST_F(NginxBehaviour, GoodCertificateIsAllowed) {
+  Response r = nginx().Curl(kMainPort, "/req?case=good", "good");
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok\n");
+  const std::string access = AccessLine("/req?case=good");
+  EXPECT_NE(access.find("status=200 verdict=allow"), std::string::npos) << access;
+  EXPECT_NE(access.find("subject=\"CN=alice,OU=People,O=Example\""), std::string::npos) << access;
+}
+
+TEST_F(NginxBehaviour, OtherAcceptedCertificates) {
+  for (const char *client : {"rsa_good", "expiring_soon"}) {
+    Response r = nginx().Curl(kMainPort, std::string("/req?case=accept-") + client, client);
+    EXPECT_EQ(r.status, 200) << client << ": " << r.body << r.err;
+  }
+  for (const char *client : {"good", "expiring_soon"}) {
+    Response r = nginx().Curl(kMainPort, std::string("/people?case=") + client, client);
+    EXPECT_EQ(r.status, 200) << client;
+  }
+  Response pinned = nginx().Curl(kMainPort, "/pinned?case=good", "good");
+  EXPECT_EQ(pinned.status, 200);
+  Response other = nginx().Curl(kMainPort, "/req?case=other-root", "other_issuer");
+  EXPECT_EQ(other.status, 200) << "Other Root CA is in trust.pem";
+}
+
+TEST_F(NginxBehaviour, RejectDetailOnShowsDetailAndHint) {
+  for (const ReasonCase &c : kReasonCases) {
+    if (std::string(c.location) != "/req") continue;  // the others need their own rules
+    SCOPED_TRACE(c.name);
+    const std::string uri = std::string("/detail?case=") + c.name;
+    Response r = c.s_client ? nginx().SClientRequest(kMainPort, c.client, uri)
+                            : nginx().Curl(kMainPort, uri, c.client);
+    ASSERT_EQ(r.curl_exit, 0) << r.err;
+    EXPECT_EQ(r.status, 403);
+    EXPECT_EQ(r.body.rfind(
+                  std::string(c.substatus) + " client certificate refused: " + c.reason + "\n", 0),
+              0u)
+        << r.body;
+    EXPECT_NE(r.body.find("\ndetail: "), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\nhint: "), std::string::npos) << r.body;
+  }
+}
+
+TEST_F(NginxBehaviour, PlainHttpHasNoCertificate) {
+  h::RunResult r = h::Run({"curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}",
+                           "http://127.0.0.1:" + std::to_string(kBackendPort) + "/plain"});
+  EXPECT_EQ(r.out, "403.7 client certificate refused: no_cert\n\n403") << r.err;
+}
+
+TEST_F(NginxBehaviour, ExpiryWarningIsLoggedAtWarn) {
+  Response r = nginx().Curl(kMainPort, "/req?case=expiring", "expiring_soon");
+  EXPECT_EQ(r.status, 200);
+  const std::string line =
+      LogLine(nginx().notice_log(), {"request: \"GET /req?case=expiring HTTP/"});
+  EXPECT_NE(line.find("[warn]"), std::string::npos) << line;
+  EXPECT_NE(line.find("certgate: verdict=allow"), std::string::npos) << line;
+  EXPECT_TRUE(h::GrepLines(h::ReadFile(nginx().error_log()), {"case=expiring"}).empty())
+      << "a warning is not an error";
+}
+
+TEST_F(NginxBehaviour, AcceptsAreLoggedWithLogAccepts) {
+  Response r = nginx().Curl(kMainPort, "/accepts?case=accepts", "good");
+  EXPECT_EQ(r.status, 200);
+  const std::string line =
+      LogLine(nginx().notice_log(), {"request: \"GET /accepts?case=accepts HTTP/"});
+  EXPECT_NE(line.find("[notice]"), std::string::npos) << line;
+  EXPECT_NE(line.find("certgate: verdict=allow"), std::string::npos) << line;
+  EXPECT_TRUE(h::GrepLines(h::ReadFile(nginx().notice_log()),
+                           {"verdict=allow", "request: \"GET /req?case=good "})
+                  .empty())
+      << "accepts are not logged without `certgate_log ... accepts`";
+}
+
+TEST_F(NginxBehaviour, NoCertOnOptionalLocation) {
+  Response r = nginx().Curl(kMainPort, "/optional?case=none", "");
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "optional verdict=allow\n");
+  Response bad = nginx().Curl(kMainPort, "/optional?case=expired", "expired");
+  EXPECT_EQ(bad.status, 403) << "optional still refuses a bad certificate";
+}
+
+TEST_F(NginxBehaviour, ReturnCannotBypass) {
+  // Every location above uses `return 200`: the refusals prove the rewrite-phase
+  // handler runs before ngx_http_rewrite_module's. Check it explicitly too.
+  Response r = nginx().Curl(kMainPort, "/req?case=return-bypass", "");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body.find("ok"), std::string::npos);
+}
+
+TEST_F(NginxBehaviour, ServerLevelReturnCannotBypass) {
+  Response none = nginx().Curl(kServerReturnPort, "/x", "");
+  ASSERT_EQ(none.curl_exit, 0) << none.err;
+  EXPECT_EQ(none.status, 403);
+  EXPECT_EQ(none.body.find("server-level return"), std::string::npos) << none.body;
+  EXPECT_NE(LogLine(nginx().error_log(), {"reason=no_cert", "host: \"127.0.0.1:18402\""}), "")
+      << "the backstop logs its refusal too";
+  Response good = nginx().Curl(kServerReturnPort, "/x", "good");
+  EXPECT_EQ(good.status, 200);
+  EXPECT_EQ(good.body, "server-level return\n");
+}
+
+TEST_F(NginxBehaviour, SatisfyAnyAndInternalRedirectCannotBypass) {
+  // /static/ has `satisfy any; allow all;` and is served through the index
+  // module's internal redirect to /static/index.html.
+  Response none = nginx().Curl(kMainPort, "/static/", "");
+  EXPECT_EQ(none.status, 403);
+  EXPECT_EQ(none.body, "403.7 client certificate refused: no_cert\n");
+  Response bad = nginx().Curl(kMainPort, "/static/index.html", "expired");
+  EXPECT_EQ(bad.status, 403);
+  Response good = nginx().Curl(kMainPort, "/static/", "good");
+  EXPECT_EQ(good.status, 200);
+  EXPECT_EQ(good.body, "static index\n");
+}
+
+TEST_F(NginxBehaviour, Http2) {
+  Response good = nginx().Curl(kMainPort, "/req?case=h2-good", "good", {"--http2"});
+  ASSERT_EQ(good.curl_exit, 0) << good.err;
+  EXPECT_EQ(good.http_version, "2");
+  EXPECT_EQ(good.status, 200);
+  Response bad = nginx().Curl(kMainPort, "/req?case=h2-expired", "expired", {"--http2"});
+  EXPECT_EQ(bad.http_version, "2");
+  EXPECT_EQ(bad.status, 403);
+  EXPECT_EQ(bad.body, "403.17 client certificate refused: expired\n");
+  Response none = nginx().Curl(kMainPort, "/req?case=h2-none", "", {"--http2"});
+  EXPECT_EQ(none.http_version, "2");
+  EXPECT_EQ(none.status, 403);
+  const std::string line =
+      LogLine(nginx().error_log(), {"request: \"GET /req?case=h2-expired HTTP/2.0\""});
+  EXPECT_NE(line.find("reason=expired"), std::string::npos) << line;
+  // Several streams on one connection, each decided.
+  Response two = nginx().Curl(kMainPort, "/req?case=h2-a", "good",
+                              {"--http2", "https://127.0.0.1:18401/optional?case=h2-b"});
+  EXPECT_EQ(two.status, 200);
+  EXPECT_NE(two.body.find("ok\n"), std::string::npos) << two.body;
+}
+
+TEST_F(NginxBehaviour, SniServersWithDifferentTrustLists) {
+  EXPECT_EQ(nginx().Curl(kSniPort, "/", "good", {}, "a.test").status, 200);
+  EXPECT_EQ(nginx().Curl(kSniPort, "/", "other_issuer", {}, "b.test").status, 200);
+  Response ra = nginx().Curl(kSniPort, "/", "other_issuer", {}, "a.test");
+  EXPECT_EQ(ra.status, 403);
+  EXPECT_EQ(ra.body, "403.16 client certificate refused: issuer_not_allowed\n");
+  Response rb = nginx().Curl(kSniPort, "/", "good", {}, "b.test");
+  EXPECT_EQ(rb.status, 403);
+  EXPECT_EQ(rb.body, "403.16 client certificate refused: issuer_not_allowed\n");
+}
+
+TEST_F(NginxBehaviour, ResumedSessionWithBadCertificateIsStillRefused) {
+  for (const char *version : {"-tls1_2", "-tls1_3"}) {
+    SCOPED_TRACE(version);
+    const std::string sess = nginx().dir() + "/session" + version + ".pem";
+    h::RunResult first = nginx().SClient(kMainPort, "expired", "/req?case=resume-first",
+                                         {version, "-sess_out", sess});
+    ASSERT_NE(first.out.find("HTTP/1.1 403"), std::string::npos) << first.out << first.err;
+    ASSERT_GT(h::FileSize(sess), 0) << "no session saved";
+    // The second connection resumes: no certificate is sent and no verify
+    // callback runs; certgate rebuilds the decision from the stored leaf.
+    h::RunResult second = nginx().SClient(kMainPort, "", std::string("/req?case=resume") + version,
+                                          {version, "-sess_in", sess});
+    EXPECT_NE(second.out.find("Reused, "), std::string::npos) << second.out;
+    EXPECT_NE(second.out.find("HTTP/1.1 403"), std::string::npos) << second.out;
+    EXPECT_NE(second.out.find("403.17 client certificate refused: expired"), std::string::npos);
+    const std::string line = LogLine(
+        nginx().error_log(), {std::string("request: \"GET /req?case=resume") + version + " "});
+    EXPECT_NE(line.find("reason=expired"), std::string::npos) << line;
+  }
+  // And a resumed good session stays allowed.
+  const std::string sess = nginx().dir() + "/session-good.pem";
+  h::RunResult first =
+      nginx().SClient(kMainPort, "good", "/req?case=resume-good1", {"-sess_out", sess});
+  EXPECT_NE(first.out.find("HTTP/1.1 200"), std::string::npos) << first.out;
+  h::RunResult second =
+      nginx().SClient(kMainPort, "", "/req?case=resume-good2", {"-sess_in", sess});
+  EXPECT_NE(second.out.find("Reused, "), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("HTTP/1.1 200"), std::string::npos) << second.out;
+}
+
+TEST_F(NginxBehaviour, RejectAtHandshakeAbortsWithAnAlert) {
+  Response r = nginx().Curl(kHandshakePort, "/hs", "expired");
+  EXPECT_NE(r.curl_exit, 0) << "handshake must fail";
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.err.find("alert"), std::string::npos) << r.err;
+  const std::string line = LogLine(nginx().error_log(), {"reason=expired", "18404"});
+  EXPECT_NE(line.find("certgate: verdict=deny reason=expired"), std::string::npos)
+      << h::ReadFile(nginx().error_log());
+  h::RunResult s = nginx().SClient(kHandshakePort, "expired", "/hs", {"-tls1_2"});
+  EXPECT_EQ(s.out.find("HTTP/1.1"), std::string::npos) << s.out;
+  EXPECT_NE((s.out + s.err).find("certificate expired"), std::string::npos) << s.out << s.err;
+  Response good = nginx().Curl(kHandshakePort, "/hs", "good");
+  EXPECT_EQ(good.status, 200);
+  EXPECT_EQ(good.body, "handshake ok\n");
+  // A missing certificate cannot be judged in the handshake (no callback runs),
+  // so it is refused at request time, where it is explained and logged.
+  Response none = nginx().Curl(kHandshakePort, "/hs", "");
+  EXPECT_EQ(none.status, 403);
+  EXPECT_EQ(none.body, "403.7 client certificate refused: no_cert\n");
+}
+
+TEST_F(NginxBehaviour, VerifyClientOptionalDoesNotPreemptCertgate) {
+  // nginx itself would answer 400 "The SSL certificate error" here.
+  Response r = nginx().Curl(kVerifyOptionalPort, "/", "self_signed");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "403.16 client certificate refused: untrusted_issuer\n");
+  EXPECT_EQ(nginx().Curl(kVerifyOptionalPort, "/", "good").status, 200);
+  // chain_too_long: depth 7, far above nginx's ssl_verify_depth (1).
+  EXPECT_EQ(nginx().Curl(kVerifyOptionalPort, "/", "chain_too_long").body,
+            "403.16 client certificate refused: chain_too_long\n");
+}
+
+TEST_F(NginxBehaviour, RejectStatusAndBodies) {
+  Response s = nginx().Curl(kMainPort, "/status451", "expired");
+  EXPECT_EQ(s.status, 451);
+  EXPECT_EQ(s.body, "403.17 client certificate refused: expired\n");
+
+  Response j = nginx().Curl(kMainPort, "/json", "expired");
+  EXPECT_EQ(j.status, 403);
+  EXPECT_EQ(j.content_type.rfind("application/json", 0), 0u) << j.content_type;
+  EXPECT_EQ(j.body, "{\"verdict\":\"deny\",\"reason\":\"expired\",\"substatus\":\"403.17\"}\n");
+
+  Response html = nginx().Curl(kMainPort, "/html", "");
+  EXPECT_EQ(html.status, 403);
+  EXPECT_EQ(html.content_type.rfind("text/html", 0), 0u) << html.content_type;
+  EXPECT_NE(html.body.find("<code>no_cert</code>"), std::string::npos) << html.body;
+  EXPECT_NE(html.body.find("403.7"), std::string::npos) << html.body;
+
+  // reject_body off: nginx's own answer, so error_page applies.
+  Response off = nginx().Curl(kMainPort, "/nobody", "expired");
+  EXPECT_EQ(off.status, 403);
+  EXPECT_EQ(off.body, "custom denied page\n");
+}
+
+TEST_F(NginxBehaviour, VariablesInProxySetHeaderAndMap) {
+  Response p = nginx().Curl(kMainPort, "/proxy", "good");
+  EXPECT_EQ(p.status, 200);
+  EXPECT_EQ(p.body, "subject=CN=alice,OU=People,O=Example\n");
+  EXPECT_EQ(nginx().Curl(kMainPort, "/map", "good").body, "tag=yes\n");
+  EXPECT_EQ(nginx().Curl(kMainPort, "/map", "").body, "tag=yes\n") << "optional, no cert: allow";
+  EXPECT_EQ(nginx().Curl(kMainPort, "/map", "expired").status, 403);
+}
+
+TEST_F(NginxBehaviour, StatusPage) {
+  nginx().Curl(kMainPort, "/req?case=metrics", "expired");
+  Response m = nginx().Curl(kMainPort, "/metrics", "");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("# TYPE certgate_decisions_total counter"), std::string::npos) << m.body;
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(
+      m.body, match,
+      std::regex("certgate_decisions_total\\{verdict=\"deny\",reason=\"expired\"\\} (\\d+)")))
+      << m.body;
+  EXPECT_GE(std::stoi(match[1]), 1);
+  EXPECT_NE(m.body.find("certgate_decisions_total{verdict=\"allow\",reason=\"none\"}"),
+            std::string::npos);
+}
+
+TEST_F(NginxBehaviour, ReloadKeepsWorking) {
+  ASSERT_EQ(nginx().Curl(kMainPort, "/reload", "expired").status, 403);
+  ASSERT_TRUE(h::WriteFile(nginx().conf(), nginx().Config(452)));
+  const pid_t master = nginx().process().pid();
+  ASSERT_TRUE(nginx().process().Signal(SIGHUP));
+  int status = 0;
+  for (int i = 0; i < 250 && status != 452; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    status = nginx().Curl(kMainPort, "/reload", "expired").status;
+  }
+  EXPECT_EQ(status, 452) << "the new configuration was not applied";
+  EXPECT_TRUE(nginx().process().Running());
+  EXPECT_EQ(nginx().process().pid(), master);
+  EXPECT_EQ(nginx().Curl(kMainPort, "/req", "good").status, 200);
+  Response bad = nginx().Curl(kMainPort, "/req?case=after-reload", "expired");
+  EXPECT_EQ(bad.status, 403);
+  EXPECT_EQ(bad.body, "403.17 client certificate refused: expired\n");
+  EXPECT_NE(LogLine(nginx().error_log(), {"case=after-reload", "reason=expired"}), "");
+  // A second reload, back to the first configuration.
+  ASSERT_TRUE(h::WriteFile(nginx().conf(), nginx().Config(403)));
+  ASSERT_TRUE(nginx().process().Signal(SIGHUP));
+  for (int i = 0; i < 250 && status != 403; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    status = nginx().Curl(kMainPort, "/reload", "expired").status;
+  }
+  EXPECT_EQ(status, 403);
+}
+
+// ---------------------------------------------------------------------------
+// nginx -t: the core's messages with file:line.
+
+class NginxConfig : public NginxTest {
+ protected:
+  h::RunResult TestConfig(const std::string &name, const std::string &directives) {
+    const std::string path = nginx().dir() + "/" + name;
+    h::WriteFile(path, "load_module " CERTGATE_NGINX_MODULE_PATH
+                       ";\n"
+                       "pid " +
+                           nginx().dir() +
+                           "/t.pid;\n"
+                           "error_log " +
+                           nginx().dir() +
+                           "/logs/t.log;\n"
+                           "events {}\n"
+                           "http {\n"
+                           "  server {\n"
+                           "    listen 127.0.0.1:18490;\n"
+                           "    location / {\n" +
+                           directives +
+                           "    }\n"
+                           "  }\n"
+                           "}\n");
+    return h::Run({nginx().nginx(), "-t", "-p", nginx().dir(), "-c", path});
+  }
+};
+
+TEST_F(NginxConfig, BadValueFailsWithTheCoresMessageAndFileLine) {
+  h::RunResult r = TestConfig("bad-depth.conf", "      certgate_max_depth banana;\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("[emerg] "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(": certgate_max_depth: \"banana\" is not a number in "), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(" in " + nginx().dir() + "/bad-depth.conf:9"), std::string::npos) << r.err;
+
+  r = TestConfig("bad-body.conf", "      certgate require;\n      certgate_reject_body xml;\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("certgate_reject_body: \"xml\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bad-body.conf:10"), std::string::npos) << r.err;
+
+  r = TestConfig("bad-file.conf", "      certgate_trusted_issuers /nonexistent/ca.pem;\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("certgate_trusted_issuers"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bad-file.conf:9"), std::string::npos) << r.err;
+
+  r = TestConfig("bad-args.conf", "      certgate require optional;\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("bad-args.conf:9"), std::string::npos) << r.err;
+}
+
+TEST_F(NginxConfig, DuplicateDirective) {
+  h::RunResult r = TestConfig("dup.conf", "      certgate require;\n      certgate optional;\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("\"certgate\" directive is duplicate in " + nginx().dir() + "/dup.conf:10"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(NginxConfig, GoodConfigPasses) {
+  h::RunResult r = TestConfig("good.conf",
+                              "      certgate optional;\n"
+                              "      certgate_subject OU=People;\n"
+                              "      certgate_log json accepts;\n"
+                              "      certgate_log_level warn;\n"
+                              "      certgate_min_key rsa=3072 ec=384;\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace certgate
