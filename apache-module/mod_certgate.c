@@ -60,8 +60,6 @@ extern module AP_MODULE_DECLARE_DATA certgate_module CG_MODULE_EXPORT;
 APLOG_USE_MODULE(certgate);
 #endif
 
-#define CG_UNSET (-1)
-
 /* Notes on the request: a refusal by certgate (for the ErrorDocument redirect
  * that follows) and the Content-Type of certgate's own body. */
 #define CG_NOTE_DENIED "certgate-denied"
@@ -70,7 +68,6 @@ APLOG_USE_MODULE(certgate);
 
 typedef struct {
     cg_policy *policy; /* what was set here, or the merge result; NULL: nothing */
-    int log_json;      /* CertGateLog json: CG_UNSET, 0 or 1 (see certgate_report) */
 } certgate_dir_conf;
 
 typedef struct {
@@ -125,13 +122,12 @@ static void *create_dir_config(apr_pool_t *p, char *dir)
     certgate_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
     (void)dir;
     conf->policy = NULL;
-    conf->log_json = CG_UNSET;
     return conf;
 }
 
 static int dir_conf_is_empty(const certgate_dir_conf *conf)
 {
-    return conf->policy == NULL && conf->log_json == CG_UNSET;
+    return conf->policy == NULL;
 }
 
 static certgate_dir_conf *merge_now(apr_pool_t *p, const certgate_dir_conf *base,
@@ -139,14 +135,13 @@ static certgate_dir_conf *merge_now(apr_pool_t *p, const certgate_dir_conf *base
 {
     certgate_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
     cg_error error;
-    conf->log_json = add->log_json != CG_UNSET ? add->log_json : base->log_json;
     conf->policy = cg_policy_new();
     if (conf->policy == NULL) {
         return NULL;
     }
     apr_pool_cleanup_register(p, conf->policy, policy_cleanup, apr_pool_cleanup_null);
-    if (cg_policy_inherit(conf->policy, add->policy, &error) != CG_OK
-        || cg_policy_inherit(conf->policy, base->policy, &error) != CG_OK) {
+    if (cg_policy_inherit(conf->policy, add->policy, &error) != CG_OK ||
+        cg_policy_inherit(conf->policy, base->policy, &error) != CG_OK) {
         return NULL;
     }
     return conf;
@@ -219,7 +214,6 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
     apr_array_header_t *words = apr_array_make(cmd->temp_pool, 4, sizeof(cg_str));
     const char *line = raw;
     cg_error error;
-    int i;
 
     /* Quoting as everywhere in httpd configuration ("..." and '...'). */
     while (*line != '\0') {
@@ -229,9 +223,9 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
             break;
         }
         /* Files named by a key are relative to ServerRoot, as in every module. */
-        if (words->nelts == 0 && *word != '\0'
-            && (!strcasecmp(key, "CertGateTrustedIssuers") || !strcasecmp(key, "CertGateCrl")
-                || !strcasecmp(key, "CertGateCache"))) {
+        if (words->nelts == 0 && *word != '\0' &&
+            (!strcasecmp(key, "CertGateTrustedIssuers") || !strcasecmp(key, "CertGateCrl") ||
+             !strcasecmp(key, "CertGateCache"))) {
             char *resolved = ap_server_root_relative(cmd->temp_pool, word);
             if (resolved != NULL) {
                 word = resolved;
@@ -247,30 +241,17 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
         if (conf->policy == NULL) {
             return "certgate: out of memory";
         }
-        apr_pool_cleanup_register(cmd->pool, conf->policy, policy_cleanup,
-                                  apr_pool_cleanup_null);
+        apr_pool_cleanup_register(cmd->pool, conf->policy, policy_cleanup, apr_pool_cleanup_null);
     }
     if (cg_policy_set(conf->policy, key, (const cg_str *)words->elts, (size_t)words->nelts,
-                      &error)
-        != CG_OK) {
+                      &error) != CG_OK) {
         /* httpd prefixes the file and line ("Syntax error on line N of F:"). */
         return apr_pstrdup(cmd->pool, error.message);
     }
 
-    /* The log format is not readable through the C API: remember it here. */
-    if (!strcasecmp(key, "CertGateLog")) {
-        const cg_str *args = (const cg_str *)words->elts;
-        conf->log_json = 0;
-        for (i = 0; i < words->nelts; ++i) {
-            if (!strcasecmp(args[i].data, "json")) {
-                conf->log_json = 1;
-            }
-        }
-    }
     /* Remember which servers need certgate's verification on their SSL_CTX. */
     if (!strcasecmp(key, "CertGate") && cg_policy_enabled(conf->policy)) {
-        certgate_srv_conf *srv = ap_get_module_config(cmd->server->module_config,
-                                                      &certgate_module);
+        certgate_srv_conf *srv = ap_get_module_config(cmd->server->module_config, &certgate_module);
         srv->enables = 1;
     }
     return NULL;
@@ -286,8 +267,7 @@ static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw
 }
 
 #define CG_KEY(name, help) AP_INIT_RAW_ARGS(name, set_key, NULL, RSRC_CONF | ACCESS_CONF, help)
-#define CG_SERVER_KEY(name, help) \
-    AP_INIT_RAW_ARGS(name, set_server_key, NULL, RSRC_CONF, help)
+#define CG_SERVER_KEY(name, help) AP_INIT_RAW_ARGS(name, set_server_key, NULL, RSRC_CONF, help)
 
 static const command_rec certgate_cmds[] = {
     CG_KEY("CertGate", "off | optional | require"),
@@ -317,8 +297,11 @@ static const command_rec certgate_cmds[] = {
     CG_KEY("CertGateRejectStatus", "HTTP status of a refusal"),
     CG_KEY("CertGateRejectBody", "text | json | html | off"),
     CG_KEY("CertGateRejectDetail", "on | off: show the hint to the client"),
-    CG_KEY("CertGateRejectAt", "request | handshake"),
+    /* The handshake knows the virtual host, not yet the <Location>. */
+    CG_SERVER_KEY("CertGateRejectAt", "request | handshake (server or virtual host)"),
     CG_KEY("CertGateLog", "kv | json [accepts]"),
+    /* Accepted for one vocabulary; the core has no counters API yet, so no
+     * handler serves them. */
     CG_KEY("CertGateStatus", "on | off: counters handler"),
     {NULL}};
 
@@ -330,8 +313,7 @@ static void handshake_log(SSL *ssl, const char *line, size_t len, void *data)
     conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
     if (c != NULL) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "%.*s", (int)len, line);
-    }
-    else {
+    } else {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)data, "%.*s", (int)len, line);
     }
 }
@@ -368,8 +350,8 @@ static int certgate_init_server(server_rec *s, apr_pool_t *p, int is_proxy, SSL_
     if (cg_ssl_ctx_attach(ctx, conf->policy, handshake_log, s, &error) != CG_OK) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      "certgate: cannot attach to the SSL context of %s:%u: %s",
-                     s->server_hostname ? s->server_hostname : "?",
-                     (unsigned)s->port, error.message);
+                     s->server_hostname ? s->server_hostname : "?", (unsigned)s->port,
+                     error.message);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
@@ -412,12 +394,12 @@ static void export_fields(request_rec *r, const cg_decision *decision)
     }
 }
 
-static void log_decision(request_rec *r, const certgate_dir_conf *conf,
-                         const cg_decision *decision, int level)
+static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg_decision *decision,
+                         int level)
 {
     char line[4096];
-    size_t len = cg_decision_format_log(decision, conf->log_json == 1 ? CG_LOG_JSON : CG_LOG_KV,
-                                        line, sizeof line);
+    size_t len =
+        cg_decision_format_log(decision, cg_policy_log_format(conf->policy), line, sizeof line);
     ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", (int)len, line);
 }
 
@@ -475,29 +457,47 @@ static int certgate_check(request_rec *r)
     }
     export_fields(r, decision);
 
+    /* Subrequests (mod_dir's DirectoryIndex probe, mod_include, ...) are judged
+     * and refused like any request, but only what the client asked for is
+     * logged: a subrequest's verdict is at most a debug line. */
     if (cg_decision_verdict(decision) == CG_VERDICT_ALLOW) {
-        if (cg_decision_expiry_warning(decision)) {
+        if (r->main != NULL) {
+            log_decision(r, conf, decision, APLOG_DEBUG);
+        } else if (cg_decision_expiry_warning(decision)) {
             log_decision(r, conf, decision, APLOG_WARNING);
-        }
-        else if (cg_policy_log_accepts(conf->policy)) {
+        } else if (cg_policy_log_accepts(conf->policy)) {
+            /* Asked for with CertGateLog ... accepts: NOTICE, which httpd
+             * writes whatever the LogLevel. */
             log_decision(r, conf, decision, APLOG_NOTICE);
         }
         return DECLINED;
     }
 
     /* Refused: one error-log line, the configured status and body. */
-    log_decision(r, conf, decision, APLOG_ERR);
+    log_decision(r, conf, decision, r->main != NULL ? APLOG_DEBUG : APLOG_ERR);
     status = cg_policy_reject_status(conf->policy, cg_decision_reason(decision));
     apr_table_setn(r->notes, CG_NOTE_DENIED, "1");
+    if (strtol(ap_get_status_line(status), NULL, 10) != status) {
+        /* A status httpd has no reason phrase for (nginx's 495/496, ...):
+         * without a status line of its own httpd would answer 500. */
+        r->status_line = apr_psprintf(r->pool, "%d %s", status,
+                                      status == 495   ? "SSL Certificate Error"
+                                      : status == 496 ? "SSL Certificate Required"
+                                                      : "Client Certificate Refused");
+    }
     if (ap_response_code_string(r, ap_index_of_response(status)) == NULL) {
-        /* No ErrorDocument for this status: certgate's own body. The leading '"'
-         * marks it as text for ap_send_error_response, whatever it starts with. */
+        /* No ErrorDocument for this status: certgate's own body, as text.
+         * ap_custom_response() takes a string that looks like a URL or a path
+         * for a redirect; certgate's bodies start with a digit, '{' or '<'. */
         char body[2048];
         const char *content_type = "text/plain";
-        size_t len = cg_decision_format_body(decision, conf->policy, &content_type, body,
-                                             sizeof body);
-        ap_custom_response(r, status,
-                           apr_pstrcat(r->pool, "\"", apr_pstrmemdup(r->pool, body, len), NULL));
+        size_t len =
+            cg_decision_format_body(decision, conf->policy, &content_type, body, sizeof body);
+        const char *text = apr_pstrmemdup(r->pool, body, len);
+        if (ap_is_url(text) || *text == '/') {
+            text = apr_pstrcat(r->pool, " ", text, NULL);
+        }
+        ap_custom_response(r, status, text);
         apr_table_setn(r->notes, CG_NOTE_CONTENT_TYPE, content_type);
     }
     return status;
@@ -533,8 +533,8 @@ static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
      * memo_lock, while request threads allocate elsewhere. It is destroyed by a
      * pconf cleanup registered here, before any directive runs, so it goes
      * last: after mod_ssl's SSL_CTXs, which point at its merged policies. */
-    if (apr_allocator_create(&allocator) != APR_SUCCESS
-        || apr_pool_create_unmanaged_ex(&memo_pool, NULL, allocator) != APR_SUCCESS) {
+    if (apr_allocator_create(&allocator) != APR_SUCCESS ||
+        apr_pool_create_unmanaged_ex(&memo_pool, NULL, allocator) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_allocator_owner_set(allocator, memo_pool);
@@ -564,12 +564,11 @@ static void register_hooks(apr_pool_t *p)
 
 /* AP_DECLARE_MODULE(certgate) spelled out: APLOG_USE_MODULE is needed at the top. */
 CG_MODULE_EXPORT module AP_MODULE_DECLARE_DATA certgate_module = {
-    STANDARD20_MODULE_STUFF,
-    create_dir_config,    /* per-directory config */
-    merge_dir_config,     /* merge per-directory */
-    create_server_config, /* per-server config */
-    merge_server_config,  /* merge per-server */
-    certgate_cmds,        /* directives */
-    register_hooks,       /* hooks */
-    AP_MODULE_FLAG_NONE   /* flags */
+    STANDARD20_MODULE_STUFF, create_dir_config, /* per-directory config */
+    merge_dir_config,                           /* merge per-directory */
+    create_server_config,                       /* per-server config */
+    merge_server_config,                        /* merge per-server */
+    certgate_cmds,                              /* directives */
+    register_hooks,                             /* hooks */
+    AP_MODULE_FLAG_NONE                         /* flags */
 };

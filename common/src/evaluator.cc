@@ -10,7 +10,9 @@
 namespace certgate {
 namespace {
 
-std::string Quoted(const std::string &text) { return "\"" + text + "\""; }
+// Single quotes: the detail lands inside a double-quoted log value, and httpd's
+// error log would double every backslash of an escaped quote.
+std::string Quoted(const std::string &text) { return "'" + text + "'"; }
 
 std::string SubjectOf(X509 *cert) { return Quoted(NameToString(X509_get_subject_name(cert))); }
 

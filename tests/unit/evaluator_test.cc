@@ -133,7 +133,7 @@ TEST_F(EvaluatorTest, ChainToUnknownRootIsUntrustedIssuer) {
   const Decision decision = Judge(pki_->Issue(rogue, Alice()), {rogue});
   EXPECT_REASON(decision, CG_REASON_UNTRUSTED_ISSUER);
   EXPECT_EQ(decision.depth(), 1);
-  EXPECT_THAT(decision.detail(), HasSubstr("\"CN=Rogue Root\""));
+  EXPECT_THAT(decision.detail(), HasSubstr("'CN=Rogue Root'"));
 }
 
 TEST_F(EvaluatorTest, UnknownRootIsAcceptedOnceTrusted) {
@@ -145,7 +145,7 @@ TEST_F(EvaluatorTest, MissingIntermediateIsChainIncompleteAndNamed) {
   const Decision decision = Judge(pki_->Issue(*issuing_, Alice()), {});
   EXPECT_REASON(decision, CG_REASON_CHAIN_INCOMPLETE);
   EXPECT_EQ(decision.depth(), 0);
-  EXPECT_THAT(decision.detail(), HasSubstr("\"CN=Test Issuing CA,O=Example\""));
+  EXPECT_THAT(decision.detail(), HasSubstr("'CN=Test Issuing CA,O=Example'"));
   EXPECT_THAT(decision.detail(), HasSubstr("http://pki.example/issuing.crt"));
 }
 

@@ -1,0 +1,747 @@
+// Integration tests of mod_certgate in Debian's apache2 (mod_ssl), under
+// mpm_event and mpm_prefork, driven with curl and openssl s_client.
+//
+// Each suite starts its own self-contained apache2 (-DFOREGROUND -f, nothing of
+// /etc/apache2 is read) in a temporary directory, per MPM, on 127.0.0.1:
+//   ApacheReasons    18500 (event) / 18520 (prefork): every reason that can
+//                    arise without revocation: status, body, CERTGATE_REASON in
+//                    the access log, the error-log line.
+//   ApacheBehaviour  18540.. (event) / 18560.. (prefork): optional, per-<Location>
+//                    rules, Satisfy Any, ErrorDocument, JSON body, the
+//                    SSLVerifyClient modes, resumption, reject_at handshake,
+//                    a vhost without certgate, graceful restart.
+//   ApacheConfig     18590..: `apache2 -t` errors.
+#include <gtest/gtest.h>
+#include <harness.h>
+#include <signal.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace h = certgate::harness;
+
+namespace {
+
+const char *const kApache = CERTGATE_APACHE_BINARY;
+const char *const kModules = CERTGATE_APACHE_MODULES_DIR;
+const char *const kModule = CERTGATE_APACHE_MODULE_PATH;
+
+// ---- the demo PKI, generated once per process ----
+
+struct Pki {
+  std::unique_ptr<h::TempDir> dir;
+  std::string path;  // DIR/pki
+  std::string weak_openssl_conf;
+  std::map<std::string, std::string> sha256;  // client name -> "sha256:<hex>"
+  std::string error;
+};
+
+Pki &SharedPki() {
+  static Pki pki = [] {
+    Pki p;
+    p.dir = std::make_unique<h::TempDir>("certgate-apache-pki");
+    if (!p.dir->ok()) {
+      p.error = "cannot create a temporary directory";
+      return p;
+    }
+    p.path = p.dir->path() + "/pki";
+    p.error = h::GeneratePki(p.path);
+    p.weak_openssl_conf = h::WriteWeakClientOpensslConf(p.dir->path());
+    h::MakeWorldReadable(p.dir->path());
+    std::istringstream lines(h::ReadFile(p.path + "/clients/fingerprints.txt"));
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream words(line);
+      std::string name, word;
+      words >> name;
+      while (words >> word) {
+        if (word.rfind("sha256:", 0) == 0) p.sha256[name] = word;
+      }
+    }
+    return p;
+  }();
+  return pki;
+}
+
+// ---- talking to the server ----
+
+struct Reply {
+  int exit_code = -1;  // of the client
+  int status = 0;      // HTTP status, 0 when there was no HTTP answer
+  std::string content_type;
+  std::string body;
+  std::string raw;  // client stdout + stderr, for messages
+};
+
+// Splits "HTTP/1.1 403 Forbidden\r\nHeaders...\r\n\r\nbody" found anywhere in `out`.
+void ParseHttp(const std::string &out, Reply *reply) {
+  const size_t start = out.find("HTTP/1.");
+  if (start == std::string::npos) return;
+  reply->status = std::atoi(out.c_str() + start + 9);
+  const size_t end = out.find("\r\n\r\n", start);
+  const std::string head =
+      out.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  if (end != std::string::npos) reply->body = out.substr(end + 4);
+  std::istringstream lines(head);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.size() > 13 && strncasecmp(line.c_str(), "Content-Type:", 13) == 0) {
+      reply->content_type = line.substr(line.find_first_not_of(' ', 13));
+    }
+  }
+}
+
+enum class Client { kCurl, kCurlWeak, kSClient };
+
+// GET https://127.0.0.1:port/path with client certificate `cert` ("" = none).
+Reply Get(int port, const std::string &path, const std::string &cert,
+          Client client = Client::kCurl) {
+  const Pki &pki = SharedPki();
+  const std::string url = "https://127.0.0.1:" + std::to_string(port) + path;
+  Reply reply;
+  h::RunResult run;
+  if (client == Client::kSClient) {
+    // openssl s_client loads certificates curl refuses (invalid extensions) and
+    // sends the chain named by -cert_chain.
+    std::vector<std::string> argv = {
+        "openssl",           "s_client",  "-connect", "127.0.0.1:" + std::to_string(port),
+        "-servername",       "localhost", "-quiet",   "-cipher",
+        "DEFAULT@SECLEVEL=0"};
+    if (!cert.empty()) {
+      const std::string base = pki.path + "/clients/" + cert;
+      argv.insert(argv.end(), {"-cert", base + ".crt", "-cert_chain", base + ".chain.pem", "-key",
+                               base + ".key"});
+    }
+    run =
+        h::Run(argv, {},
+               "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 20000);
+  } else {
+    std::vector<std::string> argv = {"curl", "-sk", "--http1.1", "--max-time",
+                                     "15",   "-D",  "-",         url};
+    if (!cert.empty()) {
+      const std::string base = pki.path + "/clients/" + cert;
+      argv.insert(argv.end() - 1, {"--cert", base + ".chain.pem", "--key", base + ".key"});
+    }
+    std::vector<std::string> env;
+    // RSA-1024 and SHA-1 certificates are refused by the client's own OpenSSL
+    // at the default security level 2 before anything is sent.
+    if (client == Client::kCurlWeak) env.push_back("OPENSSL_CONF=" + pki.weak_openssl_conf);
+    run = h::Run(argv, env, {}, 20000);
+  }
+  reply.exit_code = run.exit_code;
+  reply.raw = run.out + run.err;
+  ParseHttp(run.out, &reply);
+  return reply;
+}
+
+std::string TextBody(const std::string &reason, const std::string &substatus) {
+  return substatus + " client certificate refused: " + reason + "\n";
+}
+
+// ---- one apache2 instance ----
+
+std::string MpmBlock(const std::string &mpm) {
+  if (mpm == "prefork") {
+    return "StartServers 2\nMinSpareServers 1\nMaxSpareServers 4\nServerLimit 8\n"
+           "MaxRequestWorkers 8\n";
+  }
+  return "StartServers 1\nServerLimit 2\nThreadsPerChild 8\nMaxRequestWorkers 16\n"
+         "MinSpareThreads 1\nMaxSpareThreads 16\n";
+}
+
+// `SSLVerifyClient` is left out when verify_client is empty.
+std::string VirtualHost(int port, const std::string &verify_client, const std::string &body) {
+  const std::string pki = SharedPki().path;
+  std::string out = "Listen 127.0.0.1:" + std::to_string(port) +
+                    "\n<VirtualHost 127.0.0.1:" + std::to_string(port) +
+                    ">\n"
+                    "  SSLEngine on\n"
+                    "  SSLCertificateFile " +
+                    pki +
+                    "/server/server-chain.pem\n"
+                    "  SSLCertificateKeyFile " +
+                    pki +
+                    "/server/server.key\n"
+                    "  SSLCACertificateFile " +
+                    pki + "/ca/trust.pem\n";
+  if (!verify_client.empty()) out += "  SSLVerifyClient " + verify_client + "\n";
+  out += "  SSLVerifyDepth 10\n" + body + "</VirtualHost>\n";
+  return out;
+}
+
+class Apache {
+ public:
+  explicit Apache(std::string mpm) : mpm_(std::move(mpm)), dir_("certgate-apache") {}
+  ~Apache() { Stop(); }
+
+  const std::string &root() const { return dir_.path(); }
+  std::string conf() const { return root() + "/httpd.conf"; }
+  std::string error_log() const { return root() + "/logs/error.log"; }
+  std::string access_log() const { return root() + "/logs/access.log"; }
+
+  // The whole httpd.conf: common part, then `vhosts`.
+  std::string Config(const std::string &vhosts) const {
+    const std::string r = root();
+    const std::string m = kModules;
+    return "ServerRoot \"" + r + "\"\nServerName localhost\n" + "DefaultRuntimeDir \"" + r +
+           "/run\"\nPidFile \"" + r + "/run/httpd.pid\"\n" + "ErrorLog \"" + r +
+           "/logs/error.log\"\nLogLevel warn\n" + "Mutex file:" + r + "/run default\n" +
+           "LoadModule mpm_" + mpm_ + "_module " + m + "/mod_mpm_" + mpm_ + ".so\n" +
+           "LoadModule authz_core_module " + m + "/mod_authz_core.so\n" +
+           "LoadModule access_compat_module " + m + "/mod_access_compat.so\n" +
+           "LoadModule mime_module " + m + "/mod_mime.so\n" + "LoadModule dir_module " + m +
+           "/mod_dir.so\n" + "LoadModule socache_shmcb_module " + m + "/mod_socache_shmcb.so\n" +
+           "LoadModule ssl_module " + m + "/mod_ssl.so\n" + "LoadModule certgate_module " +
+           kModule + "\n" + (geteuid() == 0 ? "User nobody\nGroup nogroup\n" : "") +
+           MpmBlock(mpm_) + "TypesConfig /etc/mime.types\n" + "DocumentRoot \"" + r +
+           "/htdocs\"\nDirectoryIndex index.html\n" +
+           "LogFormat \"%h \\\"%r\\\" %>s reason=%{CERTGATE_REASON}e "
+           "substatus=%{CERTGATE_SUBSTATUS}e verdict=%{CERTGATE_VERDICT}e\" certgate\n" +
+           "CustomLog \"" + r + "/logs/access.log\" certgate\n" +
+           "<Directory />\n  Require all granted\n</Directory>\n" + "SSLSessionCache \"shmcb:" + r +
+           "/run/ssl_scache(512000)\"\n" + "SSLProtocol -all +TLSv1.2 +TLSv1.3\n" + vhosts;
+  }
+
+  // Writes the config and the docroot. Returns "" or what went wrong.
+  std::string Write(const std::string &vhosts) {
+    if (!dir_.ok()) return "no temporary directory";
+    if (!SharedPki().error.empty()) return "PKI generation failed: " + SharedPki().error;
+    for (const char *sub : {"/run", "/logs", "/htdocs"}) h::MakeDirs(root() + sub);
+    for (const char *loc :
+         {"", "/opt", "/off", "/issuers", "/identity", "/pinned", "/satisfy", "/errdoc", "/json"}) {
+      h::MakeDirs(root() + "/htdocs" + loc);
+      h::WriteFile(root() + "/htdocs" + loc + "/index.html", "hello\n");
+    }
+    h::WriteFile(root() + "/htdocs/denied.html", "certgate said no\n");
+    h::WriteFile(conf(), Config(vhosts));
+    h::MakeWorldReadable(root());
+    return "";
+  }
+
+  // Starts apache2 and waits until it serves `port`. Returns "" or an error.
+  std::string Start(const std::string &vhosts, int port) {
+    if (access(kApache, X_OK) != 0) {
+      return std::string(kApache) +
+             " is missing: install Debian's apache2 (apt-get install apache2 apache2-dev)";
+    }
+    std::string error = Write(vhosts);
+    if (!error.empty()) return error;
+    h::LogTail log(error_log());
+    if (!process_.Start({"/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/bin", kApache,
+                         "-DFOREGROUND", "-f", conf()},
+                        root() + "/stdout.log", root() + "/stderr.log")) {
+      return "cannot start apache2: " + process_.error();
+    }
+    bool ready = false;
+    log.WaitFor("resuming normal operations", 15000, &ready);
+    if (!ready || !h::WaitForPort(port, 10000)) {
+      return "apache2 did not come up:\n" + h::ReadFile(root() + "/stderr.log") +
+             h::ReadFile(error_log());
+    }
+    return "";
+  }
+
+  void Stop() {
+    if (process_.pid() > 0 && process_.Running()) process_.Stop(SIGTERM, 15000);
+  }
+  bool Signal(int sig) { return process_.Signal(sig); }
+  bool Running() { return process_.Running(); }
+
+ private:
+  std::string mpm_;
+  h::TempDir dir_;
+  h::Process process_;
+};
+
+int BasePort(const std::string &mpm, int event_port, int prefork_port) {
+  return mpm == "prefork" ? prefork_port : event_port;
+}
+
+// ---- ApacheReasons: every reason that arises without revocation ----
+
+struct ReasonCase {
+  const char *cert;  // client name in the demo PKI; "" = no certificate
+  const char *path;
+  const char *reason;
+  const char *substatus;
+  Client client;
+};
+
+std::ostream &operator<<(std::ostream &os, const ReasonCase &c) {
+  return os << (*c.cert ? c.cert : "none") << "@" << c.path;
+}
+
+const ReasonCase kReasonCases[] = {
+    {"", "/", "no_cert", "403.7", Client::kCurl},
+    {"self_signed", "/", "untrusted_issuer", "403.16", Client::kCurl},
+    {"untrusted", "/", "untrusted_issuer", "403.16", Client::kCurl},
+    {"chain_incomplete", "/", "chain_incomplete", "403.16", Client::kCurl},
+    {"other_issuer", "/issuers/", "issuer_not_allowed", "403.16", Client::kCurl},
+    {"expired", "/", "expired", "403.17", Client::kCurl},
+    {"not_yet_valid", "/", "not_yet_valid", "403.17", Client::kCurl},
+    {"bad_signature", "/", "bad_signature", "403.16", Client::kCurl},
+    // curl refuses to load a certificate with an invalid extension.
+    {"malformed", "/", "malformed", "403.16", Client::kSClient},
+    {"unknown_critical", "/", "malformed", "403.16", Client::kCurl},
+    {"invalid_ca", "/", "invalid_ca", "403.16", Client::kCurl},
+    {"wrong_eku", "/", "wrong_purpose", "403.16", Client::kCurl},
+    {"no_eku", "/", "wrong_purpose", "403.16", Client::kCurl},
+    {"key_usage", "/", "key_usage", "403.16", Client::kCurl},
+    {"weak_key", "/", "weak_key", "403.16", Client::kCurlWeak},
+    {"weak_signature", "/", "weak_signature", "403.16", Client::kCurlWeak},
+    {"chain_too_long", "/", "chain_too_long", "403.16", Client::kCurl},
+    {"ou_missing", "/identity/", "identity_mismatch", "403.12", Client::kCurl},
+    {"good", "/pinned/", "pin_mismatch", "403.12", Client::kCurl},
+};
+
+class ApacheReasons : public ::testing::TestWithParam<std::tuple<std::string, ReasonCase>> {
+ protected:
+  static std::map<std::string, std::unique_ptr<Apache>> &Servers() {
+    static std::map<std::string, std::unique_ptr<Apache>> servers;
+    return servers;
+  }
+  static void TearDownTestSuite() { Servers().clear(); }
+
+  static std::string Vhosts(int port) {
+    const Pki &pki = SharedPki();
+    auto it = pki.sha256.find("rsa_good");
+    const std::string pin = it != pki.sha256.end() ? it->second : "sha256:00";
+    return VirtualHost(port, "optional_no_ca",
+                       "  CertGate require\n"
+                       "  <Location /issuers>\n    CertGateTrustedIssuers " +
+                           pki.path +
+                           "/ca/intermediate.pem\n  </Location>\n"
+                           "  <Location /identity>\n    CertGateSubject OU=People\n  </Location>\n"
+                           "  <Location /pinned>\n    CertGatePin " +
+                           pin + "\n  </Location>\n");
+  }
+
+  // The server for this MPM, started on first use.
+  Apache *Server(const std::string &mpm, int port) {
+    auto &slot = Servers()[mpm];
+    if (!slot) {
+      slot = std::make_unique<Apache>(mpm);
+      start_error_[mpm] = slot->Start(Vhosts(port), port);
+    }
+    return start_error_[mpm].empty() ? slot.get() : nullptr;
+  }
+  static inline std::map<std::string, std::string> start_error_;
+};
+
+TEST_P(ApacheReasons, RefusedWithStatusBodyVariableAndLogLine) {
+  const std::string mpm = std::get<0>(GetParam());
+  const ReasonCase &c = std::get<1>(GetParam());
+  const int port = BasePort(mpm, 18500, 18520);
+  Apache *server = Server(mpm, port);
+  ASSERT_NE(server, nullptr) << start_error_[mpm];
+
+  h::LogTail errors(server->error_log());
+  h::LogTail access(server->access_log());
+  const std::string tag = std::string("case=") + (*c.cert ? c.cert : "none");
+  const Reply reply = Get(port, std::string(c.path) + "?" + tag, c.cert, c.client);
+
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody(c.reason, c.substatus));
+  EXPECT_EQ(reply.content_type.rfind("text/plain", 0), 0u) << reply.content_type;
+
+  bool found = false;
+  const std::string needle = " \"GET " + std::string(c.path) + "?" + tag +
+                             " HTTP/1.1\" 403 reason=" + c.reason + " substatus=" + c.substatus +
+                             " verdict=deny";
+  const std::string logged = access.WaitFor(needle, 5000, &found);
+  EXPECT_TRUE(found) << "access log lacks [" << needle << "]:\n" << logged;
+
+  const std::string line =
+      std::string("certgate: verdict=deny reason=") + c.reason + " substatus=" + c.substatus;
+  const std::string error_text = errors.WaitFor(line, 5000, &found);
+  EXPECT_TRUE(found) << "error log lacks [" << line << "]:\n" << error_text;
+  EXPECT_EQ(h::GrepLines(error_text, {"[certgate:error]", line}).size(), 1u) << error_text;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Mpm, ApacheReasons,
+    ::testing::Combine(::testing::Values("event", "prefork"), ::testing::ValuesIn(kReasonCases)),
+    [](const auto &info) {
+      std::string name = std::get<0>(info.param) + "_" +
+                         (*std::get<1>(info.param).cert ? std::get<1>(info.param).cert : "none") +
+                         "_" + std::get<1>(info.param).reason;
+      return name;
+    });
+
+// ---- ApacheBehaviour ----
+
+// Ports, relative to the MPM's base.
+enum : int {
+  kMain = 0,         // optional_no_ca, require, with the <Location> variants
+  kVerifyOptional,   // SSLVerifyClient optional
+  kVerifyRequire,    // SSLVerifyClient require
+  kVerifyUnset,      // no SSLVerifyClient at all
+  kHandshake,        // CertGateRejectAt handshake
+  kWithoutCertgate,  // SSLVerifyClient require, no CertGate directive
+};
+
+class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
+ protected:
+  static std::map<std::string, std::unique_ptr<Apache>> &Servers() {
+    static std::map<std::string, std::unique_ptr<Apache>> servers;
+    return servers;
+  }
+  static void TearDownTestSuite() { Servers().clear(); }
+
+  static std::string Vhosts(int base) {
+    const std::string pki = SharedPki().path;
+    return VirtualHost(base + kMain, "optional_no_ca",
+                       "  CertGate require\n"
+                       "  CertGateLog kv accepts\n"
+                       "  <Location /opt>\n    CertGate optional\n  </Location>\n"
+                       "  <Location /off>\n    CertGate off\n  </Location>\n"
+                       "  <Location /issuers>\n    CertGateTrustedIssuers " +
+                           pki +
+                           "/ca/intermediate.pem\n  </Location>\n"
+                           "  <Location /satisfy>\n    Satisfy Any\n    Require all granted\n"
+                           "    Allow from all\n  </Location>\n"
+                           "  <Location /errdoc>\n    ErrorDocument 403 \"custom refusal page\"\n"
+                           "  </Location>\n"
+                           "  <Location /errlocal>\n    ErrorDocument 403 /denied.html\n"
+                           "  </Location>\n"
+                           "  <Location /json>\n    CertGateRejectBody json\n"
+                           "    CertGateRejectStatus 496\n    CertGateRejectDetail on\n"
+                           "  </Location>\n") +
+           VirtualHost(base + kVerifyOptional, "optional", "  CertGate require\n") +
+           VirtualHost(base + kVerifyRequire, "require", "  CertGate require\n") +
+           VirtualHost(base + kVerifyUnset, "", "  CertGate require\n") +
+           VirtualHost(base + kHandshake, "optional_no_ca",
+                       "  CertGate require\n  CertGateRejectAt handshake\n") +
+           VirtualHost(base + kWithoutCertgate, "require", "");
+  }
+
+  void SetUp() override {
+    mpm_ = GetParam();
+    base_ = BasePort(mpm_, 18540, 18560);
+    auto &slot = Servers()[mpm_];
+    if (!slot) {
+      slot = std::make_unique<Apache>(mpm_);
+      start_error_[mpm_] = slot->Start(Vhosts(base_), base_ + kWithoutCertgate);
+    }
+    ASSERT_TRUE(start_error_[mpm_].empty()) << start_error_[mpm_];
+    server_ = slot.get();
+  }
+
+  int Port(int which) const { return base_ + which; }
+  std::string AccessLine(h::LogTail &access, const std::string &needle) {
+    bool found = false;
+    const std::string text = access.WaitFor(needle, 5000, &found);
+    auto lines = h::GrepLines(text, {needle});
+    return lines.empty() ? "(no line with " + needle + " in:\n" + text + ")" : lines.back();
+  }
+
+  std::string mpm_;
+  int base_ = 0;
+  Apache *server_ = nullptr;
+  static inline std::map<std::string, std::string> start_error_;
+};
+
+TEST_P(ApacheBehaviour, GoodCertificateAllowedAndLoggedWithAccepts) {
+  h::LogTail errors(server_->error_log());
+  h::LogTail access(server_->access_log());
+  const Reply reply = Get(Port(kMain), "/?case=good", "good");
+  EXPECT_EQ(reply.status, 200) << reply.raw;
+  EXPECT_EQ(reply.body, "hello\n");
+  EXPECT_NE(AccessLine(access, "case=good ").find("200 reason= substatus= verdict=allow"),
+            std::string::npos)
+      << AccessLine(access, "case=good ");
+  bool found = false;
+  const std::string text = errors.WaitFor("certgate: verdict=allow", 5000, &found);
+  EXPECT_TRUE(found) << text;
+  EXPECT_EQ(h::GrepLines(text, {"[certgate:notice]", "subject=\"CN=alice"}).size(), 1u) << text;
+}
+
+TEST_P(ApacheBehaviour, ExpiringSoonAllowedWithWarning) {
+  h::LogTail errors(server_->error_log());
+  const Reply reply = Get(Port(kMain), "/", "expiring_soon");
+  EXPECT_EQ(reply.status, 200) << reply.raw;
+  bool found = false;
+  const std::string text = errors.WaitFor("CN=expiring_soon", 5000, &found);
+  EXPECT_TRUE(found) << text;
+  EXPECT_EQ(h::GrepLines(text, {"[certgate:warn]", "verdict=allow"}).size(), 1u) << text;
+}
+
+TEST_P(ApacheBehaviour, OptionalLocationWithoutCertificate) {
+  h::LogTail access(server_->access_log());
+  EXPECT_EQ(Get(Port(kMain), "/opt/?case=opt-none", "").status, 200);
+  EXPECT_NE(AccessLine(access, "case=opt-none ").find("verdict=allow"), std::string::npos);
+  // optional still judges a certificate that is presented
+  EXPECT_EQ(Get(Port(kMain), "/opt/", "expired").status, 403);
+  EXPECT_EQ(Get(Port(kMain), "/opt/", "good").status, 200);
+}
+
+TEST_P(ApacheBehaviour, OffLocationSetsNothing) {
+  h::LogTail access(server_->access_log());
+  EXPECT_EQ(Get(Port(kMain), "/off/?case=off-none", "").status, 200);
+  EXPECT_NE(AccessLine(access, "case=off-none ").find("reason=- substatus=- verdict=-"),
+            std::string::npos)
+      << AccessLine(access, "case=off-none ");
+}
+
+TEST_P(ApacheBehaviour, PerLocationRules) {
+  // other_issuer is trusted (Other Root CA is in trust.pem) but not allowed under /issuers
+  EXPECT_EQ(Get(Port(kMain), "/", "other_issuer").status, 200);
+  const Reply reply = Get(Port(kMain), "/issuers/", "other_issuer");
+  EXPECT_EQ(reply.status, 403);
+  EXPECT_EQ(reply.body, TextBody("issuer_not_allowed", "403.16"));
+  EXPECT_EQ(Get(Port(kMain), "/issuers/", "good").status, 200);
+}
+
+TEST_P(ApacheBehaviour, SatisfyAnyAndRequireAllGrantedCannotBypass) {
+  Reply reply = Get(Port(kMain), "/satisfy/", "");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody("no_cert", "403.7"));
+  reply = Get(Port(kMain), "/satisfy/", "expired");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(Get(Port(kMain), "/satisfy/", "good").status, 200);
+}
+
+TEST_P(ApacheBehaviour, ErrorDocumentStillWorks) {
+  h::LogTail access(server_->access_log());
+  const Reply reply = Get(Port(kMain), "/errdoc/?case=errdoc", "");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, "custom refusal page");
+  EXPECT_NE(AccessLine(access, "case=errdoc ").find("403 reason=no_cert"), std::string::npos)
+      << AccessLine(access, "case=errdoc ");
+}
+
+// A local ErrorDocument is an internal redirect into the same protected vhost:
+// it is served (not refused again) and the variables follow it.
+TEST_P(ApacheBehaviour, LocalErrorDocumentIsServed) {
+  h::LogTail access(server_->access_log());
+  h::LogTail errors(server_->error_log());
+  const Reply reply = Get(Port(kMain), "/errlocal/?case=errlocal", "expired");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, "certgate said no\n");
+  EXPECT_NE(AccessLine(access, "case=errlocal ").find("403 reason=expired substatus=403.17"),
+            std::string::npos)
+      << AccessLine(access, "case=errlocal ");
+  bool found = false;
+  const std::string text = errors.WaitFor("reason=expired", 5000, &found);
+  EXPECT_TRUE(found) << text;
+  EXPECT_EQ(h::GrepLines(text, {"certgate:"}).size(), 1u) << text;
+}
+
+TEST_P(ApacheBehaviour, JsonBodyCustomStatusAndDetail) {
+  const Reply reply = Get(Port(kMain), "/json/", "expired");
+  EXPECT_EQ(reply.status, 496) << reply.raw;
+  EXPECT_EQ(reply.content_type.rfind("application/json", 0), 0u) << reply.content_type;
+  EXPECT_EQ(
+      reply.body.rfind("{\"verdict\":\"deny\",\"reason\":\"expired\",\"substatus\":\"403.17\","
+                       "\"detail\":",
+                       0),
+      0u)
+      << reply.body;
+  EXPECT_NE(reply.body.find("\"hint\":"), std::string::npos) << reply.body;
+}
+
+TEST_P(ApacheBehaviour, WithSslVerifyClientOptional) {
+  EXPECT_EQ(Get(Port(kVerifyOptional), "/", "good").status, 200);
+  Reply reply = Get(Port(kVerifyOptional), "/", "expired");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody("expired", "403.17"));
+  // mod_ssl alone would abort these handshakes; certgate answers them.
+  reply = Get(Port(kVerifyOptional), "/", "self_signed");
+  EXPECT_EQ(reply.body, TextBody("untrusted_issuer", "403.16")) << reply.raw;
+  reply =
+      Get(Port(kVerifyOptional), "/", "chain_too_long");  // deeper than SSLVerifyDepth 10? no: 7
+  EXPECT_EQ(reply.body, TextBody("chain_too_long", "403.16")) << reply.raw;
+  reply = Get(Port(kVerifyOptional), "/", "");
+  EXPECT_EQ(reply.body, TextBody("no_cert", "403.7")) << reply.raw;
+}
+
+TEST_P(ApacheBehaviour, WithSslVerifyClientRequire) {
+  EXPECT_EQ(Get(Port(kVerifyRequire), "/", "good").status, 200);
+  Reply reply = Get(Port(kVerifyRequire), "/", "expired");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody("expired", "403.17"));
+  reply = Get(Port(kVerifyRequire), "/", "untrusted");
+  EXPECT_EQ(reply.body, TextBody("untrusted_issuer", "403.16")) << reply.raw;
+  // Without a certificate mod_ssl itself ends the handshake (SSLVerifyClient
+  // require means exactly that): no HTTP answer.
+  reply = Get(Port(kVerifyRequire), "/", "");
+  EXPECT_EQ(reply.status, 0) << reply.raw;
+  EXPECT_NE(reply.exit_code, 0);
+}
+
+TEST_P(ApacheBehaviour, WithoutSslVerifyClient) {
+  // certgate asks for the certificate itself.
+  EXPECT_EQ(Get(Port(kVerifyUnset), "/", "good").status, 200);
+  EXPECT_EQ(Get(Port(kVerifyUnset), "/", "expired").body, TextBody("expired", "403.17"));
+  EXPECT_EQ(Get(Port(kVerifyUnset), "/", "").body, TextBody("no_cert", "403.7"));
+}
+
+TEST_P(ApacheBehaviour, VhostWithoutCertgateKeepsModSslVerification) {
+  EXPECT_EQ(Get(Port(kWithoutCertgate), "/", "good").status, 200);
+  const Reply reply = Get(Port(kWithoutCertgate), "/", "expired");
+  EXPECT_EQ(reply.status, 0) << "mod_ssl's own verification must still refuse: " << reply.raw;
+}
+
+TEST_P(ApacheBehaviour, ResumedSessionWithBadCertificateStillRefused) {
+  const Pki &pki = SharedPki();
+  const std::string base = pki.path + "/clients/expired";
+  for (const char *version : {"-tls1_2", "-tls1_3"}) {
+    SCOPED_TRACE(version);
+    const std::string session = server_->root() + "/session" + version + ".pem";
+    const std::string request = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    const std::string connect = "127.0.0.1:" + std::to_string(Port(kMain));
+    h::RunResult first =
+        h::Run({"openssl", "s_client", version, "-connect", connect, "-servername", "localhost",
+                "-cert", base + ".crt", "-cert_chain", base + ".chain.pem", "-key", base + ".key",
+                "-sess_out", session, "-ign_eof"},
+               {}, request, 20000);
+    Reply reply;
+    ParseHttp(first.out, &reply);
+    ASSERT_NE(first.out.find("\nNew, "), std::string::npos) << first.out << first.err;
+    EXPECT_EQ(reply.status, 403);
+    // Resume without presenting any certificate: the session carries the leaf.
+    h::RunResult second = h::Run({"openssl", "s_client", version, "-connect", connect,
+                                  "-servername", "localhost", "-sess_in", session, "-ign_eof"},
+                                 {}, request, 20000);
+    EXPECT_NE(second.out.find("\nReused, "), std::string::npos) << second.out << second.err;
+    Reply resumed;
+    ParseHttp(second.out, &resumed);
+    EXPECT_EQ(resumed.status, 403) << second.out;
+    EXPECT_NE(resumed.body.find("expired"), std::string::npos) << second.out;
+  }
+}
+
+TEST_P(ApacheBehaviour, RejectAtHandshakeAbortsWithAlertAndLogs) {
+  h::LogTail errors(server_->error_log());
+  EXPECT_EQ(Get(Port(kHandshake), "/", "good").status, 200);
+  const Pki &pki = SharedPki();
+  const std::string base = pki.path + "/clients/expired";
+  h::RunResult run =
+      h::Run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(Port(kHandshake)),
+              "-servername", "localhost", "-cert", base + ".crt", "-cert_chain",
+              base + ".chain.pem", "-key", base + ".key", "-ign_eof"},
+             {}, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 20000);
+  EXPECT_EQ(run.out.find("HTTP/1.1"), std::string::npos) << run.out;
+  EXPECT_NE((run.out + run.err).find("alert certificate expired"), std::string::npos)
+      << run.out << run.err;
+  bool found = false;
+  const std::string text =
+      errors.WaitFor("certgate: verdict=deny reason=expired substatus=403.17", 5000, &found);
+  EXPECT_TRUE(found) << text;
+  EXPECT_EQ(h::GrepLines(text, {"[certgate:error]", "reason=expired"}).size(), 1u) << text;
+  // curl sees a failed connection, no HTTP status
+  const Reply reply = Get(Port(kHandshake), "/", "untrusted");
+  EXPECT_EQ(reply.status, 0) << reply.raw;
+  EXPECT_NE(reply.exit_code, 0);
+}
+
+// Runs last in the suite (gtest keeps definition order): restarts the server.
+TEST_P(ApacheBehaviour, ZZGracefulRestartKeepsWorking) {
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    h::LogTail errors(server_->error_log());
+    ASSERT_TRUE(server_->Signal(SIGUSR1));
+    bool found = false;
+    const std::string text = errors.WaitFor("resuming normal operations", 15000, &found);
+    ASSERT_TRUE(found) << text;
+    EXPECT_TRUE(server_->Running());
+    // Children of the new generation answer.
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(Get(Port(kMain), "/", "good").status, 200);
+      EXPECT_EQ(Get(Port(kMain), "/", "expired").body, TextBody("expired", "403.17"));
+      EXPECT_EQ(Get(Port(kHandshake), "/", "good").status, 200);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Mpm, ApacheBehaviour, ::testing::Values("event", "prefork"),
+                         [](const auto &info) { return info.param; });
+
+// ---- ApacheConfig: apache2 -t ----
+
+class ApacheConfig : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(access(kApache, X_OK), 0)
+        << kApache << " is missing: install Debian's apache2 (apt-get install apache2 apache2-dev)";
+    ASSERT_TRUE(SharedPki().error.empty()) << SharedPki().error;
+  }
+  // `apache2 -t` on a config whose main vhost holds `body`; *line is the line
+  // number of body's first line in the file.
+  h::RunResult ConfigTest(const std::string &body, int *line = nullptr) {
+    Apache apache("event");
+    EXPECT_EQ(apache.Write(VirtualHost(18590, "optional_no_ca", body)), "");
+    const std::string text = h::ReadFile(apache.conf());
+    if (line != nullptr) {
+      const size_t at = text.find(body.substr(0, body.find('\n')));
+      *line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n'));
+    }
+    conf_ = apache.conf();
+    return h::Run(
+        {"/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/bin", kApache, "-t", "-f", apache.conf()});
+  }
+  std::string conf_;
+};
+
+TEST_F(ApacheConfig, GoodConfigPassesAndValuesAreCaseInsensitive) {
+  h::RunResult r = ConfigTest(
+      "  CertGate REQUIRE\n  certgaterejectbody JSON\n  CertGateMinKey rsa=3072 ec=384\n"
+      "  CertGateSubject \"O=Example\" OU=People\n  CertGateLog json accepts\n"
+      "  CertGateMaxDepth 3\n  CertGateClockSkew 5m\n"
+      "  <Location /x>\n    CertGate optional\n    CertGateSan uri:spiffe://prod/*\n  "
+      "</Location>\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("Syntax OK"), std::string::npos) << r.out << r.err;
+}
+
+TEST_F(ApacheConfig, BadValueNamesFileAndLine) {
+  int line = 0;
+  h::RunResult r = ConfigTest("  CertGateMaxDepth banana\n", &line);
+  EXPECT_NE(r.exit_code, 0);
+  const std::string where = "line " + std::to_string(line) + " of " + conf_;
+  EXPECT_NE(r.err.find(where), std::string::npos) << "want [" << where << "] in:\n" << r.err;
+  EXPECT_NE(r.err.find("banana"), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, BadKeywordInLocationNamesFileAndLine) {
+  int line = 0;
+  h::RunResult r = ConfigTest("  <Location /x>\n    CertGate sometimes\n  </Location>\n", &line);
+  EXPECT_NE(r.exit_code, 0);
+  const std::string where = "line " + std::to_string(line + 1) + " of " + conf_;
+  EXPECT_NE(r.err.find(where), std::string::npos) << "want [" << where << "] in:\n" << r.err;
+  EXPECT_NE(r.err.find("sometimes"), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, MissingFileNamesTheFile) {
+  h::RunResult r = ConfigTest("  CertGateTrustedIssuers /nonexistent/issuers.pem\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("/nonexistent/issuers.pem"), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, ServerOnlyKeyRefusedInLocation) {
+  h::RunResult r = ConfigTest("  <Location /x>\n    CertGateCache /tmp/cg\n  </Location>\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("CertGateCache"), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, RejectAtIsPerVirtualHost) {
+  h::RunResult r = ConfigTest("  <Location /x>\n    CertGateRejectAt handshake\n  </Location>\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("CertGateRejectAt"), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, WrongArgumentCount) {
+  h::RunResult r = ConfigTest("  CertGate\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("Syntax error"), std::string::npos) << r.err;
+}
+
+}  // namespace
