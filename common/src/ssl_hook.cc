@@ -1,4 +1,3 @@
-#include <certgate/cert_facts.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
 #include <certgate/intermediate_cache.h>
@@ -72,9 +71,7 @@ ConnectionState *StateOf(SSL *ssl, bool create) {
 
 int64_t EarliestExpiry(const ChainEvidence &evidence) {
   int64_t earliest = INT64_MAX;
-  for (const auto &cert : evidence.chain) {
-    earliest = std::min(earliest, Asn1TimeToUnix(X509_get0_notAfter(cert.get())));
-  }
+  for (const CertSummary &cert : evidence.summaries) earliest = std::min(earliest, cert.not_after);
   return earliest;
 }
 

@@ -229,8 +229,10 @@ CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_f
  * The decision for this connection under `policy` (a location's). The chain is
  * verified once per connection, also for resumed sessions (rebuilt from the
  * leaf and the trust store); each policy's decision is kept on the connection
- * and is valid until the connection closes. Returns NULL only when `policy` is
- * off. Never returns an allow it could not establish.
+ * and is valid until the connection closes. Decisions are kept by the policy's
+ * address, so `policy` must live as long as the configuration (not be a
+ * per-request merge). Returns NULL only when `policy` is off. Never returns an
+ * allow it could not establish.
  */
 CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
 
