@@ -340,15 +340,6 @@ std::string CrlReasonName(int code) {
   }
 }
 
-std::string FormatTime(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm {};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 Result<ParsedCrl> ParseCrl(std::string data) {
   ParsedCrl crl;
   size_t start = 0;

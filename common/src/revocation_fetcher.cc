@@ -253,13 +253,17 @@ RevocationFetcher::RevocationFetcher() {
   multi_ = curl_multi_init();
 }
 
-RevocationFetcher::~RevocationFetcher() {
+void RevocationFetcher::Stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   if (multi_ != nullptr) curl_multi_wakeup(static_cast<CURLM *>(multi_));
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable() && !OnThread()) thread_.join();
+}
+
+RevocationFetcher::~RevocationFetcher() {
+  Stop();
   for (auto &entry : active_) {
     curl_multi_remove_handle(static_cast<CURLM *>(multi_), entry.second->easy);
   }

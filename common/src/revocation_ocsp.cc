@@ -123,8 +123,10 @@ Result<OcspRecord> VerifyOcspResponse(std::string_view der, X509 *cert, X509 *is
   X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
   X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(store.get()), static_cast<time_t>(now));
   if (OCSP_basic_verify(basic.get(), certs.get(), store.get(), 0) != 1) {
-    return Status::Error("the OCSP response is not signed by the issuer or its delegated "
-                         "OCSP signer: " + OpensslError());
+    return Status::Error(
+        "the OCSP response is not signed by the issuer or its delegated "
+        "OCSP signer: " +
+        OpensslError());
   }
   UniquePtr<OCSP_CERTID> id(OCSP_cert_to_id(EVP_sha1(), cert, issuer));
   int cert_status = -1, reason = -1;
@@ -146,7 +148,8 @@ Result<OcspRecord> VerifyOcspResponse(std::string_view der, X509 *cert, X509 *is
   }
   if (revoked != nullptr) ToUnix(revoked, &record.revoked_at);
   if (record.this_update > now + skew) {
-    return Status::Error("the OCSP thisUpdate " + FormatTime(record.this_update) + " is in the future");
+    return Status::Error("the OCSP thisUpdate " + FormatTime(record.this_update) +
+                         " is in the future");
   }
   if (record.next_update != 0 && record.next_update < record.this_update) {
     return Status::Error("the OCSP nextUpdate is before its thisUpdate");
@@ -160,8 +163,9 @@ Status StoreOcsp(RevocationStore &store, const std::string &cert_id, const OcspR
   if (!txn.ok()) return txn.status();
   std::optional<OcspRecord> old = txn->GetOcsp(cert_id);
   if (old && old->this_update > record.this_update) {
-    return Status::Error("older than the cached answer (thisUpdate " + FormatTime(record.this_update) +
-                         " < " + FormatTime(old->this_update) + "), kept the cached one");
+    return Status::Error("older than the cached answer (thisUpdate " +
+                         FormatTime(record.this_update) + " < " + FormatTime(old->this_update) +
+                         "), kept the cached one");
   }
   Status put = txn->PutOcsp(cert_id, record);
   if (!put.ok()) return put;

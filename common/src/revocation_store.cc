@@ -353,11 +353,31 @@ RevocationStore::ReadTxn::~ReadTxn() {
 std::optional<CrlMeta> RevocationStore::ReadTxn::GetCrl(std::string_view issuer_id) const {
   return GetDecoded<CrlMeta>(txn_, store_->crl_, issuer_id, DecodeCrl);
 }
+std::optional<CrlHead> RevocationStore::ReadTxn::GetCrlHead(std::string_view issuer_id) const {
+  std::optional<std::string_view> v = Get(txn_, store_->crl_, issuer_id);
+  if (!v) return std::nullopt;
+  Reader r(*v);
+  CrlHead head;
+  head.gen = static_cast<uint64_t>(r.Int());
+  head.this_update = r.Int();
+  head.next_update = r.Int();
+  if (!r.ok()) return std::nullopt;
+  return head;
+}
+
 std::optional<RevokedEntry> RevocationStore::ReadTxn::GetRevoked(uint64_t gen,
                                                                  std::string_view magnitude,
                                                                  bool negative) const {
+  // The key of SerialKey(), on the stack: no allocation on the lookup path.
+  while (!magnitude.empty() && magnitude.front() == '\0') magnitude.remove_prefix(1);
+  if (magnitude.size() > 255) return std::nullopt;
+  char key[8 + 2 + 255];
+  for (int i = 0; i < 8; ++i) key[i] = static_cast<char>((gen >> (8 * (7 - i))) & 0xff);
+  key[8] = static_cast<char>(negative ? 0 : 1);
+  key[9] = static_cast<char>(magnitude.size());
+  memcpy(key + 10, magnitude.data(), magnitude.size());
   std::optional<std::string_view> v =
-      Get(txn_, store_->serial_, SerialKey(gen, magnitude, negative));
+      Get(txn_, store_->serial_, std::string_view(key, 10 + magnitude.size()));
   if (!v || v->size() < 9) return std::nullopt;
   RevokedEntry e;
   uint64_t when = 0;
@@ -434,9 +454,12 @@ Status RevocationStore::WriteTxn::DeleteGeneration(uint64_t gen) {
     if (k.mv_size < prefix.size() || memcmp(k.mv_data, prefix.data(), prefix.size()) != 0) break;
     rc = mdb_cursor_del(cursor, 0);
     if (rc != 0) break;
+    // The cursor now rests on the next key, or nowhere past the last one.
     rc = mdb_cursor_get(cursor, &k, &v, MDB_GET_CURRENT);
-    if (rc == MDB_NOTFOUND) break;  // deleted the last key
-    if (rc == 0) continue;
+    if (rc == EINVAL || rc == MDB_NOTFOUND) {
+      k = Val(prefix);
+      rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+    }
   }
   mdb_cursor_close(cursor);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cannot delete an old CRL", rc);

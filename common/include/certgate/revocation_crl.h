@@ -14,6 +14,7 @@
 // is written unless the whole CRL parsed and verified.
 #pragma once
 
+#include <certgate/cert_facts.h>  // FormatTime
 #include <certgate/result.h>
 #include <certgate/revocation_store.h>
 #include <openssl/x509.h>
@@ -33,9 +34,6 @@ std::string SerialMagnitude(X509 *cert, bool *negative);
 
 // CRLReason name ("keyCompromise"), "" for -1, "reason<N>" for unknown codes.
 std::string CrlReasonName(int code);
-
-// RFC 3339 UTC ("2027-01-15T08:00:00Z").
-std::string FormatTime(int64_t t);
 
 struct ParsedCrl {
   std::string der;                 // the whole CRL (owned; spans below point into it)

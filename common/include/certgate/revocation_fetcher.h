@@ -72,6 +72,10 @@ class RevocationFetcher {
   RevocationFetcher(const RevocationFetcher &) = delete;
   RevocationFetcher &operator=(const RevocationFetcher &) = delete;
 
+  // Stops and joins the thread; later Submit/Post calls are dropped. Transfers in
+  // flight are abandoned (their `done` never runs).
+  void Stop();
+
   // Starts a transfer; `done` runs on the fetcher thread.
   void Submit(HttpRequest request, std::function<void(HttpResponse)> done);
   // Runs `task` on the fetcher thread after `delay`.

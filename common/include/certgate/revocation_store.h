@@ -55,6 +55,12 @@ struct CrlMeta {
   std::string issuer;          // issuer name, RFC 2253, for messages
 };
 
+// The fixed part of a CrlMeta, read without allocating (the lookup fast path).
+struct CrlHead {
+  uint64_t gen = 0;
+  int64_t this_update = 0, next_update = 0;
+};
+
 struct RevokedEntry {
   int64_t revoked_at = 0;
   int reason = -1;  // CRLReason code, -1 = none
@@ -106,6 +112,7 @@ class RevocationStore {
     ReadTxn(ReadTxn &&other) noexcept;
     ReadTxn &operator=(ReadTxn &&) = delete;
     std::optional<CrlMeta> GetCrl(std::string_view issuer_id) const;
+    std::optional<CrlHead> GetCrlHead(std::string_view issuer_id) const;
     std::optional<RevokedEntry> GetRevoked(uint64_t gen, std::string_view magnitude,
                                            bool negative = false) const;
     std::optional<OcspRecord> GetOcsp(std::string_view cert_id) const;

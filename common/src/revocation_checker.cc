@@ -1,0 +1,1020 @@
+#include <certgate/ossl_ptr.h>
+#include <certgate/revocation.h>
+#include <certgate/revocation_crl.h>
+#include <certgate/revocation_fetcher.h>
+#include <certgate/revocation_ocsp.h>
+#include <certgate/revocation_store.h>
+#include <dirent.h>
+#include <openssl/ocsp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+namespace certgate {
+
+namespace {
+
+using ossl::UniquePtr;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int64_t kBackoffFirst = 30;
+constexpr int64_t kBackoffMax = 3600;
+constexpr int64_t kOcspDefaultValidity = 3600;  // answers without nextUpdate
+constexpr auto kLeasePoll = std::chrono::milliseconds(200);
+
+std::string Hex(std::string_view bytes) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (char c : bytes) {
+    out.push_back(kDigits[(static_cast<uint8_t>(c) >> 4) & 0xf]);
+    out.push_back(kDigits[static_cast<uint8_t>(c) & 0xf]);
+  }
+  return out;
+}
+
+std::string NameText(X509_NAME *name) {
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "?";
+  char *data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+std::string NameDer(X509_NAME *name) {
+  unsigned char *der = nullptr;
+  int len = i2d_X509_NAME(name, &der);
+  std::string out;
+  if (len > 0) out.assign(reinterpret_cast<char *>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+const char *ModeName(RevocationMode mode) {
+  switch (mode) {
+    case RevocationMode::kOff:
+      return "off";
+    case RevocationMode::kCacheOnly:
+      return "cache_only";
+    case RevocationMode::kSoftFail:
+      return "soft_fail";
+    case RevocationMode::kHardFail:
+      return "hard_fail";
+  }
+  return "?";
+}
+
+std::vector<std::string> CdpUrls(X509 *cert) {
+  std::vector<std::string> urls;
+  UniquePtr<CRL_DIST_POINTS> points(static_cast<CRL_DIST_POINTS *>(
+      X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
+  if (!points) return urls;
+  for (int i = 0; i < sk_DIST_POINT_num(points.get()); ++i) {
+    DIST_POINT *point = sk_DIST_POINT_value(points.get(), i);
+    if (point->distpoint == nullptr || point->distpoint->type != 0) continue;
+    GENERAL_NAMES *names = point->distpoint->name.fullname;
+    for (int j = 0; j < sk_GENERAL_NAME_num(names); ++j) {
+      GENERAL_NAME *name = sk_GENERAL_NAME_value(names, j);
+      if (name->type != GEN_URI) continue;
+      const ASN1_IA5STRING *uri = name->d.uniformResourceIdentifier;
+      urls.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(uri)),
+                        static_cast<size_t>(ASN1_STRING_length(uri)));
+    }
+  }
+  return urls;
+}
+
+std::vector<std::string> OcspUrls(X509 *cert) {
+  std::vector<std::string> urls;
+  STACK_OF(OPENSSL_STRING) *list = X509_get1_ocsp(cert);
+  for (int i = 0; i < sk_OPENSSL_STRING_num(list); ++i)
+    urls.emplace_back(sk_OPENSSL_STRING_value(list, i));
+  X509_email_free(list);
+  return urls;
+}
+
+bool IsCa(X509 *cert) { return X509_check_ca(cert) != 0; }
+
+bool LeaseHeldByOther(const UrlState &state, int64_t now) {
+  if (state.lease_pid == 0 || state.lease_pid == getpid() || state.lease_expiry <= now)
+    return false;
+  return kill(static_cast<pid_t>(state.lease_pid), 0) == 0 || errno == EPERM;
+}
+
+std::string Ago(int64_t then, int64_t now) {
+  if (then == 0) return "never";
+  return FormatTime(then) + " (" + std::to_string(now - then) + " s ago)";
+}
+
+Result<std::string> ReadFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error("cannot read " + path + ": " + strerror(errno));
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// One source's view of one certificate.
+struct View {
+  enum Kind { kMissing, kGood, kGoodPastNext, kRevoked, kStale, kUnknownAnswer } kind = kMissing;
+  std::string source;
+  std::string note;
+  int64_t revoked_at = 0;
+  int reason = -1;
+  bool due = true;  // missing or due for refresh
+};
+
+}  // namespace
+
+const char *RevocationStatusName(RevocationStatus status) {
+  switch (status) {
+    case RevocationStatus::kGood:
+      return "good";
+    case RevocationStatus::kRevoked:
+      return "revoked";
+    case RevocationStatus::kUnknown:
+      return "unknown";
+    case RevocationStatus::kStale:
+      return "stale";
+  }
+  return "?";
+}
+
+class RevocationChecker::Impl {
+ public:
+  Impl(std::unique_ptr<RevocationStore> store, const Clock &clock)
+      : store_(std::move(store)), clock_(clock) {}
+
+  ~Impl() {
+    // Join the thread (its tasks use fetcher_, the store and the pending state)
+    // before anything goes away.
+    if (fetcher_) fetcher_->Stop();
+    fetcher_.reset();
+    if (trust_ != nullptr) X509_STORE_free(trust_);
+  }
+
+  // ---- preload
+
+  Status Preload(const std::vector<std::string> &paths, X509_STORE *trust) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (trust != nullptr && trust != trust_) {
+        X509_STORE_up_ref(trust);
+        if (trust_ != nullptr) X509_STORE_free(trust_);
+        trust_ = trust;
+      }
+      for (const std::string &path : paths) {
+        if (std::find(preload_paths_.begin(), preload_paths_.end(), path) == preload_paths_.end()) {
+          preload_paths_.push_back(path);
+        }
+      }
+      last_rescan_ = SteadyClock::now();
+    }
+    for (const std::string &path : paths) {
+      std::vector<std::string> files;
+      Status listed = ListFiles(path, &files);
+      if (!listed.ok()) return listed;
+      for (const std::string &file : files) {
+        Status status = IngestFile(file, nullptr, /*force=*/false);
+        if (!status.ok()) return status;
+      }
+    }
+    return Status::Ok();
+  }
+
+  static Status ListFiles(const std::string &path, std::vector<std::string> *files) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) {
+      return Status::Error("certgate_crl " + path + ": " + strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      files->push_back(path);
+      return Status::Ok();
+    }
+    DIR *dir = opendir(path.c_str());
+    if (dir == nullptr) return Status::Error("certgate_crl " + path + ": " + strerror(errno));
+    std::vector<std::string> found;
+    while (struct dirent *entry = readdir(dir)) {
+      if (entry->d_name[0] == '.') continue;
+      std::string full = path + (path.back() == '/' ? "" : "/") + entry->d_name;
+      struct stat fst {};
+      if (stat(full.c_str(), &fst) == 0 && S_ISREG(fst.st_mode)) found.push_back(full);
+    }
+    closedir(dir);
+    std::sort(found.begin(), found.end());
+    files->insert(files->end(), found.begin(), found.end());
+    return Status::Ok();
+  }
+
+  X509 *FindIssuerInTrust(const ParsedCrl &crl) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (trust_ == nullptr) return nullptr;
+    X509_STORE_lock(trust_);
+    STACK_OF(X509_OBJECT) *objects = X509_STORE_get0_objects(trust_);
+    X509 *found = nullptr;
+    for (int i = 0; i < sk_X509_OBJECT_num(objects) && found == nullptr; ++i) {
+      X509 *cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
+      if (cert == nullptr) continue;
+      if (VerifyCrl(crl, cert).ok()) {
+        X509_up_ref(cert);
+        found = cert;
+      }
+    }
+    X509_STORE_unlock(trust_);
+    return found;
+  }
+
+  // Ingests one preloaded file with `issuer` (or one from the trust store).
+  // Unchanged files (same mtime and size as recorded) are skipped unless forced.
+  Status IngestFile(const std::string &path, X509 *chain_issuer, bool force) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0)
+      return Status::Error("certgate_crl " + path + ": " + strerror(errno));
+    const int64_t mtime_ns =
+        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    if (!force) {
+      Result<RevocationStore::ReadTxn> read = store_->Read();
+      if (read.ok()) {
+        std::optional<FileState> known = read->GetFile(path);
+        if (known && known->mtime_ns == mtime_ns && known->size == st.st_size &&
+            !known->issuer_id.empty()) {
+          return Status::Ok();  // warm: nothing to parse
+        }
+      }
+    }
+    Result<std::string> data = ReadFile(path);
+    if (!data.ok()) return Status::Error("certgate_crl " + data.status().message());
+    Result<ParsedCrl> crl = ParseCrl(std::move(data).value());
+    if (!crl.ok()) return Status::Error("certgate_crl " + path + ": " + crl.status().message());
+    UniquePtr<X509> issuer(chain_issuer != nullptr ? ossl::UpRef(chain_issuer).release()
+                                                   : FindIssuerInTrust(crl.value()));
+    FileState state;
+    state.mtime_ns = mtime_ns;
+    state.size = st.st_size;
+    if (!issuer) {
+      // An intermediate's CRL: ingested when a chain brings the issuer.
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_files_[std::string(crl->issuer_der)].insert(path);
+      has_pending_files_ = true;
+      state.result = "waiting for a chain with issuer " + crl->issuer;
+    } else {
+      Result<IngestResult> ingested =
+          IngestCrl(*store_, crl.value(), issuer.get(), "file:" + path, clock_.Now());
+      if (!ingested.ok()) {
+        const std::string &why = ingested.status().message();
+        if (why.rfind("rolled back", 0) != 0) {
+          return Status::Error("certgate_crl " + path + ": " + why);
+        }
+        state.result = why;  // the store holds a newer CRL: keep it
+      } else {
+        state.result =
+            std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored"
+                                                                            : "unchanged") +
+            " crl_number=" + ingested->meta.crl_number_dec +
+            " entries=" + std::to_string(ingested->meta.count);
+      }
+      state.issuer_id = IssuerId(issuer.get());
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = pending_files_.find(std::string(crl->issuer_der));
+      if (it != pending_files_.end()) {
+        it->second.erase(path);
+        if (it->second.empty()) pending_files_.erase(it);
+      }
+    }
+    Result<RevocationStore::WriteTxn> txn = store_->Write();
+    if (txn.ok() && txn->PutFile(path, state).ok()) (void)txn->Commit();
+    return Status::Ok();
+  }
+
+  void Rescan() {
+    std::vector<std::string> paths;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      paths = preload_paths_;
+    }
+    for (const std::string &path : paths) {
+      std::vector<std::string> files;
+      if (!ListFiles(path, &files).ok()) continue;
+      for (const std::string &file : files) (void)IngestFile(file, nullptr, false);
+    }
+    store_->CheckStaleReaders();
+  }
+
+  void MaybeRescan() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (preload_paths_.empty() || SteadyClock::now() - last_rescan_ < rescan_interval_) return;
+    last_rescan_ = SteadyClock::now();
+    Fetcher().Post([this] { Rescan(); });
+  }
+
+  // ---- lookups
+
+  View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string &issuer_id,
+               const std::string &serial, bool negative, int64_t now, int64_t max_stale) {
+    View view;
+    std::optional<CrlMeta> meta = txn.GetCrl(issuer_id);
+    if (!meta) {
+      view.note = "no CRL cached for this issuer";
+      return view;
+    }
+    const bool is_ca = IsCa(cert);
+    if (((meta->flags & kCrlOnlyUserCerts) && is_ca) ||
+        ((meta->flags & kCrlOnlyCaCerts) && !is_ca)) {
+      view.note = "the cached CRL does not cover this kind of certificate";
+      return view;
+    }
+    const bool from_url = meta->source.rfind("file:", 0) != 0;
+    view.source = "crl " + (from_url ? meta->source : meta->source.substr(5)) +
+                  (meta->crl_number_dec.empty() ? "" : " crl_number=" + meta->crl_number_dec);
+    const int64_t next = meta->next_update;
+    if (std::optional<RevokedEntry> entry = txn.GetRevoked(meta->gen, serial, negative)) {
+      // Still refreshed when due: the CRL serves every cert of this issuer, and a
+      // certificateHold may be lifted.
+      view.kind = View::kRevoked;
+      view.revoked_at = entry->revoked_at;
+      view.reason = entry->reason;
+    } else if (next == 0 || now <= next) {
+      view.kind = View::kGood;
+    } else if (now <= next + max_stale) {
+      view.kind = View::kGoodPastNext;
+      view.note = "the CRL's nextUpdate " + FormatTime(next) +
+                  " has passed; used within certgate_max_stale";
+    } else {
+      view.kind = View::kStale;
+      view.note = "the cached CRL (" + view.source + ") expired: nextUpdate " + FormatTime(next) +
+                  " + certgate_max_stale " + std::to_string(max_stale) + " s < now";
+    }
+    // Refresh ahead of nextUpdate, and periodically for fetched CRLs.
+    int64_t ahead = next != 0 ? std::min<int64_t>((next - meta->this_update) / 10, 3600) : 0;
+    view.due =
+        (next != 0 && now >= next - ahead) ||
+        (from_url && now - std::max(meta->checked_at, meta->ingested_at) >= refresh_interval_);
+    return view;
+  }
+
+  View OcspView(const RevocationStore::ReadTxn &txn, const std::string &cert_id, int64_t now,
+                int64_t max_stale) {
+    View view;
+    std::optional<OcspRecord> record = txn.GetOcsp(cert_id);
+    if (!record) {
+      view.note = "no OCSP answer cached";
+      return view;
+    }
+    view.source = "ocsp " + record->source;
+    const int64_t next =
+        record->next_update != 0 ? record->next_update : record->this_update + kOcspDefaultValidity;
+    int64_t ahead = std::min<int64_t>((next - record->this_update) / 10, 3600);
+    view.due = now >= next - ahead || now - record->fetched_at >= refresh_interval_;
+    if (record->status == V_OCSP_CERTSTATUS_REVOKED) {
+      view.kind = View::kRevoked;
+      view.revoked_at = record->revoked_at;
+      view.reason = record->reason;
+      view.due = false;
+    } else if (record->status == V_OCSP_CERTSTATUS_UNKNOWN) {
+      view.kind = View::kUnknownAnswer;
+      view.note = "the OCSP responder " + record->source + " does not know this certificate";
+    } else if (now <= next) {
+      view.kind = View::kGood;
+    } else if (now <= next + max_stale) {
+      view.kind = View::kGoodPastNext;
+      view.note = "the OCSP answer's nextUpdate " + FormatTime(next) +
+                  " has passed; used within certgate_max_stale";
+    } else {
+      view.kind = View::kStale;
+      view.note = "the cached OCSP answer expired: nextUpdate " + FormatTime(next) +
+                  " + certgate_max_stale " + std::to_string(max_stale) + " s < now";
+    }
+    return view;
+  }
+
+  // Describes the URLs of a source for an unknown/stale detail.
+  std::string DescribeUrls(const RevocationStore::ReadTxn &txn, const char *kind,
+                           const std::vector<std::string> &urls, const FetchLimits &limits,
+                           int64_t now) {
+    if (urls.empty()) return std::string(kind) + ": the certificate names no URL";
+    std::string out;
+    for (const std::string &url : urls) {
+      if (!out.empty()) out += "; ";
+      out += std::string(kind) + " " + url + ": ";
+      std::string refusal = UrlRefusal(url, limits.allow);
+      if (!refusal.empty()) {
+        out += "skipped, " + refusal;
+        continue;
+      }
+      std::optional<UrlState> state = txn.GetUrl(url);
+      if (!state || state->last_attempt == 0) {
+        out += "not fetched yet";
+        continue;
+      }
+      out += (state->last_ok ? "ok " : "failed: ") + state->last_result + " (" +
+             std::to_string(state->duration_ms) + " ms, at " + FormatTime(state->last_attempt) +
+             ")";
+      if (state->backoff_until > now) {
+        out += ", next attempt after " + FormatTime(state->backoff_until) + " (backoff)";
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::string> FetchableUrls(const RevocationStore::ReadTxn &txn,
+                                         const std::vector<std::string> &urls,
+                                         const FetchLimits &limits, int64_t now) {
+    std::vector<std::string> out;
+    for (const std::string &url : urls) {
+      if (!UrlRefusal(url, limits.allow).empty()) continue;
+      std::optional<UrlState> state = txn.GetUrl(url);
+      if (state && state->backoff_until > now) continue;
+      out.push_back(url);
+    }
+    return out;
+  }
+
+  std::vector<RevocationAnswer> Check(const ChainEvidence &evidence, const Policy &policy) {
+    std::vector<RevocationAnswer> answers;
+    const RevocationMode mode = policy.EffectiveRevocation();
+    if (mode == RevocationMode::kOff || evidence.chain.empty()) return answers;
+    MaybeRescan();
+    const size_t n = evidence.chain.size();
+    const size_t checkable = evidence.anchored ? n - 1 : n;  // the anchor is never checked
+    const bool chain_scope =
+        policy.revocation_scope.value_or(RevocationScope::kChain) == RevocationScope::kChain;
+    const size_t count = chain_scope ? checkable : std::min<size_t>(checkable, 1);
+    const std::vector<RevocationSource> sources = policy.revocation_sources.value_or(
+        std::vector<RevocationSource>{RevocationSource::kCrl, RevocationSource::kOcsp});
+    const int64_t max_stale = policy.max_stale.value_or(std::chrono::seconds(3600)).count();
+    const bool may_fetch = evidence.anchored &&
+                           (mode == RevocationMode::kSoftFail || mode == RevocationMode::kHardFail);
+    const FetchLimits limits = FetchLimitsFrom(policy);
+    const int64_t now = clock_.Now();
+
+    Result<RevocationStore::ReadTxn> txn = store_->Read();
+    for (size_t depth = 0; depth < count; ++depth) {
+      RevocationAnswer answer;
+      answer.depth = static_cast<int>(depth);
+      X509 *cert = evidence.chain[depth].get();
+      X509 *issuer = depth + 1 < n ? evidence.chain[depth + 1].get() : nullptr;
+      if (!txn.ok()) {
+        answer.detail = std::string("mode=") + ModeName(mode) + "; " + txn.status().message();
+      } else if (issuer == nullptr) {
+        answer.detail = std::string("mode=") + ModeName(mode) + "; the issuer of " +
+                        NameText(X509_get_subject_name(cert)) + " is not in the chain";
+      } else {
+        CheckOne(txn.value(), cert, issuer, sources, mode, max_stale, may_fetch, limits, now,
+                 &answer);
+      }
+      answers.push_back(std::move(answer));
+    }
+    return answers;
+  }
+
+  void CheckOne(const RevocationStore::ReadTxn &txn, X509 *cert, X509 *issuer,
+                const std::vector<RevocationSource> &sources, RevocationMode mode,
+                int64_t max_stale, bool may_fetch, const FetchLimits &limits, int64_t now,
+                RevocationAnswer *answer) {
+    const std::string issuer_id = IssuerId(issuer);
+    bool negative = false;
+    const std::string serial = SerialMagnitude(cert, &negative);
+    std::string cert_id;
+    std::vector<View> views;
+    for (RevocationSource source : sources) {
+      if (source == RevocationSource::kCrl) {
+        views.push_back(CrlView(txn, cert, issuer_id, serial, negative, now, max_stale));
+      } else {
+        cert_id = OcspCertIdKey(cert, issuer);
+        views.push_back(OcspView(txn, cert_id, now, max_stale));
+      }
+    }
+    // Revoked anywhere wins; then the first fresh good; then good past nextUpdate.
+    const View *chosen = nullptr;
+    for (const View &v : views) {
+      if (v.kind == View::kRevoked) {
+        chosen = &v;
+        break;
+      }
+    }
+    for (View::Kind kind : {View::kGood, View::kGoodPastNext}) {
+      for (const View &v : views) {
+        if (chosen == nullptr && v.kind == kind) chosen = &v;
+      }
+    }
+    bool any_stale = std::any_of(views.begin(), views.end(),
+                                 [](const View &v) { return v.kind == View::kStale; });
+
+    // Schedule what is missing or due (not when a fresh source already answers,
+    // except to refresh that very source).
+    const std::string crl_key = "crl:" + Hex(issuer_id);
+    const std::string ocsp_key = cert_id.empty() ? std::string() : "ocsp:" + Hex(cert_id);
+    for (size_t i = 0; i < sources.size(); ++i) {
+      const View &v = views[i];
+      const bool answered_elsewhere =
+          chosen != nullptr && chosen != &v &&
+          (chosen->kind == View::kGood || chosen->kind == View::kRevoked);
+      if (!v.due || answered_elsewhere) continue;
+      if (sources[i] == RevocationSource::kCrl) {
+        if (v.kind == View::kMissing) MaybeIngestPendingFile(issuer, crl_key);
+        if (!may_fetch || IsPending(crl_key)) continue;
+        std::vector<std::string> urls = FetchableUrls(txn, CdpUrls(cert), limits, now);
+        if (!urls.empty()) ScheduleCrl(crl_key, cert, issuer, std::move(urls), limits);
+      } else if (may_fetch && !IsPending(ocsp_key)) {
+        std::vector<std::string> urls = FetchableUrls(txn, OcspUrls(cert), limits, now);
+        if (!urls.empty()) ScheduleOcsp(ocsp_key, cert_id, cert, issuer, std::move(urls), limits);
+      }
+    }
+    answer->fetch_pending = IsPending(crl_key) || (!ocsp_key.empty() && IsPending(ocsp_key));
+
+    if (chosen != nullptr) {
+      answer->source = chosen->source;
+      if (chosen->kind == View::kRevoked) {
+        answer->status = RevocationStatus::kRevoked;
+        answer->revoked_at = chosen->revoked_at;
+        answer->reason = CrlReasonName(chosen->reason);
+        return;
+      }
+      answer->status = RevocationStatus::kGood;
+      if (chosen->kind == View::kGoodPastNext) answer->detail = chosen->note;
+      return;
+    }
+    answer->status = any_stale ? RevocationStatus::kStale : RevocationStatus::kUnknown;
+    std::string detail = std::string("mode=") + ModeName(mode);
+    for (size_t i = 0; i < sources.size(); ++i) {
+      const View &v = views[i];
+      detail += "; " + v.note;
+      if (sources[i] == RevocationSource::kCrl) {
+        detail += "; " + DescribeUrls(txn, "crl", CdpUrls(cert), limits, now);
+        for (const std::string &url : CdpUrls(cert)) {
+          if (UrlScheme(url) == "ldap") detail += " (ldap CDPs are not supported yet)";
+        }
+      } else {
+        detail += "; " + DescribeUrls(txn, "ocsp", OcspUrls(cert), limits, now);
+      }
+    }
+    if (!may_fetch) {
+      detail +=
+          mode == RevocationMode::kCacheOnly
+              ? "; cache_only: nothing is fetched (certgate_revocation soft_fail/hard_fail fetch)"
+              : "; the chain is not anchored: nothing is fetched";
+    }
+    if (answer->fetch_pending) detail += "; a fetch is in flight";
+    answer->detail = std::move(detail);
+  }
+
+  // ---- background work
+
+  RevocationFetcher &Fetcher() {  // mutex_ held or not: fetcher_ is created once
+    std::call_once(fetcher_once_, [this] { fetcher_ = std::make_unique<RevocationFetcher>(); });
+    return *fetcher_;
+  }
+
+  bool IsPending(const std::string &key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return pending_.count(key) != 0;
+  }
+
+  // Returns false when `key` is already pending.
+  bool MarkPending(const std::string &key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return pending_.insert(key).second;
+  }
+
+  void Done(const std::string &key) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_.erase(key);
+    }
+    cv_.notify_all();
+  }
+
+  void MaybeIngestPendingFile(X509 *issuer, const std::string &key) {
+    if (!has_pending_files_.load()) return;
+    std::vector<std::string> paths;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = pending_files_.find(NameDer(X509_get_subject_name(issuer)));
+      if (it == pending_files_.end()) return;
+      paths.assign(it->second.begin(), it->second.end());
+    }
+    if (!MarkPending(key)) return;
+    std::shared_ptr<X509> held(ossl::UpRef(issuer).release(), X509_free);
+    Fetcher().Post([this, paths, held, key] {
+      for (const std::string &path : paths) (void)IngestFile(path, held.get(), true);
+      Done(key);
+    });
+  }
+
+  struct Job {
+    std::string key;
+    std::shared_ptr<X509> cert, issuer;
+    std::string cert_id;
+    std::vector<std::string> urls;
+    FetchLimits limits;
+    std::string request;  // OCSP request DER
+    int64_t created = 0;
+    std::chrono::steady_clock::time_point lease_wait_until;
+  };
+
+  void ScheduleCrl(const std::string &key, X509 *cert, X509 *issuer, std::vector<std::string> urls,
+                   const FetchLimits &limits) {
+    if (!MarkPending(key)) return;
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->cert.reset(ossl::UpRef(cert).release(), X509_free);
+    job->issuer.reset(ossl::UpRef(issuer).release(), X509_free);
+    job->urls = std::move(urls);
+    job->limits = limits;
+    job->created = clock_.Now();
+    Fetcher().Post([this, job] { RunUrl(job, 0, /*ocsp=*/false); });
+  }
+
+  void ScheduleOcsp(const std::string &key, const std::string &cert_id, X509 *cert, X509 *issuer,
+                    std::vector<std::string> urls, const FetchLimits &limits) {
+    Result<std::string> request = OcspRequestDer(cert, issuer);
+    if (!request.ok() || !MarkPending(key)) return;
+    auto job = std::make_shared<Job>();
+    job->key = key;
+    job->cert.reset(ossl::UpRef(cert).release(), X509_free);
+    job->issuer.reset(ossl::UpRef(issuer).release(), X509_free);
+    job->cert_id = cert_id;
+    job->urls = std::move(urls);
+    job->limits = limits;
+    job->request = std::move(request).value();
+    job->created = clock_.Now();
+    Fetcher().Post([this, job] { RunUrl(job, 0, /*ocsp=*/true); });
+  }
+
+  enum class Lease { kTaken, kHeld, kBackoff };
+
+  Lease TakeLease(const std::string &url, const FetchLimits &limits, int64_t now,
+                  bool ignore_backoff) {
+    Result<RevocationStore::WriteTxn> txn = store_->Write();
+    if (!txn.ok()) return Lease::kTaken;  // fetch anyway; the result write will report
+    UrlState state = txn->GetUrl(url).value_or(UrlState{});
+    if (LeaseHeldByOther(state, now)) return Lease::kHeld;
+    if (!ignore_backoff && state.backoff_until > now) return Lease::kBackoff;
+    state.lease_pid = getpid();
+    state.lease_expiry = now + limits.timeout.count() / 1000 + 10;
+    if (txn->PutUrl(url, state).ok()) (void)txn->Commit();
+    return Lease::kTaken;
+  }
+
+  // Records a URL's result, sets or clears its backoff, releases the lease.
+  void RecordUrl(const std::string &url, bool ok, const std::string &result,
+                 const HttpResponse &response) {
+    Result<RevocationStore::WriteTxn> txn = store_->Write();
+    if (!txn.ok()) return;
+    const int64_t now = clock_.Now();
+    UrlState state = txn->GetUrl(url).value_or(UrlState{});
+    state.last_ok = ok;
+    state.last_result = result;
+    state.last_attempt = now;
+    state.duration_ms = response.duration_ms;
+    if (ok) {
+      state.last_success = now;
+      state.failures = 0;
+      state.backoff_until = 0;
+      if (response.status == 200) {
+        state.etag = response.etag;
+        state.last_modified = response.last_modified;
+      }
+    } else {
+      state.failures += 1;
+      int64_t backoff = kBackoffFirst;
+      for (int64_t i = 1; i < state.failures && backoff < kBackoffMax; ++i) backoff *= 2;
+      state.backoff_until = now + std::min(backoff, kBackoffMax);
+    }
+    if (state.lease_pid == getpid()) {
+      state.lease_pid = 0;
+      state.lease_expiry = 0;
+    }
+    if (txn->PutUrl(url, state).ok()) (void)txn->Commit();
+  }
+
+  HttpRequest BuildRequest(const Job &job, const std::string &url, bool ocsp) {
+    HttpRequest request;
+    request.limits = job.limits;
+    if (ocsp) {
+      std::string get = OcspGetUrl(url, job.request);
+      if (!get.empty()) {
+        request.url = get;
+      } else {
+        request.url = url;
+        request.post_body = job.request;
+        request.content_type = "application/ocsp-request";
+      }
+      return request;
+    }
+    request.url = url;
+    // Conditional GET only when the cached CRL came from this very URL.
+    Result<RevocationStore::ReadTxn> txn = store_->Read();
+    if (txn.ok()) {
+      std::optional<CrlMeta> meta = txn->GetCrl(IssuerId(job.issuer.get()));
+      std::optional<UrlState> state = txn->GetUrl(url);
+      if (meta && state && meta->source == url) {
+        request.if_none_match = state->etag;
+        request.if_modified_since = state->last_modified;
+      }
+    }
+    return request;
+  }
+
+  // Interprets a response: ingests a CRL / stores an OCSP answer. Returns the
+  // result text; *ok when the URL delivered usable data.
+  std::string Process(const Job &job, const std::string &url, bool ocsp,
+                      const HttpResponse &response, bool *ok) {
+    *ok = false;
+    if (!response.completed) return response.error;
+    const int64_t now = clock_.Now();
+    if (!ocsp && response.status == 304) {
+      Result<RevocationStore::WriteTxn> txn = store_->Write();
+      const std::string id = IssuerId(job.issuer.get());
+      if (txn.ok()) {
+        if (std::optional<CrlMeta> meta = txn->GetCrl(id)) {
+          meta->checked_at = now;
+          if (txn->PutCrl(id, *meta).ok()) (void)txn->Commit();
+        }
+      }
+      *ok = true;
+      return "not modified (HTTP 304)";
+    }
+    if (response.status != 200) return "HTTP " + std::to_string(response.status);
+    if (ocsp) {
+      Result<OcspRecord> record =
+          VerifyOcspResponse(response.body, job.cert.get(), job.issuer.get(), url, now);
+      if (!record.ok()) return record.status().message();
+      Status stored = StoreOcsp(*store_, job.cert_id, record.value());
+      if (!stored.ok()) return stored.message();
+      *ok = true;
+      static const char *kStatus[] = {"good", "revoked", "unknown"};
+      return std::string("ok ") + kStatus[std::clamp(record->status, 0, 2)] +
+             " thisUpdate=" + FormatTime(record->this_update) +
+             (record->next_update != 0 ? " nextUpdate=" + FormatTime(record->next_update) : "");
+    }
+    Result<ParsedCrl> crl = ParseCrl(response.body);
+    if (!crl.ok()) return crl.status().message();
+    Result<IngestResult> ingested = IngestCrl(*store_, crl.value(), job.issuer.get(), url, now);
+    if (!ingested.ok()) return ingested.status().message();
+    *ok = true;
+    const CrlMeta &meta = ingested->meta;
+    return std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored"
+                                                                           : "unchanged") +
+           " crl_number=" + meta.crl_number_dec + " entries=" + std::to_string(meta.count) +
+           (meta.next_update != 0 ? " nextUpdate=" + FormatTime(meta.next_update) : "");
+  }
+
+  // Tries job->urls[index..] in order; the first URL that delivers wins.
+  void RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp) {
+    if (index >= job->urls.size()) {
+      Done(job->key);
+      return;
+    }
+    const std::string url = job->urls[index];
+    const int64_t now = clock_.Now();
+    switch (TakeLease(url, job->limits, now, false)) {
+      case Lease::kBackoff:
+        RunUrl(job, index + 1, ocsp);
+        return;
+      case Lease::kHeld: {
+        // Another process fetches it: wait for its result in the store.
+        if (job->lease_wait_until == SteadyClock::time_point()) {
+          job->lease_wait_until =
+              SteadyClock::now() + job->limits.timeout + std::chrono::seconds(5);
+        }
+        if (SteadyClock::now() < job->lease_wait_until) {
+          Fetcher().Post([this, job, index, ocsp] { RunUrl(job, index, ocsp); }, kLeasePoll);
+        } else {
+          Done(job->key);
+        }
+        return;
+      }
+      case Lease::kTaken:
+        break;
+    }
+    // If another process finished this URL while we waited, its data is in the store.
+    if (job->lease_wait_until != SteadyClock::time_point()) {
+      Result<RevocationStore::ReadTxn> txn = store_->Read();
+      std::optional<UrlState> state = txn.ok() ? txn->GetUrl(url) : std::nullopt;
+      if (state && state->last_attempt >= job->created && state->last_ok) {
+        RecordUrlLeaseRelease(url);
+        Done(job->key);
+        return;
+      }
+    }
+    Fetcher().Submit(BuildRequest(*job, url, ocsp),
+                     [this, job, index, ocsp, url](HttpResponse response) {
+                       bool ok = false;
+                       std::string result = Process(*job, url, ocsp, response, &ok);
+                       RecordUrl(url, ok, result, response);
+                       if (ok) {
+                         Done(job->key);
+                       } else {
+                         RunUrl(job, index + 1, ocsp);
+                       }
+                     });
+  }
+
+  void RecordUrlLeaseRelease(const std::string &url) {
+    Result<RevocationStore::WriteTxn> txn = store_->Write();
+    if (!txn.ok()) return;
+    std::optional<UrlState> state = txn->GetUrl(url);
+    if (state && state->lease_pid == getpid()) {
+      state->lease_pid = 0;
+      state->lease_expiry = 0;
+      if (txn->PutUrl(url, *state).ok()) (void)txn->Commit();
+    }
+  }
+
+  std::vector<std::string> ChainKeys(const ChainEvidence &evidence) {
+    std::vector<std::string> keys;
+    for (size_t d = 0; d + 1 < evidence.chain.size(); ++d) {
+      X509 *cert = evidence.chain[d].get();
+      X509 *issuer = evidence.chain[d + 1].get();
+      keys.push_back("crl:" + Hex(IssuerId(issuer)));
+      keys.push_back("ocsp:" + Hex(OcspCertIdKey(cert, issuer)));
+    }
+    return keys;
+  }
+
+  bool AnyPending(const std::vector<std::string> &keys) {  // mutex_ held
+    for (const std::string &key : keys) {
+      if (pending_.count(key) != 0) return true;
+    }
+    return false;
+  }
+
+  bool WaitForFetches(const ChainEvidence &evidence, std::chrono::milliseconds wait) {
+    const std::vector<std::string> keys = ChainKeys(evidence);
+    std::unique_lock<std::mutex> lock(mutex_);
+    return cv_.wait_for(lock, wait, [&] { return !AnyPending(keys); });
+  }
+
+  bool FetchPending(const ChainEvidence &evidence) {
+    const std::vector<std::string> keys = ChainKeys(evidence);
+    std::lock_guard<std::mutex> lock(mutex_);
+    return AnyPending(keys);
+  }
+
+  std::vector<std::string> FetchNow(const ChainEvidence &evidence, const Policy &policy) {
+    std::vector<std::string> lines;
+    if (!evidence.anchored) {
+      lines.push_back("the chain does not reach a trust anchor: nothing is fetched");
+      return lines;
+    }
+    const FetchLimits limits = FetchLimitsFrom(policy);
+    for (size_t d = 0; d + 1 < evidence.chain.size(); ++d) {
+      auto job = std::make_shared<Job>();
+      job->cert = evidence.chain[d];
+      job->issuer = evidence.chain[d + 1];
+      job->limits = limits;
+      job->created = clock_.Now();
+      const std::string prefix = "depth " + std::to_string(d) + " ";
+      auto run = [&](const std::vector<std::string> &urls, bool ocsp) {
+        if (urls.empty()) {
+          lines.push_back(prefix + (ocsp ? "ocsp" : "crl") + ": no URL in the certificate");
+        }
+        for (const std::string &url : urls) {
+          std::string line = prefix + (ocsp ? "ocsp " : "crl ") + url + ": ";
+          std::string refusal = UrlRefusal(url, limits.allow);
+          if (!refusal.empty()) {
+            lines.push_back(line + "skipped, " + refusal);
+            continue;
+          }
+          TakeLease(url, limits, clock_.Now(), /*ignore_backoff=*/true);
+          HttpRequest request = BuildRequest(*job, url, ocsp);
+          request.if_none_match.clear();
+          request.if_modified_since.clear();
+          HttpResponse response = HttpFetch(request);
+          bool ok = false;
+          std::string result = Process(*job, url, ocsp, response, &ok);
+          RecordUrl(url, ok, result, response);
+          std::string how = response.completed
+                                ? "HTTP " + std::to_string(response.status) + ", " +
+                                      std::to_string(response.body.size()) + " bytes, "
+                                : std::string();
+          lines.push_back(line + how + std::to_string(response.duration_ms) +
+                          " ms: " + (ok ? "" : "failed: ") + result);
+        }
+      };
+      run(CdpUrls(job->cert.get()), false);
+      Result<std::string> request = OcspRequestDer(job->cert.get(), job->issuer.get());
+      if (request.ok()) {
+        job->request = request.value();
+        job->cert_id = OcspCertIdKey(job->cert.get(), job->issuer.get());
+        run(OcspUrls(job->cert.get()), true);
+      }
+    }
+    return lines;
+  }
+
+  std::vector<std::string> List() {
+    std::vector<std::string> lines;
+    Result<RevocationStore::Listing> listing = store_->List();
+    if (!listing.ok()) {
+      lines.push_back("error: " + listing.status().message());
+      return lines;
+    }
+    const int64_t now = clock_.Now();
+    for (const auto &[id, m] : listing->crls) {
+      lines.push_back("crl issuer=\"" + m.issuer + "\" id=" + Hex(id) +
+                      " crl_number=" + m.crl_number_dec + " entries=" + std::to_string(m.count) +
+                      " thisUpdate=" + FormatTime(m.this_update) +
+                      " nextUpdate=" + (m.next_update != 0 ? FormatTime(m.next_update) : "none") +
+                      " source=" + m.source + " stored=" + Ago(m.ingested_at, now) +
+                      " checked=" + Ago(m.checked_at, now));
+    }
+    static const char *kStatus[] = {"good", "revoked", "unknown"};
+    for (const auto &[id, o] : listing->ocsp) {
+      lines.push_back(
+          "ocsp cert=\"" + o.subject + "\" status=" + kStatus[std::clamp(o.status, 0, 2)] +
+          " thisUpdate=" + FormatTime(o.this_update) +
+          " nextUpdate=" + (o.next_update != 0 ? FormatTime(o.next_update) : "none") +
+          (o.status == 1
+               ? " revoked_at=" + FormatTime(o.revoked_at) + " reason=" + CrlReasonName(o.reason)
+               : "") +
+          " source=" + o.source);
+    }
+    for (const auto &[url, u] : listing->urls) {
+      lines.push_back(
+          "url " + url + " " +
+          (u.last_attempt == 0 ? "never fetched"
+                               : (u.last_ok ? "ok: " : "failed: ") + u.last_result) +
+          " last_attempt=" + Ago(u.last_attempt, now) + " duration_ms=" +
+          std::to_string(u.duration_ms) + " failures=" + std::to_string(u.failures) +
+          (u.backoff_until > now ? " backoff_until=" + FormatTime(u.backoff_until) : "") +
+          (u.etag.empty() ? "" : " etag=" + u.etag));
+    }
+    for (const auto &[path, f] : listing->files) {
+      lines.push_back("file " + path + " size=" + std::to_string(f.size) + " " + f.result);
+    }
+    lines.push_back("serials " + std::to_string(listing->serials) + " in " + store_->dir());
+    return lines;
+  }
+
+  std::unique_ptr<RevocationStore> store_;
+  const Clock &clock_;
+  int64_t refresh_interval_ = 3600;
+  std::chrono::steady_clock::duration rescan_interval_ = std::chrono::seconds(10);
+
+  std::once_flag fetcher_once_;
+  std::unique_ptr<RevocationFetcher> fetcher_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::set<std::string> pending_;  // job keys: "crl:<issuer id>", "ocsp:<cert id>"
+  X509_STORE *trust_ = nullptr;
+  std::vector<std::string> preload_paths_;
+  SteadyClock::time_point last_rescan_;
+  std::map<std::string, std::set<std::string>> pending_files_;  // issuer name DER -> paths
+  std::atomic<bool> has_pending_files_{false};
+};
+
+// ---- RevocationChecker
+
+RevocationChecker::RevocationChecker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RevocationChecker::~RevocationChecker() = default;
+
+Result<std::unique_ptr<RevocationChecker>> RevocationChecker::Open(const std::string &dir,
+                                                                   const Clock &clock) {
+  Result<std::unique_ptr<RevocationStore>> store = RevocationStore::Open(dir);
+  if (!store.ok()) return store.status();
+  auto impl = std::make_unique<Impl>(std::move(store).value(), clock);
+  return std::unique_ptr<RevocationChecker>(new RevocationChecker(std::move(impl)));
+}
+
+Status RevocationChecker::Preload(const std::vector<std::string> &paths, X509_STORE *trust) {
+  return impl_->Preload(paths, trust);
+}
+std::vector<RevocationAnswer> RevocationChecker::Check(const ChainEvidence &evidence,
+                                                       const Policy &policy) {
+  return impl_->Check(evidence, policy);
+}
+bool RevocationChecker::WaitForFetches(const ChainEvidence &evidence,
+                                       std::chrono::milliseconds wait) {
+  return impl_->WaitForFetches(evidence, wait);
+}
+bool RevocationChecker::FetchPending(const ChainEvidence &evidence) {
+  return impl_->FetchPending(evidence);
+}
+std::vector<std::string> RevocationChecker::FetchNow(const ChainEvidence &evidence,
+                                                     const Policy &policy) {
+  return impl_->FetchNow(evidence, policy);
+}
+std::vector<std::string> RevocationChecker::List() { return impl_->List(); }
+Status RevocationChecker::Purge() { return impl_->store_->Purge(); }
+void RevocationChecker::SetRefreshInterval(std::chrono::seconds interval) {
+  impl_->refresh_interval_ = interval.count();
+}
+void RevocationChecker::SetRescanInterval(std::chrono::seconds interval) {
+  std::lock_guard<std::mutex> lock(impl_->mutex_);
+  impl_->rescan_interval_ = interval;
+}
+const std::string &RevocationChecker::dir() const { return impl_->store_->dir(); }
+RevocationStore &RevocationChecker::store() { return *impl_->store_; }
+
+}  // namespace certgate

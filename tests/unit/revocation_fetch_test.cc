@@ -1,0 +1,289 @@
+// The background fetcher against a real HTTP server on 127.0.0.1: CDP fetches,
+// every fault kept out of the cache, backoff, conditional GET, limits.
+#include <certgate/revocation_fetcher.h>
+#include <gmock/gmock.h>
+#include <sys/socket.h>
+
+#include "revocation_test_pki.h"
+#include "revocation_test_server.h"
+
+namespace certgate {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::kRevDay;
+using testing::kRevNow;
+using testing::TestHttpServer;
+using Reply = TestHttpServer::Reply;
+
+constexpr auto kWait = std::chrono::seconds(10);  // generous: only bounds a failure
+
+class RevocationFetchTest : public testing::RevocationFixture {
+ protected:
+  void SetUp() override {
+    RevocationFixture::SetUp();
+    SetPolicy("revocation", {"soft_fail"});
+  }
+
+  std::string CrlDer(std::vector<pki::PkiBuilder::Revoked> revoked, int64_t number,
+                     int64_t next_update = kRevNow + kRevDay) {
+    return pki::ToDer(IssuingCrl(std::move(revoked), number, next_update).get());
+  }
+
+  // Check, wait for the fetch it scheduled, check again.
+  RevocationAnswer CheckAfterFetch(const pki::Issued &leaf) {
+    RevocationAnswer first = CheckLeaf(leaf);
+    EXPECT_TRUE(checker_->WaitForFetches(Evidence(leaf), kWait));
+    return CheckLeaf(leaf);
+  }
+
+  // A port with nothing listening.
+  static int ClosedPort() {
+    TestHttpServer probe;
+    return probe.port();  // closed when probe goes away
+  }
+
+  TestHttpServer server_;
+};
+
+TEST_F(RevocationFetchTest, RevokedFromTheCdp) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({{Serial(alice), kRevNow - 60, 1}}, 821)});
+  RevocationAnswer first = CheckLeaf(alice);
+  EXPECT_EQ(first.status, RevocationStatus::kUnknown);
+  EXPECT_TRUE(first.fetch_pending);
+  EXPECT_THAT(first.detail, HasSubstr("mode=soft_fail"));
+  ASSERT_TRUE(checker_->WaitForFetches(Evidence(alice), kWait));
+  RevocationAnswer answer = CheckLeaf(alice);
+  EXPECT_EQ(answer.status, RevocationStatus::kRevoked);
+  EXPECT_EQ(answer.source, "crl " + server_.Url("/issuing.crl") + " crl_number=821");
+  EXPECT_EQ(answer.reason, "keyCompromise");
+  EXPECT_EQ(answer.revoked_at, kRevNow - 60);
+  EXPECT_FALSE(answer.fetch_pending);
+}
+
+TEST_F(RevocationFetchTest, GoodFromTheCdpAndNoRefetchWhileFresh) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1)});
+  EXPECT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kGood);
+  EXPECT_EQ(server_.Hits("/issuing.crl"), 1);
+}
+
+TEST_F(RevocationFetchTest, FirstReachableUrlWins) {
+  std::string dead = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/dead.crl";
+  pki::Issued alice = Leaf("alice", {"ldap://ldap.example/cn=CA?certificateRevocationList", dead,
+                                     server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1)});
+  RevocationAnswer answer = CheckAfterFetch(alice);
+  EXPECT_EQ(answer.status, RevocationStatus::kGood);
+  EXPECT_THAT(answer.source, HasSubstr("/issuing.crl"));
+}
+
+TEST_F(RevocationFetchTest, CdpDownIsUnknownNamingUrlAndError) {
+  std::string dead = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/issuing.crl";
+  pki::Issued alice = Leaf("alice", {dead, "ldap://ldap.example/cn=CA"});
+  RevocationAnswer answer = CheckAfterFetch(alice);
+  EXPECT_EQ(answer.status, RevocationStatus::kUnknown);
+  EXPECT_FALSE(answer.fetch_pending);
+  EXPECT_THAT(answer.detail, HasSubstr("crl " + dead + ": failed: "));
+  EXPECT_THAT(answer.detail, HasSubstr("onnect"));  // curl's "Couldn't connect ..."
+  EXPECT_THAT(answer.detail, HasSubstr(" ms, at "));
+  EXPECT_THAT(answer.detail, HasSubstr("backoff"));
+  EXPECT_THAT(answer.detail, HasSubstr("ldap is not fetched"));
+}
+
+TEST_F(RevocationFetchTest, EveryFaultKeepsTheOldData) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  SetPolicy("fetch_max_size", {"4k"});
+  SetPolicy("fetch_timeout", {"300ms"});
+  checker_->SetRefreshInterval(std::chrono::seconds(60));
+  server_.Set("/issuing.crl", Reply{200, CrlDer({{Serial(alice), kRevNow - 60, 1}}, 5)});
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kRevoked);
+
+  pki::Issued other_root = pki_->SelfSigned(pki::PkiBuilder::CaSpec("CN=Other Root,O=Example"));
+  pki::Issued impostor =
+      pki_->Issue(other_root, pki::PkiBuilder::CaSpec("CN=Rev Issuing CA,O=Example"));
+  std::string good_der = CrlDer({}, 4);
+  std::vector<std::pair<std::string, Reply>> faults = {
+      {"HTTP 500", Reply{500, "oops"}},
+      {"the body is text", Reply{200, "<html><body>captive portal</body></html>"}},
+      {"truncated", Reply{200, good_der.substr(0, good_der.size() / 2)}},
+      {"larger than certgate_fetch_max_size", Reply{200, std::string(64 * 1024, '\x30')}},
+      {"signature does not verify",
+       Reply{200, pki::ToDer(pki_->Crl(impostor, {}, 9, kRevNow - 60, kRevNow + kRevDay).get())}},
+      {"rolled back: crlNumber 4 < cached 5", Reply{200, good_der}},
+      {"timed out", Reply{200, "", {}, 2000}},
+  };
+  int64_t now = kRevNow;
+  for (const auto &[expected, reply] : faults) {
+    SCOPED_TRACE(expected);
+    server_.Set("/issuing.crl", reply);
+    now += 4000;  // past the refresh interval and any backoff
+    clock_.Set(now);
+    RevocationAnswer during = CheckLeaf(alice);
+    EXPECT_EQ(during.status, RevocationStatus::kRevoked);  // served from the cache
+    ASSERT_TRUE(checker_->WaitForFetches(Evidence(alice), kWait));
+    RevocationAnswer after = CheckLeaf(alice);
+    EXPECT_EQ(after.status, RevocationStatus::kRevoked);
+    EXPECT_THAT(after.source, HasSubstr("crl_number=5"));
+    std::string listing;
+    for (const std::string &line : checker_->List()) listing += line + "\n";
+    EXPECT_THAT(listing, HasSubstr(expected));
+  }
+}
+
+TEST_F(RevocationFetchTest, BackoffStopsHammeringADeadCdp) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{503, "down"});
+  RevocationAnswer answer = CheckAfterFetch(alice);
+  EXPECT_EQ(answer.status, RevocationStatus::kUnknown);
+  EXPECT_THAT(answer.detail, HasSubstr("HTTP 503"));
+  EXPECT_EQ(server_.Hits("/issuing.crl"), 1);
+  for (int i = 0; i < 5; ++i) {
+    RevocationAnswer again = CheckLeaf(alice);
+    EXPECT_FALSE(again.fetch_pending);
+  }
+  clock_.Advance(20);  // first backoff is 30 s
+  EXPECT_FALSE(CheckLeaf(alice).fetch_pending);
+  EXPECT_EQ(server_.Hits("/issuing.crl"), 1);
+  clock_.Advance(11);
+  CheckAfterFetch(alice);
+  EXPECT_EQ(server_.Hits("/issuing.crl"), 2);
+  clock_.Advance(31);  // second backoff is 60 s
+  EXPECT_FALSE(CheckLeaf(alice).fetch_pending);
+  EXPECT_EQ(server_.Hits("/issuing.crl"), 2);
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1)});
+  clock_.Advance(30);
+  EXPECT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  EXPECT_EQ(server_.Hits("/issuing.crl"), 3);
+}
+
+TEST_F(RevocationFetchTest, UpdatedCrlAtTheCdpRevokesOnRefresh) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  checker_->SetRefreshInterval(std::chrono::seconds(300));
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1)});
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  server_.Set("/issuing.crl", Reply{200, CrlDer({{Serial(alice), kRevNow, 1}}, 2)});
+  clock_.Advance(301);
+  RevocationAnswer answer = CheckAfterFetch(alice);
+  EXPECT_EQ(answer.status, RevocationStatus::kRevoked);
+  EXPECT_THAT(answer.source, HasSubstr("crl_number=2"));
+}
+
+TEST_F(RevocationFetchTest, ConditionalGetUsesTheValidators) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  checker_->SetRefreshInterval(std::chrono::seconds(300));
+  const std::string der = CrlDer({}, 1);
+  server_.Handle("/issuing.crl", [der](const TestHttpServer::Request &request) {
+    if (request.Header("If-None-Match") == "\"v1\"") return Reply{304, ""};
+    return Reply{200, der, {"ETag: \"v1\"", "Last-Modified: Fri, 15 Jan 2027 07:00:00 GMT"}};
+  });
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  clock_.Advance(301);
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  std::vector<TestHttpServer::Request> requests = server_.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].Header("If-None-Match"), "");
+  EXPECT_EQ(requests[1].Header("If-None-Match"), "\"v1\"");
+  EXPECT_EQ(requests[1].Header("If-Modified-Since"), "Fri, 15 Jan 2027 07:00:00 GMT");
+  clock_.Advance(10);
+  EXPECT_FALSE(CheckLeaf(alice).fetch_pending);  // the 304 counts as a refresh
+}
+
+TEST_F(RevocationFetchTest, CacheOnlyAndUnanchoredChainsNeverFetch) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1)});
+  SetPolicy("revocation", {"cache_only"});
+  EXPECT_FALSE(CheckLeaf(alice).fetch_pending);
+  SetPolicy("revocation", {"hard_fail"});
+  ChainEvidence unanchored = Evidence(alice);
+  unanchored.anchored = false;
+  std::vector<RevocationAnswer> answers = checker_->Check(unanchored, policy_);
+  ASSERT_FALSE(answers.empty());
+  EXPECT_FALSE(answers[0].fetch_pending);
+  EXPECT_THAT(answers[0].detail, HasSubstr("not anchored"));
+  EXPECT_EQ(server_.Hits("/"), 0);
+}
+
+TEST_F(RevocationFetchTest, FetchAllowLimitsHosts) {
+  SetPolicy("fetch_allow", {"pki.example"});
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1)});
+  RevocationAnswer answer = CheckLeaf(alice);
+  EXPECT_FALSE(answer.fetch_pending);
+  EXPECT_THAT(answer.detail, HasSubstr("host 127.0.0.1 is not in certgate_fetch_allow"));
+  EXPECT_EQ(server_.Hits("/"), 0);
+}
+
+TEST_F(RevocationFetchTest, RedirectsOnlyToAllowedHttp) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/moved.crl")});
+  server_.Set("/moved.crl", Reply{302, "", {"Location: " + server_.Url("/issuing.crl")}});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1)});
+  EXPECT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+
+  pki::Issued bob = Leaf("bob", {server_.Url("/to-file.crl")});
+  server_.Set("/to-file.crl", Reply{302, "", {"Location: file:///etc/passwd"}});
+  HttpRequest request;
+  request.url = server_.Url("/to-file.crl");
+  HttpResponse response = HttpFetch(request);
+  EXPECT_FALSE(response.completed);
+  EXPECT_THAT(response.error, HasSubstr("redirect to file:///etc/passwd refused"));
+}
+
+TEST_F(RevocationFetchTest, HangingCdpDoesNotDelayAnotherIssuer) {
+  SetPolicy("fetch_timeout", {"3s"});
+  pki::Issued other_ca = pki_->Issue(root_, pki::PkiBuilder::CaSpec("CN=Rev Other CA,O=Example"));
+  pki::CertSpec spec = pki::PkiBuilder::LeafSpec("CN=bob,O=Example");
+  spec.crl_urls = {server_.Url("/fast.crl")};
+  pki::Issued bob = pki_->Issue(other_ca, spec);
+  pki::Issued alice = Leaf("alice", {server_.Url("/slow.crl")});
+  server_.Set("/slow.crl", Reply{200, CrlDer({}, 1), {}, 2500});
+  server_.Set(
+      "/fast.crl",
+      Reply{200, pki::ToDer(pki_->Crl(other_ca, {}, 1, kRevNow - 60, kRevNow + kRevDay).get())});
+
+  CheckLeaf(alice);  // starts the slow fetch
+  ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
+  X509_STORE_add_cert(store.get(), root_.cert.get());
+  ossl::UniquePtr<STACK_OF(X509)> sent(sk_X509_new_null());
+  X509_up_ref(other_ca.cert.get());
+  sk_X509_push(sent.get(), other_ca.cert.get());
+  ChainEvidence bob_chain = BuildChainEvidence(bob.cert.get(), sent.get(), store.get());
+  checker_->Check(bob_chain, policy_);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(checker_->WaitForFetches(bob_chain, kWait));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+  EXPECT_EQ(checker_->Check(bob_chain, policy_)[0].status, RevocationStatus::kGood);
+  EXPECT_FALSE(checker_->WaitForFetches(Evidence(alice), std::chrono::milliseconds(10)));
+}
+
+TEST_F(RevocationFetchTest, CacheIsSharedWithASecondCheckerOnTheSameDirectory) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({{Serial(alice), kRevNow - 60, 1}}, 3)});
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kRevoked);
+  Reopen();  // like a restart: a warm cache, no refetch
+  RevocationAnswer answer = CheckLeaf(alice);
+  EXPECT_EQ(answer.status, RevocationStatus::kRevoked);
+  EXPECT_FALSE(answer.fetch_pending);
+  EXPECT_EQ(server_.Hits("/issuing.crl"), 1);
+}
+
+TEST_F(RevocationFetchTest, FetchNowReportsEveryUrl) {
+  std::string dead = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/dead.crl";
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl"), dead, "ldap://x/cn=y"});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 12)});
+  std::vector<std::string> lines = checker_->FetchNow(Evidence(alice), policy_);
+  std::string all;
+  for (const std::string &line : lines) all += line + "\n";
+  EXPECT_THAT(all, HasSubstr("depth 0 crl " + server_.Url("/issuing.crl") + ": HTTP 200"));
+  EXPECT_THAT(all, HasSubstr("stored crl_number=12"));
+  EXPECT_THAT(all, HasSubstr("depth 0 crl " + dead + ": "));
+  EXPECT_THAT(all, HasSubstr("failed"));
+  EXPECT_THAT(all, HasSubstr("ldap://x/cn=y: skipped"));
+  EXPECT_THAT(all, HasSubstr("depth 0 ocsp: no URL"));
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kGood);
+}
+
+}  // namespace
+}  // namespace certgate
