@@ -463,7 +463,7 @@ static int certgate_check(request_rec *r)
     if (cg_decision_verdict(decision) == CG_VERDICT_ALLOW) {
         if (r->main != NULL) {
             log_decision(r, conf, decision, APLOG_DEBUG);
-        } else if (cg_decision_expiry_warning(decision)) {
+        } else if (cg_decision_warning(decision)) {
             log_decision(r, conf, decision, APLOG_WARNING);
         } else if (cg_policy_log_accepts(conf->policy)) {
             /* Asked for with CertGateLog ... accepts: NOTICE, which httpd

@@ -203,7 +203,7 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
 
     if (cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
 
-        if (cg_decision_expiry_warning(d)) {
+        if (cg_decision_warning(d)) {
             ngx_http_certgate_log(r->connection->log, NGX_LOG_WARN,
                                   clcf, d);
 

@@ -170,8 +170,12 @@ cg_reason cg_decision_reason(const cg_decision *decision) {
   return decision != nullptr ? decision->decision.reason() : CG_REASON_INTERNAL_ERROR;
 }
 
-int cg_decision_expiry_warning(const cg_decision *decision) {
-  return decision != nullptr && decision->decision.expiry_warning();
+int cg_decision_warning(const cg_decision *decision) {
+  return decision != nullptr && !decision->decision.warning().empty();
+}
+
+int cg_decision_pending(const cg_decision *decision) {
+  return decision != nullptr && decision->decision.pending();
 }
 
 cg_str cg_decision_field(const cg_decision *decision, cg_field field) {
@@ -236,6 +240,15 @@ const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy) {
     return certgate::DecideForConnection(ssl, policy->policy);
   } catch (...) {
     return certgate::DecisionWithoutTls(policy->policy, /*internal_error=*/true);
+  }
+}
+
+void cg_ssl_wait(SSL *ssl, const cg_policy *policy, int max_ms) {
+  if (ssl == nullptr || policy == nullptr || max_ms <= 0) return;
+  ErrorQueueGuard guard;
+  try {
+    certgate::WaitForRevocation(ssl, policy->policy, std::chrono::milliseconds(max_ms));
+  } catch (...) {
   }
 }
 

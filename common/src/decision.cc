@@ -54,7 +54,7 @@ void Decision::SetFindings(std::vector<Finding> findings) {
 }
 
 void Decision::SetExpiryWarning(std::string detail) {
-  expiry_warning_ = true;
+  warning_ = "expiry";
   if (verdict_ == CG_VERDICT_ALLOW) detail_ = std::move(detail);
   fields_ = {};
 }

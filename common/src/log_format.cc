@@ -114,8 +114,8 @@ std::string FormatLogLine(const Decision &decision, LogFormat format, size_t max
       break;
     }
   }
-  if (complete && decision.expiry_warning() && decision.verdict() == CG_VERDICT_ALLOW) {
-    complete = append("warning", "expiry");
+  if (complete && !decision.warning().empty() && decision.verdict() == CG_VERDICT_ALLOW) {
+    complete = append("warning", decision.warning());
   }
   if (!complete && line.size() + truncated.size() + close.size() <= max_len) line += truncated;
   line += close;

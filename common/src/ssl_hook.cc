@@ -2,10 +2,14 @@
 #include <certgate/evaluator.h>
 #include <certgate/intermediate_cache.h>
 #include <certgate/log_format.h>
+#include <certgate/revocation_registry.h>
+#include <certgate/revocation_verdict.h>
 #include <certgate/ssl_hook.h>
 #include <openssl/err.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <memory>
 #include <optional>
@@ -31,6 +35,14 @@ struct ConnectionState {
   // Decisions are never replaced, only added, so a pointer handed to one request
   // (or HTTP/2 stream) stays valid for the connection's life.
   std::vector<Judged> decisions;
+  struct RevocationJudged {
+    const Policy *policy;
+    std::string outcome;  // OutcomeKey of the answers it was made from
+    std::unique_ptr<cg_decision> decision;
+  };
+  std::vector<RevocationJudged> revocation_decisions;
+  // When this connection began waiting for a revocation fetch (hard_fail).
+  std::chrono::steady_clock::time_point waiting_since;
 };
 
 void FreeConnectionState(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
@@ -132,7 +144,81 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
   return 1;
 }
 
+// Reads the connection clock at every call, so tests can move it.
+class ForwardingClock final : public Clock {
+ public:
+  int64_t Now() const override { return g_clock.load()->Now(); }
+};
+
+// The chain rules' decision for `policy`. It holds until a certificate of the
+// chain expires; after that the connection is judged once more, so at most two
+// exist per policy.
+const cg_decision *ChainDecision(ConnectionState *state, const Policy &policy) {
+  const int64_t now = g_clock.load()->Now();
+  for (auto it = state->decisions.rbegin(); it != state->decisions.rend(); ++it) {
+    if (it->policy == &policy) {
+      if (now < it->valid_until) return it->decision.get();
+      break;
+    }
+  }
+  const int64_t skew = policy.EffectiveClockSkew().count();
+  const bool expires =
+      state->earliest_not_after != INT64_MAX && now <= state->earliest_not_after + skew;
+  FixedClock at(now);
+  auto decision = std::make_unique<cg_decision>(
+      cg_decision{Evaluate(policy, state->evidence ? &*state->evidence : nullptr, at)});
+  state->decisions.push_back(
+      {&policy, expires ? state->earliest_not_after + skew + 1 : INT64_MAX, std::move(decision)});
+  ERR_clear_error();
+  return state->decisions.back().decision.get();
+}
+
+// Revocation is looked up in the shared cache on every request (a cert revoked
+// after the handshake does not live on in the connection or resumed sessions);
+// a decision is kept per distinct outcome, so pointers handed out stay valid.
+const cg_decision *WithRevocation(SSL *ssl, ConnectionState *state, const Policy &policy,
+                                  const cg_decision &chain) {
+  std::string error;
+  RevocationChecker *checker = RevocationFor(policy, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
+                                             ConnectionClock(), &error);
+  const std::vector<RevocationAnswer> answers =
+      checker != nullptr ? checker->Check(*state->evidence, policy) : UnavailableAnswers(error);
+
+  const bool in_flight = std::any_of(answers.begin(), answers.end(), [](const auto &answer) {
+    return answer.status != RevocationStatus::kGood &&
+           answer.status != RevocationStatus::kRevoked && answer.fetch_pending;
+  });
+  bool pending = false;
+  if (!in_flight) state->waiting_since = {};
+  // hard_fail waits for its fetch; cache_only only for local work (a preloaded
+  // CRL of an intermediate CA, ingested once a chain brings that CA).
+  const RevocationMode mode = policy.EffectiveRevocation();
+  if (in_flight && (mode == RevocationMode::kHardFail || mode == RevocationMode::kCacheOnly)) {
+    const auto now = std::chrono::steady_clock::now();
+    if (state->waiting_since == std::chrono::steady_clock::time_point()) {
+      state->waiting_since = now;
+    }
+    pending = now - state->waiting_since <
+              policy.revocation_wait.value_or(std::chrono::milliseconds(2000));
+  }
+
+  const std::string key = OutcomeKey(answers) + (pending ? "pending" : "");
+  for (const auto &judged : state->revocation_decisions) {
+    if (judged.policy == &policy && judged.outcome == key) return judged.decision.get();
+  }
+  auto decision = std::make_unique<cg_decision>(chain);
+  ApplyRevocation(policy, answers, &decision->decision);
+  decision->decision.SetPending(pending);
+  state->revocation_decisions.push_back({&policy, key, std::move(decision)});
+  return state->revocation_decisions.back().decision.get();
+}
+
 }  // namespace
+
+const Clock &ConnectionClock() {
+  static const ForwardingClock clock;
+  return clock;
+}
 
 void SetConnectionClock(const Clock *clock) {
   g_clock.store(clock != nullptr ? clock : &SystemClock::Instance());
@@ -178,25 +264,21 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
     state->examined = true;
   }
 
-  // A decision holds until a certificate of the chain expires; after that the
-  // connection is judged once more, so at most two decisions per policy exist.
-  const int64_t now = g_clock.load()->Now();
-  for (auto it = state->decisions.rbegin(); it != state->decisions.rend(); ++it) {
-    if (it->policy == &policy) {
-      if (now < it->valid_until) return it->decision.get();
-      break;
-    }
+  const cg_decision *chain = ChainDecision(state, policy);
+  if (policy.EffectiveRevocation() == RevocationMode::kOff || !state->evidence ||
+      chain->decision.verdict() != CG_VERDICT_ALLOW) {
+    return chain;
   }
-  const int64_t skew = policy.EffectiveClockSkew().count();
-  const bool expires =
-      state->earliest_not_after != INT64_MAX && now <= state->earliest_not_after + skew;
-  FixedClock at(now);
-  auto decision = std::make_unique<cg_decision>(
-      cg_decision{Evaluate(policy, state->evidence ? &*state->evidence : nullptr, at)});
-  state->decisions.push_back(
-      {&policy, expires ? state->earliest_not_after + skew + 1 : INT64_MAX, std::move(decision)});
-  ERR_clear_error();
-  return state->decisions.back().decision.get();
+  return WithRevocation(ssl, state, policy, *chain);
+}
+
+void WaitForRevocation(SSL *ssl, const Policy &policy, std::chrono::milliseconds wait) {
+  ConnectionState *state = StateOf(ssl, false);
+  if (state == nullptr || !state->evidence) return;
+  std::string error;
+  RevocationChecker *checker = RevocationFor(policy, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
+                                             ConnectionClock(), &error);
+  if (checker != nullptr) checker->WaitForFetches(*state->evidence, wait);
 }
 
 const cg_decision *DecisionWithoutTls(const Policy &policy, bool internal_error) {

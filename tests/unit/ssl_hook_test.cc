@@ -1,9 +1,11 @@
 // Real TLS handshakes (in memory) through cg_ssl_ctx_attach and cg_ssl_decide:
 // the handshake finishes so the refusal can be explained, the decision is kept
 // per connection, and a resumed session is judged again.
+#include <certgate/cert_facts.h>
 #include <certgate/certgate.h>
 #include <certgate/intermediate_cache.h>
 #include <certgate/ossl_ptr.h>
+#include <certgate/revocation_registry.h>
 #include <certgate/ssl_hook.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -134,6 +136,8 @@ class SslHookTest : public ::testing::Test {
     return conn;
   }
 
+  static std::string SerialHexOf(const Issued &cert) { return SerialHex(cert.cert.get()); }
+
   static std::string Field(const cg_decision *decision, cg_field field) {
     const cg_str value = cg_decision_field(decision, field);
     return std::string(value.data, value.len);
@@ -260,6 +264,54 @@ TEST_F(SslHookTest, RejectAtHandshakeStillExplainsAMissingCertificateAtRequestTi
   ASSERT_TRUE(conn.handshake_ok);
   EXPECT_EQ(cg_decision_reason(cg_ssl_decide(conn.server.get(), server_policy_.get())),
             CG_REASON_NO_CERT);
+}
+
+// Test Config: revocation cache_only, the issuing CA's CRL preloaded from a file.
+TEST_F(SslHookTest, RevocationIsCheckedOnEveryRequestAgainstTheSharedCache) {
+  char dir_template[] = "/tmp/certgate-hook-XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=carol"));
+  const uint64_t serial = std::stoull(SerialHexOf(leaf), nullptr, 16);
+  const std::string crl_path = dir + "/issuing.crl";
+  ASSERT_TRUE(pki::WriteFile(
+      crl_path, pki::ToDer(pki_->Crl(*issuing_, {}, 1, kNow - 3600, kNow + 86400).get())));
+
+  Set(server_policy_.get(), "certgate_revocation", "cache_only");
+  Set(server_policy_.get(), "certgate_revocation_scope", "leaf");
+  Set(server_policy_.get(), "certgate_cache", (dir + "/cache").c_str());
+  Set(server_policy_.get(), "certgate_crl", crl_path.c_str());
+  Attach();
+  Connection conn = Handshake(&leaf, {*issuing_});
+  ASSERT_TRUE(conn.handshake_ok);
+  // The CRL's issuer is an intermediate the server does not trust directly: it
+  // is verified and ingested once this chain brings it, and the request waits.
+  const cg_decision *first = cg_ssl_decide(conn.server.get(), server_policy_.get());
+  if (cg_decision_pending(first)) cg_ssl_wait(conn.server.get(), server_policy_.get(), 5000);
+  const cg_decision *before = cg_ssl_decide(conn.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_verdict(before), CG_VERDICT_ALLOW)
+      << Field(before, CG_FIELD_DETAIL) << " / " << Field(before, CG_FIELD_REVOCATION);
+  EXPECT_THAT(Field(before, CG_FIELD_REVOCATION), HasSubstr("good crl"));
+
+  // The CA revokes the certificate; the new CRL reaches the cache (here by a
+  // preload, as the fetcher or another worker would write it).
+  ASSERT_TRUE(pki::WriteFile(
+      crl_path,
+      pki::ToDer(
+          pki_->Crl(*issuing_, {{serial, kNow - 60, 1}}, 2, kNow - 60, kNow + 86400).get())));
+  std::string error;
+  Policy policy;
+  ASSERT_TRUE(policy.Set("cache", {dir + "/cache"}).ok());
+  RevocationChecker *checker = RevocationFor(policy, nullptr, ConnectionClock(), &error);
+  ASSERT_NE(checker, nullptr) << error;
+  X509_STORE *trust = X509_STORE_new();
+  X509_STORE_add_cert(trust, issuing_->cert.get());
+  ASSERT_TRUE(checker->Preload({crl_path}, trust).ok());
+  X509_STORE_free(trust);
+
+  const cg_decision *after = cg_ssl_decide(conn.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_reason(after), CG_REASON_REVOKED);
+  EXPECT_THAT(Field(after, CG_FIELD_REVOCATION), HasSubstr("keyCompromise"));
+  EXPECT_EQ(cg_decision_verdict(before), CG_VERDICT_ALLOW);  // the earlier pointer stays valid
 }
 
 class SslHookResumptionTest : public SslHookTest,

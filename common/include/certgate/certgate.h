@@ -189,7 +189,14 @@ CG_API void cg_decision_free(cg_decision *decision);
 
 CG_API cg_verdict cg_decision_verdict(const cg_decision *decision);
 CG_API cg_reason cg_decision_reason(const cg_decision *decision);
-CG_API int cg_decision_expiry_warning(const cg_decision *decision);
+/* An allowed certificate that deserves a warning line: it expires within
+ * expiry_warning, or its revocation status is unknown under soft_fail. */
+CG_API int cg_decision_warning(const cg_decision *decision);
+/* Not final: a revocation fetch is in flight and the policy waits up to
+ * revocation_wait for it (hard_fail; cache_only for a preloaded CRL being
+ * ingested). Ask again later (nginx: from a timer), or call
+ * cg_ssl_wait first (threaded servers). */
+CG_API int cg_decision_pending(const cg_decision *decision);
 /* A field's value; valid as long as the decision. Empty when not known. */
 CG_API cg_str cg_decision_field(const cg_decision *decision, cg_field field);
 
@@ -235,6 +242,10 @@ CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_f
  * allow it could not establish.
  */
 CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
+
+/* Blocks the calling thread up to `max_ms` while a revocation fetch for this
+ * connection's chain is in flight (Apache; never from an event loop). */
+CG_API void cg_ssl_wait(SSL *ssl, const cg_policy *policy, int max_ms);
 
 #ifdef __cplusplus
 }

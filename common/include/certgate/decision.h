@@ -34,13 +34,24 @@ class Decision {
   const std::string &hint() const { return hint_; }
   X509 *leaf() const { return leaf_.get(); }
   const std::vector<Finding> &findings() const { return findings_; }
-  bool expiry_warning() const { return expiry_warning_; }
+  bool expiry_warning() const { return warning_ == "expiry"; }
+  // Why an allowed certificate deserves a warning line: "expiry",
+  // "revocation_unknown" or "revocation_stale" (soft_fail); empty: none.
+  const std::string &warning() const { return warning_; }
   const std::string &revocation() const { return revocation_; }
+  // A revocation fetch is in flight and the policy waits for it (hard_fail):
+  // not a final decision; ask again after waiting.
+  bool pending() const { return pending_; }
 
   // Picks the reported finding by precedence (then depth) and keeps the rest.
   void SetFindings(std::vector<Finding> findings);
   void SetExpiryWarning(std::string detail);
-  void SetRevocation(std::string revocation) { revocation_ = std::move(revocation); }
+  void SetWarning(std::string warning) { warning_ = std::move(warning); }
+  void SetRevocation(std::string revocation) {
+    revocation_ = std::move(revocation);
+    fields_ = {};
+  }
+  void SetPending(bool pending) { pending_ = pending; }
 
   // Text of a field, computed on first use (subject, fingerprint, ...): the
   // allow path of a request that reads no variable pays nothing for them.
@@ -54,7 +65,8 @@ class Decision {
   std::string hint_;
   std::shared_ptr<X509> leaf_;
   std::vector<Finding> findings_;
-  bool expiry_warning_ = false;
+  std::string warning_;
+  bool pending_ = false;
   std::string revocation_ = "unchecked";
   mutable std::array<std::optional<std::string>, CG_FIELD_COUNT> fields_;
 };

@@ -1,0 +1,108 @@
+#include <certgate/cert_facts.h>
+#include <certgate/revocation_verdict.h>
+
+namespace certgate {
+namespace {
+
+const char *ModeName(RevocationMode mode) {
+  switch (mode) {
+    case RevocationMode::kCacheOnly:
+      return "cache_only";
+    case RevocationMode::kSoftFail:
+      return "soft_fail";
+    case RevocationMode::kHardFail:
+      return "hard_fail";
+    case RevocationMode::kOff:
+      break;
+  }
+  return "off";
+}
+
+std::string Describe(const RevocationAnswer &answer) {
+  std::string text = RevocationStatusName(answer.status);
+  if (answer.status == RevocationStatus::kRevoked) {
+    text += " " + FormatTime(answer.revoked_at);
+    if (!answer.reason.empty()) text += " " + answer.reason;
+  }
+  if (!answer.source.empty()) text += " " + answer.source;
+  if (answer.depth > 0) text += " depth=" + std::to_string(answer.depth);
+  return text;
+}
+
+const RevocationAnswer *First(const std::vector<RevocationAnswer> &answers,
+                              RevocationStatus status) {
+  for (const RevocationAnswer &answer : answers) {
+    if (answer.status == status) return &answer;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &answers,
+                     Decision *decision) {
+  if (answers.empty()) return;
+  const RevocationMode mode = policy.EffectiveRevocation();
+  if (const RevocationAnswer *revoked = First(answers, RevocationStatus::kRevoked)) {
+    decision->SetRevocation(Describe(*revoked));
+    decision->SetFindings(
+        {{CG_REASON_REVOKED,
+          revoked->depth,
+          (revoked->depth == 0 ? std::string("the client certificate")
+                               : "the CA certificate at depth " + std::to_string(revoked->depth)) +
+              " was revoked " + FormatTime(revoked->revoked_at) +
+              (revoked->reason.empty() ? "" : " (" + revoked->reason + ")") + " according to " +
+              revoked->source,
+          {}}});
+    return;
+  }
+  const RevocationAnswer *stale = First(answers, RevocationStatus::kStale);
+  const RevocationAnswer *unknown = First(answers, RevocationStatus::kUnknown);
+  const RevocationAnswer *doubtful = unknown != nullptr ? unknown : stale;
+  if (doubtful == nullptr) {
+    decision->SetRevocation(Describe(answers.front()));
+    return;
+  }
+  const bool is_stale = doubtful == stale;
+  std::string detail =
+      std::string("mode ") + ModeName(mode) + ": " +
+      (doubtful->depth == 0 ? std::string("the client certificate")
+                            : "the CA certificate at depth " + std::to_string(doubtful->depth)) +
+      (is_stale ? " has only revocation data older than nextUpdate + max_stale"
+                : " has no known revocation status") +
+      (doubtful->detail.empty() ? "" : "; " + doubtful->detail);
+  decision->SetRevocation(Describe(*doubtful) + " (" + ModeName(mode) + ")");
+  if (mode == RevocationMode::kSoftFail) {
+    decision->SetWarning(is_stale ? "revocation_stale" : "revocation_unknown");
+    return;
+  }
+  const std::string hint =
+      is_stale ? "make the CRL distribution point reachable, or raise certgate_max_stale"
+      : mode == RevocationMode::kCacheOnly
+          ? "preload the issuer's CRL with certgate_crl, or choose certgate_revocation "
+            "soft_fail/hard_fail so certgate fetches it"
+          : "make the URLs above reachable (certgate_fetch_allow, certgate_fetch_proxy, "
+            "certgate_fetch_timeout), preload a CRL with certgate_crl, or choose "
+            "certgate_revocation soft_fail";
+  decision->SetFindings({{is_stale ? CG_REASON_REVOCATION_STALE : CG_REASON_REVOCATION_UNAVAILABLE,
+                          doubtful->depth, detail, hint}});
+}
+
+std::vector<RevocationAnswer> UnavailableAnswers(const std::string &why) {
+  RevocationAnswer answer;
+  answer.status = RevocationStatus::kUnknown;
+  answer.detail = "the revocation cache cannot be used: " + why;
+  return {answer};
+}
+
+std::string OutcomeKey(const std::vector<RevocationAnswer> &answers) {
+  std::string key;
+  for (const RevocationAnswer &answer : answers) {
+    // Not the detail: it changes with every retry, and the decisions a
+    // connection keeps must stay few.
+    key += Describe(answer) + "\n";
+  }
+  return key;
+}
+
+}  // namespace certgate

@@ -1,0 +1,99 @@
+// How revocation answers turn into a decision, per mode.
+#include <certgate/revocation_verdict.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace certgate {
+namespace {
+
+using ::testing::HasSubstr;
+
+RevocationAnswer Answer(RevocationStatus status, int depth = 0) {
+  RevocationAnswer answer;
+  answer.status = status;
+  answer.depth = depth;
+  answer.source = "crl http://pki.example/ca.crl crl_number=7";
+  if (status == RevocationStatus::kRevoked) {
+    answer.revoked_at = 1800000000;
+    answer.reason = "keyCompromise";
+  }
+  if (status == RevocationStatus::kUnknown) {
+    answer.source.clear();
+    answer.detail = "http://pki.example/ca.crl: connection refused after 2 ms";
+  }
+  return answer;
+}
+
+Decision Judge(const char *mode, std::vector<RevocationAnswer> answers) {
+  Policy policy;
+  EXPECT_TRUE(policy.Set("revocation", {mode}).ok());
+  Decision decision = Decision::Allow(nullptr);
+  ApplyRevocation(policy, answers, &decision);
+  return decision;
+}
+
+TEST(RevocationVerdictTest, RevokedAtAnyDepthIsRefusedWithItsSource) {
+  for (const char *mode : {"cache_only", "soft_fail", "hard_fail"}) {
+    const Decision decision =
+        Judge(mode, {Answer(RevocationStatus::kGood), Answer(RevocationStatus::kRevoked, 1)});
+    EXPECT_EQ(decision.reason(), CG_REASON_REVOKED) << mode;
+    EXPECT_EQ(decision.depth(), 1);
+    EXPECT_THAT(decision.detail(), HasSubstr("revoked 2027-01-15T08:00:00Z (keyCompromise)"));
+    EXPECT_THAT(decision.detail(), HasSubstr("crl http://pki.example/ca.crl crl_number=7"));
+    EXPECT_THAT(decision.revocation(), HasSubstr("revoked 2027-01-15T08:00:00Z keyCompromise"));
+  }
+}
+
+TEST(RevocationVerdictTest, AllGoodIsAllowedAndSaysWhere) {
+  const Decision decision = Judge("hard_fail", {Answer(RevocationStatus::kGood)});
+  EXPECT_EQ(decision.verdict(), CG_VERDICT_ALLOW);
+  EXPECT_EQ(decision.revocation(), "good crl http://pki.example/ca.crl crl_number=7");
+  EXPECT_TRUE(decision.warning().empty());
+}
+
+TEST(RevocationVerdictTest, UnknownFailsClosedUnlessSoftFail) {
+  const Decision hard = Judge("hard_fail", {Answer(RevocationStatus::kUnknown)});
+  EXPECT_EQ(hard.reason(), CG_REASON_REVOCATION_UNAVAILABLE);
+  EXPECT_THAT(hard.detail(), HasSubstr("mode hard_fail"));
+  EXPECT_THAT(hard.detail(), HasSubstr("connection refused"));
+  EXPECT_THAT(hard.hint(), HasSubstr("soft_fail"));
+
+  const Decision cache_only = Judge("cache_only", {Answer(RevocationStatus::kUnknown)});
+  EXPECT_EQ(cache_only.reason(), CG_REASON_REVOCATION_UNAVAILABLE);
+  EXPECT_THAT(cache_only.hint(), HasSubstr("certgate_crl"));
+
+  const Decision soft = Judge("soft_fail", {Answer(RevocationStatus::kUnknown)});
+  EXPECT_EQ(soft.verdict(), CG_VERDICT_ALLOW);
+  EXPECT_EQ(soft.warning(), "revocation_unknown");
+  EXPECT_THAT(soft.revocation(), HasSubstr("unknown (soft_fail)"));
+}
+
+TEST(RevocationVerdictTest, StaleIsItsOwnReason) {
+  const Decision decision = Judge("hard_fail", {Answer(RevocationStatus::kStale)});
+  EXPECT_EQ(decision.reason(), CG_REASON_REVOCATION_STALE);
+  EXPECT_THAT(decision.hint(), HasSubstr("max_stale"));
+  EXPECT_EQ(Judge("soft_fail", {Answer(RevocationStatus::kStale)}).warning(), "revocation_stale");
+}
+
+TEST(RevocationVerdictTest, NoAnswersLeaveTheDecisionUnchecked) {
+  const Decision decision = Judge("hard_fail", {});
+  EXPECT_EQ(decision.verdict(), CG_VERDICT_ALLOW);
+  EXPECT_EQ(decision.revocation(), "unchecked");
+}
+
+TEST(RevocationVerdictTest, AnUnusableCacheIsUnavailable) {
+  const Decision decision = Judge("cache_only", UnavailableAnswers("cannot create \"/x\""));
+  EXPECT_EQ(decision.reason(), CG_REASON_REVOCATION_UNAVAILABLE);
+  EXPECT_THAT(decision.detail(), HasSubstr("cannot create"));
+}
+
+TEST(RevocationVerdictTest, OutcomeKeyIgnoresRetryDetails) {
+  RevocationAnswer a = Answer(RevocationStatus::kUnknown);
+  RevocationAnswer b = a;
+  b.detail = "another attempt";
+  EXPECT_EQ(OutcomeKey({a}), OutcomeKey({b}));
+  EXPECT_NE(OutcomeKey({a}), OutcomeKey({Answer(RevocationStatus::kGood)}));
+}
+
+}  // namespace
+}  // namespace certgate
