@@ -5,6 +5,7 @@
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
 #include <certgate/reason.h>
+#include <certgate/revocation_registry.h>
 #include <certgate/ssl_hook.h>
 #include <openssl/err.h>
 
@@ -129,6 +130,16 @@ cg_log_format cg_policy_log_format(const cg_policy *policy) {
   return policy != nullptr && policy->policy.EffectiveLogFormat() == certgate::LogFormat::kJson
              ? CG_LOG_JSON
              : CG_LOG_KV;
+}
+
+int cg_policy_revocation_enabled(const cg_policy *policy) {
+  return policy != nullptr &&
+         policy->policy.EffectiveRevocation() != certgate::RevocationMode::kOff;
+}
+
+const char *cg_policy_cache_dir(const cg_policy *policy) {
+  if (policy == nullptr || !policy->policy.cache) return certgate::kDefaultCacheDir;
+  return policy->policy.cache->c_str();
 }
 
 const char *cg_field_name(cg_field field) {

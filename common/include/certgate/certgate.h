@@ -151,6 +151,12 @@ CG_API int cg_policy_reject_status(const cg_policy *policy, cg_reason reason);
 CG_API int cg_policy_reject_at_handshake(const cg_policy *policy);
 CG_API int cg_policy_log_accepts(const cg_policy *policy);
 CG_API cg_log_format cg_policy_log_format(const cg_policy *policy);
+/* Whether this policy checks revocation (certgate_revocation not off). */
+CG_API int cg_policy_revocation_enabled(const cg_policy *policy);
+/* The revocation cache directory this policy uses: certgate_cache, or the
+ * default. Servers create it (owned by the worker user) before forking; the
+ * cache itself is opened in each worker on first use. */
+CG_API const char *cg_policy_cache_dir(const cg_policy *policy);
 
 /* ---- decisions ---- */
 typedef struct cg_decision cg_decision;
