@@ -55,7 +55,8 @@ void PrintVerdict(std::ostream &out, const Decision &decision) {
   if (decision.verdict() == CG_VERDICT_ALLOW) {
     out << "Verdict: ALLOW\n";
     if (decision.expiry_warning()) out << "  warning: " << decision.detail() << "\n";
-    if (decision.revocation() != "unchecked") out << "  revocation: " << decision.revocation() << "\n";
+    if (decision.revocation() != "unchecked")
+      out << "  revocation: " << decision.revocation() << "\n";
     return;
   }
   out << "Verdict: DENY " << info.code << " (" << info.substatus << ")";

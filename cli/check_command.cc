@@ -3,9 +3,13 @@
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
 #include <certgate/policy.h>
+#include <certgate/revocation.h>
+#include <certgate/revocation_registry.h>
+#include <certgate/revocation_verdict.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -23,6 +27,7 @@ struct CheckOptions {
   std::string chain_file;
   std::string cert_file;
   int64_t now = 0;
+  bool fetch = false;  // --fetch: fetch every CDP/AIA URL now, certutil -urlfetch style
 };
 
 Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
@@ -49,6 +54,13 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
       for (std::string word; words >> word;) values.push_back(word);
       Status status = options->policy.Set(text.substr(0, eq), values);
       if (!status.ok()) return status;
+    } else if (arg == "--fetch") {
+      options->fetch = true;
+    } else if (arg == "--cache") {
+      auto dir = value();
+      if (!dir.ok()) return dir.status();
+      Status status = options->policy.Set("cache", {dir.value()});
+      if (!status.ok()) return status;
     } else if (arg == "--ca" || arg == "--chain" || arg == "--now") {
       auto v = value();
       if (!v.ok()) return v.status();
@@ -71,8 +83,49 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
   }
   if (options->cert_file.empty()) return Status::Error("no certificate to check");
   if (options->ca_file.empty()) return Status::Error("--ca FILE (the trusted CAs) is required");
+  if (options->fetch && !options->policy.revocation) {
+    // Fetching is for judging revocation: without a mode, judge as a server would
+    // that insists on knowing.
+    if (Status status = options->policy.Set("revocation", {"hard_fail"}); !status.ok()) {
+      return status;
+    }
+  }
   if (!options->policy.mode) return options->policy.Set("certgate", {"require"});
   return Status::Ok();
+}
+
+// The server's revocation lookup against the shared cache (or --cache), after
+// fetching every URL of the chain with --fetch. False on a cache that cannot be
+// opened (a usage error here: the CLI names the path to use instead).
+bool CheckRevocation(const CheckOptions &options, const ChainEvidence &evidence, X509_STORE *trust,
+                     const Clock &clock, Decision *decision) {
+  auto checker = RevocationChecker::Open(options.policy.cache.value_or(kDefaultCacheDir), clock);
+  if (!checker.ok()) {
+    std::cerr << "certgate check: " << checker.status().message()
+              << " (choose another with --cache DIR)\n";
+    return false;
+  }
+  if (options.policy.crl) {
+    if (Status loaded = checker.value()->Preload(*options.policy.crl, trust); !loaded.ok()) {
+      std::cerr << "certgate check: " << loaded.message() << "\n";
+      return false;
+    }
+  }
+  if (options.fetch) {
+    std::cout << "Fetched:\n";
+    for (const std::string &line : checker.value()->FetchNow(evidence, options.policy)) {
+      std::cout << "  " << line << "\n";
+    }
+    std::cout << "\n";
+  }
+  auto answers = checker.value()->Check(evidence, options.policy);
+  if (std::any_of(answers.begin(), answers.end(), [](const auto &a) { return a.fetch_pending; })) {
+    checker.value()->WaitForFetches(
+        evidence, options.policy.revocation_wait.value_or(std::chrono::milliseconds(2000)));
+    answers = checker.value()->Check(evidence, options.policy);
+  }
+  ApplyRevocation(options.policy, answers, decision);
+  return true;
 }
 
 }  // namespace
@@ -127,9 +180,13 @@ int RunCheck(const std::vector<std::string> &args) {
 
   const ChainEvidence evidence =
       BuildChainEvidence(certs.value().front().get(), untrusted.get(), trust.get());
-  const Decision decision = Evaluate(options.policy, &evidence, clock);
+  Decision decision = Evaluate(options.policy, &evidence, clock);
   PrintChain(std::cout, evidence);
   std::cout << "\n";
+  if (options.policy.EffectiveRevocation() != RevocationMode::kOff &&
+      decision.verdict() == CG_VERDICT_ALLOW) {
+    if (!CheckRevocation(options, evidence, trust.get(), clock, &decision)) return kExitUsage;
+  }
   PrintVerdict(std::cout, decision);
   std::cout << "\nLog line:\n" << FormatLogLine(decision, log_format) << "\n";
   return decision.verdict() == CG_VERDICT_ALLOW ? kExitAllow : kExitDeny;

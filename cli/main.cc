@@ -8,11 +8,17 @@ namespace {
 
 constexpr const char *kUsage =
     "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
-    "                      [--now UNIX_SECONDS] CERT\n"
+    "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] CERT\n"
+    "       certgate cache list|purge [--cache DIR]\n"
+    "       certgate reasons [--markdown]\n"
     "\n"
     "  check   judge a client certificate exactly as the nginx and Apache modules do,\n"
     "          print the chain, the verdict and the log line the server would write.\n"
-    "          Exit 0: allowed, 2: refused, 1: usage or input error.\n"
+    "          Exit 0: allowed, 2: refused, 1: usage or input error. With\n"
+    "          certgate_revocation set, revocation is judged from the shared cache\n"
+    "          (certgate_cache, /var/cache/certgate, or --cache); --fetch first fetches\n"
+    "          every CRL and OCSP URL of the chain and prints each with its result.\n"
+    "  cache   list what the revocation cache holds, or purge it.\n"
     "  reasons [--markdown]\n"
     "          list every reason code with its sub-status, meaning and hint.\n";
 
@@ -28,6 +34,7 @@ int main(int argc, char **argv) {
   args.erase(args.begin());
   if (command == "check") return certgate::cli::RunCheck(args);
   if (command == "reasons") return certgate::cli::RunReasons(args);
+  if (command == "cache") return certgate::cli::RunCache(args);
   std::cerr << "certgate: unknown command \"" << command << "\"\n" << kUsage;
   return certgate::cli::kExitUsage;
 }

@@ -81,7 +81,7 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
       : mode == RevocationMode::kCacheOnly
           ? "preload the issuer's CRL with certgate_crl, or choose certgate_revocation "
             "soft_fail/hard_fail so certgate fetches it"
-          : "make the URLs above reachable (certgate_fetch_allow, certgate_fetch_proxy, "
+          : "make the URLs in the detail reachable (certgate_fetch_allow, certgate_fetch_proxy, "
             "certgate_fetch_timeout), preload a CRL with certgate_crl, or choose "
             "certgate_revocation soft_fail";
   decision->SetFindings({{is_stale ? CG_REASON_REVOCATION_STALE : CG_REASON_REVOCATION_UNAVAILABLE,

@@ -93,5 +93,35 @@ else
   failed=$((failed + 1)); echo "FAIL: undecodable certificate: $out"
 fi
 
+# Revocation from a preloaded CRL, no network (cache_only), in a private cache.
+rev=(--cache "$dir/cache" --set revocation=cache_only --set revocation_scope=leaf
+     --set crl=crl/intermediate.crl)
+expect revoked 2 revoked "${rev[@]}"
+expect good 0 allow "${rev[@]}"
+out=$("$certgate" check --ca ca/trust.pem "${rev[@]}" clients/revoked.chain.pem)
+if grep -q 'revocation="revoked .* keyCompromise crl crl/intermediate.crl crl_number=1"' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: revoked line lacks date, reason and source: $out"
+fi
+# Without the CRL, cache_only cannot know: fail closed, saying what to do.
+expect good 2 revocation_unavailable --cache "$dir/empty-cache" --set revocation=cache_only
+out=$("$certgate" cache list --cache "$dir/cache")
+if [ $? = 0 ] && grep -qi 'crl' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: cache list: $out"
+fi
+# --fetch names every URL it tried (nothing listens on the demo CDP here).
+out=$("$certgate" check --ca ca/trust.pem --cache "$dir/fetch-cache" --fetch \
+        --set fetch_timeout=2s --set revocation_wait=2s clients/good.chain.pem)
+rc=$?
+if [ $rc = 2 ] && grep -q 'http://127.0.0.1:18080/intermediate.crl' <<<"$out" &&
+   grep -q 'reason=revocation_unavailable' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: --fetch with an unreachable CDP (exit $rc): $out"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
