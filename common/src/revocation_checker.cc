@@ -1,3 +1,4 @@
+#include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/revocation.h>
 #include <certgate/revocation_crl.h>
@@ -41,14 +42,6 @@ std::string Hex(std::string_view bytes) {
   return out;
 }
 
-std::string NameText(X509_NAME *name) {
-  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "?";
-  char *data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(len));
-}
-
 std::string NameDer(X509_NAME *name) {
   unsigned char *der = nullptr;
   int len = i2d_X509_NAME(name, &der);
@@ -56,49 +49,6 @@ std::string NameDer(X509_NAME *name) {
   if (len > 0) out.assign(reinterpret_cast<char *>(der), static_cast<size_t>(len));
   OPENSSL_free(der);
   return out;
-}
-
-const char *ModeName(RevocationMode mode) {
-  switch (mode) {
-    case RevocationMode::kOff:
-      return "off";
-    case RevocationMode::kCacheOnly:
-      return "cache_only";
-    case RevocationMode::kSoftFail:
-      return "soft_fail";
-    case RevocationMode::kHardFail:
-      return "hard_fail";
-  }
-  return "?";
-}
-
-std::vector<std::string> CdpUrls(X509 *cert) {
-  std::vector<std::string> urls;
-  UniquePtr<CRL_DIST_POINTS> points(static_cast<CRL_DIST_POINTS *>(
-      X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
-  if (!points) return urls;
-  for (int i = 0; i < sk_DIST_POINT_num(points.get()); ++i) {
-    DIST_POINT *point = sk_DIST_POINT_value(points.get(), i);
-    if (point->distpoint == nullptr || point->distpoint->type != 0) continue;
-    GENERAL_NAMES *names = point->distpoint->name.fullname;
-    for (int j = 0; j < sk_GENERAL_NAME_num(names); ++j) {
-      GENERAL_NAME *name = sk_GENERAL_NAME_value(names, j);
-      if (name->type != GEN_URI) continue;
-      const ASN1_IA5STRING *uri = name->d.uniformResourceIdentifier;
-      urls.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(uri)),
-                        static_cast<size_t>(ASN1_STRING_length(uri)));
-    }
-  }
-  return urls;
-}
-
-std::vector<std::string> OcspUrls(X509 *cert) {
-  std::vector<std::string> urls;
-  STACK_OF(OPENSSL_STRING) *list = X509_get1_ocsp(cert);
-  for (int i = 0; i < sk_OPENSSL_STRING_num(list); ++i)
-    urls.emplace_back(sk_OPENSSL_STRING_value(list, i));
-  X509_email_free(list);
-  return urls;
 }
 
 bool IsCa(X509 *cert) { return X509_check_ca(cert) != 0; }
@@ -133,6 +83,20 @@ struct View {
 };
 
 }  // namespace
+
+const char *RevocationModeName(RevocationMode mode) {
+  switch (mode) {
+    case RevocationMode::kCacheOnly:
+      return "cache_only";
+    case RevocationMode::kSoftFail:
+      return "soft_fail";
+    case RevocationMode::kHardFail:
+      return "hard_fail";
+    case RevocationMode::kOff:
+      break;
+  }
+  return "off";
+}
 
 const char *RevocationStatusName(RevocationStatus status) {
   switch (status) {
@@ -462,10 +426,11 @@ class RevocationChecker::Impl {
       X509 *cert = evidence.chain[depth].get();
       X509 *issuer = depth + 1 < n ? evidence.chain[depth + 1].get() : nullptr;
       if (!txn.ok()) {
-        answer.detail = std::string("mode=") + ModeName(mode) + "; " + txn.status().message();
+        answer.detail =
+            std::string("mode=") + RevocationModeName(mode) + "; " + txn.status().message();
       } else if (issuer == nullptr) {
-        answer.detail = std::string("mode=") + ModeName(mode) + "; the issuer of " +
-                        NameText(X509_get_subject_name(cert)) + " is not in the chain";
+        answer.detail = std::string("mode=") + RevocationModeName(mode) + "; the issuer of " +
+                        NameToString(X509_get_subject_name(cert)) + " is not in the chain";
       } else {
         CheckOne(txn.value(), cert, issuer, sources, mode, max_stale, may_fetch, limits, now,
                  &answer);
@@ -521,10 +486,10 @@ class RevocationChecker::Impl {
       if (sources[i] == RevocationSource::kCrl) {
         if (v.kind == View::kMissing) MaybeIngestPendingFile(issuer, crl_key);
         if (!may_fetch || IsPending(crl_key)) continue;
-        std::vector<std::string> urls = FetchableUrls(txn, CdpUrls(cert), limits, now);
+        std::vector<std::string> urls = FetchableUrls(txn, CrlUrls(cert), limits, now);
         if (!urls.empty()) ScheduleCrl(crl_key, cert, issuer, std::move(urls), limits);
       } else if (may_fetch && !IsPending(ocsp_key)) {
-        std::vector<std::string> urls = FetchableUrls(txn, OcspUrls(cert), limits, now);
+        std::vector<std::string> urls = FetchableUrls(txn, AiaUrls(cert, NID_ad_OCSP), limits, now);
         if (!urls.empty()) ScheduleOcsp(ocsp_key, cert_id, cert, issuer, std::move(urls), limits);
       }
     }
@@ -543,17 +508,17 @@ class RevocationChecker::Impl {
       return;
     }
     answer->status = any_stale ? RevocationStatus::kStale : RevocationStatus::kUnknown;
-    std::string detail = std::string("mode=") + ModeName(mode);
+    std::string detail = std::string("mode=") + RevocationModeName(mode);
     for (size_t i = 0; i < sources.size(); ++i) {
       const View &v = views[i];
       detail += "; " + v.note;
       if (sources[i] == RevocationSource::kCrl) {
-        detail += "; " + DescribeUrls(txn, "crl", CdpUrls(cert), limits, now);
-        for (const std::string &url : CdpUrls(cert)) {
+        detail += "; " + DescribeUrls(txn, "crl", CrlUrls(cert), limits, now);
+        for (const std::string &url : CrlUrls(cert)) {
           if (UrlScheme(url) == "ldap") detail += " (ldap CDPs are not supported yet)";
         }
       } else {
-        detail += "; " + DescribeUrls(txn, "ocsp", OcspUrls(cert), limits, now);
+        detail += "; " + DescribeUrls(txn, "ocsp", AiaUrls(cert, NID_ad_OCSP), limits, now);
       }
     }
     if (!may_fetch) {
@@ -901,12 +866,12 @@ class RevocationChecker::Impl {
                           " ms: " + (ok ? "" : "failed: ") + result);
         }
       };
-      run(CdpUrls(job->cert.get()), false);
+      run(CrlUrls(job->cert.get()), false);
       Result<std::string> request = OcspRequestDer(job->cert.get(), job->issuer.get());
       if (request.ok()) {
         job->request = request.value();
         job->cert_id = OcspCertIdKey(job->cert.get(), job->issuer.get());
-        run(OcspUrls(job->cert.get()), true);
+        run(AiaUrls(job->cert.get(), NID_ad_OCSP), true);
       }
     }
     return lines;

@@ -1,3 +1,4 @@
+#include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/revocation_crl.h>
 #include <openssl/bn.h>
@@ -78,14 +79,6 @@ bool ParseTime(const Tlv &tlv, int64_t *out) {
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) return false;
   *out = DaysFromCivil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
   return true;
-}
-
-std::string NameText(X509_NAME *name) {
-  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "?";
-  char *data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(len));
 }
 
 std::string Hex(std::string_view bytes) {
@@ -398,7 +391,7 @@ Result<ParsedCrl> ParseCrl(std::string data) {
     const unsigned char *p = reinterpret_cast<const unsigned char *>(issuer.all.data());
     UniquePtr<X509_NAME> name(d2i_X509_NAME(nullptr, &p, static_cast<long>(issuer.all.size())));
     if (!name) return Status::Error("not a CRL (bad issuer name)");
-    crl.issuer = NameText(name.get());
+    crl.issuer = NameToString(name.get());
   }
   Tlv this_update;
   if (!next(&this_update) || !ParseTime(this_update, &crl.this_update)) {
@@ -427,7 +420,7 @@ Status VerifyCrl(const ParsedCrl &crl, X509 *issuer) {
   UniquePtr<X509_NAME> name(d2i_X509_NAME(nullptr, &p, static_cast<long>(crl.issuer_der.size())));
   if (!name || X509_NAME_cmp(name.get(), X509_get_subject_name(issuer)) != 0) {
     return Status::Error("the CRL is issued by " + crl.issuer + ", not by " +
-                         NameText(X509_get_subject_name(issuer)));
+                         NameToString(X509_get_subject_name(issuer)));
   }
   if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) &&
       !(X509_get_key_usage(issuer) & KU_CRL_SIGN)) {
@@ -470,7 +463,7 @@ Status VerifyCrl(const ParsedCrl &crl, X509 *issuer) {
   ERR_clear_error();
   if (!verified) {
     return Status::Error("the CRL's signature does not verify with the key of " +
-                         NameText(X509_get_subject_name(issuer)));
+                         NameToString(X509_get_subject_name(issuer)));
   }
   return Status::Ok();
 }

@@ -4,20 +4,6 @@
 namespace certgate {
 namespace {
 
-const char *ModeName(RevocationMode mode) {
-  switch (mode) {
-    case RevocationMode::kCacheOnly:
-      return "cache_only";
-    case RevocationMode::kSoftFail:
-      return "soft_fail";
-    case RevocationMode::kHardFail:
-      return "hard_fail";
-    case RevocationMode::kOff:
-      break;
-  }
-  return "off";
-}
-
 std::string Describe(const RevocationAnswer &answer) {
   std::string text = RevocationStatusName(answer.status);
   if (answer.status == RevocationStatus::kRevoked) {
@@ -65,13 +51,13 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
   }
   const bool is_stale = doubtful == stale;
   std::string detail =
-      std::string("mode ") + ModeName(mode) + ": " +
+      std::string("mode ") + RevocationModeName(mode) + ": " +
       (doubtful->depth == 0 ? std::string("the client certificate")
                             : "the CA certificate at depth " + std::to_string(doubtful->depth)) +
       (is_stale ? " has only revocation data older than nextUpdate + max_stale"
                 : " has no known revocation status") +
       (doubtful->detail.empty() ? "" : "; " + doubtful->detail);
-  decision->SetRevocation(Describe(*doubtful) + " (" + ModeName(mode) + ")");
+  decision->SetRevocation(Describe(*doubtful) + " (" + RevocationModeName(mode) + ")");
   if (mode == RevocationMode::kSoftFail) {
     decision->SetWarning(is_stale ? "revocation_stale" : "revocation_unknown");
     return;

@@ -37,6 +37,9 @@ enum class RevocationStatus { kGood, kRevoked, kUnknown, kStale };
 // "good", "revoked", "unknown", "stale".
 const char *RevocationStatusName(RevocationStatus status);
 
+// "off", "cache_only", "soft_fail", "hard_fail": certgate_revocation's words.
+const char *RevocationModeName(RevocationMode mode);
+
 struct RevocationAnswer {
   RevocationStatus status = RevocationStatus::kUnknown;
   int depth = 0;       // which cert of the chain
