@@ -142,6 +142,11 @@ const char *cg_policy_cache_dir(const cg_policy *policy) {
   return policy->policy.cache->c_str();
 }
 
+int cg_policy_revocation_wait_ms(const cg_policy *policy) {
+  const auto wait = policy != nullptr ? policy->policy.revocation_wait : std::nullopt;
+  return static_cast<int>(wait.value_or(std::chrono::milliseconds(2000)).count());
+}
+
 const char *cg_field_name(cg_field field) {
   return field >= 0 && field < CG_FIELD_COUNT ? kFieldNames[field] : "";
 }

@@ -53,8 +53,10 @@ void Decision::SetFindings(std::vector<Finding> findings) {
   fields_ = {};
 }
 
-void Decision::SetExpiryWarning(std::string detail) {
-  warning_ = "expiry";
+void Decision::SetExpiryWarning(std::string detail) { SetWarning("expiry", std::move(detail)); }
+
+void Decision::SetWarning(std::string warning, std::string detail) {
+  warning_ = std::move(warning);
   if (verdict_ == CG_VERDICT_ALLOW) detail_ = std::move(detail);
   fields_ = {};
 }

@@ -59,7 +59,7 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
       (doubtful->detail.empty() ? "" : "; " + doubtful->detail);
   decision->SetRevocation(Describe(*doubtful) + " (" + RevocationModeName(mode) + ")");
   if (mode == RevocationMode::kSoftFail) {
-    decision->SetWarning(is_stale ? "revocation_stale" : "revocation_unknown");
+    decision->SetWarning(is_stale ? "revocation_stale" : "revocation_unknown", detail);
     return;
   }
   const std::string hint =

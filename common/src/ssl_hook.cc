@@ -12,6 +12,7 @@
 #include <chrono>
 #include <climits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -22,8 +23,10 @@ namespace {
 
 std::atomic<const Clock *> g_clock{&SystemClock::Instance()};
 
-// What certgate knows about one TLS connection.
+// What certgate knows about one TLS connection. HTTP/2 streams of one
+// connection may be served by several threads (mod_http2), hence the mutex.
 struct ConnectionState {
+  std::mutex mutex;
   bool examined = false;
   std::optional<ChainEvidence> evidence;  // empty: no certificate presented
   int64_t earliest_not_after = INT64_MAX;
@@ -71,7 +74,11 @@ int AttachmentIndex() {
 
 ConnectionState *StateOf(SSL *ssl, bool create) {
   auto *state = static_cast<ConnectionState *>(SSL_get_ex_data(ssl, StateIndex()));
-  if (state == nullptr && create) {
+  if (state != nullptr || !create) return state;
+  static std::mutex creation;  // two streams of a resumed connection may arrive together
+  std::lock_guard<std::mutex> lock(creation);
+  state = static_cast<ConnectionState *>(SSL_get_ex_data(ssl, StateIndex()));
+  if (state == nullptr) {
     state = new ConnectionState();
     if (!SSL_set_ex_data(ssl, StateIndex(), state)) {
       delete state;
@@ -249,6 +256,7 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
   ConnectionState *state = StateOf(ssl, true);
   static const cg_decision kCannotDecide{Decision::InternalError("cannot keep connection state")};
   if (state == nullptr) return &kCannotDecide;
+  std::lock_guard<std::mutex> lock(state->mutex);
 
   if (!state->examined) {
     // A resumed session: no chain was sent and no callback ran. Rebuild the
@@ -274,11 +282,17 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
 
 void WaitForRevocation(SSL *ssl, const Policy &policy, std::chrono::milliseconds wait) {
   ConnectionState *state = StateOf(ssl, false);
-  if (state == nullptr || !state->evidence) return;
+  if (state == nullptr) return;
+  std::optional<ChainEvidence> evidence;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    evidence = state->evidence;
+  }
+  if (!evidence) return;
   std::string error;
   RevocationChecker *checker = RevocationFor(policy, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
                                              ConnectionClock(), &error);
-  if (checker != nullptr) checker->WaitForFetches(*state->evidence, wait);
+  if (checker != nullptr) checker->WaitForFetches(*evidence, wait);
 }
 
 const cg_decision *DecisionWithoutTls(const Policy &policy, bool internal_error) {

@@ -64,6 +64,7 @@ TEST(RevocationVerdictTest, UnknownFailsClosedUnlessSoftFail) {
   const Decision soft = Judge("soft_fail", {Answer(RevocationStatus::kUnknown)});
   EXPECT_EQ(soft.verdict(), CG_VERDICT_ALLOW);
   EXPECT_EQ(soft.warning(), "revocation_unknown");
+  EXPECT_THAT(soft.detail(), HasSubstr("connection refused"));  // the warning line explains
   EXPECT_THAT(soft.revocation(), HasSubstr("unknown (soft_fail)"));
 }
 

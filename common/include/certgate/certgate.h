@@ -157,6 +157,9 @@ CG_API int cg_policy_revocation_enabled(const cg_policy *policy);
  * default. Servers create it (owned by the worker user) before forking; the
  * cache itself is opened in each worker on first use. */
 CG_API const char *cg_policy_cache_dir(const cg_policy *policy);
+/* certgate_revocation_wait in milliseconds: how long a request may wait for a
+ * revocation fetch in flight. */
+CG_API int cg_policy_revocation_wait_ms(const cg_policy *policy);
 
 /* ---- decisions ---- */
 typedef struct cg_decision cg_decision;

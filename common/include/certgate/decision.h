@@ -46,7 +46,8 @@ class Decision {
   // Picks the reported finding by precedence (then depth) and keeps the rest.
   void SetFindings(std::vector<Finding> findings);
   void SetExpiryWarning(std::string detail);
-  void SetWarning(std::string warning) { warning_ = std::move(warning); }
+  // An allowed certificate that deserves a warning line, and why.
+  void SetWarning(std::string warning, std::string detail);
   void SetRevocation(std::string revocation) {
     revocation_ = std::move(revocation);
     fields_ = {};
