@@ -1,13 +1,16 @@
 /*
  * mod_certgate: client-certificate (mTLS) policy for Apache httpd 2.4.
  *
- * A thin adapter over the certgate core (certgate.h). It does four things only:
+ * A thin adapter over the certgate core (certgate.h). It does these things only:
  *   - forwards the CertGate<Key> directives to the core (cg_policy_set) and lets
  *     the core merge them (server -> virtual host -> <Directory>/<Location>);
  *   - hands the core the TLS objects it needs: every SSL vhost's SSL_CTX (mod_ssl's
  *     init_server hook) and every connection's SSL* (mod_ssl's pre_handshake hook);
  *   - turns the core's decision into httpd's outputs: status, body, CERTGATE_*
- *     environment variables, one error-log line per refusal;
+ *     environment variables, one error-log line per refusal; a decision still
+ *     waiting for a revocation fetch blocks the request thread, bounded;
+ *   - prepares the revocation cache directories for the child user (the core
+ *     opens the cache itself, in each child);
  *   - nothing else: every rule lives in the core.
  *
  * Layout follows modules/aaa/mod_authz_core.c: per-directory and per-server
@@ -23,6 +26,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "mod_core.h"
+#include "unixd.h"
 #include "util_filter.h"
 
 #include "apr_hash.h"
@@ -30,6 +34,12 @@
 #include "apr_optional_hooks.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/ssl.h>
 
@@ -97,6 +107,16 @@ static apr_hash_t *memo;
 static apr_thread_mutex_t *memo_lock;
 #endif
 
+/* Every <Directory>/<Location>/<Files> section that sets a CertGate key, with
+ * the server it appears in: check_config looks for revocation there to know
+ * which cache directories the children will open. Lives in pconf. */
+typedef struct {
+    server_rec *server;
+    const certgate_dir_conf *conf;
+} section_rec;
+
+static apr_array_header_t *sections;
+
 static apr_status_t memo_reset(void *unused)
 {
     (void)unused;
@@ -105,6 +125,7 @@ static apr_status_t memo_reset(void *unused)
     }
     memo_pool = NULL;
     memo = NULL;
+    sections = NULL;
 #if APR_HAS_THREADS
     memo_lock = NULL;
 #endif
@@ -242,6 +263,11 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
             return "certgate: out of memory";
         }
         apr_pool_cleanup_register(cmd->pool, conf->policy, policy_cleanup, apr_pool_cleanup_null);
+        if (cmd->path != NULL && sections != NULL) {
+            section_rec *section = apr_array_push(sections);
+            section->server = cmd->server;
+            section->conf = conf;
+        }
     }
     if (cg_policy_set(conf->policy, key, (const cg_str *)words->elts, (size_t)words->nelts,
                       &error) != CG_OK) {
@@ -404,6 +430,42 @@ static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg
 }
 
 /*
+ * The final decision for this request. A decision that is still pending (a
+ * revocation fetch for the chain is in flight and the policy waits up to
+ * CertGateRevocationWait for it) blocks this request thread: cg_ssl_wait()
+ * returns as soon as the fetch is done or after one step, and the core itself
+ * makes the decision final once the policy's wait has run out (hard_fail: then
+ * revocation_unavailable). Only this request's thread waits; others go on.
+ * The vhost's Timeout bounds the whole wait in case the core never settles; a
+ * decision still pending then is a refusal (revocation_unavailable), never an
+ * allow.
+ */
+#define CG_WAIT_STEP_MS 100
+
+static const cg_decision *decide(request_rec *r, const cg_policy *policy)
+{
+    SSL *ssl = connection_ssl(r->connection);
+    const cg_decision *decision = cg_ssl_decide(ssl, policy);
+    /* The core turns a pending decision final after certgate_revocation_wait;
+     * the deadline here only guards against a core that would not. */
+    apr_time_t deadline =
+        apr_time_now() + apr_time_from_msec(2 * cg_policy_revocation_wait_ms(policy) + 1000);
+
+    while (decision != NULL && ssl != NULL && cg_decision_pending(decision)) {
+        apr_time_t left = deadline - apr_time_now();
+        if (left <= 0) {
+            /* A pending decision is a refusal; never let one allow. */
+            return cg_decision_verdict(decision) == CG_VERDICT_ALLOW ? NULL : decision;
+        }
+        cg_ssl_wait(ssl, policy,
+                    (int)(apr_time_as_msec(left) < CG_WAIT_STEP_MS ? apr_time_as_msec(left) + 1
+                                                                   : CG_WAIT_STEP_MS));
+        decision = cg_ssl_decide(ssl, policy);
+    }
+    return decision;
+}
+
+/*
  * Where certgate enforces: post_perdir_config.
  *
  * ap_process_request_internal() (server/request.c, 2.4.x) runs, per request and
@@ -450,9 +512,9 @@ static int certgate_check(request_rec *r)
         return DECLINED;
     }
 
-    decision = cg_ssl_decide(connection_ssl(r->connection), conf->policy);
+    decision = decide(r, conf->policy);
     if (decision == NULL) {
-        /* Only for a policy that is off, which was excluded above. */
+        /* A policy that is off (excluded above), or a wait that never settled. */
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     export_fields(r, decision);
@@ -545,7 +607,177 @@ static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         return HTTP_INTERNAL_SERVER_ERROR;
     }
 #endif
+    sections = apr_array_make(pconf, 8, sizeof(section_rec));
     apr_pool_cleanup_register(pconf, NULL, memo_reset, apr_pool_cleanup_null);
+    return OK;
+}
+
+/*
+ * The revocation cache directories.
+ *
+ * The core opens its LMDB cache lazily, in each child, on the first request
+ * that needs it (an LMDB environment must not cross fork(), so the parent never
+ * opens it). The children run as User/Group, the parent as root: so the parent
+ * creates every directory a revocation-checking policy will use (mode 0700, the
+ * missing parents 0755) and gives it, and the LMDB files already in it, to the
+ * child user. This runs in check_config, i.e. on every (re)start and for
+ * `apache2 -t` too (as nginx -t creates its paths); a directory that cannot be
+ * prepared fails there, naming it.
+ */
+static int child_can_search(const struct stat *st, uid_t uid, gid_t gid)
+{
+    if (st->st_uid == uid) {
+        return (st->st_mode & S_IXUSR) != 0;
+    }
+    if (st->st_gid == gid) {
+        return (st->st_mode & S_IXGRP) != 0;
+    }
+    return (st->st_mode & S_IXOTH) != 0;
+}
+
+static const char *prepare_cache_dir(apr_pool_t *p, server_rec *s, const char *dir)
+{
+    const int as_root = geteuid() == 0 && ap_unixd_config.user_id != (uid_t)-1;
+    const uid_t uid = as_root ? ap_unixd_config.user_id : geteuid();
+    const gid_t gid = as_root ? ap_unixd_config.group_id : getegid();
+    char *path = apr_pstrdup(p, dir);
+    struct stat st;
+    char *slash;
+
+    if (*path != '/') {
+        return "it is not an absolute path";
+    }
+    /* mkdir -p: the parents 0755, the cache itself 0700. */
+    for (slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
+        const int last = slash == NULL || slash[1] == '\0';
+        if (slash != NULL) {
+            *slash = '\0';
+        }
+        if (stat(path, &st) != 0) {
+            if (errno != ENOENT || (mkdir(path, last ? 0700 : 0755) != 0 && errno != EEXIST)) {
+                return apr_psprintf(p, "cannot create %s: %s", path, strerror(errno));
+            }
+            if (stat(path, &st) != 0) {
+                return apr_psprintf(p, "cannot stat %s: %s", path, strerror(errno));
+            }
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            return apr_psprintf(p, "%s is not a directory", path);
+        }
+        if (as_root && !last && !child_can_search(&st, uid, gid)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "certgate: the revocation cache %s may be out of reach of user %s: "
+                         "%s is not searchable by it",
+                         dir, ap_unixd_config.user_name, path);
+        }
+        if (slash == NULL || last) {
+            break;
+        }
+        *slash = '/';
+    }
+
+    if (as_root) {
+        DIR *entries;
+        struct dirent *entry;
+        if ((st.st_uid != uid || st.st_gid != gid) && chown(path, uid, gid) != 0) {
+            return apr_psprintf(p, "cannot give it to user %s: chown: %s",
+                                ap_unixd_config.user_name, strerror(errno));
+        }
+        if (!(st.st_mode & S_IRWXU)) {
+            return apr_psprintf(p, "its mode %04o gives its owner no access",
+                                (unsigned)(st.st_mode & 07777));
+        }
+        /* data.mdb and lock.mdb left by a run as another user (certgate-cli as
+         * root, a previous User). */
+        entries = opendir(path);
+        if (entries == NULL) {
+            return apr_psprintf(p, "cannot read it: %s", strerror(errno));
+        }
+        while ((entry = readdir(entries)) != NULL) {
+            struct stat file;
+            const char *name = apr_pstrcat(p, path, "/", entry->d_name, NULL);
+            if (lstat(name, &file) == 0 && S_ISREG(file.st_mode) &&
+                (file.st_uid != uid || file.st_gid != gid) && chown(name, uid, gid) != 0) {
+                const char *err = apr_psprintf(p, "cannot give %s to user %s: chown: %s", name,
+                                               ap_unixd_config.user_name, strerror(errno));
+                closedir(entries);
+                return err;
+            }
+        }
+        closedir(entries);
+    } else if (access(path, R_OK | W_OK | X_OK) != 0) {
+        return apr_psprintf(p, "it is not writable by this server's user: %s", strerror(errno));
+    }
+    return NULL;
+}
+
+/* Whether a policy of server `s` (its own, or one of its sections merged over
+ * it) checks revocation. */
+static int server_checks_revocation(server_rec *s, server_rec *main_server, const cg_policy *base)
+{
+    int i;
+    if (base != NULL && cg_policy_revocation_enabled(base)) {
+        return 1;
+    }
+    for (i = 0; sections != NULL && i < sections->nelts; ++i) {
+        const section_rec *section = &APR_ARRAY_IDX(sections, i, section_rec);
+        cg_policy *merged;
+        cg_error error;
+        int enabled = 0;
+        if (section->server != s && section->server != main_server) {
+            continue;
+        }
+        merged = cg_policy_new();
+        if (merged == NULL) {
+            return 1; /* be safe: prepare the directory */
+        }
+        if (cg_policy_inherit(merged, section->conf->policy, &error) == CG_OK &&
+            (base == NULL || cg_policy_inherit(merged, base, &error) == CG_OK)) {
+            enabled = cg_policy_revocation_enabled(merged);
+        }
+        cg_policy_free(merged);
+        if (enabled) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                 server_rec *s)
+{
+    apr_hash_t *dirs = apr_hash_make(ptemp);
+    apr_hash_index_t *hi;
+    server_rec *v;
+    (void)pconf;
+    (void)plog;
+
+    for (v = s; v != NULL; v = v->next) {
+        const certgate_dir_conf *conf = ap_get_module_config(v->lookup_defaults, &certgate_module);
+        const cg_policy *base = conf != NULL ? conf->policy : NULL;
+        if (server_checks_revocation(v, s, base)) {
+            const char *dir = apr_pstrdup(ptemp, cg_policy_cache_dir(base));
+            if (apr_hash_get(dirs, dir, APR_HASH_KEY_STRING) == NULL) {
+                apr_hash_set(dirs, dir, APR_HASH_KEY_STRING, v);
+            }
+        }
+    }
+    for (hi = apr_hash_first(ptemp, dirs); hi != NULL; hi = apr_hash_next(hi)) {
+        const void *key;
+        void *val;
+        const char *why;
+        apr_hash_this(hi, &key, NULL, &val);
+        why = prepare_cache_dir(ptemp, val, key);
+        if (why != NULL) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, val,
+                         "certgate: cannot prepare the revocation cache directory %s "
+                         "(CertGateCache) for the child processes: %s",
+                         (const char *)key, why);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, val,
+                     "certgate: revocation cache directory %s ready", (const char *)key);
+    }
     return OK;
 }
 
@@ -553,6 +785,7 @@ static void register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_pre_config(certgate_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(certgate_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, init_server, certgate_init_server, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, pre_handshake, certgate_pre_handshake, NULL, NULL, APR_HOOK_MIDDLE);
     /* First among post_perdir_config hooks, so no other module's refusal or
