@@ -8,6 +8,11 @@
  * ngx_http_rewrite_module's handlers, so a `return` cannot skip it), and turns
  * decisions into a status, a body, $certgate_* variables, error-log lines and
  * counters.  All policy logic lives in the core (certgate.h).
+ *
+ * Revocation: the core looks the chain up in its shared cache and never blocks;
+ * while a fetch is in flight it answers "pending" (up to
+ * certgate_revocation_wait), and the request is suspended on a per-request
+ * timer that asks again, so the event loop never waits.
  */
 
 
@@ -20,6 +25,9 @@
 
 #define NGX_HTTP_CERTGATE_BODY_MAX   4096
 #define NGX_HTTP_CERTGATE_LINE_MAX   4096
+
+/* how often a request waiting for a revocation fetch asks the core again */
+#define NGX_HTTP_CERTGATE_WAIT_TICK  50
 
 
 typedef struct {
@@ -37,6 +45,7 @@ typedef struct {
 typedef struct {
     const cg_policy           *policy;
     const cg_decision         *decision;
+    ngx_event_t                wait;         /* revocation fetch in flight */
 } ngx_http_certgate_ctx_t;
 
 
@@ -47,6 +56,9 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_certgate_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_certgate_wait(ngx_http_request_t *r);
+static void ngx_http_certgate_wait_handler(ngx_event_t *ev);
+static void ngx_http_certgate_wait_cleanup(void *data);
 static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
@@ -64,6 +76,8 @@ static char *ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_certgate_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_certgate_cleanup_policy(void *data);
+static char *ngx_http_certgate_cache_path(ngx_conf_t *cf,
+    const cg_policy *policy);
 static ngx_int_t ngx_http_certgate_add_variables(ngx_conf_t *cf);
 static void *ngx_http_certgate_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_certgate_create_loc_conf(ngx_conf_t *cf);
@@ -195,6 +209,10 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (cg_decision_pending(d)) {
+        return ngx_http_certgate_wait(r);
+    }
+
     if (ngx_http_certgate_counters) {
         (void) ngx_atomic_fetch_add(&ngx_http_certgate_counters->decisions
                                      [cg_decision_verdict(d) ? 1 : 0]
@@ -218,6 +236,85 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
     ngx_http_certgate_log(r->connection->log, clcf->log_level, clcf, d);
 
     return ngx_http_certgate_deny(r, clcf, d);
+}
+
+
+/*
+ * Suspends the request until the next tick: NGX_DONE stops the phase engine
+ * with the phase handler unchanged, so the timer resumes it here.  No
+ * r->main->blocked: a client that goes away may close the request at once,
+ * and the request's pool cleanup then removes the timer.
+ *
+ * The timer is deliberately not cancelable: it is the waiting request's only
+ * timer, and a worker that exits with only cancelable timers left abandons
+ * the connection ("open socket left", "aborting").  A graceful shutdown thus
+ * waits for the answer, at most certgate_revocation_wait, like limit_req's
+ * delay.
+ */
+
+static ngx_int_t
+ngx_http_certgate_wait(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_certgate_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+
+    if (ctx->wait.handler == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_certgate_wait_cleanup;
+        cln->data = ctx;
+
+        ctx->wait.handler = ngx_http_certgate_wait_handler;
+        ctx->wait.log = r->connection->log;
+    }
+
+    ctx->wait.data = r;
+
+    ngx_add_timer(&ctx->wait, NGX_HTTP_CERTGATE_WAIT_TICK);
+
+    /* notice a client that closes meanwhile */
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_certgate_wait_handler(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "certgate revocation wait: \"%V?%V\"", &r->uri, &r->args);
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    r->write_event_handler(r);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_certgate_wait_cleanup(void *data)
+{
+    ngx_http_certgate_ctx_t *ctx = data;
+
+    if (ctx->wait.timer_set) {
+        ngx_del_timer(&ctx->wait);
+    }
 }
 
 
@@ -272,7 +369,9 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
 
-    if (ctx && ctx->policy == clcf->policy) {
+    if (ctx && ctx->policy == clcf->policy
+        && !cg_decision_pending(ctx->decision))
+    {
         return ctx->decision;
     }
 
@@ -665,6 +764,102 @@ ngx_http_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         /* cf->ctx->srv_conf is the server being merged */
         cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_certgate_module);
         cscf->enabled = 1;
+
+        if (cg_policy_revocation_enabled(conf->policy)) {
+            return ngx_http_certgate_cache_path(cf, conf->policy);
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The revocation cache directory (certgate_cache or the core's default) is
+ * made here, in the master, like a temp path: its parents with mkdir -p, the
+ * directory itself with mode 0700; registered with ngx_add_path() so that
+ * ngx_create_paths() makes the worker user ("user") its owner once the core
+ * configuration is known.  The cache itself (LMDB) is opened by each worker on
+ * first use, never in the master.
+ */
+
+static char *
+ngx_http_certgate_cache_path(ngx_conf_t *cf, const cg_policy *policy)
+{
+    size_t            len;
+    ngx_err_t         err;
+    ngx_path_t       *path;
+    const char       *dir;
+    ngx_file_info_t   fi;
+
+    dir = cg_policy_cache_dir(policy);
+    len = ngx_strlen(dir);
+
+    while (len > 1 && dir[len - 1] == '/') {
+        len--;
+    }
+
+    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (path == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    path->name.data = ngx_pnalloc(cf->pool, len + 1);
+    if (path->name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    path->name.len = len;
+    ngx_memcpy(path->name.data, dir, len);
+    path->name.data[len] = '\0';
+
+    if (path->name.data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "certgate: the revocation cache \"%V\" "
+                           "(certgate_cache) must be an absolute path",
+                           &path->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* parents: every prefix up to the last "/" */
+
+    err = ngx_create_full_path(path->name.data, 0755);
+
+    if (err == 0
+        && ngx_create_dir(path->name.data, 0700) == NGX_FILE_ERROR
+        && ngx_errno != NGX_EEXIST)
+    {
+        err = ngx_errno;
+    }
+
+    if (err) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, err,
+                           "certgate: cannot create the revocation cache "
+                           "directory \"%V\" (certgate_cache)", &path->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_file_info(path->name.data, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "certgate: the revocation cache \"%V\" "
+                           "(certgate_cache) cannot be examined", &path->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "certgate: the revocation cache \"%V\" "
+                           "(certgate_cache) is not a directory", &path->name);
+        return NGX_CONF_ERROR;
+    }
+
+    path->conf_file = cf->conf_file->file.name.data;
+    path->line = cf->conf_file->line;
+
+    /* the same directory for many locations is added once */
+
+    if (ngx_add_path(cf, &path) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;

@@ -145,6 +145,160 @@ std::string FindProgram(const std::string &name);
 // SHA-1). Use it as OPENSSL_CONF=<path> in Run()'s env. Returns the path.
 std::string WriteWeakClientOpensslConf(const std::string &dir);
 
+
+// ---- revocation servers (CDP / OCSP) ----
+//
+// Shared by the revocation suites of every server. The demo PKI's certificates
+// name http://127.0.0.1:18080/ (CDP + caIssuers: serve DIR/www) and
+// http://127.0.0.1:18081/ (OCSP), so those are the ports to use with it; the
+// suites using them must be RUN_SERIAL.
+//
+//   h::CrlServer cdp;                                    // Debian's nginx, plain HTTP
+//   ASSERT_EQ(cdp.Start(dir + "/cdp", pki + "/www", 18080), "");
+//   cdp.Publish("intermediate.crl", der);                // atomic swap, no reload
+//   cdp.SetFault(h::CrlServer::Fault::kHang);            // every path hangs ...
+//   cdp.SetFault(h::CrlServer::Fault::k500, "/intermediate.crl");  // ... or one path
+//   cdp.SetFault(h::CrlServer::Fault::kNone);            // clears every fault
+//   cdp.Requests("/intermediate.crl");                   // access-log lines for it
+//   cdp.Stop();                                          // connection refused from now
+//
+//   h::OcspResponder ocsp;                               // `openssl ocsp -port`
+//   ASSERT_EQ(ocsp.Start(pki, 18081, dir + "/ocsp.log"), "");
+//
+//   h::Blackhole hole;                                   // accepts TCP, never answers
+//   ASSERT_TRUE(hole.Listen(18081));                     // e.g. a hung OCSP responder
+
+// A plain-HTTP file server on 127.0.0.1:port: Debian's /usr/sbin/nginx (no
+// certgate module) serving `docroot` with its own prefix under `workdir`.
+// Static files get ETag/Last-Modified and answer conditional GETs with 304.
+// Faults are switched by flag files the server stats on every request, so they
+// take effect at once, without a reload. Stop() (SIGTERM) also cuts hung
+// requests; the destructor stops it.
+class CrlServer {
+ public:
+  enum class Fault {
+    kNone,  // serve the file (404 when missing)
+    k500,   // "500 Internal Server Error" (nginx's HTML page)
+    kHtml,  // 200 text/html "<html>...maintenance...</html>" instead of the file
+    kHang,  // accepts the request and never answers (proxied to a Blackhole)
+    k404,   // 404, even when the file exists
+  };
+
+  CrlServer() = default;
+  ~CrlServer();
+  CrlServer(const CrlServer &) = delete;
+  CrlServer &operator=(const CrlServer &) = delete;
+
+  // Creates workdir (config, logs, fault flags), makes docroot world-readable
+  // (nginx workers run as nobody), starts nginx and waits for the port.
+  // Returns "" on success, else what went wrong (with nginx's stderr).
+  std::string Start(const std::string &workdir, const std::string &docroot, int port);
+  void Stop();
+  bool Running();
+
+  // Writes docroot/name atomically (temp file + rename, mode 0644), so a
+  // concurrent GET sees the old or the new file, never a mix.
+  bool Publish(const std::string &name, std::string_view content);
+  // Copies a file into docroot/name (atomically, as Publish).
+  bool PublishFile(const std::string &name, const std::string &source);
+  bool Remove(const std::string &name);
+
+  // `path` "" = every path; else one URL path such as "/intermediate.crl".
+  // kNone with "" clears every fault; with a path, that path's faults only. A
+  // path fault wins over a global one; among faults, hang > 500 > html > 404.
+  bool SetFault(Fault fault, const std::string &path = "");
+
+  // Access-log lines ("<uri> <status> ims=<If-Modified-Since> inm=<If-None-Match>")
+  // for requests whose URI is `path` ("" = all), in order. A hung request is
+  // logged only when it ends.
+  std::vector<std::string> Requests(const std::string &path = "") const;
+
+  int port() const { return port_; }
+  const std::string &docroot() const { return docroot_; }
+  std::string url(const std::string &path) const;  // "http://127.0.0.1:PORT" + path
+  std::string error_log() const { return workdir_ + "/error.log"; }
+  std::string access_log() const { return workdir_ + "/access.log"; }
+
+ private:
+  std::string workdir_, docroot_;
+  int port_ = 0;
+  int hang_fd_ = -1;  // the Blackhole behind kHang
+  int hang_port_ = 0;
+  Process process_;
+};
+
+// A TCP listener on 127.0.0.1:port (0 = any free port) that never accepts:
+// connects succeed (the kernel's backlog) and nothing is ever answered, until
+// Close(). For hung CDP/OCSP servers.
+class Blackhole {
+ public:
+  Blackhole() = default;
+  ~Blackhole() { Close(); }
+  Blackhole(const Blackhole &) = delete;
+  Blackhole &operator=(const Blackhole &) = delete;
+  bool Listen(int port);  // false when the port is taken
+  void Close();
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// The demo PKI's OCSP responder: `openssl ocsp -index pki/ocsp/index.txt -port
+// PORT -rsigner pki/ocsp/signer.pem -rkey pki/ocsp/signer.key -CA
+// pki/ca/intermediate.pem -nmin 60 -ignore_err` (answers for the Example Issuing
+// CA; OpenSSL 3.0 binds the wildcard address; one request at a time).
+// stdout/stderr go to `log_path`. It re-reads index.txt only before waiting
+// for the next connection, so after an edit (RevokeInIndex) the first answer
+// is still the old one: call Restart() to apply an edit at once.
+// Never probe its port with a bare connect (WaitForPort, PortOpen): OpenSSL
+// 3.0's responder then blocks forever on that connection and answers nobody
+// (also with -timeout). Start() waits for its "waiting for OCSP client
+// connections" line instead. Any client that connects and gives up without
+// sending a request wedges it the same way.
+class OcspResponder {
+ public:
+  OcspResponder() = default;
+  ~OcspResponder() { Stop(); }
+  OcspResponder(const OcspResponder &) = delete;
+  OcspResponder &operator=(const OcspResponder &) = delete;
+  // `extra` is appended to the command line (e.g. {"-ndays", "1"}).
+  std::string Start(const std::string &pki, int port, const std::string &log_path,
+                    const std::vector<std::string> &extra = {});
+  void Stop();
+  // Stop + Start with the same arguments (applies an edited index.txt).
+  std::string Restart();
+  bool Running() { return process_.Running(); }
+
+ private:
+  Process process_;
+  int port_ = 0;
+  std::string pki_, log_path_;
+  std::vector<std::string> extra_;
+};
+
+// Marks the certificate with serial `serial_hex` (as in fingerprints.txt) `R`
+// in an `openssl ca` index.txt, revoked at `when` (UTC, "YYMMDDHHMMSSZ") with
+// `reason` ("keyCompromise", ...). Written atomically. Returns false when the
+// serial is not in the file.
+bool RevokeInIndex(const std::string &index_path, const std::string &serial_hex,
+                   const std::string &when, const std::string &reason = "keyCompromise");
+
+// The serial (hex, as in fingerprints.txt) of clients/<name> of a demo PKI; ""
+// if missing.
+std::string DemoSerial(const std::string &pki, const std::string &name);
+
+// Signs a fresh CRL of the demo PKI's Example Issuing CA with `openssl ca
+// -gencrl` (working files under `workdir`): the entries are those of
+// pki/ocsp/index.txt (so `revoked` is in it) plus the demo clients named in
+// `also_revoke` (keyCompromise, revoked now); crlNumber `crl_number`;
+// thisUpdate now, nextUpdate now + `valid_seconds`. Writes the DER to *der.
+// Returns "" on success, else openssl's error output.
+std::string SignDemoCrl(const std::string &pki, const std::string &workdir,
+                        const std::vector<std::string> &also_revoke, int crl_number,
+                        int valid_seconds, std::string *der);
+
 }  // namespace certgate::harness
 
 #endif  // CERTGATE_TESTS_INTEGRATION_HARNESS_H

@@ -1,0 +1,482 @@
+// Integration tests of revocation in ngx_http_certgate_module (issue 5 item 7):
+// Debian's nginx with the module on 127.0.0.1:18410, a real CDP (another
+// Debian nginx serving the demo PKI's www/ on 127.0.0.1:18080, as the demo
+// certificates name it) and a real OCSP responder (`openssl ocsp` on 18081).
+//
+// One nginx with worker_processes 1, so a request waiting for a fetch and the
+// requests that must not be delayed by it share one event loop. Locations that
+// need a clean slate have their own certgate_cache (a URL's backoff after a
+// failure lives in the cache). CERTGATE_KEEP_TMP=1 keeps the directory.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.h"
+
+namespace certgate {
+namespace {
+
+namespace h = harness;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kPort = 18410;      // the server under test
+constexpr int kCdpPort = 18080;   // fixed in the demo certificates (CDP, caIssuers)
+constexpr int kOcspPort = 18081;  // fixed in the demo certificates (AIA OCSP)
+
+int MsSince(Clock::time_point start) {
+  return static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+}
+
+struct Response {
+  int curl_exit = -1;
+  int status = 0;
+  std::string body;
+  std::string err;
+  int ms = 0;
+};
+
+class Instance {
+ public:
+  std::string Start() {
+    nginx_ = h::FindProgram(CERTGATE_NGINX_BINARY);
+    if (nginx_.empty()) return std::string(CERTGATE_NGINX_BINARY) + " is missing";
+    dir_ = std::make_unique<h::TempDir>("certgate-nginx-rev");
+    if (!dir_->ok()) return "cannot create a temp dir";
+    const std::string d = dir_->path();
+    h::MakeDirs(d + "/logs");
+    h::MakeDirs(d + "/tmp");
+    // Root-owned and 0755, as a test would leave it: the module must hand each
+    // cache to the worker user (nobody) itself.
+    h::MakeDirs(d + "/cache");
+    std::string error = h::GeneratePki(pki());
+    if (!error.empty()) return error;
+    if (!h::WriteFile(conf(), Config())) return "cannot write nginx.conf";
+    h::RunResult test = h::Run({nginx_, "-t", "-p", d, "-c", conf()});
+    if (test.exit_code != 0) return "nginx -t failed:\n" + test.err;
+    error = cdp_.Start(d + "/cdp", pki() + "/www", kCdpPort);
+    if (!error.empty()) return error;
+    error = ocsp_.Start(pki(), kOcspPort, d + "/logs/ocsp.log");
+    if (!error.empty()) return error;
+    if (!process_.Start({nginx_, "-p", d, "-c", conf()}, d + "/logs/stdout.log",
+                        d + "/logs/stderr.log")) {
+      return "cannot start nginx: " + process_.error();
+    }
+    if (!h::WaitForPort(kPort, 10000)) {
+      return "nginx does not listen:\n" + h::ReadFile(d + "/logs/stderr.log") +
+             h::ReadFile(error_log());
+    }
+    return "";
+  }
+
+  void Stop() {
+    // SIGTERM: a request still waiting must not hold the test.
+    if (process_.pid() > 0) process_.Stop(SIGTERM, 10000);
+    cdp_.Stop();
+    ocsp_.Stop();
+  }
+
+  std::string Location(const std::string &name, const std::string &directives) const {
+    return "    location = /" + name + " {\n      certgate_cache " + cache(name) + ";\n" +
+           directives + "      return 200 \"ok\\n\";\n    }\n";
+  }
+
+  std::string Config() const {
+    const std::string d = dir_->path();
+    const std::string p = pki();
+    const std::string crl_only = "      certgate_revocation_sources crl;\n";
+    return "load_module " CERTGATE_NGINX_MODULE_PATH ";\n"
+           "daemon off;\nmaster_process on;\nworker_processes 1;\n"
+           "pid " + d + "/nginx.pid;\n"
+           "error_log " + error_log() + ";\n"
+           "error_log " + notice_log() + " notice;\n"
+           "events { worker_connections 256; }\n"
+           "http {\n"
+           "  client_body_temp_path " + d + "/tmp/body;\n"
+           "  proxy_temp_path " + d + "/tmp/proxy;\n"
+           "  fastcgi_temp_path " + d + "/tmp/fastcgi;\n"
+           "  uwsgi_temp_path " + d + "/tmp/uwsgi;\n"
+           "  scgi_temp_path " + d + "/tmp/scgi;\n"
+           "  log_format cg '$request_uri status=$status reason=$certgate_reason "
+           "revocation=\"$certgate_revocation\"';\n"
+           "  access_log " + access_log() + " cg;\n"
+           "  ssl_protocols TLSv1.2 TLSv1.3;\n"
+           "  ssl_session_cache shared:SSL:1m;\n"
+           "  ssl_session_tickets on;\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" + std::to_string(kPort) + " ssl http2;\n"
+           "    server_name localhost;\n"
+           "    ssl_certificate " + p + "/server/server-chain.pem;\n"
+           "    ssl_certificate_key " + p + "/server/server.key;\n"
+           "    ssl_trusted_certificate " + p + "/ca/trust.pem;\n"
+           "    certgate require;\n"
+           "    certgate_revocation hard_fail;\n"
+           "    location = /norev { certgate_revocation off; return 200 \"norev\\n\"; }\n" +
+           Location("crl", crl_only) +
+           Location("down", crl_only + "      certgate_revocation_wait 1s;\n") +
+           Location("hang", crl_only +
+                                "      certgate_revocation_wait 1s;\n"
+                                "      certgate_fetch_timeout 2s;\n") +
+           Location("soft", crl_only + "      certgate_revocation soft_fail;\n") +
+           Location("cacheonly", "      certgate_revocation cache_only;\n      certgate_crl " + p +
+                                     "/crl/intermediate.crl " + p + "/crl/root.crl;\n") +
+           Location("update", crl_only) + Location("h2", crl_only) +
+           Location("longwait", crl_only +
+                                    "      certgate_revocation_wait 3s;\n"
+                                    "      certgate_fetch_timeout 30s;\n") +
+           Location("ocsp",
+                    "      certgate_revocation_sources ocsp;\n"
+                    "      certgate_revocation_scope leaf;\n") +
+           "  }\n"
+           "}\n";
+  }
+
+  Response Curl(const std::string &path, const std::string &client,
+                const std::string &max_time = "10",
+                const std::vector<std::string> &extra = {}) const {
+    std::vector<std::string> argv = {"curl", "-sSk", "--max-time", max_time,
+                                     "-o", "-", "-w", "\n%{http_code}"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!client.empty()) {
+      argv.insert(argv.end(), {"--cert", pki() + "/clients/" + client + ".chain.pem", "--key",
+                               pki() + "/clients/" + client + ".key"});
+    }
+    argv.push_back("https://127.0.0.1:" + std::to_string(kPort) + path);
+    const auto start = Clock::now();
+    h::RunResult r = h::Run(argv);
+    Response out;
+    out.ms = MsSince(start);
+    out.curl_exit = r.exit_code;
+    out.err = r.err;
+    const size_t nl = r.out.rfind('\n');
+    if (nl != std::string::npos) {
+      out.body = r.out.substr(0, nl);
+      out.status = std::atoi(r.out.c_str() + nl + 1);
+    }
+    return out;
+  }
+
+  // openssl s_client: one HTTP/1.1 request, saving or reusing a session.
+  h::RunResult SClient(const std::string &client, const std::string &path,
+                       const std::vector<std::string> &extra) const {
+    std::vector<std::string> argv = {"openssl", "s_client", "-connect",
+                                     "127.0.0.1:" + std::to_string(kPort), "-servername",
+                                     "localhost", "-ign_eof", "-tls1_3"};
+    if (!client.empty()) {
+      argv.insert(argv.end(), {"-cert", pki() + "/clients/" + client + ".crt", "-key",
+                               pki() + "/clients/" + client + ".key", "-cert_chain",
+                               pki() + "/ca/intermediate.pem"});
+    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return h::Run(argv, {},
+                  "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                  15000);
+  }
+
+  std::string pki() const { return dir_->path() + "/pki"; }
+  std::string dir() const { return dir_->path(); }
+  std::string cache(const std::string &name) const { return dir_->path() + "/cache/" + name; }
+  std::string conf() const { return dir_->path() + "/nginx.conf"; }
+  std::string error_log() const { return dir_->path() + "/logs/error.log"; }
+  std::string notice_log() const { return dir_->path() + "/logs/notice.log"; }
+  std::string access_log() const { return dir_->path() + "/logs/access.log"; }
+  h::CrlServer &cdp() { return cdp_; }
+  h::Process &process() { return process_; }
+  h::OcspResponder &ocsp() { return ocsp_; }
+
+ private:
+  std::string nginx_;
+  std::unique_ptr<h::TempDir> dir_;
+  h::Process process_;
+  h::CrlServer cdp_;
+  h::OcspResponder ocsp_;
+};
+
+Instance *g_instance = nullptr;
+std::string g_start_error;
+
+class NginxRevocation : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    g_instance = new Instance();
+    g_start_error = g_instance->Start();
+  }
+  static void TearDownTestSuite() {
+    g_instance->Stop();
+    delete g_instance;
+    g_instance = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(g_start_error.empty()) << g_start_error; }
+  void TearDown() override {
+    // Every test leaves the CDP up, healthy and with the demo CRLs.
+    Instance &n = *g_instance;
+    n.cdp().SetFault(h::CrlServer::Fault::kNone);
+    if (!n.cdp().Running()) {
+      EXPECT_EQ(n.cdp().Start(n.dir() + "/cdp", n.pki() + "/www", kCdpPort), "");
+    }
+    n.cdp().PublishFile("intermediate.crl", n.pki() + "/crl/intermediate.crl");
+  }
+  Instance &n() { return *g_instance; }
+};
+
+std::string WaitLine(const std::string &file, const std::vector<std::string> &needles,
+                     int timeout_ms = 3000) {
+  const auto start = Clock::now();
+  do {
+    auto lines = h::GrepLines(h::ReadFile(file), needles);
+    if (!lines.empty()) return lines.back();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (MsSince(start) < timeout_ms);
+  return "";
+}
+
+std::string AccessLine(const std::string &uri) {
+  return WaitLine(g_instance->access_log(), {uri + " "});
+}
+
+TEST_F(NginxRevocation, CacheDirectoryIsHandedToTheWorkerUser) {
+  struct stat st;
+  ASSERT_EQ(stat(n().cache("crl").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  if (geteuid() == 0) {
+    EXPECT_NE(st.st_uid, 0u) << "not chowned to the worker user";
+  }
+}
+
+TEST_F(NginxRevocation, RevokedByCrlFromTheCdp) {
+  Response r = n().Curl("/crl?case=revoked", "revoked");
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "403.13 client certificate refused: revoked\n");
+  const std::string line = WaitLine(n().error_log(), {"GET /crl?case=revoked "});
+  EXPECT_NE(line.find("[error]"), std::string::npos) << line;
+  EXPECT_NE(line.find("reason=revoked"), std::string::npos) << line;
+  EXPECT_NE(line.find("http://127.0.0.1:18080/intermediate.crl"), std::string::npos) << line;
+  EXPECT_NE(line.find("crl_number=1"), std::string::npos) << line;
+  EXPECT_NE(line.find("keyCompromise"), std::string::npos) << line;
+  EXPECT_TRUE(std::regex_search(line, std::regex("revoked 20\\d\\d-\\d\\d-\\d\\d"))) << line;
+  EXPECT_FALSE(n().cdp().Requests("/intermediate.crl").empty());
+}
+
+TEST_F(NginxRevocation, GoodIsAllowedWithTheSourceInTheAccessLog) {
+  Response r = n().Curl("/crl?case=good", "good");
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok\n");
+  const std::string access = AccessLine("/crl?case=good");
+  EXPECT_NE(access.find("revocation=\"good crl http://127.0.0.1:18080/intermediate.crl"),
+            std::string::npos)
+      << access;
+}
+
+TEST_F(NginxRevocation, CdpDownHardFailIsRevocationUnavailable) {
+  n().cdp().Stop();  // connection refused
+  Response r = n().Curl("/down?case=refused", "good");
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "403.13 client certificate refused: revocation_unavailable\n");
+  EXPECT_LT(r.ms, 1000 + 1500) << "answered within certgate_revocation_wait";
+  const std::string line = WaitLine(n().error_log(), {"GET /down?case=refused "});
+  EXPECT_NE(line.find("reason=revocation_unavailable"), std::string::npos) << line;
+  EXPECT_NE(line.find("http://127.0.0.1:18080/intermediate.crl"), std::string::npos) << line;
+  EXPECT_NE(line.find("hard_fail"), std::string::npos) << line;
+  EXPECT_TRUE(std::regex_search(line, std::regex("[Cc]onnect|refused"))) << line;
+}
+
+TEST_F(NginxRevocation, SoftFailWithCdpDownIsAllowedAndWarned) {
+  n().cdp().Stop();
+  Response r = n().Curl("/soft?case=down", "good");
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 200);
+  const std::string line = WaitLine(n().notice_log(), {"GET /soft?case=down "});
+  EXPECT_NE(line.find("[warn]"), std::string::npos) << line;
+  EXPECT_NE(line.find("verdict=allow"), std::string::npos) << line;
+  EXPECT_NE(line.find("soft_fail"), std::string::npos) << line;
+  EXPECT_TRUE(h::GrepLines(h::ReadFile(n().error_log()), {"case=down"}).empty())
+      << "a warning is not an error";
+  const std::string access = AccessLine("/soft?case=down");
+  EXPECT_NE(access.find("status=200"), std::string::npos) << access;
+}
+
+TEST_F(NginxRevocation, CacheOnlyWithPreloadedCrlAndNoNetwork) {
+  n().cdp().Stop();
+  Response revoked = n().Curl("/cacheonly?case=revoked", "revoked");
+  ASSERT_EQ(revoked.curl_exit, 0) << revoked.err;
+  EXPECT_EQ(revoked.status, 403);
+  EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
+  const std::string line = WaitLine(n().error_log(), {"GET /cacheonly?case=revoked "});
+  EXPECT_NE(line.find("intermediate.crl"), std::string::npos) << line;
+  Response good = n().Curl("/cacheonly?case=good", "good");
+  EXPECT_EQ(good.status, 200) << good.body;
+  const std::string access = AccessLine("/cacheonly?case=good");
+  EXPECT_NE(access.find("revocation=\"good crl"), std::string::npos) << access;
+}
+
+TEST_F(NginxRevocation, UpdatedCrlAtTheCdpRevokesWithoutReloadAlsoResumedSessions) {
+  // The CDP serves a short-lived CRL (nextUpdate in 4 s): the checker refreshes
+  // it ahead of nextUpdate (there is no policy key for the refresh interval;
+  // its default is 1 h, so a short nextUpdate is what makes it refresh here).
+  std::string der;
+  ASSERT_EQ(h::SignDemoCrl(n().pki(), n().dir() + "/crl-v5", {}, 5, 4, &der), "");
+  ASSERT_TRUE(n().cdp().Publish("intermediate.crl", der));
+  const auto published = Clock::now();
+  const std::string sess = n().dir() + "/session-good.pem";
+  h::RunResult first = n().SClient("good", "/update?case=session-1", {"-sess_out", sess});
+  ASSERT_NE(first.out.find("HTTP/1.1 200"), std::string::npos) << first.out << first.err;
+  ASSERT_GT(h::FileSize(sess), 0);
+  EXPECT_NE(AccessLine("/update?case=session-1").find("crl_number=5"), std::string::npos);
+
+  // A newer CRL (crlNumber 6) now also revokes `good`.
+  ASSERT_EQ(h::SignDemoCrl(n().pki(), n().dir() + "/crl-v6", {"good"}, 6, 3600, &der), "");
+  ASSERT_TRUE(n().cdp().Publish("intermediate.crl", der));
+  int status = 0;
+  int i = 0;
+  while (MsSince(published) < 12000) {
+    status = n().Curl("/update?case=poll-" + std::to_string(i++), "good").status;
+    if (status == 403) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(status, 403) << "the CRL at the CDP was not picked up";
+  const std::string line =
+      WaitLine(n().error_log(), {"GET /update?case=poll-" + std::to_string(i - 1) + " "});
+  EXPECT_NE(line.find("reason=revoked"), std::string::npos) << line;
+  EXPECT_NE(line.find("crl_number=6"), std::string::npos) << line;
+
+  // The session resumed from before the revocation is refused too.
+  h::RunResult second = n().SClient("", "/update?case=session-2", {"-sess_in", sess});
+  EXPECT_NE(second.out.find("Reused, "), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("HTTP/1.1 403"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("403.13 client certificate refused: revoked"), std::string::npos);
+}
+
+TEST_F(NginxRevocation, HangingCdpDelaysOnlyTheWaitingRequest) {
+  n().cdp().SetFault(h::CrlServer::Fault::kHang);
+  auto waiting = std::async(std::launch::async, [&] { return n().Curl("/hang?case=hang", "good"); });
+  // While that request waits, other locations answer at once.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  int slowest = 0;
+  for (int k = 0; k < 5; ++k) {
+    Response other = n().Curl("/norev?case=during-hang-" + std::to_string(k), "good");
+    EXPECT_EQ(other.status, 200);
+    slowest = std::max(slowest, other.ms);
+  }
+  Response r = waiting.get();
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "403.13 client certificate refused: revocation_unavailable\n");
+  EXPECT_GE(r.ms, 900) << "it waited for the fetch";
+  EXPECT_LT(r.ms, 1000 + 1000) << "answered within certgate_revocation_wait";
+  EXPECT_LT(slowest, 300) << "a request elsewhere waited for the hanging CDP";
+  const std::string line = WaitLine(n().error_log(), {"GET /hang?case=hang "});
+  EXPECT_NE(line.find("reason=revocation_unavailable"), std::string::npos) << line;
+  EXPECT_NE(line.find("intermediate.crl"), std::string::npos) << line;
+}
+
+TEST_F(NginxRevocation, ClientGoneWhileWaitingIsHarmless) {
+  n().cdp().SetFault(h::CrlServer::Fault::kHang);
+  // curl gives up after 0.3 s, while the request waits on its timer.
+  Response gone = n().Curl("/hang?case=gone", "good", "0.3");
+  EXPECT_NE(gone.curl_exit, 0) << "the request should still be waiting";
+  std::vector<std::future<Response>> many;
+  for (int k = 0; k < 5; ++k) {
+    many.push_back(std::async(std::launch::async, [&, k] {
+      return n().Curl("/hang?case=gone-" + std::to_string(k), "good", "0.2");
+    }));
+  }
+  for (auto &f : many) f.get();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(n().Curl("/norev?case=after-gone", "good").status, 200);
+  const std::string log = h::ReadFile(n().error_log());
+  EXPECT_TRUE(h::GrepLines(log, {"[alert]"}).empty()) << log;
+  EXPECT_TRUE(h::GrepLines(log, {"signal"}).empty()) << log;
+}
+
+TEST_F(NginxRevocation, OcspRevokedAndGood) {
+  Response revoked = n().Curl("/ocsp?case=revoked", "revoked");
+  ASSERT_EQ(revoked.curl_exit, 0) << revoked.err;
+  EXPECT_EQ(revoked.status, 403);
+  EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
+  const std::string line = WaitLine(n().error_log(), {"GET /ocsp?case=revoked "});
+  EXPECT_NE(line.find("ocsp http://127.0.0.1:18081"), std::string::npos) << line;
+  EXPECT_NE(line.find("keyCompromise"), std::string::npos) << line;
+
+  Response good = n().Curl("/ocsp?case=good", "good");
+  EXPECT_EQ(good.status, 200) << good.body;
+  const std::string access = AccessLine("/ocsp?case=good");
+  EXPECT_NE(access.find("revocation=\"good ocsp http://127.0.0.1:18081"), std::string::npos)
+      << access;
+}
+
+TEST_F(NginxRevocation, Http2StreamWaitsForTheFetch) {
+  // A cold cache: the stream is suspended until the CRL is fetched.
+  Response revoked = n().Curl("/h2?case=revoked", "revoked", "10", {"--http2"});
+  ASSERT_EQ(revoked.curl_exit, 0) << revoked.err;
+  EXPECT_EQ(revoked.status, 403);
+  EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
+  Response good = n().Curl("/h2?case=good", "good", "10", {"--http2"});
+  EXPECT_EQ(good.status, 200);
+  const std::string line = WaitLine(n().error_log(), {"GET /h2?case=revoked HTTP/2.0"});
+  EXPECT_NE(line.find("crl_number=1"), std::string::npos) << line;
+  // A stream whose client goes away while it waits.
+  n().cdp().SetFault(h::CrlServer::Fault::kHang);
+  Response gone = n().Curl("/longwait?case=h2-gone", "good", "0.3", {"--http2"});
+  EXPECT_NE(gone.curl_exit, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(n().Curl("/norev?case=after-h2-gone", "good", "10", {"--http2"}).status, 200);
+  EXPECT_TRUE(h::GrepLines(h::ReadFile(n().error_log()), {"[alert]"}).empty());
+}
+
+// nginx -t: an unusable certgate_cache fails the test with the path named.
+TEST_F(NginxRevocation, UnusableCacheDirectoryFailsConfigTest) {
+  const std::string file = n().dir() + "/not-a-dir";
+  h::WriteFile(file, "x");
+  for (const std::string &cache : {file, file + "/sub"}) {
+    const std::string conf = n().dir() + "/bad-cache.conf";
+    h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\n"
+                       "pid " + n().dir() + "/t.pid;\n"
+                       "error_log " + n().dir() + "/logs/t.log;\n"
+                       "events {}\n"
+                       "http {\n  server {\n    listen 127.0.0.1:18429;\n"
+                       "    location / {\n      certgate require;\n"
+                       "      certgate_revocation soft_fail;\n"
+                       "      certgate_cache " + cache + ";\n    }\n  }\n}\n");
+    h::RunResult r = h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", n().dir(), "-c", conf});
+    EXPECT_NE(r.exit_code, 0) << cache;
+    EXPECT_NE(r.err.find("[emerg]"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("\"" + cache + "\""), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("certgate"), std::string::npos) << r.err;
+  }
+}
+
+// Last (it stops nginx): a graceful shutdown waits for a request that waits
+// for a fetch at most certgate_revocation_wait (3 s here), and that request
+// gets its answer; the worker exits cleanly although the fetch still hangs.
+TEST_F(NginxRevocation, ZzGracefulShutdownWaitsAtMostTheRevocationWait) {
+  n().cdp().SetFault(h::CrlServer::Fault::kHang);
+  auto waiting =
+      std::async(std::launch::async, [&] { return n().Curl("/longwait?case=quit", "good"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto start = Clock::now();
+  ASSERT_TRUE(n().process().Signal(SIGQUIT));
+  const int code = n().process().Wait(15000);
+  EXPECT_EQ(code, 0);
+  EXPECT_LT(MsSince(start), 3000 + 1500) << "the shutdown waited longer than the wait";
+  Response r = waiting.get();
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "403.13 client certificate refused: revocation_unavailable\n");
+  const std::string log = h::ReadFile(n().notice_log());
+  EXPECT_TRUE(h::GrepLines(log, {"[alert]"}).empty()) << log;
+  EXPECT_TRUE(h::GrepLines(log, {"exited on signal"}).empty()) << log;
+}
+
+}  // namespace
+}  // namespace certgate
