@@ -1,6 +1,7 @@
 #include <certgate/revocation_registry.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,9 +17,23 @@ struct Registry {
   std::set<std::string> preloaded;  // cache dir + CRL paths already loaded
 };
 
+// At exit, stop this process's fetch threads before OpenSSL's own atexit cleanup
+// (registered earlier, so run later) frees what they use. Checkers inherited
+// from a parent are left alone.
+void StopCheckersAtExit();
+
 Registry &TheRegistry() {
-  static Registry *registry = new Registry();  // never destroyed: workers exit without teardown
+  static Registry *registry = [] {
+    std::atexit(StopCheckersAtExit);
+    return new Registry();  // never destroyed: its checkers may outlive static teardown
+  }();
   return *registry;
+}
+
+void StopCheckersAtExit() {
+  Registry &registry = TheRegistry();
+  std::lock_guard<std::mutex> lock(registry.mutex);
+  if (registry.pid == getpid()) registry.checkers.clear();
 }
 
 }  // namespace
