@@ -67,6 +67,10 @@ http {
         certgate require;
         certgate_subject OU=People;
         certgate_trusted_issuers $run/issuers.pem;
+        # Revocation from preloaded CRLs, never fetched (IIS's cache-only mode).
+        certgate_revocation cache_only;
+        certgate_crl $pki/crl;
+        certgate_cache $run/cache-nginx;
 
         location / { return 200 "hello \$certgate_subject\n"; }
     }
@@ -121,6 +125,9 @@ Listen 127.0.0.1:$apache_port
   CertGate require
   CertGateSubject OU=People
   CertGateTrustedIssuers $run/issuers.pem
+  CertGateRevocation cache_only
+  CertGateCrl $pki/crl
+  CertGateCache $run/cache-apache
 </VirtualHost>
 EOF
   chmod -R a+rX "$run"
@@ -153,9 +160,10 @@ request() {  # PORT KIND -> "STATUS BODY"
 
 kinds=(good expiring_soon none expired not_yet_valid wrong_eku no_eku key_usage self_signed
        untrusted chain_incomplete other_issuer bad_signature invalid_ca malformed chain_too_long
-       weak_key weak_signature ou_missing)
+       weak_key weak_signature ou_missing revoked)
 
-echo "certgate demo: certgate require; certgate_subject OU=People; certgate_trusted_issuers <Example CAs>"
+echo "certgate demo: certgate require; certgate_subject OU=People; certgate_trusted_issuers <Example CAs>;"
+echo "               certgate_revocation cache_only with the demo CRLs preloaded"
 for server in "${servers[@]}"; do
   IFS=: read -r name port log <<<"$server"
   echo
