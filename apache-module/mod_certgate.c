@@ -35,10 +35,8 @@
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -624,89 +622,12 @@ static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
  * `apache2 -t` too (as nginx -t creates its paths); a directory that cannot be
  * prepared fails there, naming it.
  */
-static int child_can_search(const struct stat *st, uid_t uid, gid_t gid)
+static const char *prepare_cache_dir(apr_pool_t *p, const char *dir)
 {
-    if (st->st_uid == uid) {
-        return (st->st_mode & S_IXUSR) != 0;
-    }
-    if (st->st_gid == gid) {
-        return (st->st_mode & S_IXGRP) != 0;
-    }
-    return (st->st_mode & S_IXOTH) != 0;
-}
-
-static const char *prepare_cache_dir(apr_pool_t *p, server_rec *s, const char *dir)
-{
-    const int as_root = geteuid() == 0 && ap_unixd_config.user_id != (uid_t)-1;
-    const uid_t uid = as_root ? ap_unixd_config.user_id : geteuid();
-    const gid_t gid = as_root ? ap_unixd_config.group_id : getegid();
-    char *path = apr_pstrdup(p, dir);
-    struct stat st;
-    char *slash;
-
-    if (*path != '/') {
-        return "it is not an absolute path";
-    }
-    /* mkdir -p: the parents 0755, the cache itself 0700. */
-    for (slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
-        const int last = slash == NULL || slash[1] == '\0';
-        if (slash != NULL) {
-            *slash = '\0';
-        }
-        if (stat(path, &st) != 0) {
-            if (errno != ENOENT || (mkdir(path, last ? 0700 : 0755) != 0 && errno != EEXIST)) {
-                return apr_psprintf(p, "cannot create %s: %s", path, strerror(errno));
-            }
-            if (stat(path, &st) != 0) {
-                return apr_psprintf(p, "cannot stat %s: %s", path, strerror(errno));
-            }
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            return apr_psprintf(p, "%s is not a directory", path);
-        }
-        if (as_root && !last && !child_can_search(&st, uid, gid)) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         "certgate: the revocation cache %s may be out of reach of user %s: "
-                         "%s is not searchable by it",
-                         dir, ap_unixd_config.user_name, path);
-        }
-        if (slash == NULL || last) {
-            break;
-        }
-        *slash = '/';
-    }
-
-    if (as_root) {
-        DIR *entries;
-        struct dirent *entry;
-        if ((st.st_uid != uid || st.st_gid != gid) && chown(path, uid, gid) != 0) {
-            return apr_psprintf(p, "cannot give it to user %s: chown: %s",
-                                ap_unixd_config.user_name, strerror(errno));
-        }
-        if (!(st.st_mode & S_IRWXU)) {
-            return apr_psprintf(p, "its mode %04o gives its owner no access",
-                                (unsigned)(st.st_mode & 07777));
-        }
-        /* data.mdb and lock.mdb left by a run as another user (certgate-cli as
-         * root, a previous User). */
-        entries = opendir(path);
-        if (entries == NULL) {
-            return apr_psprintf(p, "cannot read it: %s", strerror(errno));
-        }
-        while ((entry = readdir(entries)) != NULL) {
-            struct stat file;
-            const char *name = apr_pstrcat(p, path, "/", entry->d_name, NULL);
-            if (lstat(name, &file) == 0 && S_ISREG(file.st_mode) &&
-                (file.st_uid != uid || file.st_gid != gid) && chown(name, uid, gid) != 0) {
-                const char *err = apr_psprintf(p, "cannot give %s to user %s: chown: %s", name,
-                                               ap_unixd_config.user_name, strerror(errno));
-                closedir(entries);
-                return err;
-            }
-        }
-        closedir(entries);
-    } else if (access(path, R_OK | W_OK | X_OK) != 0) {
-        return apr_psprintf(p, "it is not writable by this server's user: %s", strerror(errno));
+    cg_error error;
+    if (cg_cache_dir_prepare(dir, (long)ap_unixd_config.user_id, (long)ap_unixd_config.group_id,
+                             &error) != CG_OK) {
+        return apr_pstrdup(p, error.message);
     }
     return NULL;
 }
@@ -767,7 +688,7 @@ static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
         void *val;
         const char *why;
         apr_hash_this(hi, &key, NULL, &val);
-        why = prepare_cache_dir(ptemp, val, key);
+        why = prepare_cache_dir(ptemp, key);
         if (why != NULL) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, val,
                          "certgate: cannot prepare the revocation cache directory %s "

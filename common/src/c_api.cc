@@ -1,5 +1,6 @@
 // The C boundary: every export catches everything and leaves the OpenSSL error
 // queue as it found it.
+#include <certgate/cache_dir.h>
 #include <certgate/certgate.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
@@ -8,6 +9,7 @@
 #include <certgate/revocation_registry.h>
 #include <certgate/ssl_hook.h>
 #include <openssl/err.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -145,6 +147,16 @@ const char *cg_policy_cache_dir(const cg_policy *policy) {
 int cg_policy_revocation_wait_ms(const cg_policy *policy) {
   const auto wait = policy != nullptr ? policy->policy.revocation_wait : std::nullopt;
   return static_cast<int>(wait.value_or(std::chrono::milliseconds(2000)).count());
+}
+
+int cg_cache_dir_prepare(const char *dir, long worker_uid, long worker_gid, cg_error *error) {
+  return Guarded(error, [&] {
+    std::optional<certgate::Owner> owner;
+    if (geteuid() == 0 && worker_uid != -1) {
+      owner = certgate::Owner{static_cast<uid_t>(worker_uid), static_cast<gid_t>(worker_gid)};
+    }
+    return FromStatus(certgate::PrepareCacheDir(dir != nullptr ? dir : "", owner), error);
+  });
 }
 
 const char *cg_field_name(cg_field field) {

@@ -161,6 +161,12 @@ CG_API const char *cg_policy_cache_dir(const cg_policy *policy);
  * revocation fetch in flight. */
 CG_API int cg_policy_revocation_wait_ms(const cg_policy *policy);
 
+/* Makes a cache directory ready before the server forks its workers: mkdir -p,
+ * mode 0700; when the caller is root and `worker_uid` is not -1, the directory
+ * and the cache files in it are given to the worker user and every parent must
+ * be searchable by it; otherwise it must be writable by the caller. */
+CG_API int cg_cache_dir_prepare(const char *dir, long worker_uid, long worker_gid, cg_error *error);
+
 /* ---- decisions ---- */
 typedef struct cg_decision cg_decision;
 
