@@ -23,21 +23,11 @@ chmod -R a+rX "$run"
 
 nginx_port=18443
 apache_port=18543
+# shellcheck source=scripts/lib/servers.sh
+. "$top/scripts/lib/servers.sh"
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
+cleanup() { stop_pids "${pids[@]}"; }
 trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "demo: nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 
 # --- nginx -------------------------------------------------------------------
 cat >"$run/nginx.conf" <<EOF

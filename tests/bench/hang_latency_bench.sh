@@ -83,26 +83,12 @@ pki=$run/pki
 cert=$pki/clients/good.chain.pem key=$pki/clients/good.key
 
 pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/servers.sh
+. scripts/lib/servers.sh
+cleanup() { stop_pids "${pids[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "hang_latency_bench: nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 now() { date +%s.%N; }
 
 # --- the blackhole: accepts on 18080 (CDP) and 18081 (OCSP), never answers -----------

@@ -109,17 +109,14 @@ for c in "${ports[@]}"; do
   fi
 done
 
+# shellcheck source=scripts/lib/servers.sh
+. scripts/lib/servers.sh
 declare -A pid_of=()
 watchdog=""
 cleanup() {
   local pid
   if [ -n "$watchdog" ]; then kill "$watchdog" 2>/dev/null || true; fi
-  for pid in "${pid_of[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pid_of[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
+  stop_pids "${pid_of[@]}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -301,16 +298,6 @@ EOF
 }
 nginx_args() { echo "-p $run/nginx-$1 -c $run/nginx-$1/nginx.conf"; }
 
-wait_port() {  # PORT SECONDS
-  local end
-  end=$(awk -v s="$2" -v n="$(now)" 'BEGIN { printf "%.3f", n + s }')
-  while awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n < e) }'; do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.02
-  done
-  echo "revocation_bench: nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 get() {  # CFG CERT [extra curl args]: prints the status code (000 on failure)
   local cfg=$1 cert=$2
   shift 2

@@ -93,26 +93,12 @@ for s in nginx apache; do
 done
 
 declare -A pid_of=()
-cleanup() {
-  local pid
-  for pid in "${pid_of[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pid_of[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/servers.sh
+. scripts/lib/servers.sh
+cleanup() { stop_pids "${pid_of[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server_bench: nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
 
 # --- nginx ---------------------------------------------------------------------
 # shellcheck disable=SC2016  # $status etc. are nginx variables, expanded by nginx
