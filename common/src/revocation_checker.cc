@@ -388,6 +388,15 @@ class RevocationChecker::Impl {
     return out;
   }
 
+  // A CDP that keeps serving the same CRL past its nextUpdate (a CA late to
+  // publish) answers "unchanged" every time; without a pause every request
+  // would ask it again. (OCSP answers are per certificate: never paused here.)
+  static bool RecentlyUnchanged(const UrlState &state, int64_t now) {
+    const bool unchanged = state.last_result.rfind("unchanged", 0) == 0 ||
+                           state.last_result.rfind("not modified", 0) == 0;
+    return state.last_ok && unchanged && now - state.last_attempt < kUnchangedPauseSeconds;
+  }
+
   std::vector<std::string> FetchableUrls(const RevocationStore::ReadTxn &txn,
                                          const std::vector<std::string> &urls,
                                          const FetchLimits &limits, int64_t now) {
@@ -396,6 +405,7 @@ class RevocationChecker::Impl {
       if (!UrlRefusal(url, limits.allow).empty()) continue;
       std::optional<UrlState> state = txn.GetUrl(url);
       if (state && state->backoff_until > now) continue;
+      if (state && RecentlyUnchanged(*state, now)) continue;
       out.push_back(url);
     }
     return out;
@@ -923,6 +933,7 @@ class RevocationChecker::Impl {
 
   std::unique_ptr<RevocationStore> store_;
   const Clock &clock_;
+  static constexpr int64_t kUnchangedPauseSeconds = 2;
   int64_t refresh_interval_ = 3600;
   std::chrono::steady_clock::duration rescan_interval_ = std::chrono::seconds(10);
 

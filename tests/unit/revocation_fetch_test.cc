@@ -159,6 +159,22 @@ TEST_F(RevocationFetchTest, BackoffStopsHammeringADeadCdp) {
   EXPECT_EQ(server_.Hits("/issuing.crl"), 3);
 }
 
+TEST_F(RevocationFetchTest, AnUnchangedCrlPastNextUpdateIsNotAskedForOnEveryRequest) {
+  // A CA late to publish: the CDP keeps serving a CRL whose nextUpdate passed.
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1, kRevNow + 60)});
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  clock_.Advance(120);  // past nextUpdate, within max_stale: due for refresh
+  CheckAfterFetch(alice);
+  const int after_refresh = server_.Hits("/issuing.crl");
+  EXPECT_EQ(after_refresh, 2);
+  for (int i = 0; i < 20; ++i) CheckLeaf(alice);  // requests in the same second
+  EXPECT_EQ(server_.Hits("/issuing.crl"), after_refresh);
+  clock_.Advance(3);  // after the pause, asked again
+  CheckAfterFetch(alice);
+  EXPECT_EQ(server_.Hits("/issuing.crl"), after_refresh + 1);
+}
+
 TEST_F(RevocationFetchTest, UpdatedCrlAtTheCdpRevokesOnRefresh) {
   pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
   checker_->SetRefreshInterval(std::chrono::seconds(300));
