@@ -9,7 +9,7 @@ namespace {
 constexpr const char *kUsage =
     "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
     "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] CERT\n"
-    "       certgate cache list|purge [--cache DIR]\n"
+    "       certgate cache list|show TEXT|fetch --ca FILE CERT|purge [--cache DIR]\n"
     "       certgate reasons [--markdown]\n"
     "\n"
     "  check   judge a client certificate exactly as the nginx and Apache modules do,\n"
@@ -18,7 +18,8 @@ constexpr const char *kUsage =
     "          certgate_revocation set, revocation is judged from the shared cache\n"
     "          (certgate_cache, /var/cache/certgate, or --cache); --fetch first fetches\n"
     "          every CRL and OCSP URL of the chain and prints each with its result.\n"
-    "  cache   list what the revocation cache holds, or purge it.\n"
+    "  cache   list or show what the revocation cache holds, fetch a chain's URLs into it, purge "
+    "it.\n"
     "  reasons [--markdown]\n"
     "          list every reason code with its sub-status, meaning and hint.\n";
 

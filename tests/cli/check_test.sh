@@ -112,6 +112,24 @@ if [ $? = 0 ] && grep -qi 'crl' <<<"$out"; then
 else
   failed=$((failed + 1)); echo "FAIL: cache list: $out"
 fi
+out=$("$certgate" cache show intermediate --cache "$dir/cache")
+if [ $? = 0 ] && grep -q 'intermediate.crl' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: cache show: $out"
+fi
+out=$("$certgate" cache fetch --ca ca/trust.pem clients/good.chain.pem --cache "$dir/cache" 2>&1)
+if [ $? = 0 ] && grep -q 'crl http://127.0.0.1:18080/intermediate.crl' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: cache fetch: $out"
+fi
+out=$("$certgate" cache purge --cache "$dir/cache") && out=$("$certgate" cache list --cache "$dir/cache")
+if ! grep -q 'intermediate.crl' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: cache purge then list: $out"
+fi
 # --fetch names every URL it tried (nothing listens on the demo CDP here).
 out=$("$certgate" check --ca ca/trust.pem --cache "$dir/fetch-cache" --fetch \
         --set fetch_timeout=2s --set revocation_wait=2s clients/good.chain.pem)
