@@ -1,6 +1,7 @@
 #include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/revocation_crl.h>
+#include <malloc.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -13,6 +14,10 @@
 #include <ctime>
 
 namespace certgate {
+
+namespace {
+constexpr int64_t kTrimAfterEntries = 10000;
+}  // namespace
 namespace {
 
 using ossl::UniquePtr;
@@ -540,6 +545,9 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   if (!put.ok()) return put;
   Status commit = w.Commit();
   if (!commit.ok()) return commit;
+  // A large write transaction's dirty pages were malloc'd and are free again:
+  // hand them back, or the worker that ingested keeps them until it exits.
+  if (meta.count >= kTrimAfterEntries) malloc_trim(0);
   result.meta = std::move(meta);
   return result;
 }
