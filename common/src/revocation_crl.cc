@@ -1,7 +1,6 @@
 #include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/revocation_crl.h>
-#include <malloc.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -14,10 +13,6 @@
 #include <ctime>
 
 namespace certgate {
-
-namespace {
-constexpr int64_t kTrimAfterEntries = 10000;
-}  // namespace
 namespace {
 
 using ossl::UniquePtr;
@@ -545,9 +540,6 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   if (!put.ok()) return put;
   Status commit = w.Commit();
   if (!commit.ok()) return commit;
-  // A large write transaction's dirty pages were malloc'd and are free again:
-  // hand them back, or the worker that ingested keeps them until it exits.
-  if (meta.count >= kTrimAfterEntries) malloc_trim(0);
   result.meta = std::move(meta);
   return result;
 }
