@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -15,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <strings.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -427,7 +427,6 @@ std::string WriteWeakClientOpensslConf(const std::string &dir) {
   return path;
 }
 
-
 // ---- revocation servers (CDP / OCSP) ----
 
 namespace {
@@ -519,28 +518,51 @@ std::string CrlServer::Start(const std::string &workdir, const std::string &docr
       "daemon off;\n"
       "master_process on;\n"
       "worker_processes 1;\n"
-      "pid " + w + "/nginx.pid;\n"
-      "error_log " + w + "/error.log info;\n"
+      "pid " +
+      w +
+      "/nginx.pid;\n"
+      "error_log " +
+      w +
+      "/error.log info;\n"
       "events { worker_connections 512; }\n"
       "http {\n"
-      "  client_body_temp_path " + w + "/tmp/body;\n"
-      "  proxy_temp_path " + w + "/tmp/proxy;\n"
-      "  fastcgi_temp_path " + w + "/tmp/fastcgi;\n"
-      "  uwsgi_temp_path " + w + "/tmp/uwsgi;\n"
-      "  scgi_temp_path " + w + "/tmp/scgi;\n"
+      "  client_body_temp_path " +
+      w +
+      "/tmp/body;\n"
+      "  proxy_temp_path " +
+      w +
+      "/tmp/proxy;\n"
+      "  fastcgi_temp_path " +
+      w +
+      "/tmp/fastcgi;\n"
+      "  uwsgi_temp_path " +
+      w +
+      "/tmp/uwsgi;\n"
+      "  scgi_temp_path " +
+      w +
+      "/tmp/scgi;\n"
       "  log_format cdp '$request_uri $status ims=$http_if_modified_since "
       "inm=$http_if_none_match';\n"
-      "  access_log " + w + "/access.log cdp;\n"
+      "  access_log " +
+      w +
+      "/access.log cdp;\n"
       "  types { application/pkix-crl crl; application/pkix-cert crt; }\n"
       "  default_type application/octet-stream;\n"
       "  server {\n"
-      "    listen 127.0.0.1:" + std::to_string(port_) + ";\n"
-      "    root " + docroot_ + ";\n"
-      "    location / {\n" + checks +
+      "    listen 127.0.0.1:" +
+      std::to_string(port_) +
+      ";\n"
+      "    root " +
+      docroot_ +
+      ";\n"
+      "    location / {\n" +
+      checks +
       "    }\n"
       "    location = /.certgate-hang {\n"
       "      internal;\n"
-      "      proxy_pass http://127.0.0.1:" + std::to_string(hang_port_) + ";\n"
+      "      proxy_pass http://127.0.0.1:" +
+      std::to_string(hang_port_) +
+      ";\n"
       "      proxy_connect_timeout 3600s;\n"
       "      proxy_read_timeout 3600s;\n"
       "      proxy_send_timeout 3600s;\n"
@@ -649,20 +671,13 @@ std::string OcspResponder::Start(const std::string &pki, int port, const std::st
   pki_ = pki;
   log_path_ = log_path;
   extra_ = extra;
-  std::vector<std::string> argv = {openssl,
-                                   "ocsp",
-                                   "-index",
-                                   pki + "/ocsp/index.txt",
-                                   "-port",
-                                   std::to_string(port),
-                                   "-rsigner",
-                                   pki + "/ocsp/signer.pem",
-                                   "-rkey",
-                                   pki + "/ocsp/signer.key",
-                                   "-CA",
-                                   pki + "/ca/intermediate.pem",
-                                   "-nmin",
-                                   "60",
+  std::vector<std::string> argv = {openssl,      "ocsp",
+                                   "-index",     pki + "/ocsp/index.txt",
+                                   "-port",      std::to_string(port),
+                                   "-rsigner",   pki + "/ocsp/signer.pem",
+                                   "-rkey",      pki + "/ocsp/signer.key",
+                                   "-CA",        pki + "/ca/intermediate.pem",
+                                   "-nmin",      "60",
                                    "-ignore_err"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   const size_t mark = static_cast<size_t>(std::max<int64_t>(FileSize(log_path), 0));
@@ -673,8 +688,7 @@ std::string OcspResponder::Start(const std::string &pki, int port, const std::st
   while (ReadFile(log_path).find("waiting for OCSP client connections", mark) ==
          std::string::npos) {
     if (!process_.Running() || ElapsedMs(start) > 10000) {
-      return "openssl ocsp does not listen on " + std::to_string(port) + ":\n" +
-             ReadFile(log_path);
+      return "openssl ocsp does not listen on " + std::to_string(port) + ":\n" + ReadFile(log_path);
     }
     SleepMs(20);
   }
@@ -728,7 +742,6 @@ std::string DemoSerial(const std::string &pki, const std::string &name) {
   return "";
 }
 
-
 std::string SignDemoCrl(const std::string &pki, const std::string &workdir,
                         const std::vector<std::string> &also_revoke, int crl_number,
                         int valid_seconds, std::string *der) {
@@ -754,8 +767,7 @@ std::string SignDemoCrl(const std::string &pki, const std::string &workdir,
   const std::string number_hex = std::string(strlen(number) % 2 == 0 ? "0" : "") + number;
   WriteFile(workdir + "/crlnumber", number_hex);
   const std::string cnf = workdir + "/ca.cnf";
-  WriteFile(cnf, "[ca]\ndefault_ca = cg\n[cg]\ndatabase = " + index +
-                     "\ncrlnumber = " + workdir +
+  WriteFile(cnf, "[ca]\ndefault_ca = cg\n[cg]\ndatabase = " + index + "\ncrlnumber = " + workdir +
                      "/crlnumber\ndefault_md = sha256\ncrl_extensions = crl_ext\n"
                      "[crl_ext]\nauthorityKeyIdentifier = keyid:always\n");
   const std::string pem = workdir + "/crl.pem";

@@ -145,7 +145,6 @@ std::string FindProgram(const std::string &name);
 // SHA-1). Use it as OPENSSL_CONF=<path> in Run()'s env. Returns the path.
 std::string WriteWeakClientOpensslConf(const std::string &dir);
 
-
 // ---- revocation servers (CDP / OCSP) ----
 //
 // Shared by the revocation suites of every server. The demo PKI's certificates

@@ -97,30 +97,57 @@ class Instance {
     const std::string d = dir_->path();
     const std::string p = pki();
     const std::string crl_only = "      certgate_revocation_sources crl;\n";
-    return "load_module " CERTGATE_NGINX_MODULE_PATH ";\n"
+    return "load_module " CERTGATE_NGINX_MODULE_PATH
+           ";\n"
            "daemon off;\nmaster_process on;\nworker_processes 1;\n"
-           "pid " + d + "/nginx.pid;\n"
-           "error_log " + error_log() + ";\n"
-           "error_log " + notice_log() + " notice;\n"
+           "pid " +
+           d +
+           "/nginx.pid;\n"
+           "error_log " +
+           error_log() +
+           ";\n"
+           "error_log " +
+           notice_log() +
+           " notice;\n"
            "events { worker_connections 256; }\n"
            "http {\n"
-           "  client_body_temp_path " + d + "/tmp/body;\n"
-           "  proxy_temp_path " + d + "/tmp/proxy;\n"
-           "  fastcgi_temp_path " + d + "/tmp/fastcgi;\n"
-           "  uwsgi_temp_path " + d + "/tmp/uwsgi;\n"
-           "  scgi_temp_path " + d + "/tmp/scgi;\n"
+           "  client_body_temp_path " +
+           d +
+           "/tmp/body;\n"
+           "  proxy_temp_path " +
+           d +
+           "/tmp/proxy;\n"
+           "  fastcgi_temp_path " +
+           d +
+           "/tmp/fastcgi;\n"
+           "  uwsgi_temp_path " +
+           d +
+           "/tmp/uwsgi;\n"
+           "  scgi_temp_path " +
+           d +
+           "/tmp/scgi;\n"
            "  log_format cg '$request_uri status=$status reason=$certgate_reason "
            "revocation=\"$certgate_revocation\"';\n"
-           "  access_log " + access_log() + " cg;\n"
+           "  access_log " +
+           access_log() +
+           " cg;\n"
            "  ssl_protocols TLSv1.2 TLSv1.3;\n"
            "  ssl_session_cache shared:SSL:1m;\n"
            "  ssl_session_tickets on;\n"
            "  server {\n"
-           "    listen 127.0.0.1:" + std::to_string(kPort) + " ssl http2;\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kPort) +
+           " ssl http2;\n"
            "    server_name localhost;\n"
-           "    ssl_certificate " + p + "/server/server-chain.pem;\n"
-           "    ssl_certificate_key " + p + "/server/server.key;\n"
-           "    ssl_trusted_certificate " + p + "/ca/trust.pem;\n"
+           "    ssl_certificate " +
+           p +
+           "/server/server-chain.pem;\n"
+           "    ssl_certificate_key " +
+           p +
+           "/server/server.key;\n"
+           "    ssl_trusted_certificate " +
+           p +
+           "/ca/trust.pem;\n"
            "    certgate require;\n"
            "    certgate_revocation hard_fail;\n"
            "    location = /norev { certgate_revocation off; return 200 \"norev\\n\"; }\n" +
@@ -149,8 +176,7 @@ class Instance {
   std::string FaultLocations() const {
     const std::string base =
         "      certgate_revocation_sources crl;\n      certgate_revocation_scope leaf;\n";
-    return Location("fx-500", base) + Location("fx-html", base) +
-           Location("fx-truncated", base) +
+    return Location("fx-500", base) + Location("fx-html", base) + Location("fx-truncated", base) +
            Location("fx-oversized", base + "      certgate_fetch_max_size 1k;\n") +
            Location("fx-forged", base) + Location("fx-rollback", base) +
            Location("fx-timeout", base + "      certgate_fetch_timeout 1s;\n") +
@@ -162,7 +188,7 @@ class Instance {
                 const std::string &max_time = "10",
                 const std::vector<std::string> &extra = {}) const {
     std::vector<std::string> argv = {"curl", "-sSk", "--max-time", max_time,
-                                     "-o", "-", "-w", "\n%{http_code}"};
+                                     "-o",   "-",    "-w",         "\n%{http_code}"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     if (!client.empty()) {
       argv.insert(argv.end(), {"--cert", pki() + "/clients/" + client + ".chain.pem", "--key",
@@ -186,9 +212,9 @@ class Instance {
   // openssl s_client: one HTTP/1.1 request, saving or reusing a session.
   h::RunResult SClient(const std::string &client, const std::string &path,
                        const std::vector<std::string> &extra) const {
-    std::vector<std::string> argv = {"openssl", "s_client", "-connect",
-                                     "127.0.0.1:" + std::to_string(kPort), "-servername",
-                                     "localhost", "-ign_eof", "-tls1_3"};
+    std::vector<std::string> argv = {
+        "openssl",     "s_client",  "-connect", "127.0.0.1:" + std::to_string(kPort),
+        "-servername", "localhost", "-ign_eof", "-tls1_3"};
     if (!client.empty()) {
       argv.insert(argv.end(), {"-cert", pki() + "/clients/" + client + ".crt", "-key",
                                pki() + "/clients/" + client + ".key", "-cert_chain",
@@ -379,7 +405,8 @@ TEST_F(NginxRevocation, UpdatedCrlAtTheCdpRevokesWithoutReloadAlsoResumedSession
 
 TEST_F(NginxRevocation, HangingCdpDelaysOnlyTheWaitingRequest) {
   n().cdp().SetFault(h::CrlServer::Fault::kHang);
-  auto waiting = std::async(std::launch::async, [&] { return n().Curl("/hang?case=hang", "good"); });
+  auto waiting =
+      std::async(std::launch::async, [&] { return n().Curl("/hang?case=hang", "good"); });
   // While that request waits, other locations answer at once.
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   int slowest = 0;
@@ -460,14 +487,20 @@ TEST_F(NginxRevocation, UnusableCacheDirectoryFailsConfigTest) {
   h::WriteFile(file, "x");
   for (const std::string &cache : {file, file + "/sub"}) {
     const std::string conf = n().dir() + "/bad-cache.conf";
-    h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\n"
-                       "pid " + n().dir() + "/t.pid;\n"
-                       "error_log " + n().dir() + "/logs/t.log;\n"
-                       "events {}\n"
-                       "http {\n  server {\n    listen 127.0.0.1:18429;\n"
-                       "    location / {\n      certgate require;\n"
-                       "      certgate_revocation soft_fail;\n"
-                       "      certgate_cache " + cache + ";\n    }\n  }\n}\n");
+    h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH
+                       ";\n"
+                       "pid " +
+                           n().dir() +
+                           "/t.pid;\n"
+                           "error_log " +
+                           n().dir() +
+                           "/logs/t.log;\n"
+                           "events {}\n"
+                           "http {\n  server {\n    listen 127.0.0.1:18429;\n"
+                           "    location / {\n      certgate require;\n"
+                           "      certgate_revocation soft_fail;\n"
+                           "      certgate_cache " +
+                           cache + ";\n    }\n  }\n}\n");
     h::RunResult r = h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", n().dir(), "-c", conf});
     EXPECT_NE(r.exit_code, 0) << cache;
     EXPECT_NE(r.err.find("[emerg]"), std::string::npos) << r.err;
@@ -508,8 +541,9 @@ std::string SignCrl(const std::string &workdir, const std::string &index_text,
     return "cannot write under " + workdir;
   }
   const std::string pem = workdir + "/crl.pem";
-  h::RunResult r = h::Run({"openssl", "ca", "-batch", "-gencrl", "-config", cnf, "-keyfile", ca_key,
-                           "-cert", ca_cert, "-crlsec", std::to_string(valid_seconds), "-out", pem});
+  h::RunResult r =
+      h::Run({"openssl", "ca", "-batch", "-gencrl", "-config", cnf, "-keyfile", ca_key, "-cert",
+              ca_cert, "-crlsec", std::to_string(valid_seconds), "-out", pem});
   if (r.exit_code != 0) return "openssl ca -gencrl failed: " + r.err;
   r = h::Run({"openssl", "crl", "-in", pem, "-outform", "DER", "-out", workdir + "/crl.der"});
   if (r.exit_code != 0) return "openssl crl failed: " + r.err;
@@ -654,9 +688,9 @@ TEST_F(NginxRevocation, EveryCdpFaultKeepsTheCachedCrl) {
     EXPECT_NE(line.find("crl_number=20"), std::string::npos) << line;
   };
 
-  const std::vector<std::string> locations = {"fx-500",      "fx-html",    "fx-truncated",
-                                              "fx-oversized", "fx-forged", "fx-rollback",
-                                              "fx-timeout",  "fx-refused", "fx-stale"};
+  const std::vector<std::string> locations = {"fx-500",       "fx-html",    "fx-truncated",
+                                              "fx-oversized", "fx-forged",  "fx-rollback",
+                                              "fx-timeout",   "fx-refused", "fx-stale"};
   for (const std::string &location : locations) {
     SCOPED_TRACE(location);
     expect_cached_verdicts(location, "cold");
@@ -715,14 +749,13 @@ TEST_F(NginxRevocation, EveryCdpFaultKeepsTheCachedCrl) {
       "fx-html", [&] { cdp.SetFault(Fault::kHtml, path); }, "not a CRL: the body is text", "200");
   cdp.SetFault(Fault::kNone, path);
   survive(
-      "fx-truncated", [&] { cdp.Publish("intermediate.crl", truncated); }, "truncated CRL",
-      "200");
+      "fx-truncated", [&] { cdp.Publish("intermediate.crl", truncated); }, "truncated CRL", "200");
   survive(
       "fx-oversized", [&] { cdp.Publish("intermediate.crl", oversized); },
       "larger than certgate_fetch_max_size (1024 bytes)", "");
   survive(
-      "fx-forged", [&] { cdp.Publish("intermediate.crl", forged); },
-      "signature does not verify", "200");
+      "fx-forged", [&] { cdp.Publish("intermediate.crl", forged); }, "signature does not verify",
+      "200");
   survive(
       "fx-rollback", [&] { cdp.Publish("intermediate.crl", rolled_back); },
       "rolled back: crlNumber 19 < cached 20", "200");
