@@ -417,6 +417,19 @@ std::string FindProgram(const std::string &name) {
   return "";
 }
 
+std::string NginxConfigHead(const std::string &dir, int workers,
+                            const std::vector<std::string> &error_logs, int worker_connections) {
+  std::string conf = "daemon off;\nmaster_process on;\nworker_processes " +
+                     std::to_string(workers) + ";\npid " + dir + "/nginx.pid;\n";
+  for (const std::string &log : error_logs) conf += "error_log " + log + ";\n";
+  conf += "events { worker_connections " + std::to_string(worker_connections) + "; }\nhttp {\n";
+  for (const char *temp : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) {
+    conf += std::string("  ") + temp + "_temp_path " + dir + "/tmp/" +
+            (std::string(temp) == "client_body" ? "body" : temp) + ";\n";
+  }
+  return conf;
+}
+
 std::string WriteWeakClientOpensslConf(const std::string &dir) {
   const std::string path = dir + "/openssl-seclevel0.cnf";
   WriteFile(path,
@@ -514,67 +527,41 @@ std::string CrlServer::Start(const std::string &workdir, const std::string &docr
     checks += "      if (-f " + f + "/all." + fault + ") { " + action + " }\n";
   }
   const std::string w = workdir_;
-  const std::string conf =
-      "daemon off;\n"
-      "master_process on;\n"
-      "worker_processes 1;\n"
-      "pid " +
-      w +
-      "/nginx.pid;\n"
-      "error_log " +
-      w +
-      "/error.log info;\n"
-      "events { worker_connections 512; }\n"
-      "http {\n"
-      "  client_body_temp_path " +
-      w +
-      "/tmp/body;\n"
-      "  proxy_temp_path " +
-      w +
-      "/tmp/proxy;\n"
-      "  fastcgi_temp_path " +
-      w +
-      "/tmp/fastcgi;\n"
-      "  uwsgi_temp_path " +
-      w +
-      "/tmp/uwsgi;\n"
-      "  scgi_temp_path " +
-      w +
-      "/tmp/scgi;\n"
-      "  log_format cdp '$request_uri $status ims=$http_if_modified_since "
-      "inm=$http_if_none_match';\n"
-      "  access_log " +
-      w +
-      "/access.log cdp;\n"
-      "  types { application/pkix-crl crl; application/pkix-cert crt; }\n"
-      "  default_type application/octet-stream;\n"
-      "  server {\n"
-      "    listen 127.0.0.1:" +
-      std::to_string(port_) +
-      ";\n"
-      "    root " +
-      docroot_ +
-      ";\n"
-      "    location / {\n" +
-      checks +
-      "    }\n"
-      "    location = /.certgate-hang {\n"
-      "      internal;\n"
-      "      proxy_pass http://127.0.0.1:" +
-      std::to_string(hang_port_) +
-      ";\n"
-      "      proxy_connect_timeout 3600s;\n"
-      "      proxy_read_timeout 3600s;\n"
-      "      proxy_send_timeout 3600s;\n"
-      "    }\n"
-      "    location = /.certgate-html {\n"
-      "      internal;\n"
-      "      default_type text/html;\n"
-      "      return 200 \"<html><head><title>Maintenance</title></head>"
-      "<body>We are down for maintenance.</body></html>\\n\";\n"
-      "    }\n"
-      "  }\n"
-      "}\n";
+  const std::string conf = NginxConfigHead(w, 1, {w + "/error.log info"}, 512) +
+                           "  log_format cdp '$request_uri $status ims=$http_if_modified_since "
+                           "inm=$http_if_none_match';\n"
+                           "  access_log " +
+                           w +
+                           "/access.log cdp;\n"
+                           "  types { application/pkix-crl crl; application/pkix-cert crt; }\n"
+                           "  default_type application/octet-stream;\n"
+                           "  server {\n"
+                           "    listen 127.0.0.1:" +
+                           std::to_string(port_) +
+                           ";\n"
+                           "    root " +
+                           docroot_ +
+                           ";\n"
+                           "    location / {\n" +
+                           checks +
+                           "    }\n"
+                           "    location = /.certgate-hang {\n"
+                           "      internal;\n"
+                           "      proxy_pass http://127.0.0.1:" +
+                           std::to_string(hang_port_) +
+                           ";\n"
+                           "      proxy_connect_timeout 3600s;\n"
+                           "      proxy_read_timeout 3600s;\n"
+                           "      proxy_send_timeout 3600s;\n"
+                           "    }\n"
+                           "    location = /.certgate-html {\n"
+                           "      internal;\n"
+                           "      default_type text/html;\n"
+                           "      return 200 \"<html><head><title>Maintenance</title></head>"
+                           "<body>We are down for maintenance.</body></html>\\n\";\n"
+                           "    }\n"
+                           "  }\n"
+                           "}\n";
   const std::string conf_path = w + "/nginx.conf";
   if (!WriteFile(conf_path, conf)) return "cannot write " + conf_path;
   RunResult test = Run({nginx, "-t", "-p", w, "-c", conf_path});

@@ -145,6 +145,13 @@ std::string FindProgram(const std::string &name);
 // SHA-1). Use it as OPENSSL_CONF=<path> in Run()'s env. Returns the path.
 std::string WriteWeakClientOpensslConf(const std::string &dir);
 
+// The top of an nginx.conf for a test instance living in `dir`: foreground,
+// pid and temp paths in `dir`, the given `error_log` lines ("PATH [LEVEL]"),
+// and the opening "http {" line.
+std::string NginxConfigHead(const std::string &dir, int workers,
+                            const std::vector<std::string> &error_logs,
+                            int worker_connections = 256);
+
 // ---- revocation servers (CDP / OCSP) ----
 //
 // Shared by the revocation suites of every server. The demo PKI's certificates

@@ -97,35 +97,8 @@ class Instance {
     const std::string d = dir_->path();
     const std::string p = pki();
     const std::string crl_only = "      certgate_revocation_sources crl;\n";
-    return "load_module " CERTGATE_NGINX_MODULE_PATH
-           ";\n"
-           "daemon off;\nmaster_process on;\nworker_processes 1;\n"
-           "pid " +
-           d +
-           "/nginx.pid;\n"
-           "error_log " +
-           error_log() +
-           ";\n"
-           "error_log " +
-           notice_log() +
-           " notice;\n"
-           "events { worker_connections 256; }\n"
-           "http {\n"
-           "  client_body_temp_path " +
-           d +
-           "/tmp/body;\n"
-           "  proxy_temp_path " +
-           d +
-           "/tmp/proxy;\n"
-           "  fastcgi_temp_path " +
-           d +
-           "/tmp/fastcgi;\n"
-           "  uwsgi_temp_path " +
-           d +
-           "/tmp/uwsgi;\n"
-           "  scgi_temp_path " +
-           d +
-           "/tmp/scgi;\n"
+    return "load_module " CERTGATE_NGINX_MODULE_PATH ";\n" +
+           h::NginxConfigHead(d, 1, {error_log(), notice_log() + " notice"}) +
            "  log_format cg '$request_uri status=$status reason=$certgate_reason "
            "revocation=\"$certgate_revocation\"';\n"
            "  access_log " +

@@ -96,38 +96,9 @@ class NginxInstance {
     const std::string tls = "    ssl_certificate " + p + "/server/server-chain.pem;\n" +
                             "    ssl_certificate_key " + p + "/server/server.key;\n" +
                             "    ssl_trusted_certificate " + p + "/ca/trust.pem;\n";
-    return "load_module " CERTGATE_NGINX_MODULE_PATH
-           ";\n"
-           "daemon off;\n"
-           "master_process on;\n"
-           "worker_processes 2;\n"
-           "pid " +
-           d +
-           "/nginx.pid;\n"
-           // Default level (error): refusals must be visible there.
-           "error_log " +
-           error_log() +
-           ";\n"
-           "error_log " +
-           notice_log() +
-           " notice;\n"
-           "events { worker_connections 256; }\n"
-           "http {\n"
-           "  client_body_temp_path " +
-           d +
-           "/tmp/body;\n"
-           "  proxy_temp_path " +
-           d +
-           "/tmp/proxy;\n"
-           "  fastcgi_temp_path " +
-           d +
-           "/tmp/fastcgi;\n"
-           "  uwsgi_temp_path " +
-           d +
-           "/tmp/uwsgi;\n"
-           "  scgi_temp_path " +
-           d +
-           "/tmp/scgi;\n"
+    return "load_module " CERTGATE_NGINX_MODULE_PATH ";\n" +
+           // error_log at the default level (error): refusals must be visible there.
+           h::NginxConfigHead(d, 2, {error_log(), notice_log() + " notice"}) +
            "  log_format cg '$request_uri status=$status verdict=$certgate_verdict "
            "reason=$certgate_reason substatus=$certgate_substatus subject=\"$certgate_subject\"';\n"
            "  access_log " +
