@@ -32,16 +32,6 @@ constexpr int64_t kBackoffMax = 3600;
 constexpr int64_t kOcspDefaultValidity = 3600;  // answers without nextUpdate
 constexpr auto kLeasePoll = std::chrono::milliseconds(200);
 
-std::string Hex(std::string_view bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (char c : bytes) {
-    out.push_back(kDigits[(static_cast<uint8_t>(c) >> 4) & 0xf]);
-    out.push_back(kDigits[static_cast<uint8_t>(c) & 0xf]);
-  }
-  return out;
-}
-
 std::string NameDer(X509_NAME *name) {
   unsigned char *der = nullptr;
   int len = i2d_X509_NAME(name, &der);
@@ -485,8 +475,8 @@ class RevocationChecker::Impl {
 
     // Schedule what is missing or due (not when a fresh source already answers,
     // except to refresh that very source).
-    const std::string crl_key = "crl:" + Hex(issuer_id);
-    const std::string ocsp_key = cert_id.empty() ? std::string() : "ocsp:" + Hex(cert_id);
+    const std::string crl_key = "crl:" + LowerHex(issuer_id);
+    const std::string ocsp_key = cert_id.empty() ? std::string() : "ocsp:" + LowerHex(cert_id);
     for (size_t i = 0; i < sources.size(); ++i) {
       const View &v = views[i];
       const bool answered_elsewhere =
@@ -810,8 +800,8 @@ class RevocationChecker::Impl {
     for (size_t d = 0; d + 1 < evidence.chain.size(); ++d) {
       X509 *cert = evidence.chain[d].get();
       X509 *issuer = evidence.chain[d + 1].get();
-      keys.push_back("crl:" + Hex(IssuerId(issuer)));
-      keys.push_back("ocsp:" + Hex(OcspCertIdKey(cert, issuer)));
+      keys.push_back("crl:" + LowerHex(IssuerId(issuer)));
+      keys.push_back("ocsp:" + LowerHex(OcspCertIdKey(cert, issuer)));
     }
     return keys;
   }
@@ -896,7 +886,7 @@ class RevocationChecker::Impl {
     }
     const int64_t now = clock_.Now();
     for (const auto &[id, m] : listing->crls) {
-      lines.push_back("crl issuer=\"" + m.issuer + "\" id=" + Hex(id) +
+      lines.push_back("crl issuer=\"" + m.issuer + "\" id=" + LowerHex(id) +
                       " crl_number=" + m.crl_number_dec + " entries=" + std::to_string(m.count) +
                       " thisUpdate=" + FormatTime(m.this_update) +
                       " nextUpdate=" + (m.next_update != 0 ? FormatTime(m.next_update) : "none") +

@@ -81,16 +81,6 @@ bool ParseTime(const Tlv &tlv, int64_t *out) {
   return true;
 }
 
-std::string Hex(std::string_view bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (char c : bytes) {
-    out.push_back(kDigits[(static_cast<uint8_t>(c) >> 4) & 0xf]);
-    out.push_back(kDigits[static_cast<uint8_t>(c) & 0xf]);
-  }
-  return out;
-}
-
 // Magnitude bytes (no leading zeros) of a DER INTEGER's content.
 std::string Magnitude(std::string_view content, bool *negative) {
   *negative = !content.empty() && (static_cast<uint8_t>(content[0]) & 0x80);
@@ -351,7 +341,7 @@ Result<ParsedCrl> ParseCrl(std::string data) {
       return Status::Error("not a CRL: the body is text (\"" + Printable(in) +
                            "...\"), e.g. an HTML page");
     }
-    return Status::Error("not a DER CRL (starts with byte 0x" + Hex(in.substr(0, 1)) + ")");
+    return Status::Error("not a DER CRL (starts with byte 0x" + LowerHex(in.substr(0, 1)) + ")");
   }
   Tlv outer;
   TlvError e = Next(in, &outer);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace certgate {
@@ -41,6 +42,9 @@ std::string KeyDescription(X509 *cert);  // "RSA 2048", "EC P-256"
 std::vector<std::string> AiaUrls(X509 *cert, int method_nid);
 std::vector<std::string> CrlUrls(X509 *cert);
 std::vector<std::string> SubjectAltNames(X509 *cert);
+
+// Lowercase hex of raw bytes (cache keys, digests in the store's listings).
+std::string LowerHex(std::string_view bytes);
 
 // 2027-03-01T00:00:00Z
 std::string FormatTime(int64_t unix_seconds);
