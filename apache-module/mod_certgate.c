@@ -293,6 +293,15 @@ static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw
 #define CG_KEY(name, help) AP_INIT_RAW_ARGS(name, set_key, NULL, RSRC_CONF | ACCESS_CONF, help)
 #define CG_SERVER_KEY(name, help) AP_INIT_RAW_ARGS(name, set_server_key, NULL, RSRC_CONF, help)
 
+static const char *refuse_status(cmd_parms *cmd, void *mconfig, const char *raw)
+{
+    (void)cmd;
+    (void)mconfig;
+    (void)raw;
+    return "CertGateStatus: the counters page is not available in mod_certgate yet (nginx has "
+           "certgate_status); refusals are counted by reason in the error log";
+}
+
 static const command_rec certgate_cmds[] = {
     CG_KEY("CertGate", "off | optional | require"),
     CG_KEY("CertGateTrustedIssuers", "PEM file of the CAs allowed to issue client certs here"),
@@ -324,9 +333,10 @@ static const command_rec certgate_cmds[] = {
     /* The handshake knows the virtual host, not yet the <Location>. */
     CG_SERVER_KEY("CertGateRejectAt", "request | handshake (server or virtual host)"),
     CG_KEY("CertGateLog", "kv | json [accepts]"),
-    /* Accepted for one vocabulary; the core has no counters API yet, so no
-     * handler serves them. */
-    CG_KEY("CertGateStatus", "on | off: counters handler"),
+    /* The counters page exists in nginx only for now: refuse the directive
+     * rather than accept it and serve nothing. */
+    AP_INIT_RAW_ARGS("CertGateStatus", refuse_status, NULL, RSRC_CONF | ACCESS_CONF,
+                     "not available in mod_certgate yet"),
     {NULL}};
 
 /* ---- TLS side ----------------------------------------------------------------- */

@@ -750,6 +750,13 @@ TEST_F(ApacheConfig, RejectAtIsPerVirtualHost) {
   EXPECT_NE(r.err.find("CertGateRejectAt"), std::string::npos) << r.err;
 }
 
+TEST_F(ApacheConfig, StatusPageIsRefusedNotSilentlyIgnored) {
+  h::RunResult r =
+      ConfigTest("  <Location /certgate-status>\n    CertGateStatus on\n  </Location>\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("not available in mod_certgate yet"), std::string::npos) << r.err;
+}
+
 TEST_F(ApacheConfig, WrongArgumentCount) {
   h::RunResult r = ConfigTest("  CertGate\n");
   EXPECT_NE(r.exit_code, 0);
