@@ -191,9 +191,10 @@ const cg_decision *WithRevocation(SSL *ssl, ConnectionState *state, const Policy
   const std::vector<RevocationAnswer> answers =
       checker != nullptr ? checker->Check(*state->evidence, policy) : UnavailableAnswers(error);
 
-  const bool in_flight = std::any_of(answers.begin(), answers.end(), [](const auto &answer) {
+  const bool preloading = PreloadInProgress();
+  const bool in_flight = std::any_of(answers.begin(), answers.end(), [&](const auto &answer) {
     return answer.status != RevocationStatus::kGood &&
-           answer.status != RevocationStatus::kRevoked && answer.fetch_pending;
+           answer.status != RevocationStatus::kRevoked && (answer.fetch_pending || preloading);
   });
   bool pending = false;
   if (!in_flight) state->waiting_since = {};
@@ -292,7 +293,11 @@ void WaitForRevocation(SSL *ssl, const Policy &policy, std::chrono::milliseconds
   std::string error;
   RevocationChecker *checker = RevocationFor(policy, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
                                              ConnectionClock(), &error);
-  if (checker != nullptr) checker->WaitForFetches(*evidence, wait);
+  const auto start = std::chrono::steady_clock::now();
+  WaitForPreloads(wait);
+  const auto left = wait - std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - start);
+  if (checker != nullptr && left.count() > 0) checker->WaitForFetches(*evidence, left);
 }
 
 const cg_decision *DecisionWithoutTls(const Policy &policy, bool internal_error) {

@@ -7,6 +7,7 @@
 #include <certgate/revocation.h>
 #include <openssl/x509.h>
 
+#include <chrono>
 #include <string>
 
 namespace certgate {
@@ -14,10 +15,17 @@ namespace certgate {
 // Where the shared cache lives when certgate_cache is not set.
 constexpr const char *kDefaultCacheDir = "/var/cache/certgate";
 
-// The checker for `policy`'s cache, with its certgate_crl files preloaded
-// (verified against `trust`). Null with `error` set when the cache cannot be
-// opened. Checkers live until the process exits.
+// The checker for `policy`'s cache. Its certgate_crl files are preloaded in
+// the background the first time (verified against `trust`), so no request
+// thread or event loop waits for a large ingest. Null with `error` set when the
+// cache cannot be opened. Checkers live until the process exits.
 RevocationChecker *RevocationFor(const Policy &policy, X509_STORE *trust, const Clock &clock,
                                  std::string *error);
+
+// Whether a certgate_crl preload is still running in this process.
+bool PreloadInProgress();
+
+// Blocks up to `wait` until this process's preloads are done (threaded servers).
+void WaitForPreloads(std::chrono::milliseconds wait);
 
 }  // namespace certgate
