@@ -508,6 +508,10 @@ class RevocationChecker::Impl {
       return;
     }
     answer->status = any_stale ? RevocationStatus::kStale : RevocationStatus::kUnknown;
+    for (const View &v : views) {
+      // A stale answer still says which data it is (crl URL crl_number=N).
+      if (any_stale && v.kind == View::kStale && answer->source.empty()) answer->source = v.source;
+    }
     std::string detail = std::string("mode=") + RevocationModeName(mode);
     for (size_t i = 0; i < sources.size(); ++i) {
       const View &v = views[i];

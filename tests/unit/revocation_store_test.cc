@@ -219,6 +219,7 @@ TEST_F(RevocationStoreTest, PastNextUpdateIsUsedWithinMaxStaleThenStale) {
   RevocationAnswer beyond = CheckLeaf(alice);
   EXPECT_EQ(beyond.status, RevocationStatus::kStale);
   EXPECT_THAT(beyond.detail, HasSubstr("certgate_max_stale"));
+  EXPECT_THAT(beyond.source, HasSubstr("crl_number=1"));         // which data went stale
   EXPECT_EQ(CheckLeaf(bob).status, RevocationStatus::kRevoked);  // a revocation does not expire
 }
 
