@@ -721,6 +721,7 @@ TEST_F(ApacheConfig, BadValueNamesFileAndLine) {
   const std::string where = "line " + std::to_string(line) + " of " + conf_;
   EXPECT_NE(r.err.find(where), std::string::npos) << "want [" << where << "] in:\n" << r.err;
   EXPECT_NE(r.err.find("banana"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("CertGateMaxDepth: \"banana\""), std::string::npos) << r.err;
 }
 
 TEST_F(ApacheConfig, BadKeywordInLocationNamesFileAndLine) {
