@@ -30,20 +30,10 @@ cleanup() { stop_pids "${pids[@]}"; }
 trap cleanup EXIT
 
 # --- nginx -------------------------------------------------------------------
-cat >"$run/nginx.conf" <<EOF
-load_module $top/build/nginx-module/ngx_http_certgate_module.so;
-daemon off;
-master_process on;
-worker_processes 1;
-pid $run/nginx.pid;
-error_log $run/logs/nginx-error.log;
-events { worker_connections 64; }
-http {
-    client_body_temp_path $run/tmp/body;
-    proxy_temp_path $run/tmp/proxy;
-    fastcgi_temp_path $run/tmp/fastcgi;
-    uwsgi_temp_path $run/tmp/uwsgi;
-    scgi_temp_path $run/tmp/scgi;
+{
+  echo "load_module $top/build/nginx-module/ngx_http_certgate_module.so;"
+  nginx_conf_head "$run" 1 "$run/logs/nginx-error.log" 64
+  cat <<EOF
     access_log off;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_cache shared:SSL:1m;
@@ -66,6 +56,7 @@ http {
     }
 }
 EOF
+} >"$run/nginx.conf"
 /usr/sbin/nginx -t -q -p "$run" -c "$run/nginx.conf"
 /usr/sbin/nginx -p "$run" -c "$run/nginx.conf" &
 pids+=($!)

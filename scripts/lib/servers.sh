@@ -23,3 +23,15 @@ wait_port() {
   echo "${0##*/}: nothing listens on 127.0.0.1:$1" >&2
   return 1
 }
+
+# nginx_conf_head DIR WORKERS ERROR_LOG [CONNECTIONS]: the top of an nginx.conf
+# for an instance living in DIR (foreground, pid and temp paths in DIR), up to
+# and including the temp paths inside "http {".
+nginx_conf_head() {
+  local dir=$1 temp
+  printf 'daemon off;\nmaster_process on;\nworker_processes %s;\npid %s/nginx.pid;\n' "$2" "$dir"
+  printf 'error_log %s;\nevents { worker_connections %s; }\nhttp {\n' "$3" "${4:-256}"
+  for temp in client_body proxy fastcgi uwsgi scgi; do
+    printf '    %s_temp_path %s/tmp/%s;\n' "$temp" "$dir" "${temp/client_body/body}"
+  done
+}

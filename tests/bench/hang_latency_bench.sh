@@ -119,20 +119,10 @@ wait_port 18081
 write_nginx() {
   local d=$run/nginx
   mkdir -p "$d/tmp"
-  cat >"$d/nginx.conf" <<EOF
-load_module $run/ngx_http_certgate_module.so;
-daemon off;
-master_process on;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $run/logs/nginx-error.log;
-events { worker_connections 512; }
-http {
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
+  {
+    echo "load_module $run/ngx_http_certgate_module.so;"
+    nginx_conf_head "$d" 1 "$run/logs/nginx-error.log" 512
+    cat <<EOF
     log_format bench '\$msec \$status "\$request" \$request_time reason=\$certgate_reason';
     access_log $run/logs/nginx-access.log bench;
     keepalive_requests 1000000;
@@ -161,6 +151,7 @@ http {
     }
 }
 EOF
+  } >"$d/nginx.conf"
 }
 
 write_apache() {

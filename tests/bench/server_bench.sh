@@ -126,20 +126,10 @@ write_nginx() {  # CFG
         certgate_max_depth 5;
         certgate_deny $deny_fp;"
   fi
-  cat >"$d/nginx.conf" <<EOF
-$load
-daemon off;
-master_process on;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $run/logs/nginx-$cfg-error.log;
-events { worker_connections 256; }
-http {
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
+  {
+    echo "$load"
+    nginx_conf_head "$d" 1 "$run/logs/nginx-$cfg-error.log" 256
+    cat <<EOF
     log_format bench '$log_format';
     access_log $run/logs/nginx-$cfg-access.log bench;
     keepalive_requests 1000000;
@@ -157,6 +147,7 @@ http {
     }
 }
 EOF
+  } >"$d/nginx.conf"
 }
 
 # --- Apache --------------------------------------------------------------------
