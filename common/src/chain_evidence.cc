@@ -139,7 +139,15 @@ LeafSummary SummarizeLeaf(X509 *leaf) {
 void ChainEvidence::Summarize() {
   summaries.clear();
   for (const auto &cert : chain) summaries.push_back(SummarizeCert(cert.get()));
-  if (!chain.empty()) leaf_summary = SummarizeLeaf(chain.front().get());
+  leaf_summary_.reset();
+}
+
+const LeafSummary &ChainEvidence::leaf_summary() const {
+  if (!leaf_summary_) {
+    leaf_summary_ = std::make_shared<const LeafSummary>(
+        chain.empty() ? LeafSummary{} : SummarizeLeaf(chain.front().get()));
+  }
+  return *leaf_summary_;
 }
 
 }  // namespace certgate

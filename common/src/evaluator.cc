@@ -52,7 +52,7 @@ class ChainJudge {
  private:
   X509 *At(size_t depth) const { return evidence_.chain[depth].get(); }
   const CertSummary &Summary(size_t depth) const { return evidence_.summaries[depth]; }
-  const LeafSummary &Leaf() const { return evidence_.leaf_summary; }
+  const LeafSummary &Leaf() const { return evidence_.leaf_summary(); }
   X509 *leaf() const { return At(0); }
   size_t size() const { return evidence_.chain.size(); }
   // Certificates the client is answerable for: all but a trust anchor.

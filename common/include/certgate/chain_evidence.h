@@ -55,14 +55,21 @@ struct ChainEvidence {
   bool anchored = false;
   // Set when the chain could not be examined at all (allocation failure).
   std::string internal_error;
-  // One per certificate of `chain`, and the leaf's identity facts.
+  // One per certificate of `chain`.
   std::vector<CertSummary> summaries;
-  LeafSummary leaf_summary;
 
-  // Fills summaries and leaf_summary from chain (BuildChainEvidence does it).
+  // Fills summaries from chain (BuildChainEvidence does it).
   void Summarize();
 
+  // The leaf's identity facts, decoded on first use: digests, names and SANs
+  // cost a handshake several microseconds and only pin, subject and SAN rules
+  // read them. Not thread-safe; a connection's evidence is used under its lock.
+  const LeafSummary &leaf_summary() const;
+
   X509 *leaf() const { return chain.empty() ? nullptr : chain.front().get(); }
+
+ private:
+  mutable std::shared_ptr<const LeafSummary> leaf_summary_;
 };
 
 // Runs X509_verify_cert over `leaf` + `untrusted` against `trust` and records
