@@ -263,27 +263,6 @@ Result<std::string> FromPem(const std::string &data) {
 
 }  // namespace
 
-std::string IssuerId(X509 *issuer) {
-  unsigned char *name = nullptr, *spki = nullptr;
-  int name_len = i2d_X509_NAME(X509_get_subject_name(issuer), &name);
-  int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(issuer), &spki);
-  std::string out;
-  if (name_len > 0 && spki_len > 0) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned int n = 0;
-    EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
-    EVP_DigestUpdate(md, name, static_cast<size_t>(name_len));
-    EVP_DigestUpdate(md, spki, static_cast<size_t>(spki_len));
-    EVP_DigestFinal_ex(md, digest, &n);
-    EVP_MD_CTX_free(md);
-    out.assign(reinterpret_cast<char *>(digest), 20);
-  }
-  OPENSSL_free(name);
-  OPENSSL_free(spki);
-  return out;
-}
-
 std::string SerialMagnitude(X509 *cert, bool *negative) {
   const ASN1_INTEGER *serial = X509_get0_serialNumber(cert);
   *negative = ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER;

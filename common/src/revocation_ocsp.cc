@@ -45,17 +45,6 @@ std::string SubjectAndSerial(X509 *cert) {
 
 }  // namespace
 
-std::string OcspCertIdKey(X509 *cert, X509 *issuer) {
-  UniquePtr<OCSP_CERTID> id(OCSP_cert_to_id(EVP_sha1(), cert, issuer));
-  if (!id) return "";
-  unsigned char *der = nullptr;
-  int len = i2d_OCSP_CERTID(id.get(), &der);
-  std::string out;
-  if (len > 0) out.assign(reinterpret_cast<char *>(der), static_cast<size_t>(len));
-  OPENSSL_free(der);
-  return out;
-}
-
 Result<std::string> OcspRequestDer(X509 *cert, X509 *issuer) {
   UniquePtr<OCSP_REQUEST> request(OCSP_REQUEST_new());
   OCSP_CERTID *id = OCSP_cert_to_id(EVP_sha1(), cert, issuer);

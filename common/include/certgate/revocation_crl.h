@@ -15,6 +15,7 @@
 #pragma once
 
 #include <certgate/cert_facts.h>  // FormatTime
+#include <certgate/issuer_keys.h>  // IssuerId
 #include <certgate/result.h>
 #include <certgate/revocation_store.h>
 #include <openssl/x509.h>
@@ -24,10 +25,6 @@
 #include <string_view>
 
 namespace certgate {
-
-// The id under which an issuer's CRL is stored: SHA-256 over the issuer's subject
-// DER and SubjectPublicKeyInfo DER, first 20 bytes (a re-keyed CA is a new id).
-std::string IssuerId(X509 *issuer);
 
 // A cert's serial as magnitude bytes (no leading zeros) and sign.
 std::string SerialMagnitude(X509 *cert, bool *negative);

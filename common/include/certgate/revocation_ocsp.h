@@ -8,6 +8,7 @@
 // time), has a SingleResponse for our CertID, and thisUpdate/nextUpdate are sane.
 #pragma once
 
+#include <certgate/issuer_keys.h>  // OcspCertIdKey
 #include <certgate/result.h>
 #include <certgate/revocation_store.h>
 #include <openssl/x509.h>
@@ -18,8 +19,6 @@
 
 namespace certgate {
 
-// DER of the SHA-1 CertID of `cert` issued by `issuer` (the ocsp table's key).
-std::string OcspCertIdKey(X509 *cert, X509 *issuer);
 
 // DER of an OCSPRequest for `cert`.
 Result<std::string> OcspRequestDer(X509 *cert, X509 *issuer);
