@@ -186,8 +186,10 @@ class RevocationChecker::Impl {
     return found;
   }
 
-  // Ingests one preloaded file with `issuer` (or one from the trust store).
-  // Unchanged files (same mtime and size as recorded) are skipped unless forced.
+  // Ingests every CRL of one preloaded file, each with the chain's `issuer`
+  // when that issued it, else with an issuer from the trust store. Unchanged
+  // files (same mtime and size as recorded, every CRL stored) are skipped
+  // unless forced.
   Status IngestFile(const std::string &path, X509 *chain_issuer, bool force) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0)
@@ -206,45 +208,64 @@ class RevocationChecker::Impl {
     }
     Result<std::string> data = ReadFile(path);
     if (!data.ok()) return Status::Error("certgate_crl " + data.status().message());
-    Result<ParsedCrl> crl = ParseCrl(std::move(data).value());
-    if (!crl.ok()) return Status::Error("certgate_crl " + path + ": " + crl.status().message());
-    UniquePtr<X509> issuer(chain_issuer != nullptr ? ossl::UpRef(chain_issuer).release()
-                                                   : FindIssuerInTrust(crl.value()));
+    Result<std::vector<ParsedCrl>> crls = ParseCrlFile(std::move(data).value());
+    if (!crls.ok()) return Status::Error("certgate_crl " + path + ": " + crls.status().message());
     FileState state;
     state.mtime_ns = mtime_ns;
     state.size = st.st_size;
-    if (!issuer) {
-      // An intermediate's CRL: ingested when a chain brings the issuer.
-      std::lock_guard<std::mutex> lock(mutex_);
-      pending_files_[std::string(crl->issuer_der)].insert(path);
-      has_pending_files_ = true;
-      state.result = "waiting for a chain with issuer " + crl->issuer;
-    } else {
-      Result<IngestResult> ingested =
-          IngestCrl(*store_, crl.value(), issuer.get(), "file:" + path, clock_.Now());
+    bool all_stored = true;
+    for (size_t i = 0; i < crls->size(); ++i) {
+      const ParsedCrl &crl = crls.value()[i];
+      const std::string which = crls->size() == 1 ? ""
+                                                  : "CRL " + std::to_string(i + 1) + " of " +
+                                                        std::to_string(crls->size()) + ": ";
+      std::string result;
+      UniquePtr<X509> issuer(chain_issuer != nullptr && VerifyCrl(crl, chain_issuer).ok()
+                                 ? ossl::UpRef(chain_issuer).release()
+                                 : FindIssuerInTrust(crl));
+      Status ingested = IngestOne(path, crl, issuer.get(), &result);
       if (!ingested.ok()) {
-        const std::string &why = ingested.status().message();
-        if (why.rfind("rolled back", 0) != 0) {
-          return Status::Error("certgate_crl " + path + ": " + why);
-        }
-        state.result = why;  // the store holds a newer CRL: keep it
-      } else {
-        state.result =
-            std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored"
-                                                                            : "unchanged") +
-            " crl_number=" + ingested->meta.crl_number_dec +
-            " entries=" + std::to_string(ingested->meta.count);
+        return Status::Error("certgate_crl " + path + ": " + which + ingested.message());
       }
-      state.issuer_id = IssuerId(issuer.get());
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = pending_files_.find(std::string(crl->issuer_der));
-      if (it != pending_files_.end()) {
-        it->second.erase(path);
-        if (it->second.empty()) pending_files_.erase(it);
-      }
+      if (!issuer) all_stored = false;
+      if (state.issuer_id.empty() && issuer) state.issuer_id = IssuerId(issuer.get());
+      state.result += (state.result.empty() ? "" : "; ") + which + result;
     }
+    // A file with a CRL still waiting for its issuer is parsed again next time.
+    if (!all_stored) state.issuer_id.clear();
     Result<RevocationStore::WriteTxn> txn = store_->Write();
     if (txn.ok() && txn->PutFile(path, state).ok()) (void)txn->Commit();
+    return Status::Ok();
+  }
+
+  // One CRL of a preloaded file: stored with `issuer`, or, without one (an
+  // intermediate's CRL), remembered until a chain brings that issuer.
+  Status IngestOne(const std::string &path, const ParsedCrl &crl, X509 *issuer,
+                   std::string *result) {
+    if (issuer == nullptr) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_files_[std::string(crl.issuer_der)].insert(path);
+      has_pending_files_ = true;
+      *result = "waiting for a chain with issuer " + crl.issuer;
+      return Status::Ok();
+    }
+    Result<IngestResult> ingested = IngestCrl(*store_, crl, issuer, "file:" + path, clock_.Now());
+    if (!ingested.ok()) {
+      const std::string &why = ingested.status().message();
+      if (why.rfind("rolled back", 0) != 0) return ingested.status();
+      *result = why;  // the store holds a newer CRL: keep it
+    } else {
+      *result = std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored"
+                                                                                : "unchanged") +
+                " crl_number=" + ingested->meta.crl_number_dec +
+                " entries=" + std::to_string(ingested->meta.count);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = pending_files_.find(std::string(crl.issuer_der));
+    if (it != pending_files_.end()) {
+      it->second.erase(path);
+      if (it->second.empty()) pending_files_.erase(it);
+    }
     return Status::Ok();
   }
 

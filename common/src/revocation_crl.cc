@@ -243,22 +243,39 @@ Status ParseExtensions(std::string_view der, ParsedCrl *crl) {
   return Status::Ok();
 }
 
-Result<std::string> FromPem(const std::string &data) {
+bool IsPem(const std::string &data) {
+  size_t start = 0;
+  while (start < data.size() && isspace(static_cast<unsigned char>(data[start]))) ++start;
+  return data.compare(start, 10, "-----BEGIN") == 0;
+}
+
+// The DER of every PEM block in `data`, each of which must be an "X509 CRL".
+Result<std::vector<std::string>> CrlsFromPem(const std::string &data) {
   UniquePtr<BIO> bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-  char *name = nullptr, *header = nullptr;
-  unsigned char *der = nullptr;
-  long len = 0;
-  if (!bio || PEM_read_bio(bio.get(), &name, &header, &der, &len) != 1) {
-    ERR_clear_error();
-    return Status::Error("not a PEM CRL (bad base64 or no END line)");
+  if (!bio) return Status::Error("out of memory");
+  std::vector<std::string> ders;
+  for (;;) {
+    char *name = nullptr, *header = nullptr;
+    unsigned char *der = nullptr;
+    long len = 0;
+    if (PEM_read_bio(bio.get(), &name, &header, &der, &len) != 1) {
+      const bool at_end = ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE;
+      ERR_clear_error();
+      if (at_end && !ders.empty()) return ders;
+      if (ders.empty()) return Status::Error("not a PEM CRL (bad base64 or no END line)");
+      return Status::Error("PEM block " + std::to_string(ders.size() + 1) +
+                           " is not valid PEM (bad base64 or no END line)");
+    }
+    const std::string label = name;
+    ders.emplace_back(reinterpret_cast<char *>(der), static_cast<size_t>(len));
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(der);
+    if (label != "X509 CRL") {
+      return Status::Error("PEM block " + std::to_string(ders.size()) + " is \"" + label +
+                           "\", not \"X509 CRL\"");
+    }
   }
-  std::string label = name;
-  std::string out(reinterpret_cast<char *>(der), static_cast<size_t>(len));
-  OPENSSL_free(name);
-  OPENSSL_free(header);
-  OPENSSL_free(der);
-  if (label != "X509 CRL") return Status::Error("PEM block is \"" + label + "\", not \"X509 CRL\"");
-  return out;
 }
 
 }  // namespace
@@ -304,12 +321,14 @@ std::string CrlReasonName(int code) {
 
 Result<ParsedCrl> ParseCrl(std::string data) {
   ParsedCrl crl;
-  size_t start = 0;
-  while (start < data.size() && isspace(static_cast<unsigned char>(data[start]))) ++start;
-  if (data.compare(start, 10, "-----BEGIN") == 0) {
-    Result<std::string> der = FromPem(data);
-    if (!der.ok()) return der.status();
-    crl.der = std::move(der).value();
+  if (IsPem(data)) {
+    Result<std::vector<std::string>> ders = CrlsFromPem(data);
+    if (!ders.ok()) return ders.status();
+    if (ders->size() != 1) {
+      return Status::Error("a PEM file of " + std::to_string(ders->size()) +
+                           " CRLs where one was expected");
+    }
+    crl.der = std::move(ders->front());
   } else {
     crl.der = std::move(data);
   }
@@ -511,6 +530,30 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   if (!commit.ok()) return commit;
   result.meta = std::move(meta);
   return result;
+}
+
+Result<std::vector<ParsedCrl>> ParseCrlFile(std::string data) {
+  std::vector<ParsedCrl> crls;
+  if (!IsPem(data)) {
+    Result<ParsedCrl> crl = ParseCrl(std::move(data));
+    if (!crl.ok()) return crl.status();
+    crls.push_back(std::move(crl).value());
+    return crls;
+  }
+  Result<std::vector<std::string>> ders = CrlsFromPem(data);
+  if (!ders.ok()) return ders.status();
+  data.clear();
+  data.shrink_to_fit();  // a bundle of big CRLs: hold the DER once, not also the base64
+  for (size_t i = 0; i < ders->size(); ++i) {
+    Result<ParsedCrl> crl = ParseCrl(std::move(ders.value()[i]));
+    if (!crl.ok()) {
+      if (ders->size() == 1) return crl.status();
+      return Status::Error("CRL " + std::to_string(i + 1) + " of " + std::to_string(ders->size()) +
+                           ": " + crl.status().message());
+    }
+    crls.push_back(std::move(crl).value());
+  }
+  return crls;
 }
 
 }  // namespace certgate

@@ -71,6 +71,68 @@ TEST_F(RevocationStoreTest, PemCrlsAndDirectoriesArePreloaded) {
   EXPECT_EQ(answer.reason, "superseded");
 }
 
+// A PEM bundle of the root's and the issuing CA's CRLs, as nginx's ssl_crl takes
+// it: every CRL is stored, and the file's record names each.
+TEST_F(RevocationStoreTest, PemBundleOfSeveralCrlsPreloadsEveryOne) {
+  SetPolicy("revocation_scope", {"chain"});
+  pki::Issued alice = Leaf("alice");
+  auto issuing_crl = IssuingCrl({{Serial(alice), kRevNow - 60, kKeyCompromise}}, 3);
+  auto root_crl =
+      pki_->Crl(root_, {{Serial(issuing_), kRevNow - 60, 2}}, 8, kRevNow - 60, kRevNow + kRevDay);
+  const std::string path = dir_ + "/crls/bundle.pem";
+  ASSERT_TRUE(pki::WriteFile(path, pki::ToPem(root_crl.get()) + pki::ToPem(issuing_crl.get())));
+  Status status = checker_->Preload({path}, Trust(true).get());
+  ASSERT_TRUE(status.ok()) << status.message();
+  std::vector<RevocationAnswer> answers = checker_->Check(Evidence(alice), policy_);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[0].status, RevocationStatus::kRevoked);
+  EXPECT_EQ(answers[0].reason, "keyCompromise");
+  EXPECT_EQ(answers[1].status, RevocationStatus::kRevoked);
+  EXPECT_EQ(answers[1].reason, "cACompromise");
+  std::string all;
+  for (const std::string &line : checker_->List()) all += line + "\n";
+  EXPECT_THAT(all, HasSubstr("CRL 1 of 2: stored crl_number=8 entries=1; "
+                             "CRL 2 of 2: stored crl_number=3 entries=1"));
+}
+
+// Only the root is trusted: the bundle's root CRL is stored at once, the
+// issuing CA's when a chain brings its issuer; the file is then complete.
+TEST_F(RevocationStoreTest, BundleWithAnIntermediateCrlCompletesWhenAChainBringsItsIssuer) {
+  pki::Issued alice = Leaf("alice");
+  auto issuing_crl = IssuingCrl({{Serial(alice), kRevNow - 60, kKeyCompromise}}, 3);
+  auto root_crl = pki_->Crl(root_, {}, 8, kRevNow - 60, kRevNow + kRevDay);
+  const std::string path = dir_ + "/crls/bundle.pem";
+  ASSERT_TRUE(pki::WriteFile(path, pki::ToPem(root_crl.get()) + pki::ToPem(issuing_crl.get())));
+  ASSERT_TRUE(checker_->Preload({path}, Trust(false).get()).ok());
+  std::string all;
+  for (const std::string &line : checker_->List()) all += line + "\n";
+  EXPECT_THAT(all, HasSubstr("CRL 1 of 2: stored crl_number=8 entries=0; CRL 2 of 2: waiting for "
+                             "a chain with issuer CN=Rev Issuing CA,O=Example"));
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kUnknown);
+  ASSERT_TRUE(checker_->WaitForFetches(Evidence(alice), std::chrono::seconds(5)));
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+}
+
+// One bad CRL in a bundle refuses the file, naming which; nothing of it is taken.
+TEST_F(RevocationStoreTest, BundleWithABadCrlOrANonCrlBlockIsRefusedNamingIt) {
+  pki::Issued alice = Leaf("alice");
+  const std::string good = pki::ToPem(IssuingCrl({{Serial(alice), kRevNow - 60, 1}}, 3).get());
+  const std::string path = dir_ + "/crls/bundle.pem";
+  std::string garbled = good;
+  garbled.replace(garbled.find('\n') + 1, 8, "AAAAAAAA");  // valid base64, not a CRL
+  ASSERT_TRUE(pki::WriteFile(path, good + garbled));
+  Status status = checker_->Preload({path}, Trust(true).get());
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), HasSubstr(path + ": CRL 2 of 2: "));
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kUnknown);
+
+  ASSERT_TRUE(pki::WriteFile(path, good + alice.Pem()));
+  status = checker_->Preload({path}, Trust(true).get());
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), HasSubstr("PEM block 2 is \"CERTIFICATE\", not \"X509 CRL\""));
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kUnknown);
+}
+
 TEST_F(RevocationStoreTest, IntermediateCrlIsIngestedWhenAChainBringsItsIssuer) {
   pki::Issued alice = Leaf("alice");
   auto crl = IssuingCrl({{Serial(alice), kRevNow - 60, kKeyCompromise}}, 1);

@@ -14,7 +14,7 @@
 // is written unless the whole CRL parsed and verified.
 #pragma once
 
-#include <certgate/cert_facts.h>  // FormatTime
+#include <certgate/cert_facts.h>   // FormatTime
 #include <certgate/issuer_keys.h>  // IssuerId
 #include <certgate/result.h>
 #include <certgate/revocation_store.h>
@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace certgate {
 
@@ -51,6 +52,11 @@ struct ParsedCrl {
 // Parses a DER or PEM ("X509 CRL") CRL; refuses HTML, truncated DER, trailing
 // garbage, delta/indirect CRLs and unknown critical extensions, naming the defect.
 Result<ParsedCrl> ParseCrl(std::string data);
+
+// Every CRL of a preloaded file: one DER CRL, or a PEM bundle of "X509 CRL"
+// blocks (as nginx's ssl_crl takes them, e.g. the root's and the intermediate's).
+// Any defect refuses the whole file, naming the CRL.
+Result<std::vector<ParsedCrl>> ParseCrlFile(std::string data);
 
 // Signature and issuer checks (not time, not rollback).
 Status VerifyCrl(const ParsedCrl &crl, X509 *issuer);
