@@ -7,10 +7,12 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 namespace certgate {
 namespace {
@@ -456,6 +458,87 @@ Status VerifyCrl(const ParsedCrl &crl, X509 *issuer) {
   return Status::Ok();
 }
 
+namespace {
+
+// Serials written per write transaction. LMDB keeps the pages a transaction
+// dirtied on its free list until the environment closes, so one transaction
+// for a million entries left ~47 MB in every process that ingested; it also
+// held the single writer lock (every other process's writes) for a second.
+constexpr size_t kEntriesPerTxn = 50000;
+
+// <0 older than the cached CRL, 0 the same, >0 newer: by crlNumber when both
+// have one, else by thisUpdate.
+int CompareToCached(const ParsedCrl &crl, const CrlMeta &cached) {
+  if (!crl.crl_number.empty() && !cached.crl_number.empty())
+    return CompareNumbers(crl.crl_number, cached.crl_number);
+  return crl.this_update < cached.this_update ? -1 : crl.this_update > cached.this_update ? 1 : 0;
+}
+
+Status RolledBack(const ParsedCrl &crl, const CrlMeta &cached) {
+  std::string what = (!crl.crl_number.empty() && !cached.crl_number.empty())
+                         ? "crlNumber " + crl.crl_number_dec + " < cached " + cached.crl_number_dec
+                         : "thisUpdate " + FormatTime(crl.this_update) + " < cached " +
+                               FormatTime(cached.this_update);
+  return Status::Error("rolled back: " + what + " (kept the cached CRL from " + cached.source +
+                       ")");
+}
+
+bool IsUnchanged(const ParsedCrl &crl, const CrlMeta &cached) {
+  return CompareToCached(crl, cached) == 0 && crl.this_update <= cached.this_update;
+}
+
+// Deletes generation `gen` a transaction at a time.
+Status DropGeneration(RevocationStore &store, uint64_t gen) {
+  for (bool done = false; !done;) {
+    Result<RevocationStore::WriteTxn> txn = store.Write();
+    if (!txn.ok()) return txn.status();
+    Status deleted = txn->DeleteGeneration(gen, kEntriesPerTxn, &done);
+    if (deleted.ok() && done) deleted = txn->ClearStaging(gen);
+    if (!deleted.ok()) return deleted;
+    Status commit = txn->Commit();
+    if (!commit.ok()) return commit;
+  }
+  return Status::Ok();
+}
+
+void DropAbandonedGenerations(RevocationStore &store) {
+  std::vector<uint64_t> abandoned;
+  {
+    Result<RevocationStore::WriteTxn> txn = store.Write();
+    if (!txn.ok()) return;
+    abandoned = txn->AbandonedGenerations();
+  }
+  for (uint64_t gen : abandoned) (void)DropGeneration(store, gen);
+}
+
+// Writes the CRL's entries under a new generation, in transactions of
+// kEntriesPerTxn; readers see none of them until the generation is referenced.
+Status StageEntries(RevocationStore &store, const ParsedCrl &crl, uint64_t gen, uint64_t *count) {
+  Result<RevocationStore::WriteTxn> first = store.Write();
+  if (!first.ok()) return first.status();
+  std::optional<RevocationStore::WriteTxn> txn(std::move(first).value());
+  size_t in_txn = 0;
+  Status entries = ForEachEntry(
+      crl.entries, [&](const std::string &mag, bool negative, int64_t when, int reason) {
+        if (in_txn == kEntriesPerTxn) {
+          Status commit = txn->Commit();
+          if (!commit.ok()) return commit;
+          txn.reset();
+          Result<RevocationStore::WriteTxn> next = store.Write();
+          if (!next.ok()) return next.status();
+          txn.emplace(std::move(next).value());
+          in_txn = 0;
+        }
+        ++in_txn;
+        ++*count;
+        return txn->PutRevoked(gen, mag, negative, RevokedEntry{when, reason});
+      });
+  if (!entries.ok()) return entries;
+  return txn->Commit();
+}
+
+}  // namespace
+
 Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
                                const std::string &source, int64_t now, int64_t skew) {
   if (crl.this_update > now + skew) {
@@ -469,41 +552,34 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   if (!verified.ok()) return verified;
   const std::string id = IssuerId(issuer);
   if (id.empty()) return Status::Error("cannot hash the issuer");
+  DropAbandonedGenerations(store);
 
-  Result<RevocationStore::WriteTxn> txn = store.Write();
-  if (!txn.ok()) return txn.status();
-  std::optional<CrlMeta> old = txn->GetCrl(id);
-  IngestResult result;
-  if (old) {
-    int cmp = (!crl.crl_number.empty() && !old->crl_number.empty())
-                  ? CompareNumbers(crl.crl_number, old->crl_number)
-                  : (crl.this_update < old->this_update   ? -1
-                     : crl.this_update > old->this_update ? 1
-                                                          : 0);
-    if (cmp < 0) {
-      std::string what =
-          (!crl.crl_number.empty() && !old->crl_number.empty())
-              ? "crlNumber " + crl.crl_number_dec + " < cached " + old->crl_number_dec
-              : "thisUpdate " + FormatTime(crl.this_update) + " < cached " +
-                    FormatTime(old->this_update);
-      return Status::Error("rolled back: " + what + " (kept the cached CRL from " + old->source +
-                           ")");
-    }
-    if (cmp == 0 && crl.this_update <= old->this_update) {
-      old->checked_at = now;
-      Status put = txn->PutCrl(id, *old);
-      if (!put.ok()) return put;
-      Status commit = txn->Commit();
-      if (!commit.ok()) return commit;
-      result.outcome = IngestResult::Outcome::kUnchanged;
-      result.meta = *old;
-      return result;
-    }
-  }
-  Result<uint64_t> gen = txn->NewGeneration();
-  if (!gen.ok()) return gen.status();
+  // 1. Against the cached CRL: refuse a rollback, confirm an unchanged one, or
+  //    reserve a generation for the new entries.
   CrlMeta meta;
-  meta.gen = gen.value();
+  {
+    Result<RevocationStore::WriteTxn> txn = store.Write();
+    if (!txn.ok()) return txn.status();
+    if (std::optional<CrlMeta> old = txn->GetCrl(id)) {
+      if (CompareToCached(crl, *old) < 0) return RolledBack(crl, *old);
+      if (IsUnchanged(crl, *old)) {
+        old->checked_at = now;
+        Status put = txn->PutCrl(id, *old);
+        if (put.ok()) put = txn->Commit();
+        if (!put.ok()) return put;
+        IngestResult result;
+        result.outcome = IngestResult::Outcome::kUnchanged;
+        result.meta = *old;
+        return result;
+      }
+    }
+    Result<uint64_t> gen = txn->NewGeneration();
+    if (!gen.ok()) return gen.status();
+    meta.gen = gen.value();
+    Status marked = txn->MarkStaging(meta.gen, getpid());
+    if (marked.ok()) marked = txn->Commit();
+    if (!marked.ok()) return marked;
+  }
   meta.this_update = crl.this_update;
   meta.next_update = crl.next_update;
   meta.crl_number = crl.crl_number;
@@ -513,22 +589,46 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   meta.checked_at = now;
   meta.flags = crl.flags;
   meta.issuer = crl.issuer;
-  RevocationStore::WriteTxn &w = txn.value();
-  Status entries = ForEachEntry(
-      crl.entries, [&](const std::string &mag, bool negative, int64_t when, int reason) {
-        ++meta.count;
-        return w.PutRevoked(meta.gen, mag, negative, RevokedEntry{when, reason});
-      });
-  if (!entries.ok()) return entries;
-  if (old) {
-    Status deleted = w.DeleteGeneration(old->gen);
-    if (!deleted.ok()) return deleted;
+
+  // 2. The entries, out of readers' sight.
+  Status staged = StageEntries(store, crl, meta.gen, &meta.count);
+  if (!staged.ok()) {
+    (void)DropGeneration(store, meta.gen);
+    return staged;
   }
-  Status put = w.PutCrl(id, meta);
-  if (!put.ok()) return put;
-  Status commit = w.Commit();
-  if (!commit.ok()) return commit;
-  result.meta = std::move(meta);
+
+  // 3. The switch, in one transaction: readers see the old CRL or the new one.
+  //    Another process may have stored a CRL meanwhile: compare again.
+  std::optional<CrlMeta> replaced;
+  Status switched = Status::Ok();
+  IngestResult result;
+  {
+    Result<RevocationStore::WriteTxn> txn = store.Write();
+    if (!txn.ok()) {
+      switched = txn.status();
+    } else {
+      replaced = txn->GetCrl(id);
+      if (replaced && CompareToCached(crl, *replaced) < 0) {
+        switched = RolledBack(crl, *replaced);
+      } else if (replaced && IsUnchanged(crl, *replaced)) {
+        result.outcome = IngestResult::Outcome::kUnchanged;
+        result.meta = *replaced;
+        replaced.reset();
+      } else {
+        switched = txn->PutCrl(id, meta);
+        if (switched.ok()) switched = txn->ClearStaging(meta.gen);
+        if (switched.ok()) switched = txn->Commit();
+        if (switched.ok()) result.meta = meta;
+      }
+    }
+  }
+  if (!switched.ok() || result.outcome == IngestResult::Outcome::kUnchanged) {
+    (void)DropGeneration(store, meta.gen);
+    if (!switched.ok()) return switched;
+    return result;
+  }
+  // 4. The replaced CRL's entries (left to the next ingest's sweep if this fails).
+  if (replaced) (void)DropGeneration(store, replaced->gen);
   return result;
 }
 

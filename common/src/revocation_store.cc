@@ -1,9 +1,11 @@
 #include <certgate/revocation_store.h>
 #include <errno.h>
 #include <lmdb.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cstring>
+#include <set>
 
 namespace certgate {
 namespace {
@@ -443,14 +445,15 @@ Status RevocationStore::WriteTxn::PutFile(std::string_view path, const FileState
   return Put(txn_, store_->file_, path, Encode(state), "a file record");
 }
 
-Status RevocationStore::WriteTxn::DeleteGeneration(uint64_t gen) {
+Status RevocationStore::WriteTxn::DeleteGeneration(uint64_t gen, size_t max_entries, bool *done) {
+  *done = false;
   MDB_cursor *cursor = nullptr;
   int rc = mdb_cursor_open(txn_, store_->serial_, &cursor);
   if (rc != 0) return LmdbError("cannot open a cursor", rc);
   const std::string prefix = GenPrefix(gen);
   MDB_val k = Val(prefix), v;
   rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
-  while (rc == 0) {
+  for (size_t deleted = 0; rc == 0 && deleted < max_entries; ++deleted) {
     if (k.mv_size < prefix.size() || memcmp(k.mv_data, prefix.data(), prefix.size()) != 0) break;
     rc = mdb_cursor_del(cursor, 0);
     if (rc != 0) break;
@@ -463,7 +466,74 @@ Status RevocationStore::WriteTxn::DeleteGeneration(uint64_t gen) {
   }
   mdb_cursor_close(cursor);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cannot delete an old CRL", rc);
+  *done = rc == MDB_NOTFOUND || k.mv_size < prefix.size() ||
+          memcmp(k.mv_data, prefix.data(), prefix.size()) != 0;
   return Status::Ok();
+}
+
+namespace {
+constexpr std::string_view kStagingPrefix = "staging:";
+}  // namespace
+
+Status RevocationStore::WriteTxn::MarkStaging(uint64_t gen, int64_t pid) {
+  return Put(txn_, store_->meta_, std::string(kStagingPrefix) + GenPrefix(gen),
+             std::string_view(reinterpret_cast<const char *>(&pid), sizeof pid), "a staging mark");
+}
+
+Status RevocationStore::WriteTxn::ClearStaging(uint64_t gen) {
+  const std::string key = std::string(kStagingPrefix) + GenPrefix(gen);
+  MDB_val k = Val(key);
+  const int rc = mdb_del(txn_, store_->meta_, &k, nullptr);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cannot clear a staging mark", rc);
+  return Status::Ok();
+}
+
+std::vector<uint64_t> RevocationStore::WriteTxn::AbandonedGenerations() const {
+  std::set<uint64_t> in_use;
+  MDB_cursor *cursor = nullptr;
+  MDB_val k, v;
+  if (mdb_cursor_open(txn_, store_->crl_, &cursor) == 0) {
+    for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+      if (std::optional<CrlMeta> meta = DecodeCrl(View(v))) in_use.insert(meta->gen);
+    }
+    mdb_cursor_close(cursor);
+  }
+  if (mdb_cursor_open(txn_, store_->meta_, &cursor) == 0) {
+    k = Val(kStagingPrefix);
+    for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+      const std::string_view key = View(k);
+      if (key.substr(0, kStagingPrefix.size()) != kStagingPrefix) break;
+      int64_t pid = 0;
+      if (key.size() != kStagingPrefix.size() + 8 || v.mv_size != sizeof pid) continue;
+      memcpy(&pid, v.mv_data, sizeof pid);
+      // Alive (EPERM: alive, another user's); a pid that was reused only
+      // delays the cleanup.
+      const bool alive = pid > 0 && (kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+      if (!alive) continue;
+      uint64_t gen = 0;
+      for (size_t i = kStagingPrefix.size(); i < key.size(); ++i)
+        gen = (gen << 8) | static_cast<uint8_t>(key[i]);
+      in_use.insert(gen);
+    }
+    mdb_cursor_close(cursor);
+  }
+  std::vector<uint64_t> abandoned;
+  if (mdb_cursor_open(txn_, store_->serial_, &cursor) != 0) return abandoned;
+  std::string seek = GenPrefix(0);
+  k = Val(seek);
+  for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0 && k.mv_size >= 8;) {
+    uint64_t gen = 0;
+    for (int i = 0; i < 8; ++i) gen = (gen << 8) | static_cast<const uint8_t *>(k.mv_data)[i];
+    if (in_use.count(gen) == 0) abandoned.push_back(gen);
+    if (gen == UINT64_MAX) break;
+    seek = GenPrefix(gen + 1);  // one seek per generation, not a walk of its serials
+    k = Val(seek);
+    rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+  }
+  mdb_cursor_close(cursor);
+  return abandoned;
 }
 
 Result<uint64_t> RevocationStore::WriteTxn::NewGeneration() {

@@ -58,6 +58,46 @@ TEST_F(RevocationCrashTest, KillNineDuringIngestKeepsTheStoreConsistent) {
   ASSERT_TRUE(checker_->Preload({big_crl}, trust.get()).ok());
   EXPECT_EQ(CheckLeaf(first).status, RevocationStatus::kGood);
   EXPECT_EQ(CheckLeaf(second).status, RevocationStatus::kRevoked);
+  // Nothing the killed ingests had staged is left: exactly the new CRL's serials.
+  auto listing = checker_->store().List();
+  ASSERT_TRUE(listing.ok());
+  EXPECT_EQ(listing->serials, revoked.size());
+}
+
+// What a killed ingest staged (its process is gone) is deleted by the next
+// ingest; what a live process is staging is left alone.
+TEST_F(RevocationCrashTest, AbandonedStagingIsSweptAndALiveOneKept) {
+  const pid_t dead = fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) _exit(0);
+  ASSERT_EQ(waitpid(dead, nullptr, 0), dead);
+  uint64_t dead_gen = 0, live_gen = 0;
+  {
+    auto txn = checker_->store().Write();
+    ASSERT_TRUE(txn.ok());
+    dead_gen = txn->NewGeneration().value();
+    ASSERT_TRUE(txn->MarkStaging(dead_gen, dead).ok());
+    ASSERT_TRUE(txn->PutRevoked(dead_gen, "\x05", false, RevokedEntry{kRevNow, 1}).ok());
+    live_gen = txn->NewGeneration().value();
+    ASSERT_TRUE(txn->MarkStaging(live_gen, getpid()).ok());
+    ASSERT_TRUE(txn->PutRevoked(live_gen, "\x06", false, RevokedEntry{kRevNow, 1}).ok());
+    ASSERT_TRUE(txn->Commit().ok());
+  }
+  {
+    auto txn = checker_->store().Write();
+    ASSERT_TRUE(txn.ok());
+    EXPECT_EQ(txn->AbandonedGenerations(), std::vector<uint64_t>{dead_gen});
+  }
+  ASSERT_TRUE(
+      Ingest(IssuingCrl({{7, kRevNow - 60, 1}, {8, kRevNow - 60, 1}}, 1).get(), issuing_.cert.get())
+          .ok());
+  auto read = checker_->store().Read();
+  ASSERT_TRUE(read.ok());
+  EXPECT_FALSE(read->GetRevoked(dead_gen, "\x05").has_value());
+  EXPECT_TRUE(read->GetRevoked(live_gen, "\x06").has_value());
+  auto listing = checker_->store().List();
+  ASSERT_TRUE(listing.ok());
+  EXPECT_EQ(listing->serials, 3u);  // the new CRL's two and the live staging's one
 }
 
 }  // namespace

@@ -20,14 +20,7 @@ using Revoked = pki::PkiBuilder::Revoked;
 
 constexpr int kKeyCompromise = 1;
 
-class RevocationStoreTest : public testing::RevocationFixture {
- protected:
-  Result<IngestResult> Ingest(X509_CRL *crl, X509 *issuer, const std::string &source = "test") {
-    Result<ParsedCrl> parsed = ParseCrl(pki::ToDer(crl));
-    if (!parsed.ok()) return parsed.status();
-    return IngestCrl(checker_->store(), parsed.value(), issuer, source, clock_.Now());
-  }
-};
+class RevocationStoreTest : public testing::RevocationFixture {};
 
 TEST_F(RevocationStoreTest, PreloadedCrlRevokesWithSourceDateAndReason) {
   pki::Issued alice = Leaf("alice");

@@ -7,6 +7,7 @@
 #include <certgate/ossl_ptr.h>
 #include <certgate/policy.h>
 #include <certgate/revocation.h>
+#include <certgate/revocation_crl.h>
 #include <gtest/gtest.h>
 #include <pki_builder.h>
 #include <stdlib.h>
@@ -95,6 +96,13 @@ class RevocationFixture : public ::testing::Test {
     auto crl = pki_->Crl(issuing_, revoked, number, kRevNow - 3600, next_update);
     EXPECT_TRUE(crl) << pki_->last_error();
     return crl;
+  }
+
+  // Ingests `crl` straight into the store, as a fetch or preload would.
+  Result<IngestResult> Ingest(X509_CRL *crl, X509 *issuer, const std::string &source = "test") {
+    Result<ParsedCrl> parsed = ParseCrl(pki::ToDer(crl));
+    if (!parsed.ok()) return parsed.status();
+    return IngestCrl(checker_->store(), parsed.value(), issuer, source, clock_.Now());
   }
 
   RevocationAnswer CheckLeaf(const pki::Issued &leaf) {

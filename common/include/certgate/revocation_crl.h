@@ -67,9 +67,13 @@ struct IngestResult {
 };
 
 // Verifies `crl` against `issuer` and, unless it is older than the cached one,
-// replaces the issuer's CRL in one write transaction. `source` is the URL or
-// "file:<path>". `now`/`skew` bound thisUpdate. On refusal the store is untouched
-// and the error says why (e.g. "rolled back: crlNumber 3 < cached 5").
+// replaces the issuer's CRL: the entries are written under a new generation in
+// transactions of bounded size, then one transaction makes readers switch from
+// the old CRL to the new one, then the old entries are deleted. A process killed
+// on the way leaves an unreferenced generation, which the next ingest deletes.
+// `source` is the URL or "file:<path>". `now`/`skew` bound thisUpdate. On refusal
+// the cached CRL stays in force and the error says why (e.g. "rolled back:
+// crlNumber 3 < cached 5").
 Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
                                const std::string &source, int64_t now, int64_t skew = 60);
 

@@ -139,8 +139,18 @@ class RevocationStore {
     Status PutOcsp(std::string_view cert_id, const OcspRecord &record);
     Status PutUrl(std::string_view url, const UrlState &state);
     Status PutFile(std::string_view path, const FileState &state);
-    // Deletes every serial of generation `gen` (an old CRL).
-    Status DeleteGeneration(uint64_t gen);
+    // Deletes up to `max_entries` serials of generation `gen` (an old or
+    // abandoned CRL); `*done` tells whether none are left.
+    Status DeleteGeneration(uint64_t gen, size_t max_entries, bool *done);
+    // Marks generation `gen` as being written by process `pid` and not yet
+    // referenced by a CRL record, so that no other process takes it for
+    // abandoned; ClearStaging once it is referenced or dropped.
+    Status MarkStaging(uint64_t gen, int64_t pid);
+    Status ClearStaging(uint64_t gen);
+    // Generations with serials that no CRL record references and no live
+    // process is writing: what a process killed in the middle of an ingest, or
+    // before dropping a replaced CRL, left behind.
+    std::vector<uint64_t> AbandonedGenerations() const;
     // A fresh generation number for a new CRL.
     Result<uint64_t> NewGeneration();
     // Adds one revoked serial; appends (fast) while serials come in order.
