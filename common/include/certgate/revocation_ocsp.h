@@ -19,7 +19,6 @@
 
 namespace certgate {
 
-
 // DER of an OCSPRequest for `cert`.
 Result<std::string> OcspRequestDer(X509 *cert, X509 *issuer);
 
