@@ -525,7 +525,14 @@ class RevocationChecker::Impl {
         return;
       }
       answer->status = RevocationStatus::kGood;
-      if (chosen->kind == View::kGoodPastNext) answer->detail = chosen->note;
+      if (chosen->kind == View::kGoodPastNext) {
+        // Past nextUpdate: say how the refresh fares.
+        const bool crl =
+            sources[static_cast<size_t>(chosen - views.data())] == RevocationSource::kCrl;
+        answer->detail = chosen->note + "; " +
+                         (crl ? DescribeUrls(txn, "crl", CrlUrls(cert), limits, now)
+                              : DescribeUrls(txn, "ocsp", AiaUrls(cert, NID_ad_OCSP), limits, now));
+      }
       return;
     }
     answer->status = any_stale ? RevocationStatus::kStale : RevocationStatus::kUnknown;

@@ -23,6 +23,11 @@ const RevocationAnswer *First(const std::vector<RevocationAnswer> &answers,
   return nullptr;
 }
 
+std::string CertAtDepth(int depth) {
+  return depth == 0 ? std::string("the client certificate")
+                    : "the CA certificate at depth " + std::to_string(depth);
+}
+
 }  // namespace
 
 void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &answers,
@@ -34,9 +39,7 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
     decision->SetFindings(
         {{CG_REASON_REVOKED,
           revoked->depth,
-          (revoked->depth == 0 ? std::string("the client certificate")
-                               : "the CA certificate at depth " + std::to_string(revoked->depth)) +
-              " was revoked " + FormatTime(revoked->revoked_at) +
+          CertAtDepth(revoked->depth) + " was revoked " + FormatTime(revoked->revoked_at) +
               (revoked->reason.empty() ? "" : " (" + revoked->reason + ")") + " according to " +
               revoked->source,
           {}}});
@@ -47,16 +50,23 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
   const RevocationAnswer *doubtful = unknown != nullptr ? unknown : stale;
   if (doubtful == nullptr) {
     decision->SetRevocation(Describe(answers.front()));
+    // Good by data past its nextUpdate (within certgate_max_stale): allowed,
+    // but the operator hears of the failing refresh before max_stale runs out.
+    for (const RevocationAnswer &answer : answers) {
+      if (answer.detail.empty()) continue;
+      decision->SetWarning(
+          "revocation_past_next_update",
+          CertAtDepth(answer.depth) + " is good by " + answer.source + "; " + answer.detail);
+      break;
+    }
     return;
   }
   const bool is_stale = doubtful == stale;
-  std::string detail =
-      std::string("mode ") + RevocationModeName(mode) + ": " +
-      (doubtful->depth == 0 ? std::string("the client certificate")
-                            : "the CA certificate at depth " + std::to_string(doubtful->depth)) +
-      (is_stale ? " has only revocation data older than nextUpdate + max_stale"
-                : " has no known revocation status") +
-      (doubtful->detail.empty() ? "" : "; " + doubtful->detail);
+  std::string detail = std::string("mode ") + RevocationModeName(mode) + ": " +
+                       CertAtDepth(doubtful->depth) +
+                       (is_stale ? " has only revocation data older than nextUpdate + max_stale"
+                                 : " has no known revocation status") +
+                       (doubtful->detail.empty() ? "" : "; " + doubtful->detail);
   decision->SetRevocation(Describe(*doubtful) + " (" + RevocationModeName(mode) + ")");
   if (mode == RevocationMode::kSoftFail) {
     decision->SetWarning(is_stale ? "revocation_stale" : "revocation_unknown", detail);

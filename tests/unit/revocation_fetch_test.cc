@@ -175,6 +175,18 @@ TEST_F(RevocationFetchTest, AnUnchangedCrlPastNextUpdateIsNotAskedForOnEveryRequ
   EXPECT_EQ(server_.Hits("/issuing.crl"), after_refresh + 1);
 }
 
+TEST_F(RevocationFetchTest, GoodPastNextUpdateSaysTheRefreshFails) {
+  pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
+  server_.Set("/issuing.crl", Reply{200, CrlDer({}, 1, kRevNow + 60)});
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  server_.Set("/issuing.crl", Reply{500, "down"});
+  clock_.Advance(120);  // past nextUpdate, within max_stale
+  RevocationAnswer answer = CheckAfterFetch(alice);
+  EXPECT_EQ(answer.status, RevocationStatus::kGood);
+  EXPECT_THAT(answer.detail, HasSubstr("nextUpdate 2027-01-15T08:01:00Z has passed"));
+  EXPECT_THAT(answer.detail, HasSubstr(server_.Url("/issuing.crl") + ": failed: HTTP 500"));
+}
+
 TEST_F(RevocationFetchTest, UpdatedCrlAtTheCdpRevokesOnRefresh) {
   pki::Issued alice = Leaf("alice", {server_.Url("/issuing.crl")});
   checker_->SetRefreshInterval(std::chrono::seconds(300));

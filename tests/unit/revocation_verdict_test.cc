@@ -51,6 +51,21 @@ TEST(RevocationVerdictTest, AllGoodIsAllowedAndSaysWhere) {
   EXPECT_TRUE(decision.warning().empty());
 }
 
+TEST(RevocationVerdictTest, GoodPastNextUpdateIsAllowedWithAWarningNamingTheRefresh) {
+  RevocationAnswer past = Answer(RevocationStatus::kGood);
+  past.detail =
+      "the CRL's nextUpdate 2027-01-15T07:00:00Z has passed; used within certgate_max_stale; "
+      "crl http://pki.example/ca.crl: failed: HTTP 500 (3 ms, at 2027-01-15T08:00:00Z)";
+  for (const char *mode : {"cache_only", "soft_fail", "hard_fail"}) {
+    const Decision decision = Judge(mode, {Answer(RevocationStatus::kGood), past});
+    EXPECT_EQ(decision.verdict(), CG_VERDICT_ALLOW) << mode;
+    EXPECT_EQ(decision.warning(), "revocation_past_next_update") << mode;
+    EXPECT_THAT(decision.detail(), HasSubstr("the client certificate is good by crl "
+                                             "http://pki.example/ca.crl crl_number=7"));
+    EXPECT_THAT(decision.detail(), HasSubstr("failed: HTTP 500"));
+  }
+}
+
 TEST(RevocationVerdictTest, UnknownFailsClosedUnlessSoftFail) {
   const Decision hard = Judge("hard_fail", {Answer(RevocationStatus::kUnknown)});
   EXPECT_EQ(hard.reason(), CG_REASON_REVOCATION_UNAVAILABLE);

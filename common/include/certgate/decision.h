@@ -36,7 +36,9 @@ class Decision {
   const std::vector<Finding> &findings() const { return findings_; }
   bool expiry_warning() const { return warning_ == "expiry"; }
   // Why an allowed certificate deserves a warning line: "expiry",
-  // "revocation_unknown" or "revocation_stale" (soft_fail); empty: none.
+  // "revocation_unknown" or "revocation_stale" (soft_fail),
+  // "revocation_past_next_update" (good by data past nextUpdate, within
+  // certgate_max_stale: its refresh is failing); empty: none.
   const std::string &warning() const { return warning_; }
   const std::string &revocation() const { return revocation_; }
   // A revocation fetch is in flight and the policy waits for it (hard_fail):
