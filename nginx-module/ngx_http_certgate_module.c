@@ -84,6 +84,7 @@ static void *ngx_http_certgate_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_certgate_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_certgate_init_module(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_certgate_log_levels[] = {
@@ -176,7 +177,7 @@ ngx_module_t  ngx_http_certgate_module = {
     ngx_http_certgate_commands,            /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_certgate_init_module,         /* init module */
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -777,10 +778,11 @@ ngx_http_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 /*
  * The revocation cache directory (certgate_cache or the core's default) is
  * made here, in the master, like a temp path: its parents with mkdir -p, the
- * directory itself with mode 0700; registered with ngx_add_path() so that
- * ngx_create_paths() makes the worker user ("user") its owner once the core
- * configuration is known.  The cache itself (LMDB) is opened by each worker on
- * first use, never in the master.
+ * directory itself with mode 0700; registered with ngx_add_path(), tagged as
+ * ours, so that ngx_http_certgate_init_module() gives it and the cache files
+ * in it to the worker user ("user") once the core configuration is known.
+ * The cache itself (LMDB) is opened by each worker on first use, never in the
+ * master.
  */
 
 static char *
@@ -855,6 +857,7 @@ ngx_http_certgate_cache_path(ngx_conf_t *cf, const cg_policy *policy)
 
     path->conf_file = cf->conf_file->file.name.data;
     path->line = cf->conf_file->line;
+    path->data = &ngx_http_certgate_module;
 
     /* the same directory for many locations is added once */
 
@@ -863,6 +866,50 @@ ngx_http_certgate_cache_path(ngx_conf_t *cf, const cg_policy *policy)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * ngx_create_paths() only chowns the directory: cache files a root-run
+ * "certgate cache fetch" left in it would stay unwritable by the workers, and
+ * every revocation check would fail.  The core gives the files to the worker
+ * user too.
+ */
+
+static ngx_int_t
+ngx_http_certgate_init_module(ngx_cycle_t *cycle)
+{
+    long              uid, gid;
+    cg_error          error;
+    ngx_uint_t        i;
+    ngx_path_t      **path;
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    uid = (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) ? -1 : (long) ccf->user;
+    gid = (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) ? -1 : (long) ccf->group;
+
+    path = cycle->paths.elts;
+
+    for (i = 0; i < cycle->paths.nelts; i++) {
+
+        if (path[i]->data != &ngx_http_certgate_module) {
+            continue;
+        }
+
+        if (cg_cache_dir_prepare((const char *) path[i]->name.data, uid, gid,
+                                 &error)
+            != CG_OK)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "certgate: %s (certgate_cache in %s:%ui)",
+                          error.message, path[i]->conf_file, path[i]->line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
