@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -304,6 +305,87 @@ std::string DemoSerial(const std::string &pki, const std::string &name);
 std::string SignDemoCrl(const std::string &pki, const std::string &workdir,
                         const std::vector<std::string> &also_revoke, int crl_number,
                         int valid_seconds, std::string *der);
+
+// "YYMMDDHHMMSSZ" (UTC, a date of an `openssl ca` index) for now + offset.
+std::string IndexTime(int64_t offset_seconds);
+
+// Signs a CRL with `openssl ca -gencrl` (working files under `workdir`) from
+// the text of an `openssl ca` index, as `ca_cert` with `ca_key`: crlNumber
+// `crl_number`, thisUpdate now, nextUpdate now + `valid_seconds`. Like
+// SignDemoCrl, with any index and any signer. Returns "" or openssl's error.
+std::string SignCrl(const std::string &workdir, const std::string &index_text,
+                    const std::string &ca_cert, const std::string &ca_key, int crl_number,
+                    int valid_seconds, std::string *der);
+
+// An `openssl ca` index text with every revoked (R) line made valid (V) again.
+std::string UnrevokeAll(const std::string &index_text);
+
+// The certgate CLI of this build (cli/certgate, found next to certgate-mkpki's
+// build tree); "" when it is not there.
+std::string CertgateCliPath();
+
+// The `certgate cache list` line of `url` in the cache directory `cache_dir`
+// ("" if none), e.g. "url http://... ok: stored crl_number=20 ..." or, after a
+// failed fetch, "... failed: HTTP 500 ... failures=1 backoff_until=...".
+std::string CachedUrlState(const std::string &cli, const std::string &cache_dir,
+                           const std::string &url);
+
+// ---- the CDP fault drill (issue 5: every CDP fault keeps the cached CRL) ----
+//
+// Drives one server through every fault a CDP can have and checks that the CRL
+// it cached before stays in force. Each fault needs its own place at the server
+// (an nginx location, an httpd virtual host) with its own revocation cache,
+// since a URL's backoff after a failure lives in the cache; every place is
+// hard_fail, CRLs only, scope leaf, with the CDP of the demo PKI at `cdp`.
+//
+// Every place first caches a good CRL of the demo PKI (crlNumber 20, nextUpdate
+// 6 s ahead, so a refresh is due once that has passed): `good` is allowed and
+// `revoked` refused by it. Then, per fault, the fault is put on the CDP, `good`
+// is asked until `certgate cache list` shows the refresh failed with the
+// fault's error, and the verdicts are still those of crlNumber 20 (a wrongly
+// taken CRL of the faults revokes `good` too, or lacks `revoked`). Last, with
+// the CDP down, the "stale" place (max_stale 2s) refuses `good` as
+// revocation_stale once nextUpdate + 2 s has passed.
+//
+// It leaves the CDP stopped, with a path fault cleared and its own CRL
+// published: the caller restores the CDP.
+
+// A place the server under test configures for the drill, in addition to the
+// settings above.
+struct CdpFaultPlace {
+  std::string name;   // "500", "html", ..., "stale"
+  std::string key;    // a policy key it sets too, bare ("fetch_max_size"); "" = none
+  std::string value;  // that key's value ("1k")
+};
+const std::vector<CdpFaultPlace> &CdpFaultPlaces();
+
+// What the server's test supplies to the drill. Tags are unique per request
+// and safe in a URL query; put the tag there to find the request's log lines.
+struct CdpFaultServer {
+  struct Answer {
+    int status = 0;  // 0 when there was no HTTP answer
+    std::string body;
+  };
+  // One GET as the demo client `client` ("good", "revoked") at `place`.
+  std::function<Answer(const std::string &place, const std::string &client, const std::string &tag)>
+      get;
+  // The revocation cache directory of `place`.
+  std::function<std::string(const std::string &place)> cache_dir;
+  // The access-log line of request `tag` (with its revocation variable as
+  // revocation="..."), waiting a moment for it; "" if none.
+  std::function<std::string(const std::string &tag)> access_line;
+  // The certgate error-log line ("reason=...") of refused request `tag`.
+  std::function<std::string(const std::string &tag)> refusal_line;
+  // How a revocation_stale refusal names the max_stale limit in this server's
+  // log ("certgate_max_stale").
+  std::string max_stale_name;
+  // Records a problem (a test failure); the drill goes on where that makes sense.
+  std::function<void(const std::string &problem)> fail;
+};
+
+// Runs the drill (about 10 s). `work` is a scratch directory for the CRLs.
+void RunCdpFaultDrill(CrlServer &cdp, const std::string &pki, const std::string &work,
+                      const CdpFaultServer &server);
 
 }  // namespace certgate::harness
 
