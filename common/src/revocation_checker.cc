@@ -306,6 +306,12 @@ class RevocationChecker::Impl {
       view.note = "the cached CRL does not cover this kind of certificate";
       return view;
     }
+    // A partitioned CRL says nothing of certificates in another partition.
+    if (!meta->scope.empty() && !CrlScopeCovers(meta->scope, CrlUrls(cert))) {
+      view.note = "the cached CRL covers only the distribution point " + meta->scope.front() +
+                  ", which this certificate does not name";
+      return view;
+    }
     const bool from_url = meta->source.rfind("file:", 0) != 0;
     view.source = "crl " + (from_url ? meta->source : meta->source.substr(5)) +
                   (meta->crl_number_dec.empty() ? "" : " crl_number=" + meta->crl_number_dec);
@@ -755,6 +761,10 @@ class RevocationChecker::Impl {
     }
     Result<ParsedCrl> crl = ParseCrl(response.body);
     if (!crl.ok()) return crl.status().message();
+    if (!CrlScopeCovers(crl->scope_urls, {url})) {
+      return "a CRL for another distribution point (its issuingDistributionPoint names " +
+             crl->scope_urls.front() + ")";
+    }
     Result<IngestResult> ingested = IngestCrl(*store_, crl.value(), job.issuer.get(), url, now);
     if (!ingested.ok()) return ingested.status().message();
     *ok = true;

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <ctime>
@@ -193,6 +194,27 @@ Status ForEachEntry(std::string_view entries, Fn fn) {
   return Status::Ok();
 }
 
+// The URIs naming an issuingDistributionPoint, sorted and unique.
+Status ReadScope(const DIST_POINT_NAME *name, std::vector<std::string> *urls) {
+  if (name->type != 0) {
+    return Status::Error(
+        "a CRL whose issuingDistributionPoint is a name relative to the issuer is not supported");
+  }
+  for (int i = 0; i < sk_GENERAL_NAME_num(name->name.fullname); ++i) {
+    const GENERAL_NAME *general = sk_GENERAL_NAME_value(name->name.fullname, i);
+    if (general->type != GEN_URI) continue;
+    const ASN1_IA5STRING *uri = general->d.uniformResourceIdentifier;
+    urls->emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(uri)),
+                       static_cast<size_t>(ASN1_STRING_length(uri)));
+  }
+  if (urls->empty()) {
+    return Status::Error("a CRL whose issuingDistributionPoint names no URI is not supported");
+  }
+  std::sort(urls->begin(), urls->end());
+  urls->erase(std::unique(urls->begin(), urls->end()), urls->end());
+  return Status::Ok();
+}
+
 Status ParseExtensions(std::string_view der, ParsedCrl *crl) {
   const unsigned char *p = reinterpret_cast<const unsigned char *>(der.data());
   STACK_OF(X509_EXTENSION) *raw = d2i_X509_EXTENSIONS(nullptr, &p, static_cast<long>(der.size()));
@@ -222,11 +244,7 @@ Status ParseExtensions(std::string_view der, ParsedCrl *crl) {
     } else if (nid == NID_delta_crl) {
       return Status::Error("a delta CRL (deltaCRLIndicator) is not supported");
     } else if (nid == NID_issuing_distribution_point) {
-      struct FreeIdp {
-        void operator()(ISSUING_DIST_POINT *p) const { ISSUING_DIST_POINT_free(p); }
-      };
-      std::unique_ptr<ISSUING_DIST_POINT, FreeIdp> idp(
-          static_cast<ISSUING_DIST_POINT *>(X509V3_EXT_d2i(ext)));
+      UniquePtr<ISSUING_DIST_POINT> idp(static_cast<ISSUING_DIST_POINT *>(X509V3_EXT_d2i(ext)));
       if (!idp) return Status::Error("bad issuingDistributionPoint");
       if (idp->indirectCRL) return Status::Error("an indirect CRL is not supported");
       if (idp->onlysomereasons != nullptr) {
@@ -236,6 +254,10 @@ Status ParseExtensions(std::string_view der, ParsedCrl *crl) {
         return Status::Error("an attribute-certificate CRL is not for certificates");
       if (idp->onlyuser) crl->flags |= kCrlOnlyUserCerts;
       if (idp->onlyCA) crl->flags |= kCrlOnlyCaCerts;
+      if (idp->distpoint != nullptr) {
+        Status scoped = ReadScope(idp->distpoint, &crl->scope_urls);
+        if (!scoped.ok()) return scoped;
+      }
     } else if (X509_EXTENSION_get_critical(ext) && nid != NID_authority_key_identifier) {
       char oid[80];
       OBJ_obj2txt(oid, sizeof(oid), X509_EXTENSION_get_object(ext), 1);
@@ -281,6 +303,14 @@ Result<std::vector<std::string>> CrlsFromPem(const std::string &data) {
 }
 
 }  // namespace
+
+bool CrlScopeCovers(const std::vector<std::string> &crl_scope,
+                    const std::vector<std::string> &cert_crl_urls) {
+  if (crl_scope.empty()) return true;
+  return std::any_of(cert_crl_urls.begin(), cert_crl_urls.end(), [&](const std::string &url) {
+    return std::binary_search(crl_scope.begin(), crl_scope.end(), url);
+  });
+}
 
 std::string SerialMagnitude(X509 *cert, bool *negative) {
   const ASN1_INTEGER *serial = X509_get0_serialNumber(cert);
@@ -560,7 +590,10 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   {
     Result<RevocationStore::WriteTxn> txn = store.Write();
     if (!txn.ok()) return txn.status();
-    if (std::optional<CrlMeta> old = txn->GetCrl(id)) {
+    std::optional<CrlMeta> old = txn->GetCrl(id);
+    // Numbers are compared within one scope: another partition's CRL just
+    // takes the issuer's place.
+    if (old && old->scope == crl.scope_urls) {
       if (CompareToCached(crl, *old) < 0) return RolledBack(crl, *old);
       if (IsUnchanged(crl, *old)) {
         old->checked_at = now;
@@ -589,6 +622,7 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   meta.checked_at = now;
   meta.flags = crl.flags;
   meta.issuer = crl.issuer;
+  meta.scope = crl.scope_urls;
 
   // 2. The entries, out of readers' sight.
   Status staged = StageEntries(store, crl, meta.gen, &meta.count);
@@ -608,9 +642,10 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
       switched = txn.status();
     } else {
       replaced = txn->GetCrl(id);
-      if (replaced && CompareToCached(crl, *replaced) < 0) {
+      const bool same_scope = replaced && replaced->scope == crl.scope_urls;
+      if (same_scope && CompareToCached(crl, *replaced) < 0) {
         switched = RolledBack(crl, *replaced);
-      } else if (replaced && IsUnchanged(crl, *replaced)) {
+      } else if (same_scope && IsUnchanged(crl, *replaced)) {
         result.outcome = IngestResult::Outcome::kUnchanged;
         result.meta = *replaced;
         replaced.reset();

@@ -61,6 +61,7 @@ class Reader {
     return s;
   }
   bool ok() const { return ok_; }
+  bool AtEnd() const { return pos_ >= in_.size(); }
 
  private:
   std::string_view in_;
@@ -81,6 +82,9 @@ std::string Encode(const CrlMeta &m) {
       .Int(static_cast<int64_t>(m.count))
       .Int(m.flags)
       .Str(m.issuer);
+  std::string scope;
+  for (const std::string &url : m.scope) scope += url + '\n';
+  w.Str(scope);
   return w.data();
 }
 std::optional<CrlMeta> DecodeCrl(std::string_view in) {
@@ -97,6 +101,12 @@ std::optional<CrlMeta> DecodeCrl(std::string_view in) {
   m.count = static_cast<uint64_t>(r.Int());
   m.flags = static_cast<uint32_t>(r.Int());
   m.issuer = r.Str();
+  // (Records written before scopes existed end here.)
+  const std::string scope = r.AtEnd() ? std::string() : r.Str();
+  for (size_t start = 0, end; (end = scope.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    m.scope.push_back(scope.substr(start, end - start));
+  }
   if (!r.ok()) return std::nullopt;
   return m;
 }

@@ -403,7 +403,8 @@ Issued PkiBuilder::Build(const Issued *issuer, CertSpec spec) {
 
 std::shared_ptr<X509_CRL> PkiBuilder::Crl(const Issued &issuer, const std::vector<Revoked> &revoked,
                                           int64_t crl_number, int64_t this_update,
-                                          int64_t next_update, const std::string &digest) {
+                                          int64_t next_update, const std::string &digest,
+                                          const std::vector<std::string> &scope_urls) {
   ERR_clear_error();
   if (!issuer) {
     Fail("CRL: the issuer has no cert or key");
@@ -463,6 +464,23 @@ std::shared_ptr<X509_CRL> PkiBuilder::Crl(const Issued &issuer, const std::vecto
         X509V3_EXT_nconf(nullptr, &ctx, "authorityKeyIdentifier", "keyid:always"));
     if (!akid || X509_CRL_add_ext(crl.get(), akid.get(), -1) != 1) {
       Fail("CRL: cannot add authorityKeyIdentifier");
+      return nullptr;
+    }
+  }
+  if (!scope_urls.empty()) {
+    UniquePtr<ISSUING_DIST_POINT> idp(ISSUING_DIST_POINT_new());
+    idp->distpoint = DIST_POINT_NAME_new();
+    idp->distpoint->type = 0;
+    idp->distpoint->name.fullname = GENERAL_NAMES_new();
+    for (const std::string &url : scope_urls) {
+      GENERAL_NAME *name = GENERAL_NAME_new();
+      ASN1_IA5STRING *uri = ASN1_IA5STRING_new();
+      ASN1_STRING_set(uri, url.data(), static_cast<int>(url.size()));
+      GENERAL_NAME_set0_value(name, GEN_URI, uri);
+      sk_GENERAL_NAME_push(idp->distpoint->name.fullname, name);
+    }
+    if (X509_CRL_add1_ext_i2d(crl.get(), NID_issuing_distribution_point, idp.get(), 1, 0) != 1) {
+      Fail("CRL: cannot add issuingDistributionPoint");
       return nullptr;
     }
   }

@@ -104,10 +104,12 @@ class PkiBuilder {
   };
   // A v2 CRL signed by `issuer`: crlNumber, authorityKeyIdentifier (when the issuer
   // has a subjectKeyIdentifier), thisUpdate/nextUpdate absolute (next_update 0 =
-  // no nextUpdate).
+  // no nextUpdate). `scope_urls`: a critical issuingDistributionPoint naming
+  // these URIs (a partitioned CRL); empty: none.
   std::shared_ptr<X509_CRL> Crl(const Issued &issuer, const std::vector<Revoked> &revoked,
                                 int64_t crl_number, int64_t this_update, int64_t next_update,
-                                const std::string &digest = "sha256");
+                                const std::string &digest = "sha256",
+                                const std::vector<std::string> &scope_urls = {});
 
   // A successful OCSP response with one SingleResponse (CertID with SHA-1) for
   // `cert` issued by `issuer`, signed by `signer` (the issuer itself, or a delegated

@@ -30,6 +30,15 @@ class RevocationFetchTest : public testing::RevocationFixture {
     return pki::ToDer(IssuingCrl(std::move(revoked), number, next_update).get());
   }
 
+  // A CRL partitioned to the distribution points `scope`.
+  std::string ScopedCrlDer(std::vector<pki::PkiBuilder::Revoked> revoked, int64_t number,
+                           std::vector<std::string> scope) {
+    auto crl =
+        pki_->Crl(issuing_, revoked, number, kRevNow - 3600, kRevNow + kRevDay, "sha256", scope);
+    EXPECT_TRUE(crl) << pki_->last_error();
+    return pki::ToDer(crl.get());
+  }
+
   // Check, wait for the fetch it scheduled, check again.
   RevocationAnswer CheckAfterFetch(const pki::Issued &leaf) {
     RevocationAnswer first = CheckLeaf(leaf);
@@ -185,6 +194,52 @@ TEST_F(RevocationFetchTest, GoodPastNextUpdateSaysTheRefreshFails) {
   EXPECT_EQ(answer.status, RevocationStatus::kGood);
   EXPECT_THAT(answer.detail, HasSubstr("nextUpdate 2027-01-15T08:01:00Z has passed"));
   EXPECT_THAT(answer.detail, HasSubstr(server_.Url("/issuing.crl") + ": failed: HTTP 500"));
+}
+
+// Sharded CRLs (issuingDistributionPoint): a shard is never taken as the word
+// on a certificate of another shard, which would call every cert it does not
+// list good.
+TEST_F(RevocationFetchTest, PartitionedCrlsJudgeOnlyTheirOwnCertificates) {
+  const std::string shard1 = server_.Url("/shard1.crl"), shard2 = server_.Url("/shard2.crl");
+  pki::Issued alice = Leaf("alice", {shard1});
+  pki::Issued bob = Leaf("bob", {shard2});
+  server_.Set("/shard1.crl", Reply{200, ScopedCrlDer({}, 5, {shard1})});
+  server_.Set("/shard2.crl",
+              Reply{200, ScopedCrlDer({{Serial(bob), kRevNow - 60, 1}}, 5, {shard2})});
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  RevocationAnswer before = CheckLeaf(bob);  // shard 1 is cached: no word on bob
+  EXPECT_NE(before.status, RevocationStatus::kGood);
+  EXPECT_THAT(before.detail, HasSubstr("covers only the distribution point " + shard1));
+  ASSERT_TRUE(checker_->WaitForFetches(Evidence(bob), kWait));
+  EXPECT_EQ(CheckLeaf(bob).status, RevocationStatus::kRevoked);
+  EXPECT_NE(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+  EXPECT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+}
+
+// A CDP answering with another shard's CRL is a failed fetch, not data.
+TEST_F(RevocationFetchTest, CrlForAnotherDistributionPointIsRefused) {
+  const std::string mine = server_.Url("/mine.crl");
+  pki::Issued alice = Leaf("alice", {mine});
+  server_.Set("/mine.crl", Reply{200, ScopedCrlDer({}, 5, {server_.Url("/other.crl")})});
+  RevocationAnswer answer = CheckAfterFetch(alice);
+  EXPECT_EQ(answer.status, RevocationStatus::kUnknown);
+  EXPECT_THAT(answer.detail, HasSubstr(mine + ": failed: a CRL for another distribution point"));
+}
+
+// The common case of an issuingDistributionPoint (AD CS writes one): it names the
+// URL every certificate carries, and is simply the issuer's CRL.
+TEST_F(RevocationFetchTest, CrlNamingTheCertificatesOwnDistributionPointIsUsed) {
+  const std::string url = server_.Url("/issuing.crl");
+  pki::Issued alice =
+      Leaf("alice", {"ldap://ldap.example/cn=Rev%20Issuing%20CA?certificateRevocationList", url});
+  pki::Issued bob = Leaf("bob", {url});
+  server_.Set("/issuing.crl",
+              Reply{200, ScopedCrlDer(
+                             {{Serial(bob), kRevNow - 60, 1}}, 5,
+                             {"ldap://ldap.example/cn=Rev%20Issuing%20CA?certificateRevocationList",
+                              url})});
+  EXPECT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  EXPECT_EQ(CheckLeaf(bob).status, RevocationStatus::kRevoked);
 }
 
 TEST_F(RevocationFetchTest, UpdatedCrlAtTheCdpRevokesOnRefresh) {

@@ -47,7 +47,16 @@ struct ParsedCrl {
   std::string crl_number_dec;
   uint32_t flags = 0;        // kCrlOnly*
   std::string_view entries;  // revokedCertificates content (may be empty)
+  // The URIs of its issuingDistributionPoint, sorted: a CRL that covers only
+  // the certificates naming one of them in their CRL distribution points (a
+  // partitioned, "sharded" CRL). Empty: every certificate of the issuer.
+  std::vector<std::string> scope_urls;
 };
+
+// Whether `crl_scope` (a CRL's scope_urls) covers a certificate with these
+// CRL distribution point URLs.
+bool CrlScopeCovers(const std::vector<std::string> &crl_scope,
+                    const std::vector<std::string> &cert_crl_urls);
 
 // Parses a DER or PEM ("X509 CRL") CRL; refuses HTML, truncated DER, trailing
 // garbage, delta/indirect CRLs and unknown critical extensions, naming the defect.

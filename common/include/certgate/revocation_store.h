@@ -44,15 +44,16 @@ constexpr uint32_t kCrlOnlyCaCerts = 2;
 struct CrlMeta {
   uint64_t gen = 0;  // key prefix of this CRL's serials
   int64_t this_update = 0;
-  int64_t next_update = 0;     // 0: none
-  std::string crl_number;      // big-endian magnitude bytes; empty: no crlNumber
-  std::string crl_number_dec;  // decimal, for messages
-  std::string source;          // URL or "file:/path"
-  int64_t ingested_at = 0;     // when this CRL was stored
-  int64_t checked_at = 0;      // last time its source confirmed it (304, same number)
-  uint64_t count = 0;          // revoked entries stored
-  uint32_t flags = 0;          // kCrlOnly*
-  std::string issuer;          // issuer name, RFC 2253, for messages
+  int64_t next_update = 0;         // 0: none
+  std::string crl_number;          // big-endian magnitude bytes; empty: no crlNumber
+  std::string crl_number_dec;      // decimal, for messages
+  std::string source;              // URL or "file:/path"
+  int64_t ingested_at = 0;         // when this CRL was stored
+  int64_t checked_at = 0;          // last time its source confirmed it (304, same number)
+  uint64_t count = 0;              // revoked entries stored
+  uint32_t flags = 0;              // kCrlOnly*
+  std::string issuer;              // issuer name, RFC 2253, for messages
+  std::vector<std::string> scope;  // ParsedCrl::scope_urls; empty: the whole issuer
 };
 
 // The fixed part of a CrlMeta, read without allocating (the lookup fast path).
