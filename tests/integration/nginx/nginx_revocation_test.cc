@@ -58,6 +58,12 @@ class Instance {
     // Root-owned and 0755, as a test would leave it: the module must hand each
     // cache to the worker user (nobody) itself.
     h::MakeDirs(d + "/cache");
+    // And the "crl" location's cache files made by a root-run CLI, as an
+    // operator warming the cache by hand would: the master must re-own them.
+    const std::string cli = h::CertgateCliPath();
+    if (cli.empty()) return "the certgate CLI is not built";
+    h::RunResult made = h::Run({cli, "cache", "list", "--cache", cache("crl")});
+    if (made.exit_code != 0) return "certgate cache list failed: " + made.err;
     std::string error = h::GeneratePki(pki());
     if (!error.empty()) return error;
     if (!h::WriteFile(conf(), Config())) return "cannot write nginx.conf";
@@ -266,6 +272,13 @@ TEST_F(NginxRevocation, CacheDirectoryIsHandedToTheWorkerUser) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   if (geteuid() == 0) {
     EXPECT_NE(st.st_uid, 0u) << "not chowned to the worker user";
+    // The files a root-run CLI left there too; RevokedByCrlFromTheCdp shows
+    // the workers can write them.
+    for (const char *file : {"/data.mdb", "/lock.mdb"}) {
+      struct stat fst;
+      ASSERT_EQ(stat((n().cache("crl") + file).c_str(), &fst), 0) << file;
+      EXPECT_EQ(fst.st_uid, st.st_uid) << file << " not given to the worker user";
+    }
   }
 }
 
