@@ -1176,9 +1176,9 @@ TEST_F(ApacheRevocation, UnusableCacheDirectoryFailsConfigTest) {
 TEST_F(ApacheRevocation, EveryCdpFaultKeepsTheCachedCrl) {
   const std::string root = server_->root();
   h::LogTail access(server_->access_log());
-  // httpd's error-log lines do not name the request: a refusal's line is the
-  // first certgate decision logged after its request began (they run one at a
-  // time, and the line is written before the answer).
+  // httpd's error-log lines do not name the request: a refusal's (or a
+  // warning's) line is the first certgate decision logged after its request
+  // began (they run one at a time, and the line is written before the answer).
   std::map<std::string, h::LogTail> errors_since;
   h::CdpFaultServer drill;
   drill.get = [&](const std::string &place, const std::string &client, const std::string &tag) {
@@ -1192,7 +1192,7 @@ TEST_F(ApacheRevocation, EveryCdpFaultKeepsTheCachedCrl) {
     auto it = errors_since.find(tag);
     if (it == errors_since.end()) return "";
     const std::vector<std::string> lines =
-        h::GrepLines(it->second.WaitFor("reason=", 3000), {"[certgate:", "reason="});
+        h::GrepLines(it->second.WaitFor("verdict=", 3000), {"[certgate:", "verdict="});
     return lines.empty() ? "" : lines.front();
   };
   // The core names the limit as nginx spells it, in httpd too (reported); make

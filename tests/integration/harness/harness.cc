@@ -957,6 +957,10 @@ void RunCdpFaultDrill(CrlServer &cdp, const std::string &pki, const std::string 
   // good: 200 with crlNumber 20 in the revocation variable; revoked: refused by
   // crlNumber 20.
   auto expect_cached_verdicts = [&](const std::string &place, const std::string &when) {
+    // (nextUpdate is whole seconds after signing, which came before `published`;
+    // the server compares whole seconds.)
+    const bool past_next_update =
+        Clock::now() > published + std::chrono::seconds(kDrillValidSeconds + 1);
     const std::string g = tag(place, when + "-good");
     CdpFaultServer::Answer good = server.get(place, "good", g);
     if (good.status != 200) {
@@ -965,6 +969,16 @@ void RunCdpFaultDrill(CrlServer &cdp, const std::string &pki, const std::string 
     const std::string access = server.access_line(g);
     if (access.find("revocation=\"good crl " + url + " crl_number=20") == std::string::npos) {
       fail(place, g + ": not good by crlNumber 20 in the access log: " + access);
+    }
+    if (when == "after" && past_next_update) {
+      // Past nextUpdate with the refresh failing: allowed, and the operator
+      // hears of it. (A refresh is tried a little ahead of nextUpdate, so the
+      // first fault may fail before it.)
+      const std::string warning = server.refusal_line(g);
+      if (warning.find("warning=revocation_past_next_update") == std::string::npos ||
+          warning.find(url + ": failed: ") == std::string::npos) {
+        fail(place, g + ": no warning naming the failing refresh: " + warning);
+      }
     }
     const std::string r = tag(place, when + "-revoked");
     CdpFaultServer::Answer revoked = server.get(place, "revoked", r);

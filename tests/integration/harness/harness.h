@@ -374,7 +374,8 @@ struct CdpFaultServer {
   // The access-log line of request `tag` (with its revocation variable as
   // revocation="..."), waiting a moment for it; "" if none.
   std::function<std::string(const std::string &tag)> access_line;
-  // The certgate error-log line ("reason=...") of refused request `tag`.
+  // The certgate error-log line of request `tag`: its refusal ("reason=..."),
+  // or the warning an allowed request logged.
   std::function<std::string(const std::string &tag)> refusal_line;
   // How a revocation_stale refusal names the max_stale limit in this server's
   // log ("certgate_max_stale").

@@ -510,9 +510,10 @@ TEST_F(NginxRevocation, EveryCdpFaultKeepsTheCachedCrl) {
   server.access_line = [](const std::string &tag) {
     return WaitLine(g_instance->access_log(), {"?case=" + tag + " "});
   };
-  // nginx ends the line with the request ("GET /fx-...?case=TAG HTTP/1.1").
+  // nginx ends the line with the request ("GET /fx-...?case=TAG HTTP/1.1");
+  // the notice log has the warnings as well as the refusals.
   server.refusal_line = [](const std::string &tag) {
-    return WaitLine(g_instance->error_log(), {"?case=" + tag + " "});
+    return WaitLine(g_instance->notice_log(), {"?case=" + tag + " "});
   };
   server.max_stale_name = "certgate_max_stale";
   server.fail = [](const std::string &problem) { ADD_FAILURE() << problem; };
