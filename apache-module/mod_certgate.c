@@ -720,6 +720,8 @@ static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
 static void register_hooks(apr_pool_t *p)
 {
     (void)p;
+    /* Details and hints name directives as httpd operators write them. */
+    cg_set_directive_style(CG_DIRECTIVES_HTTPD);
     ap_hook_pre_config(certgate_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(certgate_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, init_server, certgate_init_server, NULL, NULL, APR_HOOK_MIDDLE);

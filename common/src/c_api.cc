@@ -3,6 +3,7 @@
 #include <certgate/cache_dir.h>
 #include <certgate/certgate.h>
 #include <certgate/chain_evidence.h>
+#include <certgate/directive_names.h>
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
 #include <certgate/reason.h>
@@ -71,6 +72,11 @@ size_t CopyOut(const std::string &text, char *buf, size_t size) {
 }  // namespace
 
 extern "C" {
+
+void cg_set_directive_style(cg_directive_style style) {
+  certgate::SetDirectiveStyle(style == CG_DIRECTIVES_HTTPD ? certgate::DirectiveStyle::kHttpd
+                                                           : certgate::DirectiveStyle::kNginx);
+}
 
 const char *cg_reason_code(cg_reason reason) { return Info(reason).code.data(); }
 const char *cg_reason_substatus(cg_reason reason) { return Info(reason).substatus.data(); }

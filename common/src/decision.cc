@@ -1,5 +1,6 @@
 #include <certgate/cert_facts.h>
 #include <certgate/decision.h>
+#include <certgate/directive_names.h>
 
 #include <algorithm>
 
@@ -78,10 +79,10 @@ const std::string &Decision::Field(cg_field field) const {
       slot = std::string(verdict_ == CG_VERDICT_ALLOW ? "" : Info(reason_).substatus);
       break;
     case CG_FIELD_DETAIL:
-      slot = detail_;
+      slot = SpellDirectives(detail_, CurrentDirectiveStyle());
       break;
     case CG_FIELD_HINT:
-      slot = hint_;
+      slot = SpellDirectives(hint_, CurrentDirectiveStyle());
       break;
     case CG_FIELD_SUBJECT:
       slot = leaf ? NameToString(X509_get_subject_name(leaf)) : "";

@@ -104,6 +104,11 @@ typedef enum { CG_OK = 0, CG_ERR_INVALID = -1, CG_ERR_INTERNAL = -2 } cg_status;
 
 typedef enum { CG_LOG_KV = 0, CG_LOG_JSON = 1 } cg_log_format;
 
+/* How details and hints name directives: certgate_max_stale (nginx, the
+ * default) or CertGateMaxStale (httpd). Set once, when the module loads. */
+typedef enum { CG_DIRECTIVES_NGINX = 0, CG_DIRECTIVES_HTTPD = 1 } cg_directive_style;
+CG_API void cg_set_directive_style(cg_directive_style style);
+
 typedef struct {
   const char *data;
   size_t len;

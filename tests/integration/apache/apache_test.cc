@@ -1195,9 +1195,7 @@ TEST_F(ApacheRevocation, EveryCdpFaultKeepsTheCachedCrl) {
         h::GrepLines(it->second.WaitFor("verdict=", 3000), {"[certgate:", "verdict="});
     return lines.empty() ? "" : lines.front();
   };
-  // The core names the limit as nginx spells it, in httpd too (reported); make
-  // this CertGateMaxStale once it names the directive as written.
-  drill.max_stale_name = "certgate_max_stale";
+  drill.max_stale_name = "CertGateMaxStale";
   drill.fail = [](const std::string &problem) { ADD_FAILURE() << problem; };
   h::RunCdpFaultDrill(*cdp_, SharedPki().path, S().dir->path() + "/faults", drill);
 
