@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "large_crl.h"
+
 namespace {
 
 using namespace certgate;
@@ -42,17 +44,7 @@ std::string ReadAll(const std::string &path) {
   return out.str();
 }
 
-// 16-byte serials, like real CAs' random ones: i spread by a multiplicative hash.
-std::string SerialBytes(uint64_t i) {
-  uint64_t a = (i + 1) * 0x9E3779B97F4A7C15ull, b = i ^ 0x5bd1e9955bd1e995ull;
-  std::string s(16, '\0');
-  for (int k = 0; k < 8; ++k) {
-    s[k] = static_cast<char>(a >> (56 - 8 * k));
-    s[8 + k] = static_cast<char>(b >> (56 - 8 * k));
-  }
-  s[0] = static_cast<char>((static_cast<uint8_t>(s[0]) & 0x7f) | 0x10);  // positive, 16 bytes
-  return s;
-}
+std::string SerialBytes(uint64_t i) { return bench::LargeCrlSerial(i); }
 
 struct Fixture {
   std::string dir;
@@ -64,29 +56,13 @@ struct Fixture {
 };
 
 std::string MakeCrl(const pki::Issued &ca, int64_t number, size_t *bytes) {
-  ossl::UniquePtr<X509_CRL> crl(X509_CRL_new());
-  X509_CRL_set_version(crl.get(), 1);
-  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.cert.get()));
-  ossl::UniquePtr<ASN1_TIME> last(ASN1_TIME_set(nullptr, kNow - 3600));
-  ossl::UniquePtr<ASN1_TIME> next(ASN1_TIME_set(nullptr, kNow + 7 * 86400));
-  X509_CRL_set1_lastUpdate(crl.get(), last.get());
-  X509_CRL_set1_nextUpdate(crl.get(), next.get());
-  for (int i = 0; i < kEntries; ++i) {
-    X509_REVOKED *rev = X509_REVOKED_new();
-    std::string bytes = SerialBytes(static_cast<uint64_t>(i) + static_cast<uint64_t>(number) * 7);
-    ossl::UniquePtr<BIGNUM> bn(
-        BN_bin2bn(reinterpret_cast<const unsigned char *>(bytes.data()), 16, nullptr));
-    ossl::UniquePtr<ASN1_INTEGER> serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
-    X509_REVOKED_set_serialNumber(rev, serial.get());
-    X509_REVOKED_set_revocationDate(rev, last.get());
-    X509_CRL_add0_revoked(crl.get(), rev);
-  }
-  X509_CRL_sort(crl.get());
-  ossl::UniquePtr<ASN1_INTEGER> n(ASN1_INTEGER_new());
-  ASN1_INTEGER_set(n.get(), static_cast<long>(number));
-  X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, n.get(), 0, 0);
-  X509_CRL_sign(crl.get(), ca.key.get(), EVP_sha256());
-  std::string der = pki::ToDer(crl.get());
+  bench::LargeCrlSpec spec;
+  spec.entries = kEntries;
+  spec.first = static_cast<uint64_t>(number) * 7;
+  spec.number = number;
+  spec.this_update = kNow - 3600;
+  spec.next_update = kNow + 7 * 86400;
+  std::string der = bench::MakeLargeCrl(ca, spec);
   *bytes = der.size();
   return der;
 }
