@@ -4,7 +4,7 @@
 // (the store's two gets, and the whole RevocationChecker::Check of a leaf).
 //
 //   certgate_bench_revocation                      # all
-//   certgate_bench_revocation --ingest DIR CRL CA  # (internal) one ingest, prints "seconds rss_kb"
+//   certgate_bench_revocation --ingest DIR CRL CA  # (internal) one ingest, see IngestChild
 #include <benchmark/benchmark.h>
 #include <certgate/clock.h>
 #include <certgate/ossl_ptr.h>
@@ -89,7 +89,19 @@ Fixture &Get() {
   return *f;
 }
 
-// One ingest in a fresh process: "seconds rss_kb" or an error line.
+// This process's resident anonymous memory, kB (/proc/self/status RssAnon).
+long RssAnonKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stol(line.substr(8));
+  }
+  return -1;
+}
+
+// One ingest in a fresh process: "seconds peak_rss_kb entries retained_anon_kb"
+// (the anonymous memory still resident once the parsed CRL is released: what a
+// worker that ingested keeps), or an error line.
 int IngestChild(const std::string &dir, const std::string &crl_path, const std::string &ca_path) {
   FILE *ca_file = fopen(ca_path.c_str(), "r");
   ossl::UniquePtr<X509> ca(PEM_read_X509(ca_file, nullptr, nullptr, nullptr));
@@ -97,20 +109,23 @@ int IngestChild(const std::string &dir, const std::string &crl_path, const std::
   auto store = RevocationStore::Open(dir);
   if (!store.ok()) return printf("error %s\n", store.status().message().c_str()), 1;
   auto start = Clock::now();
-  auto parsed = ParseCrl(ReadAll(crl_path));
-  if (!parsed.ok()) return printf("error %s\n", parsed.status().message().c_str()), 1;
-  auto ingested = IngestCrl(*store.value(), parsed.value(), ca.get(), "file:" + crl_path, kNow);
+  unsigned long long entries = 0;
+  {
+    auto parsed = ParseCrl(ReadAll(crl_path));
+    if (!parsed.ok()) return printf("error %s\n", parsed.status().message().c_str()), 1;
+    auto ingested = IngestCrl(*store.value(), parsed.value(), ca.get(), "file:" + crl_path, kNow);
+    if (!ingested.ok()) return printf("error %s\n", ingested.status().message().c_str()), 1;
+    entries = ingested->meta.count;
+  }
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (!ingested.ok()) return printf("error %s\n", ingested.status().message().c_str()), 1;
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
-  printf("%f %ld %llu\n", seconds, usage.ru_maxrss,
-         static_cast<unsigned long long>(ingested->meta.count));
+  printf("%f %ld %llu %ld\n", seconds, usage.ru_maxrss, entries, RssAnonKb());
   return 0;
 }
 
 bool RunChild(const std::string &dir, const std::string &crl, double *seconds, long *rss_kb,
-              std::string *error) {
+              std::string *error, long *retained_kb = nullptr) {
   std::string cmd = "/proc/" + std::to_string(getpid()) + "/exe --ingest " + dir + " " + crl + " " +
                     Get().ca_path;
   FILE *pipe = popen(cmd.c_str(), "r");
@@ -118,10 +133,12 @@ bool RunChild(const std::string &dir, const std::string &crl, double *seconds, l
   bool got = pipe != nullptr && fgets(line, sizeof(line), pipe) != nullptr;
   if (pipe != nullptr) pclose(pipe);
   unsigned long long count = 0;
-  if (!got || sscanf(line, "%lf %ld %llu", seconds, rss_kb, &count) != 3) {
+  long retained = 0;
+  if (!got || sscanf(line, "%lf %ld %llu %ld", seconds, rss_kb, &count, &retained) != 4) {
     *error = got ? line : "no output";
     return false;
   }
+  if (retained_kb != nullptr) *retained_kb = retained;
   return true;
 }
 
@@ -131,14 +148,15 @@ void BM_Ingest1MCrl(benchmark::State &state) {
   for (auto _ : state) {
     std::string dir = f.dir + "/store-" + std::to_string(rand());
     double seconds = 0;
-    long rss = 0;
+    long rss = 0, retained = 0;
     std::string error;
-    if (!RunChild(dir, f.crl_path, &seconds, &rss, &error)) {
+    if (!RunChild(dir, f.crl_path, &seconds, &rss, &error, &retained)) {
       state.SkipWithError(error.c_str());
       return;
     }
     state.SetIterationTime(seconds);
     state.counters["peak_rss_MB"] = static_cast<double>(rss) / 1024.0;
+    state.counters["retained_anon_MB"] = static_cast<double>(retained) / 1024.0;
     state.counters["crl_MB"] = static_cast<double>(f.crl_bytes) / 1e6;
     state.counters["generate_s"] = f.generate_s;
     std::error_code ignored;
