@@ -6,6 +6,8 @@
 #include <certgate/revocation_ocsp.h>
 #include <certgate/revocation_store.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <openssl/ocsp.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -14,11 +16,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 
 namespace certgate {
 
@@ -54,12 +54,42 @@ std::string Ago(int64_t then, int64_t now) {
   return FormatTime(then) + " (" + std::to_string(now - then) + " s ago)";
 }
 
+// The whole file in one read of its size: a stream copy took 0.36 s (three
+// times the parse) for a 35 MB CRL.
 Result<std::string> ReadFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("cannot read " + path + ": " + strerror(errno));
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Error("cannot read " + path + ": " + strerror(errno));
+  struct stat st {};
+  std::string data;
+  // One byte more than the size, so that the read seeing the end needs no growth.
+  if (fstat(fd, &st) == 0 && st.st_size > 0) data.resize(static_cast<size_t>(st.st_size) + 1);
+  size_t filled = 0;
+  for (;;) {
+    if (filled == data.size()) data.resize(data.size() + 65536);  // grew, or size unknown
+    const ssize_t n = read(fd, &data[filled], data.size() - filled);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      close(fd);
+      return Status::Error("cannot read " + path + ": " + strerror(error));
+    }
+    if (n == 0) break;
+    filled += static_cast<size_t>(n);
+  }
+  close(fd);
+  data.resize(filled);
+  return data;
+}
+
+// A large CRL's text and DER are freed after its ingest, but glibc keeps freed
+// memory of a thread's arena for reuse: ~50 MB per worker that preloaded a
+// 1,000,000-entry CRL. Returned to the system instead (no-op elsewhere).
+constexpr size_t kTrimAfterBytes = 1 << 20;
+
+void ReturnFreedMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 // One source's view of one certificate.
@@ -191,6 +221,12 @@ class RevocationChecker::Impl {
   // files (same mtime and size as recorded, every CRL stored) are skipped
   // unless forced.
   Status IngestFile(const std::string &path, X509 *chain_issuer, bool force) {
+    Status status = IngestFileOnce(path, chain_issuer, force);
+    ReturnFreedMemory();  // the file's text and DER, in this thread's malloc arena
+    return status;
+  }
+
+  Status IngestFileOnce(const std::string &path, X509 *chain_issuer, bool force) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0)
       return Status::Error("certgate_crl " + path + ": " + strerror(errno));
@@ -818,6 +854,10 @@ class RevocationChecker::Impl {
                        bool ok = false;
                        std::string result = Process(*job, url, ocsp, response, &ok);
                        RecordUrl(url, ok, result, response);
+                       // Once this callback has released the body.
+                       if (response.body.size() > kTrimAfterBytes) {
+                         Fetcher().Post([] { ReturnFreedMemory(); });
+                       }
                        if (ok) {
                          Done(job->key);
                        } else {

@@ -276,8 +276,13 @@ Result<std::unique_ptr<RevocationStore>> RevocationStore::Open(const std::string
   if (rc != 0) {
     mdb_env_close(store->env_);
     store->env_ = nullptr;
+    const bool permissions = rc == EACCES || rc == EPERM || rc == EROFS;
     return Status::Error("revocation cache " + dir + ": cannot open: " + mdb_strerror(rc) +
-                         " (the directory must be writable by the worker user)");
+                         (permissions ? " (the directory must be writable by the worker user)"
+                          : rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
+                              ? " (not a certgate cache, or damaged: remove data.mdb and "
+                                "lock.mdb to start it afresh)"
+                              : ""));
   }
   int dead = 0;
   mdb_reader_check(store->env_, &dead);
