@@ -55,6 +55,11 @@ ossl::UniquePtr<STACK_OF(X509)> IntermediateCache::CandidatesFor(X509 *leaf,
   return candidates;
 }
 
+void IntermediateCache::Clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  by_subject_.clear();
+}
+
 size_t IntermediateCache::size() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return by_subject_.size();

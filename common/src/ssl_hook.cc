@@ -4,6 +4,7 @@
 #include <certgate/log_format.h>
 #include <certgate/revocation_registry.h>
 #include <certgate/revocation_verdict.h>
+#include <certgate/session_chain.h>
 #include <certgate/ssl_hook.h>
 #include <openssl/err.h>
 
@@ -133,6 +134,7 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
   state->examined = true;
   state->earliest_not_after = EarliestExpiry(*state->evidence);
   IntermediateCache::Process().Learn(*state->evidence);
+  RememberChainInSession(SSL_get_session(ssl), *state->evidence);
 
   const Policy &policy = *attachment->policy;
   if (policy.EffectiveRejectAt() == RejectAt::kHandshake) {
@@ -261,11 +263,13 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
 
   if (!state->examined) {
     // A resumed session: no chain was sent and no callback ran. Rebuild the
-    // evidence from the leaf, the intermediates seen before and the trust store.
+    // evidence from the leaf, the intermediates the session carries or this
+    // process saw before, and the trust store.
     X509 *leaf = SSL_get0_peer_certificate(ssl);
     if (leaf != nullptr) {
       auto candidates =
           IntermediateCache::Process().CandidatesFor(leaf, SSL_get_peer_cert_chain(ssl));
+      AddChainFromSession(SSL_get_session(ssl), candidates.get());
       state->evidence =
           BuildChainEvidence(leaf, candidates.get(), SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)));
       state->earliest_not_after = EarliestExpiry(*state->evidence);

@@ -6,6 +6,7 @@
 #include <certgate/intermediate_cache.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/revocation_registry.h>
+#include <certgate/session_chain.h>
 #include <certgate/ssl_hook.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -31,6 +32,7 @@ struct SslDeleter {
   void operator()(SSL *ssl) const { SSL_free(ssl); }
   void operator()(SSL_CTX *ctx) const { SSL_CTX_free(ctx); }
   void operator()(SSL_SESSION *session) const { SSL_SESSION_free(session); }
+  void operator()(STACK_OF(X509) * certs) const { sk_X509_pop_free(certs, X509_free); }
 };
 template <typename T>
 using Owned = std::unique_ptr<T, SslDeleter>;
@@ -345,6 +347,38 @@ TEST_P(SslHookResumptionTest, ResumedSessionIsJudgedAgainFromTheLeaf) {
   cg_policy_inherit(strict.get(), server_policy_.get(), &error);
   EXPECT_EQ(cg_decision_reason(cg_ssl_decide(resumed.server.get(), strict.get())),
             CG_REASON_IDENTITY_MISMATCH);
+}
+
+// A ticket resumes in any worker: one that never saw the client's intermediate
+// (an empty intermediate cache) rebuilds the chain from what the session carries.
+TEST_P(SslHookResumptionTest, ResumedSessionIsJudgedInAWorkerThatNeverSawTheChain) {
+  Attach();
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=carol"));
+  Connection first = Handshake(&leaf, {*issuing_}, nullptr, GetParam());
+  ASSERT_TRUE(first.handshake_ok);
+  Owned<SSL_SESSION> session(SSL_get1_session(first.client.get()));
+  ASSERT_NE(session, nullptr);
+  IntermediateCache::Process().Clear();
+  ASSERT_EQ(IntermediateCache::Process().size(), 0u);
+
+  // nginx's shared session cache keeps sessions serialized: the chain survives that.
+  unsigned char *der = nullptr;
+  const int der_len = i2d_SSL_SESSION(SSL_get_session(first.server.get()), &der);
+  ASSERT_GT(der_len, 0);
+  const unsigned char *p = der;
+  Owned<SSL_SESSION> stored(d2i_SSL_SESSION(nullptr, &p, der_len));
+  OPENSSL_free(der);
+  ASSERT_NE(stored, nullptr);
+  Owned<STACK_OF(X509)> carried(sk_X509_new_null());
+  AddChainFromSession(stored.get(), carried.get());
+  ASSERT_EQ(sk_X509_num(carried.get()), 1);
+  EXPECT_EQ(X509_cmp(sk_X509_value(carried.get(), 0), issuing_->cert.get()), 0);
+
+  Connection resumed = Handshake(&leaf, {*issuing_}, session.get(), GetParam());
+  ASSERT_TRUE(resumed.handshake_ok);
+  ASSERT_TRUE(SSL_session_reused(resumed.server.get()));
+  const cg_decision *decision = cg_ssl_decide(resumed.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_verdict(decision), CG_VERDICT_ALLOW) << Field(decision, CG_FIELD_DETAIL);
 }
 
 TEST_P(SslHookResumptionTest, ResumedSessionOfABadCertificateIsStillRefused) {

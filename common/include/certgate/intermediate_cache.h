@@ -28,6 +28,7 @@ class IntermediateCache {
   ossl::UniquePtr<STACK_OF(X509)> CandidatesFor(X509 *leaf, STACK_OF(X509) * sent) const;
 
   size_t size() const;
+  void Clear();  // forgets everything, as a worker that saw nothing
 
   static IntermediateCache &Process();
 
