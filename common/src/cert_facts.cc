@@ -167,6 +167,13 @@ int64_t Asn1TimeToUnix(const ASN1_TIME *time) {
   return static_cast<int64_t>(timegm(&tm));
 }
 
+std::string NameDer(const X509_NAME *name) {
+  const unsigned char *der = nullptr;
+  size_t len = 0;
+  if (name == nullptr || X509_NAME_get0_der(name, &der, &len) != 1) return "";
+  return std::string(reinterpret_cast<const char *>(der), len);
+}
+
 std::string LowerHex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;

@@ -1,14 +1,8 @@
+#include <certgate/cert_facts.h>
 #include <certgate/intermediate_cache.h>
 
 namespace certgate {
 namespace {
-
-std::string NameKey(const X509_NAME *name) {
-  const unsigned char *der = nullptr;
-  size_t len = 0;
-  if (!X509_NAME_get0_der(const_cast<X509_NAME *>(name), &der, &len)) return {};
-  return std::string(reinterpret_cast<const char *>(der), len);
-}
 
 constexpr int kMaxCandidateDepth = 32;
 
@@ -19,7 +13,7 @@ void IntermediateCache::Learn(const ChainEvidence &evidence) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 1; i + 1 < evidence.chain.size(); ++i) {
     const std::shared_ptr<X509> &cert = evidence.chain[i];
-    const std::string key = NameKey(X509_get_subject_name(cert.get()));
+    const std::string key = NameDer(X509_get_subject_name(cert.get()));
     auto [first, last] = by_subject_.equal_range(key);
     bool known = false;
     for (auto it = first; it != last && !known; ++it)
@@ -42,7 +36,7 @@ ossl::UniquePtr<STACK_OF(X509)> IntermediateCache::CandidatesFor(X509 *leaf,
   if (by_subject_.empty()) return candidates;
   X509 *current = leaf;
   for (int depth = 0; current != nullptr && depth < kMaxCandidateDepth; ++depth) {
-    auto [first, last] = by_subject_.equal_range(NameKey(X509_get_issuer_name(current)));
+    auto [first, last] = by_subject_.equal_range(NameDer(X509_get_issuer_name(current)));
     X509 *next = nullptr;
     for (auto it = first; it != last; ++it) {
       X509 *cert = it->second.get();

@@ -1,3 +1,4 @@
+#include <certgate/cert_facts.h>
 #include <certgate/issuer_keys.h>
 #include <certgate/ossl_ptr.h>
 #include <openssl/evp.h>
@@ -26,13 +27,6 @@ struct Derived {
   std::string name_hash_der;  // OCTET STRING: SHA-1 of subject_der
   std::string key_hash_der;   // OCTET STRING: SHA-1 of the public key bits
 };
-
-std::string NameDer(const X509_NAME *name) {
-  const unsigned char *der = nullptr;
-  size_t len = 0;
-  if (X509_NAME_get0_der(name, &der, &len) != 1) return "";
-  return std::string(reinterpret_cast<const char *>(der), len);
-}
 
 std::string Digest(const EVP_MD *md, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];

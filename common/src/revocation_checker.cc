@@ -32,15 +32,6 @@ constexpr int64_t kBackoffMax = 3600;
 constexpr int64_t kOcspDefaultValidity = 3600;  // answers without nextUpdate
 constexpr auto kLeasePoll = std::chrono::milliseconds(200);
 
-std::string NameDer(X509_NAME *name) {
-  unsigned char *der = nullptr;
-  int len = i2d_X509_NAME(name, &der);
-  std::string out;
-  if (len > 0) out.assign(reinterpret_cast<char *>(der), static_cast<size_t>(len));
-  OPENSSL_free(der);
-  return out;
-}
-
 bool IsCa(X509 *cert) { return X509_check_ca(cert) != 0; }
 
 bool LeaseHeldByOther(const UrlState &state, int64_t now) {
@@ -256,9 +247,11 @@ class RevocationChecker::Impl {
                                                   : "CRL " + std::to_string(i + 1) + " of " +
                                                         std::to_string(crls->size()) + ": ";
       std::string result;
-      UniquePtr<X509> issuer(chain_issuer != nullptr && VerifyCrl(crl, chain_issuer).ok()
-                                 ? ossl::UpRef(chain_issuer).release()
-                                 : FindIssuerInTrust(crl));
+      // (By name: IngestCrl verifies the signature, once, with the issuer.)
+      const bool by_chain_issuer =
+          chain_issuer != nullptr && NameDer(X509_get_subject_name(chain_issuer)) == crl.issuer_der;
+      UniquePtr<X509> issuer(by_chain_issuer ? ossl::UpRef(chain_issuer).release()
+                                             : FindIssuerInTrust(crl));
       Status ingested = IngestOne(path, crl, issuer.get(), &result);
       if (!ingested.ok()) {
         return Status::Error("certgate_crl " + path + ": " + which + ingested.message());

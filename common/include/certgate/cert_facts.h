@@ -35,6 +35,7 @@ CertFacts ExtractFacts(X509 *cert);
 
 // Individual facts, cheap enough for the decision path.
 std::string NameToString(const X509_NAME *name);  // RFC 2253
+std::string NameDer(const X509_NAME *name);       // as encoded (a lookup key)
 std::string SerialHex(X509 *cert);
 std::string Sha256Hex(X509 *cert);       // certificate DER
 std::string SpkiSha256Hex(X509 *cert);   // SubjectPublicKeyInfo DER
