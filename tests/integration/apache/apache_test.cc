@@ -11,10 +11,12 @@
 //                    SSLVerifyClient modes, resumption, reject_at handshake,
 //                    a vhost without certgate, graceful restart.
 //   ApacheConfig     18590..: `apache2 -t` errors.
-//   ApacheRevocation 18530.. (event) / 18540 (prefork), 18570.. (event, one
-//                    virtual host per CDP fault): CRLs from the CDP
-//                    (h::CrlServer on 18080), OCSP (h::OcspResponder on 18081),
-//                    preloaded CRLs, faults, refresh, resumption, the cache dir.
+//   ApacheRevocation 18530.. (event) / 18540 (prefork), 18570-18578 (event,
+//                    one virtual host per CDP fault of the fault drill): CRLs
+//                    from the CDP (h::CrlServer on 18080), OCSP
+//                    (h::OcspResponder on 18081), preloaded CRLs, faults,
+//                    refresh, resumption, the cache dir.
+// apache_crash_test.cc (ApacheCrash) uses 18580-18582.
 #include <gtest/gtest.h>
 #include <harness.h>
 #include <openssl/pem.h>

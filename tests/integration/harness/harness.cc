@@ -270,6 +270,28 @@ bool WaitForPort(int port, int timeout_ms) {
   return true;
 }
 
+CurlAnswer CurlAsClient(const std::string &url, const std::string &pki, const std::string &client,
+                        int max_time_s, const std::vector<std::string> &curl_args) {
+  std::vector<std::string> argv = {"curl", "-sSk"};
+  argv.insert(argv.end(), curl_args.begin(), curl_args.end());
+  // The status on a line of its own after the body, which may lack a newline.
+  argv.insert(argv.end(), {"--max-time", std::to_string(max_time_s), "-o", "-", "-w",
+                           "\n%{http_code}", "--cert", pki + "/clients/" + client + ".chain.pem",
+                           "--key", pki + "/clients/" + client + ".key", url});
+  const auto start = Clock::now();
+  const RunResult r = Run(argv, {}, {}, (max_time_s + 5) * 1000);
+  CurlAnswer out;
+  out.ms = ElapsedMs(start);
+  out.curl_exit = r.exit_code;
+  out.err = r.err;
+  const size_t nl = r.out.rfind('\n');
+  if (nl != std::string::npos) {
+    out.body = r.out.substr(0, nl);
+    out.status = std::atoi(r.out.c_str() + nl + 1);
+  }
+  return out;
+}
+
 // ---- files ----
 
 std::string ReadFile(const std::string &path) {
@@ -363,6 +385,17 @@ std::vector<std::string> GrepLines(const std::string &text,
     if (all) lines.push_back(line);
   }
   return lines;
+}
+
+std::string WaitForLine(const std::string &path, const std::vector<std::string> &needles,
+                        int timeout_ms) {
+  const auto start = Clock::now();
+  do {
+    std::vector<std::string> lines = GrepLines(ReadFile(path), needles);
+    if (!lines.empty()) return lines.back();
+    SleepMs(20);
+  } while (ElapsedMs(start) < timeout_ms);
+  return "";
 }
 
 TempDir::TempDir(const std::string &prefix) {

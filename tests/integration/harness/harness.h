@@ -84,6 +84,20 @@ bool WaitForPort(int port, int timeout_ms);
 // Whether a TCP connect to 127.0.0.1:port succeeds now.
 bool PortOpen(int port);
 
+// What curl got for one HTTPS request.
+struct CurlAnswer {
+  int curl_exit = -1;  // as RunResult::exit_code
+  int status = 0;      // 0: no HTTP answer
+  std::string body;
+  std::string err;  // curl's stderr
+  int ms = 0;       // how long curl took
+};
+// GETs `url` with curl as the demo PKI's client `client` (pki/clients/CLIENT
+// .chain.pem and .key), without checking the server's certificate, giving up
+// after max_time_s. `curl_args` are added (e.g. "--http1.1").
+CurlAnswer CurlAsClient(const std::string &url, const std::string &pki, const std::string &client,
+                        int max_time_s = 60, const std::vector<std::string> &curl_args = {});
+
 // ---- files ----
 
 std::string ReadFile(const std::string &path);  // "" when it cannot be read
@@ -115,6 +129,11 @@ class LogTail {
 // Lines of `text` that contain every one of `needles`.
 std::vector<std::string> GrepLines(const std::string &text,
                                    const std::vector<std::string> &needles);
+// The last line of the file at `path` that contains every one of `needles`,
+// polling (every 20 ms) until there is one; "" after timeout_ms. For a log line
+// a request writes a moment after its response.
+std::string WaitForLine(const std::string &path, const std::vector<std::string> &needles,
+                        int timeout_ms = 3000);
 
 // A fresh directory under $TMPDIR (or /tmp), mode 0755. Removed (rm -rf) by the
 // destructor unless CERTGATE_KEEP_TMP is set in the environment.
