@@ -1,8 +1,8 @@
 // A CRL with a million entries, made in a few seconds: the generator of the
 // revocation benchmark (revocation_bench.cc), shared with the integration tests
-// that need an ingest lasting seconds (tests/integration/*/..._crash_test.cc).
-// Built into each of them as a source file, so the tests do not depend on the
-// benchmarks being enabled (CERTGATE_BUILD_BENCH).
+// that need an ingest lasting seconds (the crash tests, through the harness's
+// ingest_crash). Compiled into the benchmark and into the harness, so the tests
+// do not depend on the benchmarks being enabled (CERTGATE_BUILD_BENCH).
 #pragma once
 
 #include <pki_builder.h>
