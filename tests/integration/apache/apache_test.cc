@@ -19,7 +19,6 @@
 // apache_crash_test.cc (ApacheCrash) uses 18580-18582.
 #include <gtest/gtest.h>
 #include <harness.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pki_builder.h>
 #include <signal.h>
@@ -795,25 +794,12 @@ constexpr int kCdpPort = 18080;
 constexpr int kOcspPort = 18081;
 
 // The Example Issuing CA of the demo PKI, to sign newer CRLs.
-certgate::pki::Issued LoadIntermediate(const std::string &pki) {
-  certgate::pki::Issued issued;
-  const std::string cert_pem = h::ReadFile(pki + "/ca/intermediate.pem");
-  const std::string key_pem = h::ReadFile(pki + "/ca/intermediate.key");
-  BIO *bio = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
-  issued.cert.reset(PEM_read_bio_X509(bio, nullptr, nullptr, nullptr), X509_free);
-  BIO_free(bio);
-  bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
-  issued.key.reset(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr), EVP_PKEY_free);
-  BIO_free(bio);
-  return issued;
-}
-
 // A DER CRL of the Example Issuing CA revoking the named demo clients
 // (keyCompromise, an hour ago). "" on failure.
 std::string IntermediateCrl(const std::string &pki, const std::vector<std::string> &names,
                             int64_t number, int64_t this_update, int64_t next_update) {
   const int64_t now = time(nullptr);
-  certgate::pki::Issued ca = LoadIntermediate(pki);
+  certgate::pki::Issued ca = h::LoadDemoIssuingCa(pki);
   if (!ca) return "";
   std::vector<certgate::pki::PkiBuilder::Revoked> revoked;
   for (const std::string &name : names) {

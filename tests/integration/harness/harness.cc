@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
 #include <poll.h>
 #include <signal.h>
 #include <strings.h>
@@ -271,15 +272,19 @@ bool WaitForPort(int port, int timeout_ms) {
 }
 
 CurlAnswer CurlAsClient(const std::string &url, const std::string &pki, const std::string &client,
-                        int max_time_s, const std::vector<std::string> &curl_args) {
+                        double max_time_s, const std::vector<std::string> &curl_args) {
   std::vector<std::string> argv = {"curl", "-sSk"};
   argv.insert(argv.end(), curl_args.begin(), curl_args.end());
   // The status on a line of its own after the body, which may lack a newline.
-  argv.insert(argv.end(), {"--max-time", std::to_string(max_time_s), "-o", "-", "-w",
-                           "\n%{http_code}", "--cert", pki + "/clients/" + client + ".chain.pem",
-                           "--key", pki + "/clients/" + client + ".key", url});
+  argv.insert(argv.end(),
+              {"--max-time", std::to_string(max_time_s), "-o", "-", "-w", "\n%{http_code}"});
+  if (!client.empty()) {
+    argv.insert(argv.end(), {"--cert", pki + "/clients/" + client + ".chain.pem", "--key",
+                             pki + "/clients/" + client + ".key"});
+  }
+  argv.push_back(url);
   const auto start = Clock::now();
-  const RunResult r = Run(argv, {}, {}, (max_time_s + 5) * 1000);
+  const RunResult r = Run(argv, {}, {}, static_cast<int>((max_time_s + 5) * 1000));
   CurlAnswer out;
   out.ms = ElapsedMs(start);
   out.curl_exit = r.exit_code;
@@ -749,6 +754,19 @@ bool RevokeInIndex(const std::string &index_path, const std::string &serial_hex,
     out += line + "\n";
   }
   return found && WriteFileAtomically(index_path, out, 0644);
+}
+
+pki::Issued LoadDemoIssuingCa(const std::string &pki_dir) {
+  pki::Issued ca;
+  const std::string cert_pem = ReadFile(pki_dir + "/ca/intermediate.pem");
+  const std::string key_pem = ReadFile(pki_dir + "/ca/intermediate.key");
+  BIO *bio = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  ca.cert.reset(PEM_read_bio_X509(bio, nullptr, nullptr, nullptr), X509_free);
+  BIO_free(bio);
+  bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  ca.key.reset(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr), EVP_PKEY_free);
+  BIO_free(bio);
+  return ca;
 }
 
 std::string DemoSerial(const std::string &pki, const std::string &name) {

@@ -21,6 +21,7 @@
 #ifndef CERTGATE_TESTS_INTEGRATION_HARNESS_H
 #define CERTGATE_TESTS_INTEGRATION_HARNESS_H
 
+#include <pki_builder.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -93,10 +94,11 @@ struct CurlAnswer {
   int ms = 0;       // how long curl took
 };
 // GETs `url` with curl as the demo PKI's client `client` (pki/clients/CLIENT
-// .chain.pem and .key), without checking the server's certificate, giving up
-// after max_time_s. `curl_args` are added (e.g. "--http1.1").
+// .chain.pem and .key; "" = no certificate), without checking the server's
+// certificate, giving up after max_time_s. `curl_args` are added (e.g.
+// "--http1.1").
 CurlAnswer CurlAsClient(const std::string &url, const std::string &pki, const std::string &client,
-                        int max_time_s = 60, const std::vector<std::string> &curl_args = {});
+                        double max_time_s = 60, const std::vector<std::string> &curl_args = {});
 
 // ---- files ----
 
@@ -314,6 +316,10 @@ bool RevokeInIndex(const std::string &index_path, const std::string &serial_hex,
 // The serial (hex, as in fingerprints.txt) of clients/<name> of a demo PKI; ""
 // if missing.
 std::string DemoSerial(const std::string &pki, const std::string &name);
+
+// The demo PKI's Issuing CA (ca/intermediate.pem and .key), to sign CRLs with;
+// empty on failure.
+pki::Issued LoadDemoIssuingCa(const std::string &pki_dir);
 
 // Signs a fresh CRL of the demo PKI's Example Issuing CA with `openssl ca
 // -gencrl` (working files under `workdir`): the entries are those of

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <lmdb.h>
-#include <openssl/pem.h>
 #include <pki_builder.h>
 #include <poll.h>
 #include <signal.h>
@@ -114,25 +113,12 @@ class ResumeUnlessKilled {
 };
 
 // The demo PKI's Example Issuing CA (certificate and key).
-pki::Issued LoadIssuingCa(const std::string &pki_dir) {
-  pki::Issued ca;
-  const std::string cert_pem = ReadFile(pki_dir + "/ca/intermediate.pem");
-  const std::string key_pem = ReadFile(pki_dir + "/ca/intermediate.key");
-  BIO *bio = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
-  ca.cert.reset(PEM_read_bio_X509(bio, nullptr, nullptr, nullptr), X509_free);
-  BIO_free(bio);
-  bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
-  ca.key.reset(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr), EVP_PKEY_free);
-  BIO_free(bio);
-  return ca;
-}
-
 }  // namespace
 
 // ---- the large CRL ----
 
 std::string WriteLargeCrl(const std::string &pki_dir, const std::string &path) {
-  const pki::Issued ca = LoadIssuingCa(pki_dir);
+  const pki::Issued ca = LoadDemoIssuingCa(pki_dir);
   if (!ca) return "cannot load the Issuing CA from " + pki_dir;
   const std::string revoked = DemoSerial(pki_dir, "revoked");
   if (revoked.empty()) return "no serial for `revoked` in " + pki_dir;

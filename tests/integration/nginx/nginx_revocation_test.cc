@@ -37,13 +37,7 @@ int MsSince(Clock::time_point start) {
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
 }
 
-struct Response {
-  int curl_exit = -1;
-  int status = 0;
-  std::string body;
-  std::string err;
-  int ms = 0;
-};
+using Response = h::CurlAnswer;
 
 class Instance {
  public:
@@ -162,29 +156,10 @@ class Instance {
     return out;
   }
 
-  Response Curl(const std::string &path, const std::string &client,
-                const std::string &max_time = "10",
+  Response Curl(const std::string &path, const std::string &client, double max_time_s = 10,
                 const std::vector<std::string> &extra = {}) const {
-    std::vector<std::string> argv = {"curl", "-sSk", "--max-time", max_time,
-                                     "-o",   "-",    "-w",         "\n%{http_code}"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    if (!client.empty()) {
-      argv.insert(argv.end(), {"--cert", pki() + "/clients/" + client + ".chain.pem", "--key",
-                               pki() + "/clients/" + client + ".key"});
-    }
-    argv.push_back("https://127.0.0.1:" + std::to_string(kPort) + path);
-    const auto start = Clock::now();
-    h::RunResult r = h::Run(argv);
-    Response out;
-    out.ms = MsSince(start);
-    out.curl_exit = r.exit_code;
-    out.err = r.err;
-    const size_t nl = r.out.rfind('\n');
-    if (nl != std::string::npos) {
-      out.body = r.out.substr(0, nl);
-      out.status = std::atoi(r.out.c_str() + nl + 1);
-    }
-    return out;
+    return h::CurlAsClient("https://127.0.0.1:" + std::to_string(kPort) + path, pki(), client,
+                           max_time_s, extra);
   }
 
   // openssl s_client: one HTTP/1.1 request, saving or reusing a session.
@@ -415,12 +390,12 @@ TEST_F(NginxRevocation, HangingCdpDelaysOnlyTheWaitingRequest) {
 TEST_F(NginxRevocation, ClientGoneWhileWaitingIsHarmless) {
   n().cdp().SetFault(h::CrlServer::Fault::kHang);
   // curl gives up after 0.3 s, while the request waits on its timer.
-  Response gone = n().Curl("/hang?case=gone", "good", "0.3");
+  Response gone = n().Curl("/hang?case=gone", "good", 0.3);
   EXPECT_NE(gone.curl_exit, 0) << "the request should still be waiting";
   std::vector<std::future<Response>> many;
   for (int k = 0; k < 5; ++k) {
     many.push_back(std::async(std::launch::async, [&, k] {
-      return n().Curl("/hang?case=gone-" + std::to_string(k), "good", "0.2");
+      return n().Curl("/hang?case=gone-" + std::to_string(k), "good", 0.2);
     }));
   }
   for (auto &f : many) f.get();
@@ -449,20 +424,20 @@ TEST_F(NginxRevocation, OcspRevokedAndGood) {
 
 TEST_F(NginxRevocation, Http2StreamWaitsForTheFetch) {
   // A cold cache: the stream is suspended until the CRL is fetched.
-  Response revoked = n().Curl("/h2?case=revoked", "revoked", "10", {"--http2"});
+  Response revoked = n().Curl("/h2?case=revoked", "revoked", 10, {"--http2"});
   ASSERT_EQ(revoked.curl_exit, 0) << revoked.err;
   EXPECT_EQ(revoked.status, 403);
   EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
-  Response good = n().Curl("/h2?case=good", "good", "10", {"--http2"});
+  Response good = n().Curl("/h2?case=good", "good", 10, {"--http2"});
   EXPECT_EQ(good.status, 200);
   const std::string line = WaitLine(n().error_log(), {"GET /h2?case=revoked HTTP/2.0"});
   EXPECT_NE(line.find("crl_number=1"), std::string::npos) << line;
   // A stream whose client goes away while it waits.
   n().cdp().SetFault(h::CrlServer::Fault::kHang);
-  Response gone = n().Curl("/longwait?case=h2-gone", "good", "0.3", {"--http2"});
+  Response gone = n().Curl("/longwait?case=h2-gone", "good", 0.3, {"--http2"});
   EXPECT_NE(gone.curl_exit, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-  EXPECT_EQ(n().Curl("/norev?case=after-h2-gone", "good", "10", {"--http2"}).status, 200);
+  EXPECT_EQ(n().Curl("/norev?case=after-h2-gone", "good", 10, {"--http2"}).status, 200);
   EXPECT_TRUE(h::GrepLines(h::ReadFile(n().error_log()), {"[alert]"}).empty());
 }
 
