@@ -887,8 +887,13 @@ ngx_http_certgate_init_module(ngx_cycle_t *cycle)
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
-    uid = (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) ? -1 : (long) ccf->user;
-    gid = (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) ? -1 : (long) ccf->group;
+    uid = -1;
+    gid = -1;
+
+    if (ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        uid = (long) ccf->user;
+        gid = (long) ccf->group;
+    }
 
     path = cycle->paths.elts;
 
