@@ -11,6 +11,8 @@
  *     waiting for a revocation fetch blocks the request thread, bounded;
  *   - prepares the revocation cache directories for the child user (the core
  *     opens the cache itself, in each child);
+ *   - counts decisions in shared memory and serves them where CertGateStatus is
+ *     on (the core writes the page);
  *   - nothing else: every rule lives in the core.
  *
  * Layout follows modules/aaa/mod_authz_core.c: per-directory and per-server
@@ -29,9 +31,11 @@
 #include "unixd.h"
 #include "util_filter.h"
 
+#include "apr_atomic.h"
 #include "apr_hash.h"
 #include "apr_lib.h"
 #include "apr_optional_hooks.h"
+#include "apr_shm.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
 
@@ -81,6 +85,37 @@ typedef struct {
 typedef struct {
     int enables; /* a CertGate optional|require directive appears in this server */
 } certgate_srv_conf;
+
+/* ---- counters ----------------------------------------------------------------
+ *
+ * What CertGateStatus shows, summed over every child: one decision per request
+ * (subrequests are not counted) by verdict and reason, and the handshakes
+ * aborted under CertGateRejectAt handshake. They live in an anonymous shared
+ * memory segment the parent creates in post_config; children inherit it at
+ * fork and add with atomics, so no lock is needed.
+ *
+ * The segment is kept in the process pool, not pconf, and found again by its
+ * userdata key on a graceful restart (the module itself is unloaded and loaded
+ * again then, which resets every static): the counters go on across restarts,
+ * like nginx's shared zone across reloads, and the old generation's children
+ * still finishing their requests keep counting into the same memory.
+ */
+typedef struct {
+    apr_uint64_t decisions[2][CG_REASON_COUNT]; /* [cg_verdict][cg_reason] */
+    apr_uint64_t handshake_refusals;
+} certgate_counters;
+
+#define CG_COUNTERS_KEY "certgate-counters"
+#define CG_COUNTERS_FILE "certgate-counters"
+
+static certgate_counters *counters;
+
+static void count_decision(cg_verdict verdict, cg_reason reason)
+{
+    if (counters != NULL && (unsigned)reason < (unsigned)CG_REASON_COUNT) {
+        apr_atomic_inc64(&counters->decisions[verdict == CG_VERDICT_DENY][reason]);
+    }
+}
 
 /* ---- merging ---------------------------------------------------------------
  *
@@ -298,15 +333,6 @@ static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw
 #define CG_KEY(name, help) AP_INIT_RAW_ARGS(name, set_key, NULL, RSRC_CONF | ACCESS_CONF, help)
 #define CG_SERVER_KEY(name, help) AP_INIT_RAW_ARGS(name, set_server_key, NULL, RSRC_CONF, help)
 
-static const char *refuse_status(cmd_parms *cmd, void *mconfig, const char *raw)
-{
-    (void)cmd;
-    (void)mconfig;
-    (void)raw;
-    return "CertGateStatus: the counters page is not available in mod_certgate yet (nginx has "
-           "certgate_status); refusals are counted by reason in the error log";
-}
-
 static const command_rec certgate_cmds[] = {
     CG_KEY("CertGate", "off | optional | require"),
     CG_KEY("CertGateTrustedIssuers", "PEM file of the CAs allowed to issue client certs here"),
@@ -338,10 +364,9 @@ static const command_rec certgate_cmds[] = {
     /* The handshake knows the virtual host, not yet the <Location>. */
     CG_SERVER_KEY("CertGateRejectAt", "request | handshake (server or virtual host)"),
     CG_KEY("CertGateLog", "kv | json [accepts]"),
-    /* The counters page exists in nginx only for now: refuse the directive
-     * rather than accept it and serve nothing. */
-    AP_INIT_RAW_ARGS("CertGateStatus", refuse_status, NULL, RSRC_CONF | ACCESS_CONF,
-                     "not available in mod_certgate yet"),
+    /* A page, so only in <Location>/<Directory>/<Files> (nginx: location). */
+    AP_INIT_RAW_ARGS("CertGateStatus", set_key, NULL, ACCESS_CONF,
+                     "on | off: this location serves certgate's counters"),
     {NULL}};
 
 /* ---- TLS side ----------------------------------------------------------------- */
@@ -350,6 +375,9 @@ static const command_rec certgate_cmds[] = {
 static void handshake_log(SSL *ssl, const char *line, size_t len, void *data)
 {
     conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    if (counters != NULL) {
+        apr_atomic_inc64(&counters->handshake_refusals);
+    }
     if (c != NULL) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "%.*s", (int)len, line);
     } else {
@@ -528,9 +556,15 @@ static int certgate_check(request_rec *r)
     decision = decide(r, conf->policy);
     if (decision == NULL) {
         /* A policy that is off (excluded above), or a wait that never settled. */
+        if (r->main == NULL) {
+            count_decision(CG_VERDICT_DENY, CG_REASON_INTERNAL_ERROR);
+        }
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     export_fields(r, decision);
+    if (r->main == NULL) {
+        count_decision(cg_decision_verdict(decision), cg_decision_reason(decision));
+    }
 
     /* Subrequests (mod_dir's DirectoryIndex probe, mod_include, ...) are judged
      * and refused like any request, but only what the client asked for is
@@ -595,6 +629,53 @@ static void certgate_insert_error_filter(request_rec *r)
     if (apr_table_get(r->notes, CG_NOTE_CONTENT_TYPE) != NULL) {
         ap_add_output_filter(CG_ERROR_FILTER, NULL, r, r->connection);
     }
+}
+
+/* CertGateStatus on: the counters, in the same format as nginx's certgate_status
+ * (the core writes both). The location's content handler, ahead of any other;
+ * like every handler it comes after the fixups, so a URL that is a directory
+ * first gets mod_dir's trailing-slash redirect (as with SetHandler
+ * server-status). The page itself is judged like any URL: put CertGate off in
+ * its <Location> to read it without a client certificate. */
+static int certgate_status_handler(request_rec *r)
+{
+    certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
+    cg_counters snapshot;
+    size_t len;
+    char *page;
+    int status;
+    int i;
+
+    if (conf == NULL || !cg_policy_status_page(conf->policy)) {
+        return DECLINED;
+    }
+    r->allowed |= (AP_METHOD_BIT << M_GET);
+    if (r->method_number != M_GET) { /* HEAD is M_GET with header_only */
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    status = ap_discard_request_body(r);
+    if (status != OK) {
+        return status;
+    }
+
+    memset(&snapshot, 0, sizeof snapshot);
+    if (counters != NULL) {
+        for (i = 0; i < CG_REASON_COUNT; ++i) {
+            snapshot.decisions[0][i] = apr_atomic_read64(&counters->decisions[0][i]);
+            snapshot.decisions[1][i] = apr_atomic_read64(&counters->decisions[1][i]);
+        }
+        snapshot.handshake_refusals = apr_atomic_read64(&counters->handshake_refusals);
+    }
+    len = cg_counters_format(&snapshot, NULL, 0);
+    page = apr_palloc(r->pool, len + 1);
+    len = cg_counters_format(&snapshot, page, len + 1);
+
+    ap_set_content_type(r, CG_COUNTERS_CONTENT_TYPE);
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only) {
+        ap_rwrite(page, (int)len, r);
+    }
+    return OK;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -717,6 +798,43 @@ static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
     return OK;
 }
 
+/* The shared counters: created once, in the process pool; see "counters" above. */
+static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                server_rec *s)
+{
+    apr_pool_t *pool = s->process->pool;
+    apr_shm_t *shm = NULL;
+    void *data = NULL;
+    apr_status_t rv;
+    (void)pconf;
+    (void)plog;
+
+    /* The first of the two configuration passes at startup forks no child. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    apr_pool_userdata_get(&data, CG_COUNTERS_KEY, pool);
+    shm = data;
+    if (shm == NULL || apr_shm_size_get(shm) != sizeof(certgate_counters)) {
+        /* Anonymous where APR has it (Linux), else a file in DefaultRuntimeDir. */
+        rv = apr_shm_create(&shm, sizeof(certgate_counters), NULL, pool);
+        if (rv == APR_ENOTIMPL) {
+            const char *file = ap_runtime_dir_relative(ptemp, CG_COUNTERS_FILE);
+            apr_shm_remove(file, ptemp);
+            rv = apr_shm_create(&shm, sizeof(certgate_counters), file, pool);
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         "certgate: cannot create the shared memory of the counters");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        memset(apr_shm_baseaddr_get(shm), 0, sizeof(certgate_counters));
+        apr_pool_userdata_set(shm, CG_COUNTERS_KEY, apr_pool_cleanup_null, pool);
+    }
+    counters = apr_shm_baseaddr_get(shm);
+    return OK;
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     (void)p;
@@ -724,6 +842,7 @@ static void register_hooks(apr_pool_t *p)
     cg_set_directive_style(CG_DIRECTIVES_HTTPD);
     ap_hook_pre_config(certgate_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(certgate_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(certgate_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, init_server, certgate_init_server, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, pre_handshake, certgate_pre_handshake, NULL, NULL, APR_HOOK_MIDDLE);
     /* First among post_perdir_config hooks, so no other module's refusal or
@@ -731,6 +850,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_perdir_config(certgate_check, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_error_filter(certgate_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_output_filter(CG_ERROR_FILTER, error_type_filter, NULL, AP_FTYPE_CONTENT_SET);
+    /* First: CertGateStatus makes the page the location's content. */
+    ap_hook_handler(certgate_status_handler, NULL, NULL, APR_HOOK_FIRST);
 }
 
 /* AP_DECLARE_MODULE(certgate) spelled out: APLOG_USE_MODULE is needed at the top. */

@@ -477,11 +477,12 @@ ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len, void *data)
 static ngx_int_t
 ngx_http_certgate_status_handler(ngx_http_request_t *r)
 {
-    size_t        size;
+    size_t        len;
     ngx_int_t     rc;
     ngx_uint_t    i, v;
     ngx_buf_t    *b;
     ngx_chain_t   out;
+    cg_counters   counters;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -493,46 +494,37 @@ ngx_http_certgate_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    size = 256 + 2 * CG_REASON_COUNT * 128;
+    /* a snapshot of the shared counters; the core writes the page */
 
-    b = ngx_create_temp_buf(r->pool, size);
+    ngx_memzero(&counters, sizeof(cg_counters));
+
+    if (ngx_http_certgate_counters) {
+        for (v = 0; v < 2; v++) {
+            for (i = 0; i < CG_REASON_COUNT; i++) {
+                counters.decisions[v][i] =
+                                ngx_http_certgate_counters->decisions[v][i];
+            }
+        }
+
+        counters.handshake_refusals =
+                                ngx_http_certgate_counters->handshake_refusals;
+    }
+
+    len = cg_counters_format(&counters, NULL, 0);
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_sprintf(b->last,
-                  "# HELP certgate_decisions_total Request decisions by verdict"
-                  " and reason.\n# TYPE certgate_decisions_total counter\n");
-
-    for (v = 0; v < 2; v++) {
-        for (i = 0; i < CG_REASON_COUNT; i++) {
-            if ((v == 0) != (i == CG_REASON_NONE)) {
-                continue;
-            }
-
-            b->last = ngx_sprintf(b->last,
-                          "certgate_decisions_total{verdict=\"%s\","
-                          "reason=\"%s\"} %uA\n",
-                          v ? "deny" : "allow", cg_reason_code(i),
-                          ngx_http_certgate_counters
-                          ? ngx_http_certgate_counters->decisions[v][i] : 0);
-        }
-    }
-
-    b->last = ngx_sprintf(b->last,
-                  "# HELP certgate_handshake_refusals_total Handshakes aborted"
-                  " (certgate_reject_at handshake).\n"
-                  "# TYPE certgate_handshake_refusals_total counter\n"
-                  "certgate_handshake_refusals_total %uA\n",
-                  ngx_http_certgate_counters
-                  ? ngx_http_certgate_counters->handshake_refusals : 0);
+    b->last += cg_counters_format(&counters, (char *) b->pos, len + 1);
 
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4");
+    ngx_str_set(&r->headers_out.content_type, CG_COUNTERS_CONTENT_TYPE);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
     rc = ngx_http_send_header(r);

@@ -130,6 +130,10 @@ int cg_policy_reject_at_handshake(const cg_policy *policy) {
   return policy != nullptr && policy->policy.EffectiveRejectAt() == certgate::RejectAt::kHandshake;
 }
 
+int cg_policy_status_page(const cg_policy *policy) {
+  return policy != nullptr && policy->policy.status.value_or(false);
+}
+
 int cg_policy_log_accepts(const cg_policy *policy) {
   return policy != nullptr && policy->policy.EffectiveLogAccepts();
 }

@@ -6,6 +6,7 @@
 extern "C" {
 int cg_c_test_policy(char *message, size_t size);
 int cg_c_test_reasons(void);
+int cg_c_test_counters(void);
 int cg_c_test_no_cert(void);
 int cg_c_test_evaluate(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust, int64_t now);
 }
@@ -21,6 +22,8 @@ TEST(CApiTest, PolicyFromC) {
 }
 
 TEST(CApiTest, ReasonsFromC) { EXPECT_EQ(cg_c_test_reasons(), 0); }
+
+TEST(CApiTest, CountersFromC) { EXPECT_EQ(cg_c_test_counters(), 0); }
 
 TEST(CApiTest, NoCertFromC) { EXPECT_EQ(cg_c_test_no_cert(), 0); }
 

@@ -58,6 +58,23 @@ int cg_c_test_reasons(void) {
   return 0;
 }
 
+/* The counters page from C: a cg_counters snapshot in, Prometheus text out. */
+int cg_c_test_counters(void) {
+  cg_counters counters;
+  char page[4096];
+  size_t len;
+  memset(&counters, 0, sizeof counters);
+  counters.decisions[CG_VERDICT_DENY][CG_REASON_REVOKED] = 12;
+  counters.handshake_refusals = 2;
+  len = cg_counters_format(&counters, page, sizeof page);
+  CHECK(1, len > 0 && len < sizeof page && len == strlen(page));
+  CHECK(2, len == cg_counters_format(&counters, NULL, 0));
+  CHECK(3, strstr(page, "certgate_decisions_total{verdict=\"deny\",reason=\"revoked\"} 12\n"));
+  CHECK(4, strstr(page, "\ncertgate_handshake_refusals_total 2\n"));
+  CHECK(5, cg_counters_format(NULL, page, sizeof page) == len - 1);
+  return 0;
+}
+
 /* No certificate under `require`: no_cert, and the log line and body say so. */
 int cg_c_test_no_cert(void) {
   cg_error error;

@@ -166,6 +166,9 @@ CG_API const char *cg_policy_cache_dir(const cg_policy *policy);
  * revocation fetch in flight. */
 CG_API int cg_policy_revocation_wait_ms(const cg_policy *policy);
 
+/* Whether this location serves the counters page (certgate_status on). */
+CG_API int cg_policy_status_page(const cg_policy *policy);
+
 /* Makes a cache directory ready before the server forks its workers: mkdir -p,
  * mode 0700; when the caller is root and `worker_uid` is not -1, the directory
  * and the cache files in it are given to the worker user and every parent must
@@ -233,6 +236,29 @@ CG_API size_t cg_decision_format_log(const cg_decision *decision, cg_log_format 
  */
 CG_API size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *policy,
                                       const char **content_type, char *buf, size_t size);
+
+/* ---- counters: the certgate_status page ---- */
+
+/* What a server counts, summed over all its workers; the adapter keeps them in
+ * shared memory and hands the core a snapshot. */
+typedef struct {
+  uint64_t decisions[2][CG_REASON_COUNT]; /* [cg_verdict][cg_reason], one per request */
+  uint64_t handshake_refusals;            /* handshakes aborted (reject_at handshake) */
+} cg_counters;
+
+/* The Content-Type of the page cg_counters_format writes. */
+#define CG_COUNTERS_CONTENT_TYPE "text/plain; version=0.0.4"
+
+/*
+ * Writes the counters page in the Prometheus text format (the same bytes in
+ * every server): certgate_decisions_total{verdict,reason} for allow/none and
+ * deny/<every other reason>, then certgate_handshake_refusals_total. Like
+ * snprintf: NUL terminated, never longer than `size` - 1 bytes, and returns the
+ * length of the whole page, so a result >= `size` means it was cut short
+ * (`buf` may be NULL when `size` is 0, to learn the length). NULL `counters`
+ * writes a page of zeros.
+ */
+CG_API size_t cg_counters_format(const cg_counters *counters, char *buf, size_t size);
 
 /* ---- inside a TLS server ---- */
 

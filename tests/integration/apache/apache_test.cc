@@ -9,7 +9,8 @@
 //   ApacheBehaviour  18540.. (event) / 18560.. (prefork): optional, per-<Location>
 //                    rules, Satisfy Any, ErrorDocument, JSON body, the
 //                    SSLVerifyClient modes, resumption, reject_at handshake,
-//                    a vhost without certgate, graceful restart.
+//                    a vhost without certgate, the CertGateStatus page,
+//                    graceful restart.
 //   ApacheConfig     18590..: `apache2 -t` errors.
 //   ApacheRevocation 18530.. (event) / 18540 (prefork), 18570-18578 (event,
 //                    one virtual host per CDP fault of the fault drill): CRLs
@@ -154,6 +155,46 @@ Reply Get(int port, const std::string &path, const std::string &cert,
   reply.raw = run.out + run.err;
   ParseHttp(run.out, &reply);
   return reply;
+}
+
+// `method` (POST, HEAD, ...) on https://127.0.0.1:port/path, without a client
+// certificate.
+Reply Request(int port, const std::string &path, const std::string &method) {
+  std::vector<std::string> argv = {"curl", "-sk", "--http1.1", "--max-time", "15"};
+  if (method == "HEAD") {
+    argv.push_back("-I");  // the head on stdout, once
+  } else {
+    argv.insert(argv.end(), {"-D", "-", "-X", method, "--data", "x=1"});
+  }
+  argv.push_back("https://127.0.0.1:" + std::to_string(port) + path);
+  const h::RunResult run = h::Run(argv, {}, {}, 20000);
+  Reply reply;
+  reply.exit_code = run.exit_code;
+  reply.raw = run.out + run.err;
+  ParseHttp(run.out, &reply);
+  return reply;
+}
+
+// The CertGateStatus page's samples: "name{labels}" -> value. Empty when the
+// page does not parse (a line that is neither a comment nor "sample value").
+std::map<std::string, uint64_t> Counters(const std::string &page) {
+  std::map<std::string, uint64_t> out;
+  std::istringstream lines(page);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# ", 0) == 0) continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string::npos || space + 1 == line.size() ||
+        line.find_first_not_of("0123456789", space + 1) != std::string::npos) {
+      return {};
+    }
+    out[line.substr(0, space)] = std::stoull(line.substr(space + 1));
+  }
+  return out;
+}
+
+std::string Decisions(const std::string &verdict, const std::string &reason) {
+  return "certgate_decisions_total{verdict=\"" + verdict + "\",reason=\"" + reason + "\"}";
 }
 
 std::string TextBody(const std::string &reason, const std::string &substatus) {
@@ -429,6 +470,10 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
                            "  </Location>\n"
                            "  <Location /json>\n    CertGateRejectBody json\n"
                            "    CertGateRejectStatus 496\n    CertGateRejectDetail on\n"
+                           "  </Location>\n"
+                           "  <Location /certgate-status>\n    CertGate off\n"
+                           "    CertGateStatus on\n  </Location>\n"
+                           "  <Location /certgate-status/off>\n    CertGateStatus off\n"
                            "  </Location>\n") +
            VirtualHost(base + kVerifyOptional, "optional", "  CertGate require\n") +
            VirtualHost(base + kVerifyRequire, "require", "  CertGate require\n") +
@@ -658,8 +703,88 @@ TEST_P(ApacheBehaviour, RejectAtHandshakeAbortsWithAlertAndLogs) {
   EXPECT_NE(reply.exit_code, 0);
 }
 
+// The counters are shared by every child: requests spread over several
+// connections at once (prefork: several children) all show up, exactly, on
+// the page, whichever child serves it.
+TEST_P(ApacheBehaviour, StatusPageCountsEveryChildsDecisions) {
+  const Reply first = Get(Port(kMain), "/certgate-status", "");
+  ASSERT_EQ(first.status, 200) << first.raw;
+  EXPECT_EQ(first.content_type, "text/plain; version=0.0.4");
+  EXPECT_EQ(first.body.rfind("# HELP certgate_decisions_total Request decisions by verdict and "
+                             "reason.\n# TYPE certgate_decisions_total counter\n",
+                             0),
+            0u)
+      << first.body;
+  const std::map<std::string, uint64_t> before = Counters(first.body);
+  ASSERT_EQ(before.size(), 22u) << first.body;  // allow/none, 20 refusals, handshakes
+  ASSERT_EQ(before.count("certgate_handshake_refusals_total"), 1u) << first.body;
+
+  // Eight connections at once, twice.
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::future<Reply>> replies;
+    for (int i = 0; i < 8; ++i) {
+      const char *cert = i % 2 == 0 ? "good" : "expired";
+      replies.push_back(std::async(
+          std::launch::async, [this, cert] { return Get(Port(kMain), "/?case=status", cert); }));
+    }
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(replies[i].get().status, i % 2 == 0 ? 200 : 403);
+  }
+  EXPECT_EQ(Get(Port(kMain), "/", "").status, 403);                         // no_cert
+  EXPECT_EQ(Get(Port(kMain), "/issuers/", "other_issuer").status, 403);     // issuer_not_allowed
+  EXPECT_EQ(Get(Port(kMain), "/opt/", "").status, 200);                     // allow
+  EXPECT_EQ(Get(Port(kMain), "/off/", "expired").status, 200);              // not judged
+  EXPECT_EQ(Get(Port(kMain), "/", "self_signed").status, 403);              // untrusted_issuer
+  EXPECT_EQ(Get(Port(kVerifyUnset), "/", "expired").status, 403);           // expired
+  EXPECT_EQ(Get(Port(kHandshake), "/", "untrusted").status, 0);             // handshake
+  EXPECT_EQ(Get(Port(kHandshake), "/", "expired").status, 0);               // handshake
+  EXPECT_EQ(Get(Port(kMain), "/certgate-status/off", "good").status, 404);  // off: not judged
+
+  std::map<std::string, uint64_t> want = before;
+  want[Decisions("allow", "none")] += 8 + 1;
+  want[Decisions("deny", "expired")] += 8 + 1;
+  want[Decisions("deny", "no_cert")] += 1;
+  want[Decisions("deny", "issuer_not_allowed")] += 1;
+  want[Decisions("deny", "untrusted_issuer")] += 1;
+  want["certgate_handshake_refusals_total"] += 2;
+  // Read it more than once: on more than one connection, so (prefork) most
+  // likely from more than one child; every read sees the same.
+  for (int read = 0; read < 4; ++read) {
+    SCOPED_TRACE(read);
+    const Reply page = Get(Port(kMain), "/certgate-status", "");
+    ASSERT_EQ(page.status, 200) << page.raw;
+    const std::map<std::string, uint64_t> after = Counters(page.body);
+    for (const auto &[name, value] : want) {
+      EXPECT_EQ(after.count(name) ? after.at(name) : ~0ull, value) << name << "\n" << page.body;
+    }
+    EXPECT_EQ(after.size(), want.size()) << page.body;
+  }
+}
+
+TEST_P(ApacheBehaviour, StatusPageAnswersGetAndHeadOnly) {
+  const Reply head = Request(Port(kMain), "/certgate-status", "HEAD");
+  EXPECT_EQ(head.status, 200) << head.raw;
+  EXPECT_EQ(head.content_type, "text/plain; version=0.0.4");
+  EXPECT_EQ(head.body, "");
+  for (const char *method : {"POST", "PUT", "DELETE"}) {
+    SCOPED_TRACE(method);
+    const Reply reply = Request(Port(kMain), "/certgate-status", method);
+    EXPECT_EQ(reply.status, 405) << reply.raw;
+    EXPECT_EQ(reply.body.find("certgate_decisions_total"), std::string::npos) << reply.body;
+  }
+  // `CertGateStatus off` below the page (nothing there: 404), and locations
+  // without it: no page.
+  const Reply off = Get(Port(kMain), "/certgate-status/off", "good");
+  EXPECT_EQ(off.status, 404) << off.raw;
+  EXPECT_EQ(off.body.find("certgate_decisions_total"), std::string::npos) << off.body;
+  EXPECT_EQ(Get(Port(kMain), "/", "good").body, "hello\n");
+}
+
 // Runs last in the suite (gtest keeps definition order): restarts the server.
 TEST_P(ApacheBehaviour, ZZGracefulRestartKeepsWorking) {
+  const std::string allowed = Decisions("allow", "none");
+  ASSERT_EQ(Get(Port(kMain), "/", "good").status, 200);
+  uint64_t last_allowed = Counters(Get(Port(kMain), "/certgate-status", "").body)[allowed];
+  ASSERT_GT(last_allowed, 0u);
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE(round);
     h::LogTail errors(server_->error_log());
@@ -674,6 +799,10 @@ TEST_P(ApacheBehaviour, ZZGracefulRestartKeepsWorking) {
       EXPECT_EQ(Get(Port(kMain), "/", "expired").body, TextBody("expired", "403.17"));
       EXPECT_EQ(Get(Port(kHandshake), "/", "good").status, 200);
     }
+    // The counters live on across the restart (as nginx's across a reload).
+    const uint64_t allowed_now = Counters(Get(Port(kMain), "/certgate-status", "").body)[allowed];
+    EXPECT_EQ(allowed_now, last_allowed + 8);
+    last_allowed = allowed_now;
   }
 }
 
@@ -754,11 +883,27 @@ TEST_F(ApacheConfig, RejectAtIsPerVirtualHost) {
   EXPECT_NE(r.err.find("CertGateRejectAt"), std::string::npos) << r.err;
 }
 
-TEST_F(ApacheConfig, StatusPageIsRefusedNotSilentlyIgnored) {
+TEST_F(ApacheConfig, StatusOnAndOffPass) {
+  h::RunResult r = ConfigTest(
+      "  <Location /certgate-status>\n    CertGateStatus ON\n  </Location>\n"
+      "  <Location /other>\n    CertGateStatus off\n  </Location>\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST_F(ApacheConfig, StatusBadValueNamesDirectiveAndValue) {
+  int line = 0;
   h::RunResult r =
-      ConfigTest("  <Location /certgate-status>\n    CertGateStatus on\n  </Location>\n");
+      ConfigTest("  <Location /certgate-status>\n    CertGateStatus maybe\n  </Location>\n", &line);
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("not available in mod_certgate yet"), std::string::npos) << r.err;
+  const std::string where = "line " + std::to_string(line + 1) + " of " + conf_;
+  EXPECT_NE(r.err.find(where), std::string::npos) << "want [" << where << "] in:\n" << r.err;
+  EXPECT_NE(r.err.find("CertGateStatus: \"maybe\""), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, StatusIsPerLocation) {
+  h::RunResult r = ConfigTest("  CertGateStatus on\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("CertGateStatus"), std::string::npos) << r.err;
 }
 
 TEST_F(ApacheConfig, WrongArgumentCount) {
