@@ -679,6 +679,12 @@ TEST_F(NginxBehaviour, StatusPage) {
 
 TEST_F(NginxBehaviour, ReloadKeepsWorking) {
   ASSERT_EQ(nginx().Curl(kMainPort, "/reload", "expired").status, 403);
+  // A session in the shared session cache (TLS 1.2, no ticket) of a client
+  // that sent its intermediate, which the server does not trust by itself.
+  const std::string sess = nginx().dir() + "/session-before-reload.pem";
+  h::RunResult before = nginx().SClient(kMainPort, "good", "/req?case=before-reload",
+                                        {"-tls1_2", "-no_ticket", "-sess_out", sess});
+  ASSERT_NE(before.out.find("HTTP/1.1 200"), std::string::npos) << before.out;
   ASSERT_TRUE(h::WriteFile(nginx().conf(), nginx().Config(452)));
   const pid_t master = nginx().process().pid();
   ASSERT_TRUE(nginx().process().Signal(SIGHUP));
@@ -695,14 +701,21 @@ TEST_F(NginxBehaviour, ReloadKeepsWorking) {
   EXPECT_EQ(bad.status, 403);
   EXPECT_EQ(bad.body, "403.17 client certificate refused: expired\n");
   EXPECT_NE(LogLine(nginx().error_log(), {"case=after-reload", "reason=expired"}), "");
-  // A second reload, back to the first configuration.
+  // A second reload, back to the first configuration, polled without a client
+  // certificate: the new workers see no chain before the resumption below.
   ASSERT_TRUE(h::WriteFile(nginx().conf(), nginx().Config(403)));
   ASSERT_TRUE(nginx().process().Signal(SIGHUP));
   for (int i = 0; i < 250 && status != 403; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    status = nginx().Curl(kMainPort, "/reload", "expired").status;
+    status = nginx().Curl(kMainPort, "/reload", "").status;
   }
   EXPECT_EQ(status, 403);
+  // The new workers never saw that intermediate: the resumed session brings it.
+  h::RunResult resumed = nginx().SClient(kMainPort, "", "/req?case=resumed-after-reload",
+                                         {"-tls1_2", "-no_ticket", "-sess_in", sess});
+  EXPECT_NE(resumed.out.find("Reused, "), std::string::npos) << resumed.out;
+  EXPECT_NE(resumed.out.find("HTTP/1.1 200"), std::string::npos)
+      << resumed.out << LogLine(nginx().error_log(), {"case=resumed-after-reload"});
 }
 
 // ---------------------------------------------------------------------------
