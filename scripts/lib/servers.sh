@@ -1,6 +1,34 @@
 # shellcheck shell=bash
-# Shared by the demo and the server benchmarks: stop what they started, wait
-# for a port. Source it; it defines functions only.
+# Shared by the demo and the server benchmarks: check what they need, stop what
+# they started, wait for a port, measure server CPU. Source it; it defines
+# functions only.
+
+# require_built FILE...: each build output exists, or exit 2 saying how to build it.
+require_built() {
+  local f
+  for f in "$@"; do
+    [ -e "$f" ] || { echo "${0##*/}: $f missing: cmake -S . -B build && cmake --build build" >&2; exit 2; }
+  done
+}
+
+# require_tools TOOL...: each program is on PATH (or an absolute path that exists), or exit 2.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "${0##*/}: $tool not found" >&2; exit 2; }
+  done
+}
+
+# server_ticks PID: utime+stime (clock ticks) of a server, the master/parent and
+# all its children.
+server_ticks() {
+  local total=0 p t
+  for p in "$1" $(ps -o pid= --ppid "$1"); do
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
 
 # stop_pids PID...: TERM each, give it 5 s, then KILL; reap.
 stop_pids() {

@@ -41,6 +41,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
+# shellcheck source=scripts/lib/servers.sh
+. scripts/lib/servers.sh
 
 K=20 N=200 NKA=1000 WAIT=10 ROUNDS=2 SERVERS="nginx apache" BASE=18760 run=""
 while getopts "k:n:m:w:r:s:p:o:h" opt; do
@@ -59,12 +61,8 @@ fi
 nginx_mod=$top/build/nginx-module/ngx_http_certgate_module.so
 apache_mod=$top/build/apache-module/mod_certgate.so
 mkpki=$top/build/tests/pki/certgate-mkpki
-for f in "$nginx_mod" "$apache_mod" "$mkpki"; do
-  [ -e "$f" ] || { echo "hang_latency_bench: $f missing: cmake -S . -B build && cmake --build build" >&2; exit 2; }
-done
-for tool in /usr/sbin/nginx /usr/sbin/apache2 curl ss python3; do
-  command -v "$tool" >/dev/null || { echo "hang_latency_bench: $tool not found" >&2; exit 2; }
-done
+require_built "$nginx_mod" "$apache_mod" "$mkpki"
+require_tools /usr/sbin/nginx /usr/sbin/apache2 curl ss python3
 for p in 18080 18081 "$BASE" $((BASE + 1)); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "hang_latency_bench: 127.0.0.1:$p is already in use" >&2
@@ -83,8 +81,6 @@ pki=$run/pki
 cert=$pki/clients/good.chain.pem key=$pki/clients/good.key
 
 pids=()
-# shellcheck source=scripts/lib/servers.sh
-. scripts/lib/servers.sh
 cleanup() { stop_pids "${pids[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

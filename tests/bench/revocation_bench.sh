@@ -59,6 +59,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
+# shellcheck source=scripts/lib/servers.sh
+. scripts/lib/servers.sh
 
 T=5 TB=3 REPS=5 RELOADS=3 CLIENTS=2 ENTRIES=1000000 BASE=18750 run=""
 core_bench=$top/build/tests/bench/certgate_bench_revocation
@@ -81,12 +83,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 cli=$top/build/cli/certgate
-for f in "$nginx_mod" "$cli"; do
-  [ -e "$f" ] || { echo "revocation_bench: $f missing: cmake -S . -B build && cmake --build build" >&2; exit 2; }
-done
-for tool in /usr/sbin/nginx openssl curl python3; do
-  command -v "$tool" >/dev/null || { echo "revocation_bench: $tool not found" >&2; exit 2; }
-done
+require_built "$nginx_mod" "$cli"
+require_tools /usr/sbin/nginx openssl curl python3
 
 [ -n "$run" ] || run=$(mktemp -d /tmp/certgate-revbench.XXXXXX)
 rm -rf "$run"
@@ -109,8 +107,6 @@ for c in "${ports[@]}"; do
   fi
 done
 
-# shellcheck source=scripts/lib/servers.sh
-. scripts/lib/servers.sh
 declare -A pid_of=()
 watchdog=""
 cleanup() {
@@ -325,15 +321,6 @@ start_server() {  # CFG
   log "$c started: listening after $t_listen s, first 200 after $(since "$t0") s ($((i + 1)) tries)"
 }
 
-# utime+stime (clock ticks) of a server: the master and all its children.
-server_ticks() {  # PID
-  local total=0 p t
-  for p in "$1" $(ps -o pid= --ppid "$1"); do
-    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
-}
 hz=$(getconf CLK_TCK)
 
 measure_hs() {  # CFG REP

@@ -39,6 +39,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
+# shellcheck source=scripts/lib/servers.sh
+. scripts/lib/servers.sh
 
 T=5 N=20000 REPS=3 CLIENTS=2 SERVERS="nginx apache" ALGS="ec rsa" BASE=18700 run=""
 while getopts "t:n:r:c:s:a:p:o:h" opt; do
@@ -56,12 +58,8 @@ fi
 nginx_mod=$top/build/nginx-module/ngx_http_certgate_module.so
 apache_mod=$top/build/apache-module/mod_certgate.so
 mkpki=$top/build/tests/pki/certgate-mkpki
-for f in "$nginx_mod" "$apache_mod" "$mkpki"; do
-  [ -e "$f" ] || { echo "server_bench: $f missing: cmake -S . -B build && cmake --build build" >&2; exit 2; }
-done
-for tool in /usr/sbin/nginx /usr/sbin/apache2 openssl curl python3; do
-  command -v "$tool" >/dev/null || { echo "server_bench: $tool not found" >&2; exit 2; }
-done
+require_built "$nginx_mod" "$apache_mod" "$mkpki"
+require_tools /usr/sbin/nginx /usr/sbin/apache2 openssl curl python3
 
 [ -n "$run" ] || run=$(mktemp -d /tmp/certgate-bench.XXXXXX)
 rm -rf "$run"
@@ -93,8 +91,6 @@ for s in nginx apache; do
 done
 
 declare -A pid_of=()
-# shellcheck source=scripts/lib/servers.sh
-. scripts/lib/servers.sh
 cleanup() { stop_pids "${pid_of[@]}"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -235,15 +231,6 @@ start_server() {  # SERVER CFG
   wait_port "$(port_of "$s" "$c")"
 }
 
-# utime+stime (clock ticks) of a server: the master/parent and all its children.
-server_ticks() {  # PID
-  local total=0 p t
-  for p in "$1" $(ps -o pid= --ppid "$1"); do
-    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
-}
 hz=$(getconf CLK_TCK)
 now() { date +%s.%N; }
 
