@@ -1,5 +1,6 @@
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
+#include <certgate/ex_data_index.h>
 #include <certgate/intermediate_cache.h>
 #include <certgate/log_format.h>
 #include <certgate/revocation_registry.h>
@@ -54,8 +55,8 @@ void FreeConnectionState(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *)
 }
 
 int StateIndex() {
-  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeConnectionState);
-  return index;
+  static const ExDataIndex index(CRYPTO_EX_INDEX_SSL, FreeConnectionState);
+  return index.get();
 }
 
 struct Attachment {
@@ -69,8 +70,8 @@ void FreeAttachment(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
 }
 
 int AttachmentIndex() {
-  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeAttachment);
-  return index;
+  static const ExDataIndex index(CRYPTO_EX_INDEX_SSL_CTX, FreeAttachment);
+  return index.get();
 }
 
 ConnectionState *StateOf(SSL *ssl, bool create) {
