@@ -42,9 +42,22 @@ typedef struct {
 } ngx_http_certgate_srv_conf_t;
 
 
+/*
+ * One per request (main or subrequest), kept in a pool cleanup so that it
+ * survives what clears r->ctx (internal redirects, named locations, another
+ * module's ngx_http_filter_finalize_request), as ngx_http_realip_module does.
+ * A ctx found through the cleanup and not in r->ctx means that the request was
+ * restarted since: what the previous pass established (allowed, refusing) is
+ * forgotten, and the new pass is judged afresh.
+ */
 typedef struct {
+    ngx_http_request_t        *request;      /* subrequests share the pool */
     const cg_policy           *policy;
     const cg_decision         *decision;
+    /* this pass: the policy under which the client was judged and allowed */
+    const cg_policy           *allowed;
+    /* this pass: certgate refused; what follows is the refusal */
+    unsigned                   refusing:1;
     ngx_event_t                wait;         /* revocation fetch in flight */
 } ngx_http_certgate_ctx_t;
 
@@ -58,7 +71,9 @@ typedef struct {
 static ngx_int_t ngx_http_certgate_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_wait(ngx_http_request_t *r);
 static void ngx_http_certgate_wait_handler(ngx_event_t *ev);
-static void ngx_http_certgate_wait_cleanup(void *data);
+static void ngx_http_certgate_ctx_cleanup(void *data);
+static ngx_http_certgate_ctx_t *ngx_http_certgate_get_ctx(
+    ngx_http_request_t *r, ngx_uint_t create);
 static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
@@ -196,6 +211,7 @@ static ngx_int_t
 ngx_http_certgate_handler(ngx_http_request_t *r)
 {
     const cg_decision             *d;
+    ngx_http_certgate_ctx_t       *ctx;
     ngx_http_certgate_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_certgate_module);
@@ -205,8 +221,9 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
     }
 
     d = ngx_http_certgate_decide(r, clcf);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
 
-    if (d == NULL) {
+    if (d == NULL || ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -231,10 +248,16 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
                                   clcf, d);
         }
 
+        ctx->allowed = clcf->policy;
+
         return NGX_DECLINED;
     }
 
     ngx_http_certgate_log(r->connection->log, clcf->log_level, clcf, d);
+
+    /* everything this pass sends from now on is the refusal */
+    ctx->allowed = NULL;
+    ctx->refusing = 1;
 
     return ngx_http_certgate_deny(r, clcf, d);
 }
@@ -256,20 +279,14 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_certgate_wait(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t       *cln;
     ngx_http_certgate_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+    ctx = ngx_http_certgate_get_ctx(r, 1);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (ctx->wait.handler == NULL) {
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        cln->handler = ngx_http_certgate_wait_cleanup;
-        cln->data = ctx;
-
         ctx->wait.handler = ngx_http_certgate_wait_handler;
         ctx->wait.log = r->connection->log;
     }
@@ -309,13 +326,63 @@ ngx_http_certgate_wait_handler(ngx_event_t *ev)
 
 
 static void
-ngx_http_certgate_wait_cleanup(void *data)
+ngx_http_certgate_ctx_cleanup(void *data)
 {
     ngx_http_certgate_ctx_t *ctx = data;
 
     if (ctx->wait.timer_set) {
         ngx_del_timer(&ctx->wait);
     }
+}
+
+
+static ngx_http_certgate_ctx_t *
+ngx_http_certgate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_certgate_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+
+    if (ctx) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler != ngx_http_certgate_ctx_cleanup) {
+            continue;
+        }
+
+        ctx = cln->data;
+
+        if (ctx->request == r) {
+            /* restarted: a new pass, judged afresh */
+            ctx->allowed = NULL;
+            ctx->refusing = 0;
+
+            ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+            return ctx;
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_certgate_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_certgate_ctx_t));
+    ctx->request = r;
+
+    cln->handler = ngx_http_certgate_ctx_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+
+    return ctx;
 }
 
 
@@ -368,21 +435,13 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
     SSL                      *ssl;
     ngx_http_certgate_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
-
-    if (ctx && ctx->policy == clcf->policy
-        && !cg_decision_pending(ctx->decision))
-    {
-        return ctx->decision;
+    ctx = ngx_http_certgate_get_ctx(r, 1);
+    if (ctx == NULL) {
+        return NULL;
     }
 
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_certgate_ctx_t));
-        if (ctx == NULL) {
-            return NULL;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+    if (ctx->policy == clcf->policy && !cg_decision_pending(ctx->decision)) {
+        return ctx->decision;
     }
 
     ssl = r->connection->ssl ? r->connection->ssl->connection : NULL;
@@ -395,24 +454,26 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
 }
 
 
+/*
+ * The backstop: every response, of the main request and of subrequests, goes
+ * out only if certgate judged it in this pass under the policy in effect now
+ * (the location's, the server's for a server-level "return" or "rewrite ...
+ * redirect", an "if" block's) and allowed it, or if it is certgate's refusal
+ * itself.  Anything else is judged here: a response for which the rewrite-phase
+ * handler never ran (server-level "return", the find-config phase's
+ * trailing-slash redirect, an error_page, an internal redirect or a named
+ * location answered before the rewrite phase) is refused if the policy denies
+ * the client.  The $certgate_* variables create the ctx too, so only the
+ * flags below count, never the ctx's existence.
+ */
+
 static ngx_int_t
 ngx_http_certgate_header_filter(ngx_http_request_t *r)
 {
+    ngx_int_t                      status;
     const cg_decision             *d;
+    ngx_http_certgate_ctx_t       *ctx;
     ngx_http_certgate_loc_conf_t  *clcf;
-
-    /*
-     * A backstop: a successful response for which the phase handler never ran
-     * (a server-level "return", for instance) is refused if the policy in
-     * effect denies the connection.
-     */
-
-    if (r != r->main
-        || r->headers_out.status >= NGX_HTTP_BAD_REQUEST
-        || ngx_http_get_module_ctx(r, ngx_http_certgate_module))
-    {
-        return ngx_http_next_header_filter(r);
-    }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_certgate_module);
 
@@ -420,21 +481,46 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    d = ngx_http_certgate_decide(r, clcf);
+    ctx = ngx_http_certgate_get_ctx(r, 0);
 
-    if (d && cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
+    if (ctx && (ctx->refusing || ctx->allowed == clcf->policy)) {
         return ngx_http_next_header_filter(r);
     }
 
+    d = ngx_http_certgate_decide(r, clcf);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+
+    /* a pending decision is a refusal here: a filter cannot wait */
+
+    if (d && ctx && !cg_decision_pending(d)
+        && cg_decision_verdict(d) == CG_VERDICT_ALLOW)
+    {
+        ctx->allowed = clcf->policy;
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (ctx) {
+        ctx->allowed = NULL;
+        ctx->refusing = 1;
+    }
+
     if (d) {
-        ngx_http_certgate_log(r->connection->log, clcf->log_level,
+        ngx_http_certgate_log(r->connection->log,
+                              r == r->main ? clcf->log_level : NGX_LOG_INFO,
                               clcf, d);
     }
 
-    return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
-                      d ? cg_policy_reject_status(clcf->policy,
+    status = (d && ctx) ? cg_policy_reject_status(clcf->policy,
                                                   cg_decision_reason(d))
-                        : NGX_HTTP_INTERNAL_SERVER_ERROR);
+                        : NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    if (ctx == NULL) {
+        /* cannot mark the refusal: nothing may go out */
+        return NGX_ERROR;
+    }
+
+    return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
+                                            status);
 }
 
 
