@@ -530,19 +530,47 @@ static const cg_decision *decide(request_rec *r, const cg_policy *policy)
  * is already there. (Only mod_cache's CacheQuickHandler, which serves before
  * ap_process_request_internal, skips every access hook, as for httpd's own.)
  */
+/* The request certgate refused whose ErrorDocument `r` is (an internal redirect
+ * from it), or NULL. */
+static request_rec *refused_by_certgate(request_rec *r)
+{
+    if (r->prev != NULL && apr_table_get(r->prev->notes, CG_NOTE_DENIED) != NULL) {
+        return r->prev;
+    }
+    return NULL;
+}
+
+/* Makes certgate's body the answer of `r` (a refused request, status `status`):
+ * used when no ErrorDocument is configured, and by an ErrorDocument that is
+ * refused in turn, for httpd's fallback then answers the original request.
+ * ap_custom_response() takes a string that looks like a URL or a path for a
+ * redirect; certgate's bodies start with a digit, '{' or '<'. */
+static void set_refusal_body(request_rec *r, int status, const certgate_dir_conf *conf,
+                             const cg_decision *decision)
+{
+    char body[2048];
+    const char *content_type = "text/plain";
+    size_t len = cg_decision_format_body(decision, conf->policy, &content_type, body, sizeof body);
+    const char *text = apr_pstrmemdup(r->pool, body, len);
+    if (ap_is_url(text) || *text == '/') {
+        text = apr_pstrcat(r->pool, " ", text, NULL);
+    }
+    ap_custom_response(r, status, text);
+    apr_table_setn(r->notes, CG_NOTE_CONTENT_TYPE, content_type);
+}
+
 static int certgate_check(request_rec *r)
 {
     certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
+    request_rec *refused = refused_by_certgate(r);
     const cg_decision *decision;
     int status;
+    int repeated;
 
-    if (conf == NULL || !cg_policy_enabled(conf->policy)) {
-        return DECLINED;
-    }
-
-    /* The ErrorDocument of a certgate refusal: serve it, keep its variables. */
-    if (r->prev != NULL && apr_table_get(r->prev->notes, CG_NOTE_DENIED) != NULL) {
-        const apr_array_header_t *env = apr_table_elts(r->prev->subprocess_env);
+    /* The ErrorDocument of a certgate refusal keeps the refusal's variables
+     * (for its own use and the access log), also where certgate is off. */
+    if (refused != NULL) {
+        const apr_array_header_t *env = apr_table_elts(refused->subprocess_env);
         const apr_table_entry_t *e = (const apr_table_entry_t *)env->elts;
         int i;
         for (i = 0; i < env->nelts; ++i) {
@@ -550,9 +578,20 @@ static int certgate_check(request_rec *r)
                 apr_table_setn(r->subprocess_env, e[i].key, e[i].val);
             }
         }
+    }
+
+    if (conf == NULL || !cg_policy_enabled(conf->policy)) {
         return DECLINED;
     }
 
+    /*
+     * Every request is judged under its own policy, the ErrorDocument of a
+     * refusal too (as mod_authz_core checks it): a local ErrorDocument such as
+     * a front controller (/index.php), a CGI or a ProxyPass path runs only
+     * where the client is allowed anyway (a <Location> with CertGate off, or
+     * one whose policy the client meets). Refused again, httpd falls back to
+     * answering the original request with its status and certgate's body.
+     */
     decision = decide(r, conf->policy);
     if (decision == NULL) {
         /* A policy that is off (excluded above), or a wait that never settled. */
@@ -562,15 +601,17 @@ static int certgate_check(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     export_fields(r, decision);
-    if (r->main == NULL) {
+    if (r->main == NULL && refused == NULL) {
         count_decision(cg_decision_verdict(decision), cg_decision_reason(decision));
     }
 
-    /* Subrequests (mod_dir's DirectoryIndex probe, mod_include, ...) are judged
-     * and refused like any request, but only what the client asked for is
-     * logged: a subrequest's verdict is at most a debug line. */
+    /* Subrequests (mod_dir's DirectoryIndex probe, mod_include, ...) and the
+     * ErrorDocument of a refusal are judged and refused like any request, but
+     * only what the client asked for is logged: their verdict is at most a
+     * debug line. */
+    repeated = r->main != NULL || refused != NULL;
     if (cg_decision_verdict(decision) == CG_VERDICT_ALLOW) {
-        if (r->main != NULL) {
+        if (repeated) {
             log_decision(r, conf, decision, APLOG_DEBUG);
         } else if (cg_decision_warning(decision)) {
             log_decision(r, conf, decision, APLOG_WARNING);
@@ -583,7 +624,7 @@ static int certgate_check(request_rec *r)
     }
 
     /* Refused: one error-log line, the configured status and body. */
-    log_decision(r, conf, decision, r->main != NULL ? APLOG_DEBUG : APLOG_ERR);
+    log_decision(r, conf, decision, repeated ? APLOG_DEBUG : APLOG_ERR);
     status = cg_policy_reject_status(conf->policy, cg_decision_reason(decision));
     apr_table_setn(r->notes, CG_NOTE_DENIED, "1");
     if (strtol(ap_get_status_line(status), NULL, 10) != status) {
@@ -594,20 +635,18 @@ static int certgate_check(request_rec *r)
                                       : status == 496 ? "SSL Certificate Required"
                                                       : "Client Certificate Refused");
     }
-    if (ap_response_code_string(r, ap_index_of_response(status)) == NULL) {
-        /* No ErrorDocument for this status: certgate's own body, as text.
-         * ap_custom_response() takes a string that looks like a URL or a path
-         * for a redirect; certgate's bodies start with a digit, '{' or '<'. */
-        char body[2048];
-        const char *content_type = "text/plain";
-        size_t len =
-            cg_decision_format_body(decision, conf->policy, &content_type, body, sizeof body);
-        const char *text = apr_pstrmemdup(r->pool, body, len);
-        if (ap_is_url(text) || *text == '/') {
-            text = apr_pstrcat(r->pool, " ", text, NULL);
+    if (refused != NULL) {
+        /* A refused ErrorDocument: httpd answers the first refused request
+         * (ap_die's recursive error) with its custom response, which is then
+         * certgate's body, never the ErrorDocument's handler. */
+        request_rec *first = refused;
+        while (first->prev != NULL && first->prev->status != HTTP_OK) {
+            first = first->prev;
         }
-        ap_custom_response(r, status, text);
-        apr_table_setn(r->notes, CG_NOTE_CONTENT_TYPE, content_type);
+        set_refusal_body(first, first->status, conf, decision);
+    } else if (ap_response_code_string(r, ap_index_of_response(status)) == NULL) {
+        /* No ErrorDocument for this status: certgate's own body. */
+        set_refusal_body(r, status, conf, decision);
     }
     return status;
 }

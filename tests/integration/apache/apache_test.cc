@@ -254,9 +254,11 @@ class Apache {
            "LoadModule access_compat_module " + m + "/mod_access_compat.so\n" +
            "LoadModule mime_module " + m + "/mod_mime.so\n" + "LoadModule dir_module " + m +
            "/mod_dir.so\n" + "LoadModule socache_shmcb_module " + m + "/mod_socache_shmcb.so\n" +
-           "LoadModule ssl_module " + m + "/mod_ssl.so\n" + "LoadModule certgate_module " +
-           kModule + "\n" + (geteuid() == 0 ? "User nobody\nGroup nogroup\n" : "") +
-           MpmBlock(mpm_) + "TypesConfig /etc/mime.types\n" + "DocumentRoot \"" + r +
+           "LoadModule ssl_module " + m + "/mod_ssl.so\n" + "LoadModule proxy_module " + m +
+           "/mod_proxy.so\n" + "LoadModule proxy_http_module " + m + "/mod_proxy_http.so\n" +
+           "LoadModule certgate_module " + kModule + "\n" +
+           (geteuid() == 0 ? "User nobody\nGroup nogroup\n" : "") + MpmBlock(mpm_) +
+           "TypesConfig /etc/mime.types\n" + "DocumentRoot \"" + r +
            "/htdocs\"\nDirectoryIndex index.html\n" +
            "LogFormat \"%h \\\"%r\\\" %>s reason=%{CERTGATE_REASON}e "
            "substatus=%{CERTGATE_SUBSTATUS}e verdict=%{CERTGATE_VERDICT}e "
@@ -442,6 +444,7 @@ enum : int {
   kVerifyUnset,      // no SSLVerifyClient at all
   kHandshake,        // CertGateRejectAt handshake
   kWithoutCertgate,  // SSLVerifyClient require, no CertGate directive
+  kAppBackend,       // plain HTTP: the application behind ProxyPass (Debian's nginx)
 };
 
 class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
@@ -450,7 +453,14 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
     static std::map<std::string, std::unique_ptr<Apache>> servers;
     return servers;
   }
-  static void TearDownTestSuite() { Servers().clear(); }
+  static std::map<std::string, std::unique_ptr<h::CrlServer>> &Backends() {
+    static std::map<std::string, std::unique_ptr<h::CrlServer>> backends;
+    return backends;
+  }
+  static void TearDownTestSuite() {
+    Backends().clear();
+    Servers().clear();
+  }
 
   static std::string Vhosts(int base) {
     const std::string pki = SharedPki().path;
@@ -467,6 +477,16 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
                            "  <Location /errdoc>\n    ErrorDocument 403 \"custom refusal page\"\n"
                            "  </Location>\n"
                            "  <Location /errlocal>\n    ErrorDocument 403 /denied.html\n"
+                           "  </Location>\n"
+                           // An ErrorDocument is judged like any request: this
+                           // one is served because certgate is off there.
+                           "  <Location /denied.html>\n    CertGate off\n  </Location>\n"
+                           // Issue 9 §3: the application behind a reverse proxy,
+                           // and a front controller as the ErrorDocument.
+                           "  ProxyPass /app/ http://127.0.0.1:" +
+                           std::to_string(base + kAppBackend) +
+                           "/\n"
+                           "  <Location /front>\n    ErrorDocument 403 /app/app.txt\n"
                            "  </Location>\n"
                            "  <Location /json>\n    CertGateRejectBody json\n"
                            "    CertGateRejectStatus 496\n    CertGateRejectDetail on\n"
@@ -490,9 +510,17 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
     if (!slot) {
       slot = std::make_unique<Apache>(mpm_);
       start_error_[mpm_] = slot->Start(Vhosts(base_), base_ + kWithoutCertgate);
+      auto &backend = Backends()[mpm_];
+      backend = std::make_unique<h::CrlServer>();
+      const std::string www = slot->root() + "/backend-www";
+      h::MakeDirs(www);
+      h::WriteFile(www + "/app.txt", "application answer\n");
+      const std::string error = backend->Start(slot->root() + "/backend", www, base_ + kAppBackend);
+      if (!error.empty()) start_error_[mpm_] += "application backend: " + error;
     }
     ASSERT_TRUE(start_error_[mpm_].empty()) << start_error_[mpm_];
     server_ = slot.get();
+    backend_ = Backends()[mpm_].get();
   }
 
   int Port(int which) const { return base_ + which; }
@@ -506,6 +534,7 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
   std::string mpm_;
   int base_ = 0;
   Apache *server_ = nullptr;
+  h::CrlServer *backend_ = nullptr;
   static inline std::map<std::string, std::string> start_error_;
 };
 
@@ -593,6 +622,53 @@ TEST_P(ApacheBehaviour, LocalErrorDocumentIsServed) {
   const std::string text = errors.WaitFor("reason=expired", 5000, &found);
   EXPECT_TRUE(found) << text;
   EXPECT_EQ(h::GrepLines(text, {"certgate:"}).size(), 1u) << text;
+}
+
+// Issue 9 §3: the ErrorDocument of a refusal used to be served unjudged, so
+// `ErrorDocument 403 /index.php` (a front controller) ran the application for
+// a client without a certificate. It is judged like any request now: refused
+// again, httpd answers the original request with its status and certgate's
+// body (as for a denied ErrorDocument under mod_authz_core), and the
+// application behind it (here ProxyPass) is never reached.
+TEST_P(ApacheBehaviour, ARefusedClientNeverReachesTheApplication) {
+  struct Refused {
+    const char *cert;
+    const char *reason;
+    const char *substatus;
+  };
+  std::vector<std::string> tags;
+  for (const Refused &c :
+       {Refused{"", "no_cert", "403.7"}, Refused{"expired", "expired", "403.17"}}) {
+    for (const char *path : {"/front/", "/app/app.txt"}) {
+      const std::string tag = std::string("refused") + (path[1] == 'f' ? "-front-" : "-app-") +
+                              (*c.cert ? c.cert : "none");
+      SCOPED_TRACE(tag);
+      h::LogTail errors(server_->error_log());
+      const Reply reply = Get(Port(kMain), std::string(path) + "?tag=" + tag, c.cert);
+      EXPECT_EQ(reply.status, 403) << reply.raw;
+      EXPECT_EQ(reply.body, TextBody(c.reason, c.substatus)) << reply.raw;
+      EXPECT_EQ(reply.content_type.rfind("text/plain", 0), 0u) << reply.content_type;
+      tags.push_back(tag);
+      bool found = false;
+      const std::string text = errors.WaitFor("certgate: verdict=deny", 5000, &found);
+      EXPECT_EQ(h::GrepLines(text, {"[certgate:error]", "reason=" + std::string(c.reason)}).size(),
+                1u)
+          << "one refusal line per request\n"
+          << text;
+    }
+  }
+  // An allowed client reaches it, and the backend logs that: the log is read.
+  const Reply good = Get(Port(kMain), "/app/app.txt?tag=allowed-good", "good");
+  EXPECT_EQ(good.status, 200) << good.raw;
+  EXPECT_EQ(good.body, "application answer\n");
+  EXPECT_NE(h::WaitForLine(backend_->access_log(), {"tag=allowed-good"}), "")
+      << h::ReadFile(backend_->access_log());
+  const std::string backend_log = h::ReadFile(backend_->access_log());
+  for (const std::string &tag : tags) {
+    EXPECT_TRUE(h::GrepLines(backend_log, {tag}).empty())
+        << "a refused request reached the application: " << tag << "\n"
+        << backend_log;
+  }
 }
 
 TEST_P(ApacheBehaviour, JsonBodyCustomStatusAndDetail) {
