@@ -88,11 +88,12 @@ typedef struct {
 
 /* ---- counters ----------------------------------------------------------------
  *
- * What CertGateStatus shows, summed over every child: one decision per request
- * (subrequests are not counted) by verdict and reason, and the handshakes
+ * What CertGateStatus shows, summed over every child: one decision per client
+ * request by verdict and reason (the core's rule: not the subrequests, not the
+ * judgements after an internal redirect or ErrorDocument), and the handshakes
  * aborted under CertGateRejectAt handshake. They live in an anonymous shared
  * memory segment the parent creates in post_config; children inherit it at
- * fork and add with atomics, so no lock is needed.
+ * fork and the core adds with atomics, so no lock is needed.
  *
  * The segment is kept in the process pool, not pconf, and found again by its
  * userdata key on a graceful restart (the module itself is unloaded and loaded
@@ -100,20 +101,30 @@ typedef struct {
  * like nginx's shared zone across reloads, and the old generation's children
  * still finishing their requests keep counting into the same memory.
  */
-typedef struct {
-    apr_uint64_t decisions[2][CG_REASON_COUNT]; /* [cg_verdict][cg_reason] */
-    apr_uint64_t handshake_refusals;
-} certgate_counters;
-
 #define CG_COUNTERS_KEY "certgate-counters"
 #define CG_COUNTERS_FILE "certgate-counters"
 
-static certgate_counters *counters;
+static cg_counters *counters;
 
-static void count_decision(cg_verdict verdict, cg_reason reason)
+/* Set on the first request of an internal-redirect chain once it is judged. */
+#define CG_NOTE_JUDGED "certgate-judged"
+
+/* Counts the decision of `r` by the core's rule: told whether `r` is a
+ * subrequest and whether the client's request was judged before (in the
+ * request an internal redirect or ErrorDocument started from). */
+static void count_decision(request_rec *r, const cg_decision *decision)
 {
-    if (counters != NULL && (unsigned)reason < (unsigned)CG_REASON_COUNT) {
-        apr_atomic_inc64(&counters->decisions[verdict == CG_VERDICT_DENY][reason]);
+    request_rec *first = r;
+    while (first->prev != NULL) {
+        first = first->prev;
+    }
+    if (decision != NULL && cg_decision_pending(decision)) {
+        return;
+    }
+    cg_counters_add_decision(counters, decision, r->main != NULL,
+                             apr_table_get(first->notes, CG_NOTE_JUDGED) != NULL);
+    if (r->main == NULL) {
+        apr_table_setn(first->notes, CG_NOTE_JUDGED, "1");
     }
 }
 
@@ -375,9 +386,7 @@ static const command_rec certgate_cmds[] = {
 static void handshake_log(SSL *ssl, const char *line, size_t len, void *data)
 {
     conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
-    if (counters != NULL) {
-        apr_atomic_inc64(&counters->handshake_refusals);
-    }
+    cg_counters_add_handshake_refusal(counters);
     if (c != NULL) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "%.*s", (int)len, line);
     } else {
@@ -595,15 +604,11 @@ static int certgate_check(request_rec *r)
     decision = decide(r, conf->policy);
     if (decision == NULL) {
         /* A policy that is off (excluded above), or a wait that never settled. */
-        if (r->main == NULL) {
-            count_decision(CG_VERDICT_DENY, CG_REASON_INTERNAL_ERROR);
-        }
+        count_decision(r, NULL);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     export_fields(r, decision);
-    if (r->main == NULL && refused == NULL) {
-        count_decision(cg_decision_verdict(decision), cg_decision_reason(decision));
-    }
+    count_decision(r, decision);
 
     /* Subrequests (mod_dir's DirectoryIndex probe, mod_include, ...) and the
      * ErrorDocument of a refusal are judged and refused like any request, but
@@ -683,7 +688,6 @@ static int certgate_status_handler(request_rec *r)
     size_t len;
     char *page;
     int status;
-    int i;
 
     if (conf == NULL || !cg_policy_status_page(conf->policy)) {
         return DECLINED;
@@ -697,14 +701,7 @@ static int certgate_status_handler(request_rec *r)
         return status;
     }
 
-    memset(&snapshot, 0, sizeof snapshot);
-    if (counters != NULL) {
-        for (i = 0; i < CG_REASON_COUNT; ++i) {
-            snapshot.decisions[0][i] = apr_atomic_read64(&counters->decisions[0][i]);
-            snapshot.decisions[1][i] = apr_atomic_read64(&counters->decisions[1][i]);
-        }
-        snapshot.handshake_refusals = apr_atomic_read64(&counters->handshake_refusals);
-    }
+    cg_counters_snapshot(counters, &snapshot);
     len = cg_counters_format(&snapshot, NULL, 0);
     page = apr_palloc(r->pool, len + 1);
     len = cg_counters_format(&snapshot, page, len + 1);
@@ -854,20 +851,20 @@ static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
     }
     apr_pool_userdata_get(&data, CG_COUNTERS_KEY, pool);
     shm = data;
-    if (shm == NULL || apr_shm_size_get(shm) != sizeof(certgate_counters)) {
+    if (shm == NULL || apr_shm_size_get(shm) != sizeof(cg_counters)) {
         /* Anonymous where APR has it (Linux), else a file in DefaultRuntimeDir. */
-        rv = apr_shm_create(&shm, sizeof(certgate_counters), NULL, pool);
+        rv = apr_shm_create(&shm, sizeof(cg_counters), NULL, pool);
         if (rv == APR_ENOTIMPL) {
             const char *file = ap_runtime_dir_relative(ptemp, CG_COUNTERS_FILE);
             apr_shm_remove(file, ptemp);
-            rv = apr_shm_create(&shm, sizeof(certgate_counters), file, pool);
+            rv = apr_shm_create(&shm, sizeof(cg_counters), file, pool);
         }
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                          "certgate: cannot create the shared memory of the counters");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        memset(apr_shm_baseaddr_get(shm), 0, sizeof(certgate_counters));
+        memset(apr_shm_baseaddr_get(shm), 0, sizeof(cg_counters));
         apr_pool_userdata_set(shm, CG_COUNTERS_KEY, apr_pool_cleanup_null, pool);
     }
     counters = apr_shm_baseaddr_get(shm);

@@ -58,14 +58,10 @@ typedef struct {
     const cg_policy           *allowed;
     /* this pass: certgate refused; what follows is the refusal */
     unsigned                   refusing:1;
+    /* the request was judged (kept across internal redirects) */
+    unsigned                   judged:1;
     ngx_event_t                wait;         /* revocation fetch in flight */
 } ngx_http_certgate_ctx_t;
-
-
-typedef struct {
-    ngx_atomic_t               decisions[2][CG_REASON_COUNT];
-    ngx_atomic_t               handshake_refusals;
-} ngx_http_certgate_counters_t;
 
 
 static ngx_int_t ngx_http_certgate_handler(ngx_http_request_t *r);
@@ -75,6 +71,8 @@ static void ngx_http_certgate_ctx_cleanup(void *data);
 static ngx_http_certgate_ctx_t *ngx_http_certgate_get_ctx(
     ngx_http_request_t *r, ngx_uint_t create);
 static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
+static void ngx_http_certgate_count(ngx_http_request_t *r,
+    ngx_http_certgate_ctx_t *ctx, const cg_decision *d);
 static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
 static const cg_decision *ngx_http_certgate_decide(ngx_http_request_t *r,
@@ -203,7 +201,8 @@ ngx_module_t  ngx_http_certgate_module = {
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
-static ngx_http_certgate_counters_t     *ngx_http_certgate_counters;
+/* in the shared zone; the core counts into it atomically */
+static cg_counters                      *ngx_http_certgate_counters;
 static ngx_str_t  ngx_http_certgate_zone_name = ngx_string("certgate_counters");
 
 
@@ -231,11 +230,7 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return ngx_http_certgate_wait(r);
     }
 
-    if (ngx_http_certgate_counters) {
-        (void) ngx_atomic_fetch_add(&ngx_http_certgate_counters->decisions
-                                     [cg_decision_verdict(d) ? 1 : 0]
-                                     [cg_decision_reason(d)], 1);
-    }
+    ngx_http_certgate_count(r, ctx, d);
 
     if (cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
 
@@ -495,11 +490,13 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
     if (d && ctx && !cg_decision_pending(d)
         && cg_decision_verdict(d) == CG_VERDICT_ALLOW)
     {
+        ngx_http_certgate_count(r, ctx, d);
         ctx->allowed = clcf->policy;
         return ngx_http_next_header_filter(r);
     }
 
     if (ctx) {
+        ngx_http_certgate_count(r, ctx, d);
         ctx->allowed = NULL;
         ctx->refusing = 1;
     }
@@ -521,6 +518,26 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
 
     return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
                                             status);
+}
+
+
+/*
+ * One decision per client request, the core's rule: the main request's first
+ * judgement.  The main request's ctx keeps "judged" across internal
+ * redirects, error pages and named locations.
+ */
+
+static void
+ngx_http_certgate_count(ngx_http_request_t *r, ngx_http_certgate_ctx_t *ctx,
+    const cg_decision *d)
+{
+    if (d && cg_decision_pending(d)) {
+        return;
+    }
+
+    (void) cg_counters_add_decision(ngx_http_certgate_counters, d,
+                                    r != r->main, ctx->judged);
+    ctx->judged = 1;
 }
 
 
@@ -550,10 +567,7 @@ ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len, void *data)
 
     c = ngx_ssl_get_connection(ssl);
 
-    if (ngx_http_certgate_counters) {
-        (void) ngx_atomic_fetch_add(
-                         &ngx_http_certgate_counters->handshake_refusals, 1);
-    }
+    cg_counters_add_handshake_refusal(ngx_http_certgate_counters);
 
     ngx_log_error(clcf->log_level, c ? c->log : ngx_cycle->log, 0,
                   "%*s", len, line);
@@ -565,7 +579,6 @@ ngx_http_certgate_status_handler(ngx_http_request_t *r)
 {
     size_t        len;
     ngx_int_t     rc;
-    ngx_uint_t    i, v;
     ngx_buf_t    *b;
     ngx_chain_t   out;
     cg_counters   counters;
@@ -582,19 +595,7 @@ ngx_http_certgate_status_handler(ngx_http_request_t *r)
 
     /* a snapshot of the shared counters; the core writes the page */
 
-    ngx_memzero(&counters, sizeof(cg_counters));
-
-    if (ngx_http_certgate_counters) {
-        for (v = 0; v < 2; v++) {
-            for (i = 0; i < CG_REASON_COUNT; i++) {
-                counters.decisions[v][i] =
-                                ngx_http_certgate_counters->decisions[v][i];
-            }
-        }
-
-        counters.handshake_refusals =
-                                ngx_http_certgate_counters->handshake_refusals;
-    }
+    cg_counters_snapshot(ngx_http_certgate_counters, &counters);
 
     len = cg_counters_format(&counters, NULL, 0);
 
@@ -724,8 +725,7 @@ ngx_http_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ngx_http_certgate_counters = ngx_slab_calloc(shpool,
-                                        sizeof(ngx_http_certgate_counters_t));
+    ngx_http_certgate_counters = ngx_slab_calloc(shpool, sizeof(cg_counters));
     if (ngx_http_certgate_counters == NULL) {
         return NGX_ERROR;
     }

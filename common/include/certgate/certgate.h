@@ -246,6 +246,32 @@ typedef struct {
   uint64_t handshake_refusals;            /* handshakes aborted (reject_at handshake) */
 } cg_counters;
 
+/*
+ * Counts one judgement of a request into `shared`, the server's counters in
+ * shared memory (added to atomically, so every worker or child may count into
+ * the same cg_counters). The rule, the same for every server: one decision per
+ * client request, the first final one made for the request itself. So it is
+ * not counted when
+ *   - `subrequest`: it judges a subrequest (an SSI include, auth_request,
+ *     httpd's DirectoryIndex probe), a part of a request counted on its own;
+ *   - `judged_before`: the client's request was judged before (this is the
+ *     same request again after an internal redirect, an error page /
+ *     ErrorDocument, a named location);
+ *   - the decision is still pending (a revocation fetch in flight).
+ * A NULL decision (certgate could not decide) counts as internal_error.
+ * Returns 1 when it counted, 0 otherwise; the caller records that the request
+ * was judged whenever the decision is not pending.
+ */
+CG_API int cg_counters_add_decision(cg_counters *shared, const cg_decision *decision,
+                                    int subrequest, int judged_before);
+
+/* Counts one handshake aborted under reject_at handshake into `shared`. */
+CG_API void cg_counters_add_handshake_refusal(cg_counters *shared);
+
+/* Reads `shared` (atomically, field by field) into `snapshot`; NULL `shared`
+ * gives zeros. */
+CG_API void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapshot);
+
 /* The Content-Type of the page cg_counters_format writes. */
 #define CG_COUNTERS_CONTENT_TYPE "text/plain; version=0.0.4"
 

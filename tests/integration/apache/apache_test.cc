@@ -488,6 +488,8 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
                            "/\n"
                            "  <Location /front>\n    ErrorDocument 403 /app/app.txt\n"
                            "  </Location>\n"
+                           "  <Location /notfound>\n    ErrorDocument 404 /index.html\n"
+                           "  </Location>\n"
                            "  <Location /json>\n    CertGateRejectBody json\n"
                            "    CertGateRejectStatus 496\n    CertGateRejectDetail on\n"
                            "  </Location>\n"
@@ -834,6 +836,23 @@ TEST_P(ApacheBehaviour, StatusPageCountsEveryChildsDecisions) {
     }
     EXPECT_EQ(after.size(), want.size()) << page.body;
   }
+}
+
+// Issue 9 §5: one decision per client request, the core's rule (as in nginx):
+// the judgement of an ErrorDocument (refused again, or allowed) and the
+// DirectoryIndex subrequest are not counted again.
+TEST_P(ApacheBehaviour, StatusPageCountsARequestOnce) {
+  const std::map<std::string, uint64_t> before =
+      Counters(Get(Port(kMain), "/certgate-status", "").body);
+  ASSERT_EQ(before.count(Decisions("deny", "no_cert")), 1u);
+  EXPECT_EQ(Get(Port(kMain), "/front/?tag=count", "").status, 403);
+  const Reply missing = Get(Port(kMain), "/notfound/x", "good");
+  EXPECT_EQ(missing.status, 404) << missing.raw;
+  EXPECT_EQ(missing.body, "hello\n") << "the ErrorDocument, judged and allowed";
+  EXPECT_EQ(Get(Port(kMain), "/", "good").body, "hello\n");
+  std::map<std::string, uint64_t> after = Counters(Get(Port(kMain), "/certgate-status", "").body);
+  EXPECT_EQ(after[Decisions("deny", "no_cert")], before.at(Decisions("deny", "no_cert")) + 1);
+  EXPECT_EQ(after[Decisions("allow", "none")], before.at(Decisions("allow", "none")) + 2);
 }
 
 TEST_P(ApacheBehaviour, StatusPageAnswersGetAndHeadOnly) {

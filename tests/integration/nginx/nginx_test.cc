@@ -8,8 +8,10 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,6 +69,10 @@ class NginxInstance {
     h::MakeDirs(d + "/html/ssi");
     h::WriteFile(d + "/html/ssi/page.html",
                  "before <!--# include virtual=\"/app/app.txt?tag=ssi-include\" --> after\n");
+    // An SSI page under certgate require, including a location under it too.
+    h::MakeDirs(d + "/html/ssi-req");
+    h::WriteFile(d + "/html/ssi-req/page.html",
+                 "before <!--# include virtual=\"/req?tag=ssi-count\" --> after\n");
     h::MakeDirs(d + "/backend-www");
     h::WriteFile(d + "/backend-www/app.txt", "application answer\n");
     h::MakeWorldReadable(d);
@@ -171,6 +177,7 @@ class NginxInstance {
            "; }\n"
            "    location = /rewrite { rewrite ^ /app/app.txt last; }\n"
            "    location /ssi/ { certgate off; ssi on; ssi_types text/plain; }\n"
+           "    location /ssi-req/ { ssi on; ssi_types text/plain; }\n"
            "  }\n"
            "  server {\n"
            "    listen 127.0.0.1:" +
@@ -821,6 +828,40 @@ TEST_F(NginxBehaviour, StatusPage) {
   EXPECT_GE(std::stoi(match[1]), 1);
   EXPECT_NE(m.body.find("certgate_decisions_total{verdict=\"allow\",reason=\"none\"}"),
             std::string::npos);
+}
+
+// The counters page: "name{labels}" -> value.
+std::map<std::string, uint64_t> CountersPage() {
+  std::map<std::string, uint64_t> out;
+  const Response page = g_nginx->Curl(kMainPort, "/metrics", "");
+  std::istringstream lines(page.body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t space = line.rfind(' ');
+    if (line.rfind("# ", 0) == 0 || space == std::string::npos) continue;
+    out[line.substr(0, space)] = std::stoull(line.substr(space + 1));
+  }
+  return out;
+}
+
+// Issue 9 §5: one decision per client request (the core's rule, as in httpd):
+// the judgements after an error_page redirect or named location, after the
+// index module's internal redirect, and of an SSI include are not counted.
+TEST_F(NginxBehaviour, StatusPageCountsARequestOnce) {
+  const std::string deny_no_cert = "certgate_decisions_total{verdict=\"deny\",reason=\"no_cert\"}";
+  const std::string allow = "certgate_decisions_total{verdict=\"allow\",reason=\"none\"}";
+  const std::map<std::string, uint64_t> before = CountersPage();
+  ASSERT_EQ(before.count(deny_no_cert), 1u);
+  // Refused, then refused again by the error page's location.
+  EXPECT_EQ(nginx().Curl(kMainPort, "/named?tag=count", "").status, 403);
+  EXPECT_EQ(nginx().Curl(kMainPort, "/front?tag=count", "").status, 200);
+  // Allowed, then judged again after the index module's internal redirect.
+  EXPECT_EQ(nginx().Curl(kMainPort, "/static/", "good").body, "static index\n");
+  // Allowed, with an SSI include judged as a subrequest.
+  EXPECT_EQ(nginx().Curl(kMainPort, "/ssi-req/page.html", "good").body, "before ok\n after\n");
+  std::map<std::string, uint64_t> after = CountersPage();
+  EXPECT_EQ(after[deny_no_cert], before.at(deny_no_cert) + 2);
+  EXPECT_EQ(after[allow], before.at(allow) + 2);
 }
 
 TEST_F(NginxBehaviour, ReloadKeepsWorking) {
