@@ -473,9 +473,11 @@ static void export_fields(request_rec *r, const cg_decision *decision)
 static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg_decision *decision,
                          int level)
 {
-    char line[4096];
-    size_t len =
-        cg_decision_format_log(decision, cg_policy_log_format(conf->policy), line, sizeof line);
+    /* The core bounds the line itself; it is never cut here. */
+    const cg_log_format format = cg_policy_log_format(conf->policy);
+    size_t len = cg_decision_format_log(decision, format, NULL, 0);
+    char *line = apr_palloc(r->pool, len + 1);
+    len = cg_decision_format_log(decision, format, line, len + 1);
     ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", (int)len, line);
 }
 
@@ -557,10 +559,11 @@ static request_rec *refused_by_certgate(request_rec *r)
 static void set_refusal_body(request_rec *r, int status, const certgate_dir_conf *conf,
                              const cg_decision *decision)
 {
-    char body[2048];
+    /* The core says how long the body is: it is never cut. */
     const char *content_type = "text/plain";
-    size_t len = cg_decision_format_body(decision, conf->policy, &content_type, body, sizeof body);
-    const char *text = apr_pstrmemdup(r->pool, body, len);
+    size_t len = cg_decision_format_body(decision, conf->policy, &content_type, NULL, 0);
+    char *text = apr_palloc(r->pool, len + 1);
+    cg_decision_format_body(decision, conf->policy, &content_type, text, len + 1);
     if (ap_is_url(text) || *text == '/') {
         text = apr_pstrcat(r->pool, " ", text, NULL);
     }

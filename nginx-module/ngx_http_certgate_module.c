@@ -23,9 +23,6 @@
 #include <certgate/certgate.h>
 
 
-#define NGX_HTTP_CERTGATE_BODY_MAX   4096
-#define NGX_HTTP_CERTGATE_LINE_MAX   4096
-
 /* how often a request waiting for a revocation fetch asks the core again */
 #define NGX_HTTP_CERTGATE_WAIT_TICK  50
 
@@ -77,7 +74,7 @@ static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
 static const cg_decision *ngx_http_certgate_decide(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf);
-static void ngx_http_certgate_log(ngx_log_t *log, ngx_uint_t level,
+static void ngx_http_certgate_log(ngx_http_request_t *r, ngx_uint_t level,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
 static void ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len,
     void *data);
@@ -235,11 +232,11 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
     if (cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
 
         if (cg_decision_warning(d)) {
-            ngx_http_certgate_log(r->connection->log, NGX_LOG_WARN,
+            ngx_http_certgate_log(r, NGX_LOG_WARN,
                                   clcf, d);
 
         } else if (cg_policy_log_accepts(clcf->policy)) {
-            ngx_http_certgate_log(r->connection->log, NGX_LOG_NOTICE,
+            ngx_http_certgate_log(r, NGX_LOG_NOTICE,
                                   clcf, d);
         }
 
@@ -248,7 +245,7 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ngx_http_certgate_log(r->connection->log, clcf->log_level, clcf, d);
+    ngx_http_certgate_log(r, clcf->log_level, clcf, d);
 
     /* everything this pass sends from now on is the refusal */
     ctx->allowed = NULL;
@@ -398,18 +395,25 @@ ngx_http_certgate_deny(ngx_http_request_t *r,
         return status;
     }
 
-    body = ngx_pnalloc(r->pool, NGX_HTTP_CERTGATE_BODY_MAX);
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* the core says how long the body is: it is never cut */
 
     type = NULL;
-    len = cg_decision_format_body(d, clcf->policy, &type, (char *) body,
-                                  NGX_HTTP_CERTGATE_BODY_MAX);
+    len = cg_decision_format_body(d, clcf->policy, &type, NULL, 0);
 
     if (len == 0 || type == NULL) {
         /* certgate_reject_body off: nginx's page, so error_page applies */
         return status;
+    }
+
+    body = ngx_pnalloc(r->pool, len + 1);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (cg_decision_format_body(d, clcf->policy, &type, (char *) body, len + 1)
+        != len)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ct.data = (u_char *) type;
@@ -502,8 +506,8 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
     }
 
     if (d) {
-        ngx_http_certgate_log(r->connection->log,
-                              r == r->main ? clcf->log_level : NGX_LOG_INFO,
+        ngx_http_certgate_log(r, r == r->main ? clcf->log_level
+                                              : NGX_LOG_INFO,
                               clcf, d);
     }
 
@@ -542,18 +546,31 @@ ngx_http_certgate_count(ngx_http_request_t *r, ngx_http_certgate_ctx_t *ctx,
 
 
 static void
-ngx_http_certgate_log(ngx_log_t *log, ngx_uint_t level,
+ngx_http_certgate_log(ngx_http_request_t *r, ngx_uint_t level,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
 {
-    size_t  len;
-    char    line[NGX_HTTP_CERTGATE_LINE_MAX];
+    size_t            len;
+    u_char           *line;
+    ngx_log_t        *log;
+    cg_log_format     format;
+
+    log = r->connection->log;
 
     if (log->log_level < level) {
         return;
     }
 
-    len = cg_decision_format_log(d, cg_policy_log_format(clcf->policy), line,
-                                 sizeof(line));
+    /* the core bounds the line itself; it is never cut here */
+
+    format = cg_policy_log_format(clcf->policy);
+    len = cg_decision_format_log(d, format, NULL, 0);
+
+    line = ngx_pnalloc(r->pool, len + 1);
+    if (line == NULL) {
+        return;
+    }
+
+    len = cg_decision_format_log(d, format, (char *) line, len + 1);
 
     ngx_log_error(level, log, 0, "%*s", len, line);
 }

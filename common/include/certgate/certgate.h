@@ -224,15 +224,23 @@ CG_API int cg_decision_pending(const cg_decision *decision);
 CG_API cg_str cg_decision_field(const cg_decision *decision, cg_field field);
 
 /*
- * Writes the one-line log entry ("certgate: verdict=deny reason=..."), NUL
- * terminated and never longer than `size` - 1 bytes. Returns its length.
+ * Writes the one-line log entry ("certgate: verdict=deny reason=..."). The
+ * line itself is well formed and bounded (a value too long for it is cut with
+ * "truncated=yes"). Like snprintf: NUL terminated, never longer than `size` - 1
+ * bytes, and returns the length of the whole line, so a result >= `size` means
+ * the buffer was too small (`buf` may be NULL when `size` is 0, to learn the
+ * length; the line is then written into a buffer of result + 1 bytes).
  */
 CG_API size_t cg_decision_format_log(const cg_decision *decision, cg_log_format format, char *buf,
                                      size_t size);
 
 /*
  * Writes the client-facing body for a refusal in the policy's reject_body
- * format; sets *content_type. Returns the length, 0 for `off`.
+ * format; sets *content_type. Like snprintf: NUL terminated, never longer than
+ * `size` - 1 bytes, and returns the length of the whole body (0 for `off`), so
+ * a result >= `size` means it was cut short (`buf` may be NULL when `size` is
+ * 0, to learn the length). Servers allocate result + 1 bytes: a cut body (a
+ * JSON one, say) is never sent.
  */
 CG_API size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *policy,
                                       const char **content_type, char *buf, size_t size);

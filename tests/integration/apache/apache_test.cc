@@ -490,6 +490,13 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
                            "  </Location>\n"
                            "  <Location /notfound>\n    ErrorDocument 404 /index.html\n"
                            "  </Location>\n"
+                           // Issue 9 §5: bodies longer than any fixed buffer.
+                           "  <Location /longjson>\n    CertGateSubject OU=People\n"
+                           "    CertGateRejectBody json\n    CertGateRejectDetail on\n"
+                           "  </Location>\n"
+                           "  <Location /longhtml>\n    CertGateSubject OU=People\n"
+                           "    CertGateRejectBody html\n    CertGateRejectDetail on\n"
+                           "  </Location>\n"
                            "  <Location /json>\n    CertGateRejectBody json\n"
                            "    CertGateRejectStatus 496\n    CertGateRejectDetail on\n"
                            "  </Location>\n"
@@ -853,6 +860,26 @@ TEST_P(ApacheBehaviour, StatusPageCountsARequestOnce) {
   std::map<std::string, uint64_t> after = Counters(Get(Port(kMain), "/certgate-status", "").body);
   EXPECT_EQ(after[Decisions("deny", "no_cert")], before.at(Decisions("deny", "no_cert")) + 1);
   EXPECT_EQ(after[Decisions("allow", "none")], before.at(Decisions("allow", "none")) + 2);
+}
+
+// Issue 9 §5: a refusal body is never cut (the module used a 2 KiB buffer and
+// could not tell a cut body): a long subject named by the detail.
+TEST_P(ApacheBehaviour, LongRefusalBodiesAreComplete) {
+  ASSERT_EQ(h::IssueLongSubjectClient(SharedPki().path), "");
+  const Reply json = Get(Port(kMain), "/longjson/", "long_subject");
+  EXPECT_EQ(json.status, 403) << json.raw.substr(0, 2000);
+  EXPECT_EQ(json.content_type.rfind("application/json", 0), 0u) << json.content_type;
+  const h::RunResult parsed = h::Run(
+      {"python3", "-c",
+       "import json,sys; d=json.load(sys.stdin); assert d['reason']=='identity_mismatch', d"},
+      {}, json.body);
+  EXPECT_EQ(parsed.exit_code, 0) << parsed.err << "\n" << json.body;
+  const Reply html = Get(Port(kMain), "/longhtml/", "long_subject");
+  EXPECT_EQ(html.status, 403);
+  EXPECT_GT(html.body.size(), 8192u);
+  EXPECT_NE(html.body.find("OU=lastmarker"), std::string::npos) << html.body.size();
+  EXPECT_EQ(html.body.size() > 15 ? html.body.substr(html.body.size() - 15) : "",
+            "</body></html>\n");
 }
 
 TEST_P(ApacheBehaviour, StatusPageAnswersGetAndHeadOnly) {

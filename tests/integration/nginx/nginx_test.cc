@@ -178,6 +178,11 @@ class NginxInstance {
            "    location = /rewrite { rewrite ^ /app/app.txt last; }\n"
            "    location /ssi/ { certgate off; ssi on; ssi_types text/plain; }\n"
            "    location /ssi-req/ { ssi on; ssi_types text/plain; }\n"
+           // Issue 9 §5: bodies longer than any fixed buffer.
+           "    location = /longjson { certgate_subject OU=People; certgate_reject_body json;"
+           " certgate_reject_detail on; return 200 \"ok\\n\"; }\n"
+           "    location = /longhtml { certgate_subject OU=People; certgate_reject_body html;"
+           " certgate_reject_detail on; return 200 \"ok\\n\"; }\n"
            "  }\n"
            "  server {\n"
            "    listen 127.0.0.1:" +
@@ -862,6 +867,27 @@ TEST_F(NginxBehaviour, StatusPageCountsARequestOnce) {
   std::map<std::string, uint64_t> after = CountersPage();
   EXPECT_EQ(after[deny_no_cert], before.at(deny_no_cert) + 2);
   EXPECT_EQ(after[allow], before.at(allow) + 2);
+}
+
+// Issue 9 §5: a refusal body is never cut (the module used a 4 KiB buffer and
+// could not tell a cut body): a long subject named by the detail.
+TEST_F(NginxBehaviour, LongRefusalBodiesAreComplete) {
+  ASSERT_EQ(h::IssueLongSubjectClient(nginx().pki()), "");
+  Response json = nginx().Curl(kMainPort, "/longjson", "long_subject");
+  ASSERT_EQ(json.curl_exit, 0) << json.err;
+  EXPECT_EQ(json.status, 403);
+  EXPECT_EQ(json.content_type.rfind("application/json", 0), 0u) << json.content_type;
+  const h::RunResult parsed = h::Run(
+      {"python3", "-c",
+       "import json,sys; d=json.load(sys.stdin); assert d['reason']=='identity_mismatch', d"},
+      {}, json.body);
+  EXPECT_EQ(parsed.exit_code, 0) << parsed.err << "\n" << json.body;
+  Response html = nginx().Curl(kMainPort, "/longhtml", "long_subject");
+  EXPECT_EQ(html.status, 403);
+  EXPECT_GT(html.body.size(), 8192u);
+  EXPECT_NE(html.body.find("OU=lastmarker"), std::string::npos) << html.body.size();
+  EXPECT_EQ(html.body.size() > 15 ? html.body.substr(html.body.size() - 15) : "",
+            "</body></html>\n");
 }
 
 TEST_F(NginxBehaviour, ReloadKeepsWorking) {
