@@ -57,6 +57,8 @@ typedef struct {
     unsigned                   refusing:1;
     /* the request was judged (kept across internal redirects) */
     unsigned                   judged:1;
+    /* this pass: the backstop sent the refusal instead; drop the body */
+    unsigned                   discard:1;
     ngx_event_t                wait;         /* revocation fetch in flight */
 } ngx_http_certgate_ctx_t;
 
@@ -68,6 +70,11 @@ static void ngx_http_certgate_ctx_cleanup(void *data);
 static ngx_http_certgate_ctx_t *ngx_http_certgate_get_ctx(
     ngx_http_request_t *r, ngx_uint_t create);
 static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_certgate_refuse_response(ngx_http_request_t *r,
+    ngx_http_certgate_ctx_t *ctx, ngx_http_certgate_loc_conf_t *clcf,
+    const cg_decision *d, ngx_int_t status);
+static ngx_int_t ngx_http_certgate_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 static void ngx_http_certgate_count(ngx_http_request_t *r,
     ngx_http_certgate_ctx_t *ctx, const cg_decision *d);
 static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
@@ -198,6 +205,7 @@ ngx_module_t  ngx_http_certgate_module = {
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 /* in the shared zone; the core counts into it atomically */
 static cg_counters                      *ngx_http_certgate_counters;
 static ngx_str_t  ngx_http_certgate_zone_name = ngx_string("certgate_counters");
@@ -351,6 +359,7 @@ ngx_http_certgate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
             /* restarted: a new pass, judged afresh */
             ctx->allowed = NULL;
             ctx->refusing = 0;
+            ctx->discard = 0;
 
             ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
             return ctx;
@@ -520,8 +529,107 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
-                                            status);
+    return ngx_http_certgate_refuse_response(r, ctx, clcf, d, status);
+}
+
+
+/*
+ * The backstop's answer, the same as the phase handler's: certgate's body
+ * with the reject status, sent in place of the response (whose own body the
+ * body filter then drops); with certgate_reject_body off, or for a
+ * subrequest, nginx's page for the status, so error_page applies.
+ */
+
+static ngx_int_t
+ngx_http_certgate_refuse_response(ngx_http_request_t *r,
+    ngx_http_certgate_ctx_t *ctx, ngx_http_certgate_loc_conf_t *clcf,
+    const cg_decision *d, ngx_int_t status)
+{
+    size_t        len;
+    u_char       *body;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    const char   *type;
+    ngx_chain_t   out;
+
+    type = NULL;
+    len = (d && r == r->main)
+          ? cg_decision_format_body(d, clcf->policy, &type, NULL, 0) : 0;
+
+    if (len == 0 || type == NULL) {
+        return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
+                                                status);
+    }
+
+    body = ngx_pnalloc(r->pool, len + 1);
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (cg_decision_format_body(d, clcf->policy, &type, (char *) body, len + 1)
+        != len)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_clean_header(r);
+
+    r->headers_out.status = status;
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = len;
+
+    ctx->discard = 1;
+
+    rc = ngx_http_next_header_filter(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_next_body_filter(r, &out);
+
+    return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_certgate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t              *cl;
+    ngx_http_certgate_ctx_t  *ctx;
+
+    /* r->ctx only: after a restart (internal redirect) nothing is dropped */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+
+    if (ctx == NULL || !ctx->discard) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* the body of a response the backstop replaced by the refusal */
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1074,6 +1182,9 @@ ngx_http_certgate_init(ngx_conf_t *cf)
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_certgate_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_certgate_body_filter;
 
     return NGX_OK;
 }

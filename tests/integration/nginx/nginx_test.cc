@@ -195,6 +195,8 @@ class NginxInstance {
            std::to_string(kServerSetPort) + " ssl;\n" + tls +
            "    certgate require;\n"
            "    set $x $certgate_subject;\n"
+           // nginx's page for the refusal, so the error_page below applies.
+           "    certgate_reject_body off;\n"
            "    rewrite ^/moved$ /elsewhere redirect;\n"
            "    error_page 403 =200 /app/app.txt;\n"
            "    if ($uri = /app/app.txt) { return 200 \"server-level answer to the error "
@@ -573,7 +575,7 @@ TEST_F(NginxBehaviour, ServerLevelReturnCannotBypass) {
   Response none = nginx().Curl(kServerReturnPort, "/x", "");
   ASSERT_EQ(none.curl_exit, 0) << none.err;
   EXPECT_EQ(none.status, 403);
-  EXPECT_EQ(none.body.find("server-level return"), std::string::npos) << none.body;
+  EXPECT_EQ(none.body, "403.7 client certificate refused: no_cert\n") << "certgate's own body";
   EXPECT_NE(LogLine(nginx().error_log(), {"reason=no_cert", "host: \"127.0.0.1:18402\""}), "")
       << "the backstop logs its refusal too";
   Response good = nginx().Curl(kServerReturnPort, "/x", "good");
@@ -593,12 +595,13 @@ TEST_F(NginxBehaviour, NoFormOfServerLevelReturnAnswersARefusedClient) {
     int port;
     const char *path;
     const char *forbidden;  // what the answer must not contain
+    bool certgate_body;     // certgate's body (else nginx's page: reject_body off)
   };
   const Form forms[] = {
-      {kServerVariablePort, "/", "verdict="},
-      {kServerSetPort, "/", "subject="},
-      {kServerSetPort, "/moved", "elsewhere"},
-      {kMainPort, "/var", "verdict="},
+      {kServerVariablePort, "/", "verdict=", true},
+      {kServerSetPort, "/", "subject=", false},
+      {kServerSetPort, "/moved", "elsewhere", false},
+      {kMainPort, "/var", "verdict=", true},
   };
   for (const Form &form : forms) {
     for (const char *client : {"", "expired"}) {
@@ -609,8 +612,25 @@ TEST_F(NginxBehaviour, NoFormOfServerLevelReturnAnswersARefusedClient) {
       EXPECT_EQ(r.status, 403) << r.body;
       EXPECT_EQ(r.body.find(form.forbidden), std::string::npos) << r.body;
       EXPECT_EQ(r.body.find("server-level answer"), std::string::npos) << r.body;
+      if (form.certgate_body) {
+        EXPECT_EQ(r.body, *client ? "403.17 client certificate refused: expired\n"
+                                  : "403.7 client certificate refused: no_cert\n");
+      }
     }
   }
+  // HEAD, and two requests on one keep-alive connection: the backstop's
+  // answer replaces the whole response, and the connection goes on.
+  Response head = nginx().Curl(kServerVariablePort, "/", "", {"-I"});
+  EXPECT_NE(head.body.find(" 403"), std::string::npos) << head.body;
+  EXPECT_EQ(head.body.find("verdict="), std::string::npos) << head.body;
+  Response two = nginx().Curl(kServerVariablePort, "/a", "",
+                              {"https://127.0.0.1:" + std::to_string(kServerVariablePort) + "/b"});
+  EXPECT_EQ(two.status, 403);
+  const std::string refused = "403.7 client certificate refused: no_cert\n";
+  const size_t first = two.body.find(refused);
+  EXPECT_NE(first, std::string::npos) << two.body;
+  EXPECT_NE(two.body.find(refused, first + 1), std::string::npos) << two.body;
+  EXPECT_EQ(two.body.find("verdict="), std::string::npos) << two.body;
   const std::string refusal =
       LogLine(nginx().error_log(), {"reason=expired", "host: \"127.0.0.1:18407\""});
   EXPECT_NE(refusal, "") << "the refusal is logged";
