@@ -6,7 +6,8 @@
 //   ApacheReasons    18500 (event) / 18520 (prefork): every reason that can
 //                    arise without revocation: status, body, CERTGATE_REASON in
 //                    the access log, the error-log line.
-//   ApacheBehaviour  18540.. (event) / 18560.. (prefork): optional, per-<Location>
+//   ApacheBehaviour  18540.. (event) / 18560.. (prefork), the application
+//                    backend on 18546 / 18566: optional, per-<Location>
 //                    rules, Satisfy Any, ErrorDocument, JSON body, the
 //                    SSLVerifyClient modes, resumption, reject_at handshake,
 //                    a vhost without certgate, the CertGateStatus page,
@@ -256,6 +257,8 @@ class Apache {
            "/mod_dir.so\n" + "LoadModule socache_shmcb_module " + m + "/mod_socache_shmcb.so\n" +
            "LoadModule ssl_module " + m + "/mod_ssl.so\n" + "LoadModule proxy_module " + m +
            "/mod_proxy.so\n" + "LoadModule proxy_http_module " + m + "/mod_proxy_http.so\n" +
+           (mpm_ == "prefork" ? "LoadModule cgi_module " + m + "/mod_cgi.so\n"
+                              : "LoadModule cgid_module " + m + "/mod_cgid.so\n") +
            "LoadModule certgate_module " + kModule + "\n" +
            (geteuid() == 0 ? "User nobody\nGroup nogroup\n" : "") + MpmBlock(mpm_) +
            "TypesConfig /etc/mime.types\n" + "DocumentRoot \"" + r +
@@ -279,8 +282,18 @@ class Apache {
       h::WriteFile(root() + "/htdocs" + loc + "/index.html", "hello\n");
     }
     h::WriteFile(root() + "/htdocs/denied.html", "certgate said no\n");
+    // A CGI that records every run (the children run it as nobody).
+    h::MakeDirs(root() + "/htdocs/cgi");
+    h::MakeDirs(root() + "/cgi-runs", 0777);
+    h::WriteFile(root() + "/cgi-runs/runs.log", "");
+    h::WriteFile(root() + "/htdocs/cgi/app.cgi",
+                 "#!/bin/sh\necho \"ran uri=$REQUEST_URI\" >> " + root() +
+                     "/cgi-runs/runs.log\nprintf 'Content-Type: text/plain\\n\\ncgi answer\\n'\n");
     h::WriteFile(conf(), Config(vhosts));
     h::MakeWorldReadable(root());
+    chmod((root() + "/htdocs/cgi/app.cgi").c_str(), 0755);
+    chmod((root() + "/cgi-runs").c_str(), 0777);
+    chmod((root() + "/cgi-runs/runs.log").c_str(), 0666);
     return "";
   }
 
@@ -490,6 +503,10 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
                            "  </Location>\n"
                            "  <Location /notfound>\n    ErrorDocument 404 /index.html\n"
                            "  </Location>\n"
+                           "  <Location /cgi>\n    Options +ExecCGI\n    SetHandler cgi-script\n"
+                           "  </Location>\n"
+                           "  <Location /frontcgi>\n    ErrorDocument 403 /cgi/app.cgi\n"
+                           "  </Location>\n"
                            // Issue 9 §5: bodies longer than any fixed buffer.
                            "  <Location /longjson>\n    CertGateSubject OU=People\n"
                            "    CertGateRejectBody json\n    CertGateRejectDetail on\n"
@@ -678,6 +695,27 @@ TEST_P(ApacheBehaviour, ARefusedClientNeverReachesTheApplication) {
         << "a refused request reached the application: " << tag << "\n"
         << backend_log;
   }
+}
+
+// The same with a CGI as the ErrorDocument: it never runs for a refused client.
+TEST_P(ApacheBehaviour, ARefusedClientNeverRunsTheErrorDocumentsCgi) {
+  const std::string runs = server_->root() + "/cgi-runs/runs.log";
+  for (const char *cert : {"", "expired"}) {
+    SCOPED_TRACE(*cert ? cert : "no certificate");
+    const std::string tag = std::string("refused-cgi-") + (*cert ? cert : "none");
+    const Reply reply = Get(Port(kMain), "/frontcgi/?tag=" + tag, cert);
+    EXPECT_EQ(reply.status, 403) << reply.raw;
+    EXPECT_NE(reply.body.find(" client certificate refused: "), std::string::npos) << reply.body;
+    EXPECT_EQ(reply.body.find("cgi answer"), std::string::npos) << reply.body;
+  }
+  // An allowed client runs it, and the run is recorded: the record is read.
+  const Reply good = Get(Port(kMain), "/cgi/app.cgi?tag=allowed-cgi", "good");
+  EXPECT_EQ(good.status, 200) << good.raw;
+  EXPECT_EQ(good.body, "cgi answer\n");
+  const std::string log = h::ReadFile(runs);
+  EXPECT_NE(log.find("tag=allowed-cgi"), std::string::npos) << log;
+  EXPECT_EQ(log.find("refused-cgi"), std::string::npos) << log;
+  EXPECT_EQ(h::GrepLines(log, {"ran "}).size(), 1u) << "the CGI ran for a refused client:\n" << log;
 }
 
 TEST_P(ApacheBehaviour, JsonBodyCustomStatusAndDetail) {
