@@ -214,6 +214,7 @@ static ngx_str_t  ngx_http_certgate_zone_name = ngx_string("certgate_counters");
 static ngx_int_t
 ngx_http_certgate_handler(ngx_http_request_t *r)
 {
+    ngx_uint_t                     repeated;
     const cg_decision             *d;
     ngx_http_certgate_ctx_t       *ctx;
     ngx_http_certgate_loc_conf_t  *clcf;
@@ -235,11 +236,22 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return ngx_http_certgate_wait(r);
     }
 
+    /*
+     * As in httpd, only what the client asked for is logged: a subrequest's
+     * verdict, and the request's after an internal redirect, error_page or
+     * named location, are at most an info line.
+     */
+
+    repeated = (r != r->main || ctx->judged);
+
     ngx_http_certgate_count(r, ctx, d);
 
     if (cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
 
-        if (cg_decision_warning(d)) {
+        if (repeated) {
+            /* nothing to add */
+
+        } else if (cg_decision_warning(d)) {
             ngx_http_certgate_log(r, NGX_LOG_WARN,
                                   clcf, d);
 
@@ -253,7 +265,8 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ngx_http_certgate_log(r, clcf->log_level, clcf, d);
+    ngx_http_certgate_log(r, repeated ? NGX_LOG_INFO : clcf->log_level, clcf,
+                          d);
 
     /* everything this pass sends from now on is the refusal */
     ctx->allowed = NULL;
@@ -479,6 +492,7 @@ static ngx_int_t
 ngx_http_certgate_header_filter(ngx_http_request_t *r)
 {
     ngx_int_t                      status;
+    ngx_uint_t                     repeated;
     const cg_decision             *d;
     ngx_http_certgate_ctx_t       *ctx;
     ngx_http_certgate_loc_conf_t  *clcf;
@@ -508,6 +522,8 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    repeated = (r != r->main || (ctx && ctx->judged));
+
     if (ctx) {
         ngx_http_certgate_count(r, ctx, d);
         ctx->allowed = NULL;
@@ -515,8 +531,7 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
     }
 
     if (d) {
-        ngx_http_certgate_log(r, r == r->main ? clcf->log_level
-                                              : NGX_LOG_INFO,
+        ngx_http_certgate_log(r, repeated ? NGX_LOG_INFO : clcf->log_level,
                               clcf, d);
     }
 

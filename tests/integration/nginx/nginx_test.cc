@@ -673,6 +673,15 @@ TEST_F(NginxBehaviour, ARefusedClientNeverReachesTheProxiedApplication) {
       tags.push_back(tag);
     }
   }
+  // One refusal line per request, also when an error page is refused again.
+  for (const std::string &tag : tags) {
+    EXPECT_NE(LogLine(nginx().error_log(), {"tag=" + tag + " HTTP/"}), "") << tag;
+    EXPECT_EQ(h::GrepLines(h::ReadFile(nginx().error_log()),
+                           {"tag=" + tag + " HTTP/", "certgate: verdict=deny"})
+                  .size(),
+              1u)
+        << tag;
+  }
   // An SSI page without certgate includes the application: the include is
   // refused (a subrequest is judged like any request), the page is not.
   for (const char *client : {"", "expired"}) {
