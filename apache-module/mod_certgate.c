@@ -88,11 +88,12 @@ typedef struct {
 
 /* ---- counters ----------------------------------------------------------------
  *
- * What CertGateStatus shows, summed over every child: one decision per request
- * (subrequests are not counted) by verdict and reason, and the handshakes
+ * What CertGateStatus shows, summed over every child: one decision per client
+ * request by verdict and reason (the core's rule: not the subrequests, not the
+ * judgements after an internal redirect or ErrorDocument), and the handshakes
  * aborted under CertGateRejectAt handshake. They live in an anonymous shared
  * memory segment the parent creates in post_config; children inherit it at
- * fork and add with atomics, so no lock is needed.
+ * fork and the core adds with atomics, so no lock is needed.
  *
  * The segment is kept in the process pool, not pconf, and found again by its
  * userdata key on a graceful restart (the module itself is unloaded and loaded
@@ -100,20 +101,30 @@ typedef struct {
  * like nginx's shared zone across reloads, and the old generation's children
  * still finishing their requests keep counting into the same memory.
  */
-typedef struct {
-    apr_uint64_t decisions[2][CG_REASON_COUNT]; /* [cg_verdict][cg_reason] */
-    apr_uint64_t handshake_refusals;
-} certgate_counters;
-
 #define CG_COUNTERS_KEY "certgate-counters"
 #define CG_COUNTERS_FILE "certgate-counters"
 
-static certgate_counters *counters;
+static cg_counters *counters;
 
-static void count_decision(cg_verdict verdict, cg_reason reason)
+/* Set on the first request of an internal-redirect chain once it is judged. */
+#define CG_NOTE_JUDGED "certgate-judged"
+
+/* Counts the decision of `r` by the core's rule: told whether `r` is a
+ * subrequest and whether the client's request was judged before (in the
+ * request an internal redirect or ErrorDocument started from). */
+static void count_decision(request_rec *r, const cg_decision *decision)
 {
-    if (counters != NULL && (unsigned)reason < (unsigned)CG_REASON_COUNT) {
-        apr_atomic_inc64(&counters->decisions[verdict == CG_VERDICT_DENY][reason]);
+    request_rec *first = r;
+    while (first->prev != NULL) {
+        first = first->prev;
+    }
+    if (decision != NULL && cg_decision_pending(decision)) {
+        return;
+    }
+    cg_counters_add_decision(counters, decision, r->main != NULL,
+                             apr_table_get(first->notes, CG_NOTE_JUDGED) != NULL);
+    if (r->main == NULL) {
+        apr_table_setn(first->notes, CG_NOTE_JUDGED, "1");
     }
 }
 
@@ -375,9 +386,7 @@ static const command_rec certgate_cmds[] = {
 static void handshake_log(SSL *ssl, const char *line, size_t len, void *data)
 {
     conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
-    if (counters != NULL) {
-        apr_atomic_inc64(&counters->handshake_refusals);
-    }
+    cg_counters_add_handshake_refusal(counters);
     if (c != NULL) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "%.*s", (int)len, line);
     } else {
@@ -464,9 +473,11 @@ static void export_fields(request_rec *r, const cg_decision *decision)
 static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg_decision *decision,
                          int level)
 {
-    char line[4096];
-    size_t len =
-        cg_decision_format_log(decision, cg_policy_log_format(conf->policy), line, sizeof line);
+    /* The core bounds the line itself; it is never cut here. */
+    const cg_log_format format = cg_policy_log_format(conf->policy);
+    size_t len = cg_decision_format_log(decision, format, NULL, 0);
+    char *line = apr_palloc(r->pool, len + 1);
+    len = cg_decision_format_log(decision, format, line, len + 1);
     ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", (int)len, line);
 }
 
@@ -530,19 +541,48 @@ static const cg_decision *decide(request_rec *r, const cg_policy *policy)
  * is already there. (Only mod_cache's CacheQuickHandler, which serves before
  * ap_process_request_internal, skips every access hook, as for httpd's own.)
  */
+/* The request certgate refused whose ErrorDocument `r` is (an internal redirect
+ * from it), or NULL. */
+static request_rec *refused_by_certgate(request_rec *r)
+{
+    if (r->prev != NULL && apr_table_get(r->prev->notes, CG_NOTE_DENIED) != NULL) {
+        return r->prev;
+    }
+    return NULL;
+}
+
+/* Makes certgate's body the answer of `r` (a refused request, status `status`):
+ * used when no ErrorDocument is configured, and by an ErrorDocument that is
+ * refused in turn, for httpd's fallback then answers the original request.
+ * ap_custom_response() takes a string that looks like a URL or a path for a
+ * redirect; certgate's bodies start with a digit, '{' or '<'. */
+static void set_refusal_body(request_rec *r, int status, const certgate_dir_conf *conf,
+                             const cg_decision *decision)
+{
+    /* The core says how long the body is: it is never cut. */
+    const char *content_type = "text/plain";
+    size_t len = cg_decision_format_body(decision, conf->policy, &content_type, NULL, 0);
+    char *text = apr_palloc(r->pool, len + 1);
+    cg_decision_format_body(decision, conf->policy, &content_type, text, len + 1);
+    if (ap_is_url(text) || *text == '/') {
+        text = apr_pstrcat(r->pool, " ", text, NULL);
+    }
+    ap_custom_response(r, status, text);
+    apr_table_setn(r->notes, CG_NOTE_CONTENT_TYPE, content_type);
+}
+
 static int certgate_check(request_rec *r)
 {
     certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
+    request_rec *refused = refused_by_certgate(r);
     const cg_decision *decision;
     int status;
+    int repeated;
 
-    if (conf == NULL || !cg_policy_enabled(conf->policy)) {
-        return DECLINED;
-    }
-
-    /* The ErrorDocument of a certgate refusal: serve it, keep its variables. */
-    if (r->prev != NULL && apr_table_get(r->prev->notes, CG_NOTE_DENIED) != NULL) {
-        const apr_array_header_t *env = apr_table_elts(r->prev->subprocess_env);
+    /* The ErrorDocument of a certgate refusal keeps the refusal's variables
+     * (for its own use and the access log), also where certgate is off. */
+    if (refused != NULL) {
+        const apr_array_header_t *env = apr_table_elts(refused->subprocess_env);
         const apr_table_entry_t *e = (const apr_table_entry_t *)env->elts;
         int i;
         for (i = 0; i < env->nelts; ++i) {
@@ -550,27 +590,36 @@ static int certgate_check(request_rec *r)
                 apr_table_setn(r->subprocess_env, e[i].key, e[i].val);
             }
         }
+    }
+
+    if (conf == NULL || !cg_policy_enabled(conf->policy)) {
         return DECLINED;
     }
 
+    /*
+     * Every request is judged under its own policy, the ErrorDocument of a
+     * refusal too (as mod_authz_core checks it): a local ErrorDocument such as
+     * a front controller (/index.php), a CGI or a ProxyPass path runs only
+     * where the client is allowed anyway (a <Location> with CertGate off, or
+     * one whose policy the client meets). Refused again, httpd falls back to
+     * answering the original request with its status and certgate's body.
+     */
     decision = decide(r, conf->policy);
     if (decision == NULL) {
         /* A policy that is off (excluded above), or a wait that never settled. */
-        if (r->main == NULL) {
-            count_decision(CG_VERDICT_DENY, CG_REASON_INTERNAL_ERROR);
-        }
+        count_decision(r, NULL);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     export_fields(r, decision);
-    if (r->main == NULL) {
-        count_decision(cg_decision_verdict(decision), cg_decision_reason(decision));
-    }
+    count_decision(r, decision);
 
-    /* Subrequests (mod_dir's DirectoryIndex probe, mod_include, ...) are judged
-     * and refused like any request, but only what the client asked for is
-     * logged: a subrequest's verdict is at most a debug line. */
+    /* Subrequests (mod_dir's DirectoryIndex probe, mod_include, ...) and the
+     * ErrorDocument of a refusal are judged and refused like any request, but
+     * only what the client asked for is logged: their verdict is at most a
+     * debug line. */
+    repeated = r->main != NULL || refused != NULL;
     if (cg_decision_verdict(decision) == CG_VERDICT_ALLOW) {
-        if (r->main != NULL) {
+        if (repeated) {
             log_decision(r, conf, decision, APLOG_DEBUG);
         } else if (cg_decision_warning(decision)) {
             log_decision(r, conf, decision, APLOG_WARNING);
@@ -583,7 +632,7 @@ static int certgate_check(request_rec *r)
     }
 
     /* Refused: one error-log line, the configured status and body. */
-    log_decision(r, conf, decision, r->main != NULL ? APLOG_DEBUG : APLOG_ERR);
+    log_decision(r, conf, decision, repeated ? APLOG_DEBUG : APLOG_ERR);
     status = cg_policy_reject_status(conf->policy, cg_decision_reason(decision));
     apr_table_setn(r->notes, CG_NOTE_DENIED, "1");
     if (strtol(ap_get_status_line(status), NULL, 10) != status) {
@@ -594,20 +643,18 @@ static int certgate_check(request_rec *r)
                                       : status == 496 ? "SSL Certificate Required"
                                                       : "Client Certificate Refused");
     }
-    if (ap_response_code_string(r, ap_index_of_response(status)) == NULL) {
-        /* No ErrorDocument for this status: certgate's own body, as text.
-         * ap_custom_response() takes a string that looks like a URL or a path
-         * for a redirect; certgate's bodies start with a digit, '{' or '<'. */
-        char body[2048];
-        const char *content_type = "text/plain";
-        size_t len =
-            cg_decision_format_body(decision, conf->policy, &content_type, body, sizeof body);
-        const char *text = apr_pstrmemdup(r->pool, body, len);
-        if (ap_is_url(text) || *text == '/') {
-            text = apr_pstrcat(r->pool, " ", text, NULL);
+    if (refused != NULL) {
+        /* A refused ErrorDocument: httpd answers the first refused request
+         * (ap_die's recursive error) with its custom response, which is then
+         * certgate's body, never the ErrorDocument's handler. */
+        request_rec *first = refused;
+        while (first->prev != NULL && first->prev->status != HTTP_OK) {
+            first = first->prev;
         }
-        ap_custom_response(r, status, text);
-        apr_table_setn(r->notes, CG_NOTE_CONTENT_TYPE, content_type);
+        set_refusal_body(first, first->status, conf, decision);
+    } else if (ap_response_code_string(r, ap_index_of_response(status)) == NULL) {
+        /* No ErrorDocument for this status: certgate's own body. */
+        set_refusal_body(r, status, conf, decision);
     }
     return status;
 }
@@ -644,7 +691,6 @@ static int certgate_status_handler(request_rec *r)
     size_t len;
     char *page;
     int status;
-    int i;
 
     if (conf == NULL || !cg_policy_status_page(conf->policy)) {
         return DECLINED;
@@ -658,14 +704,7 @@ static int certgate_status_handler(request_rec *r)
         return status;
     }
 
-    memset(&snapshot, 0, sizeof snapshot);
-    if (counters != NULL) {
-        for (i = 0; i < CG_REASON_COUNT; ++i) {
-            snapshot.decisions[0][i] = apr_atomic_read64(&counters->decisions[0][i]);
-            snapshot.decisions[1][i] = apr_atomic_read64(&counters->decisions[1][i]);
-        }
-        snapshot.handshake_refusals = apr_atomic_read64(&counters->handshake_refusals);
-    }
+    cg_counters_snapshot(counters, &snapshot);
     len = cg_counters_format(&snapshot, NULL, 0);
     page = apr_palloc(r->pool, len + 1);
     len = cg_counters_format(&snapshot, page, len + 1);
@@ -815,20 +854,20 @@ static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
     }
     apr_pool_userdata_get(&data, CG_COUNTERS_KEY, pool);
     shm = data;
-    if (shm == NULL || apr_shm_size_get(shm) != sizeof(certgate_counters)) {
+    if (shm == NULL || apr_shm_size_get(shm) != sizeof(cg_counters)) {
         /* Anonymous where APR has it (Linux), else a file in DefaultRuntimeDir. */
-        rv = apr_shm_create(&shm, sizeof(certgate_counters), NULL, pool);
+        rv = apr_shm_create(&shm, sizeof(cg_counters), NULL, pool);
         if (rv == APR_ENOTIMPL) {
             const char *file = ap_runtime_dir_relative(ptemp, CG_COUNTERS_FILE);
             apr_shm_remove(file, ptemp);
-            rv = apr_shm_create(&shm, sizeof(certgate_counters), file, pool);
+            rv = apr_shm_create(&shm, sizeof(cg_counters), file, pool);
         }
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                          "certgate: cannot create the shared memory of the counters");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        memset(apr_shm_baseaddr_get(shm), 0, sizeof(certgate_counters));
+        memset(apr_shm_baseaddr_get(shm), 0, sizeof(cg_counters));
         apr_pool_userdata_set(shm, CG_COUNTERS_KEY, apr_pool_cleanup_null, pool);
     }
     counters = apr_shm_baseaddr_get(shm);

@@ -23,9 +23,6 @@
 #include <certgate/certgate.h>
 
 
-#define NGX_HTTP_CERTGATE_BODY_MAX   4096
-#define NGX_HTTP_CERTGATE_LINE_MAX   4096
-
 /* how often a request waiting for a revocation fetch asks the core again */
 #define NGX_HTTP_CERTGATE_WAIT_TICK  50
 
@@ -42,29 +39,49 @@ typedef struct {
 } ngx_http_certgate_srv_conf_t;
 
 
+/*
+ * One per request (main or subrequest), kept in a pool cleanup so that it
+ * survives what clears r->ctx (internal redirects, named locations, another
+ * module's ngx_http_filter_finalize_request), as ngx_http_realip_module does.
+ * A ctx found through the cleanup and not in r->ctx means that the request was
+ * restarted since: what the previous pass established (allowed, refusing) is
+ * forgotten, and the new pass is judged afresh.
+ */
 typedef struct {
+    ngx_http_request_t        *request;      /* subrequests share the pool */
     const cg_policy           *policy;
     const cg_decision         *decision;
+    /* this pass: the policy under which the client was judged and allowed */
+    const cg_policy           *allowed;
+    /* this pass: certgate refused; what follows is the refusal */
+    unsigned                   refusing:1;
+    /* the request was judged (kept across internal redirects) */
+    unsigned                   judged:1;
+    /* this pass: the backstop sent the refusal instead; drop the body */
+    unsigned                   discard:1;
     ngx_event_t                wait;         /* revocation fetch in flight */
 } ngx_http_certgate_ctx_t;
-
-
-typedef struct {
-    ngx_atomic_t               decisions[2][CG_REASON_COUNT];
-    ngx_atomic_t               handshake_refusals;
-} ngx_http_certgate_counters_t;
 
 
 static ngx_int_t ngx_http_certgate_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_wait(ngx_http_request_t *r);
 static void ngx_http_certgate_wait_handler(ngx_event_t *ev);
-static void ngx_http_certgate_wait_cleanup(void *data);
+static void ngx_http_certgate_ctx_cleanup(void *data);
+static ngx_http_certgate_ctx_t *ngx_http_certgate_get_ctx(
+    ngx_http_request_t *r, ngx_uint_t create);
 static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_certgate_refuse_response(ngx_http_request_t *r,
+    ngx_http_certgate_ctx_t *ctx, ngx_http_certgate_loc_conf_t *clcf,
+    const cg_decision *d, ngx_int_t status);
+static ngx_int_t ngx_http_certgate_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static void ngx_http_certgate_count(ngx_http_request_t *r,
+    ngx_http_certgate_ctx_t *ctx, const cg_decision *d);
 static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
 static const cg_decision *ngx_http_certgate_decide(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf);
-static void ngx_http_certgate_log(ngx_log_t *log, ngx_uint_t level,
+static void ngx_http_certgate_log(ngx_http_request_t *r, ngx_uint_t level,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
 static void ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len,
     void *data);
@@ -188,14 +205,18 @@ ngx_module_t  ngx_http_certgate_module = {
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
-static ngx_http_certgate_counters_t     *ngx_http_certgate_counters;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+/* in the shared zone; the core counts into it atomically */
+static cg_counters                      *ngx_http_certgate_counters;
 static ngx_str_t  ngx_http_certgate_zone_name = ngx_string("certgate_counters");
 
 
 static ngx_int_t
 ngx_http_certgate_handler(ngx_http_request_t *r)
 {
+    ngx_uint_t                     repeated;
     const cg_decision             *d;
+    ngx_http_certgate_ctx_t       *ctx;
     ngx_http_certgate_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_certgate_module);
@@ -205,8 +226,9 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
     }
 
     d = ngx_http_certgate_decide(r, clcf);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
 
-    if (d == NULL) {
+    if (d == NULL || ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -214,27 +236,41 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return ngx_http_certgate_wait(r);
     }
 
-    if (ngx_http_certgate_counters) {
-        (void) ngx_atomic_fetch_add(&ngx_http_certgate_counters->decisions
-                                     [cg_decision_verdict(d) ? 1 : 0]
-                                     [cg_decision_reason(d)], 1);
-    }
+    /*
+     * As in httpd, only what the client asked for is logged: a subrequest's
+     * verdict, and the request's after an internal redirect, error_page or
+     * named location, are at most an info line.
+     */
+
+    repeated = (r != r->main || ctx->judged);
+
+    ngx_http_certgate_count(r, ctx, d);
 
     if (cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
 
-        if (cg_decision_warning(d)) {
-            ngx_http_certgate_log(r->connection->log, NGX_LOG_WARN,
+        if (repeated) {
+            /* nothing to add */
+
+        } else if (cg_decision_warning(d)) {
+            ngx_http_certgate_log(r, NGX_LOG_WARN,
                                   clcf, d);
 
         } else if (cg_policy_log_accepts(clcf->policy)) {
-            ngx_http_certgate_log(r->connection->log, NGX_LOG_NOTICE,
+            ngx_http_certgate_log(r, NGX_LOG_NOTICE,
                                   clcf, d);
         }
+
+        ctx->allowed = clcf->policy;
 
         return NGX_DECLINED;
     }
 
-    ngx_http_certgate_log(r->connection->log, clcf->log_level, clcf, d);
+    ngx_http_certgate_log(r, repeated ? NGX_LOG_INFO : clcf->log_level, clcf,
+                          d);
+
+    /* everything this pass sends from now on is the refusal */
+    ctx->allowed = NULL;
+    ctx->refusing = 1;
 
     return ngx_http_certgate_deny(r, clcf, d);
 }
@@ -256,20 +292,14 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_certgate_wait(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t       *cln;
     ngx_http_certgate_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+    ctx = ngx_http_certgate_get_ctx(r, 1);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (ctx->wait.handler == NULL) {
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        cln->handler = ngx_http_certgate_wait_cleanup;
-        cln->data = ctx;
-
         ctx->wait.handler = ngx_http_certgate_wait_handler;
         ctx->wait.log = r->connection->log;
     }
@@ -309,13 +339,64 @@ ngx_http_certgate_wait_handler(ngx_event_t *ev)
 
 
 static void
-ngx_http_certgate_wait_cleanup(void *data)
+ngx_http_certgate_ctx_cleanup(void *data)
 {
     ngx_http_certgate_ctx_t *ctx = data;
 
     if (ctx->wait.timer_set) {
         ngx_del_timer(&ctx->wait);
     }
+}
+
+
+static ngx_http_certgate_ctx_t *
+ngx_http_certgate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_certgate_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+
+    if (ctx) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler != ngx_http_certgate_ctx_cleanup) {
+            continue;
+        }
+
+        ctx = cln->data;
+
+        if (ctx->request == r) {
+            /* restarted: a new pass, judged afresh */
+            ctx->allowed = NULL;
+            ctx->refusing = 0;
+            ctx->discard = 0;
+
+            ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+            return ctx;
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_certgate_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_certgate_ctx_t));
+    ctx->request = r;
+
+    cln->handler = ngx_http_certgate_ctx_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+
+    return ctx;
 }
 
 
@@ -336,18 +417,25 @@ ngx_http_certgate_deny(ngx_http_request_t *r,
         return status;
     }
 
-    body = ngx_pnalloc(r->pool, NGX_HTTP_CERTGATE_BODY_MAX);
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* the core says how long the body is: it is never cut */
 
     type = NULL;
-    len = cg_decision_format_body(d, clcf->policy, &type, (char *) body,
-                                  NGX_HTTP_CERTGATE_BODY_MAX);
+    len = cg_decision_format_body(d, clcf->policy, &type, NULL, 0);
 
     if (len == 0 || type == NULL) {
         /* certgate_reject_body off: nginx's page, so error_page applies */
         return status;
+    }
+
+    body = ngx_pnalloc(r->pool, len + 1);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (cg_decision_format_body(d, clcf->policy, &type, (char *) body, len + 1)
+        != len)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ct.data = (u_char *) type;
@@ -368,21 +456,13 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
     SSL                      *ssl;
     ngx_http_certgate_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
-
-    if (ctx && ctx->policy == clcf->policy
-        && !cg_decision_pending(ctx->decision))
-    {
-        return ctx->decision;
+    ctx = ngx_http_certgate_get_ctx(r, 1);
+    if (ctx == NULL) {
+        return NULL;
     }
 
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_certgate_ctx_t));
-        if (ctx == NULL) {
-            return NULL;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+    if (ctx->policy == clcf->policy && !cg_decision_pending(ctx->decision)) {
+        return ctx->decision;
     }
 
     ssl = r->connection->ssl ? r->connection->ssl->connection : NULL;
@@ -395,24 +475,27 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
 }
 
 
+/*
+ * The backstop: every response, of the main request and of subrequests, goes
+ * out only if certgate judged it in this pass under the policy in effect now
+ * (the location's, the server's for a server-level "return" or "rewrite ...
+ * redirect", an "if" block's) and allowed it, or if it is certgate's refusal
+ * itself.  Anything else is judged here: a response for which the rewrite-phase
+ * handler never ran (server-level "return", the find-config phase's
+ * trailing-slash redirect, an error_page, an internal redirect or a named
+ * location answered before the rewrite phase) is refused if the policy denies
+ * the client.  The $certgate_* variables create the ctx too, so only the
+ * flags below count, never the ctx's existence.
+ */
+
 static ngx_int_t
 ngx_http_certgate_header_filter(ngx_http_request_t *r)
 {
+    ngx_int_t                      status;
+    ngx_uint_t                     repeated;
     const cg_decision             *d;
+    ngx_http_certgate_ctx_t       *ctx;
     ngx_http_certgate_loc_conf_t  *clcf;
-
-    /*
-     * A backstop: a successful response for which the phase handler never ran
-     * (a server-level "return", for instance) is refused if the policy in
-     * effect denies the connection.
-     */
-
-    if (r != r->main
-        || r->headers_out.status >= NGX_HTTP_BAD_REQUEST
-        || ngx_http_get_module_ctx(r, ngx_http_certgate_module))
-    {
-        return ngx_http_next_header_filter(r);
-    }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_certgate_module);
 
@@ -420,37 +503,197 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    d = ngx_http_certgate_decide(r, clcf);
+    ctx = ngx_http_certgate_get_ctx(r, 0);
 
-    if (d && cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
+    if (ctx && (ctx->refusing || ctx->allowed == clcf->policy)) {
         return ngx_http_next_header_filter(r);
     }
 
+    d = ngx_http_certgate_decide(r, clcf);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+
+    /* a pending decision is a refusal here: a filter cannot wait */
+
+    if (d && ctx && !cg_decision_pending(d)
+        && cg_decision_verdict(d) == CG_VERDICT_ALLOW)
+    {
+        ngx_http_certgate_count(r, ctx, d);
+        ctx->allowed = clcf->policy;
+        return ngx_http_next_header_filter(r);
+    }
+
+    repeated = (r != r->main || (ctx && ctx->judged));
+
+    if (ctx) {
+        ngx_http_certgate_count(r, ctx, d);
+        ctx->allowed = NULL;
+        ctx->refusing = 1;
+    }
+
     if (d) {
-        ngx_http_certgate_log(r->connection->log, clcf->log_level,
+        ngx_http_certgate_log(r, repeated ? NGX_LOG_INFO : clcf->log_level,
                               clcf, d);
     }
 
-    return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
-                      d ? cg_policy_reject_status(clcf->policy,
+    status = (d && ctx) ? cg_policy_reject_status(clcf->policy,
                                                   cg_decision_reason(d))
-                        : NGX_HTTP_INTERNAL_SERVER_ERROR);
+                        : NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    if (ctx == NULL) {
+        /* cannot mark the refusal: nothing may go out */
+        return NGX_ERROR;
+    }
+
+    return ngx_http_certgate_refuse_response(r, ctx, clcf, d, status);
+}
+
+
+/*
+ * The backstop's answer, the same as the phase handler's: certgate's body
+ * with the reject status, sent in place of the response (whose own body the
+ * body filter then drops); with certgate_reject_body off, or for a
+ * subrequest, nginx's page for the status, so error_page applies.
+ */
+
+static ngx_int_t
+ngx_http_certgate_refuse_response(ngx_http_request_t *r,
+    ngx_http_certgate_ctx_t *ctx, ngx_http_certgate_loc_conf_t *clcf,
+    const cg_decision *d, ngx_int_t status)
+{
+    size_t        len;
+    u_char       *body;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    const char   *type;
+    ngx_chain_t   out;
+
+    type = NULL;
+    len = (d && r == r->main)
+          ? cg_decision_format_body(d, clcf->policy, &type, NULL, 0) : 0;
+
+    if (len == 0 || type == NULL) {
+        return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
+                                                status);
+    }
+
+    body = ngx_pnalloc(r->pool, len + 1);
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (cg_decision_format_body(d, clcf->policy, &type, (char *) body, len + 1)
+        != len)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_clean_header(r);
+
+    r->headers_out.status = status;
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = len;
+
+    ctx->discard = 1;
+
+    rc = ngx_http_next_header_filter(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_next_body_filter(r, &out);
+
+    return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_certgate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t              *cl;
+    ngx_http_certgate_ctx_t  *ctx;
+
+    /* r->ctx only: after a restart (internal redirect) nothing is dropped */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
+
+    if (ctx == NULL || !ctx->discard) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* the body of a response the backstop replaced by the refusal */
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One decision per client request, the core's rule: the main request's first
+ * judgement.  The main request's ctx keeps "judged" across internal
+ * redirects, error pages and named locations.
+ */
+
+static void
+ngx_http_certgate_count(ngx_http_request_t *r, ngx_http_certgate_ctx_t *ctx,
+    const cg_decision *d)
+{
+    if (d && cg_decision_pending(d)) {
+        return;
+    }
+
+    (void) cg_counters_add_decision(ngx_http_certgate_counters, d,
+                                    r != r->main, ctx->judged);
+    ctx->judged = 1;
 }
 
 
 static void
-ngx_http_certgate_log(ngx_log_t *log, ngx_uint_t level,
+ngx_http_certgate_log(ngx_http_request_t *r, ngx_uint_t level,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
 {
-    size_t  len;
-    char    line[NGX_HTTP_CERTGATE_LINE_MAX];
+    size_t            len;
+    u_char           *line;
+    ngx_log_t        *log;
+    cg_log_format     format;
+
+    log = r->connection->log;
 
     if (log->log_level < level) {
         return;
     }
 
-    len = cg_decision_format_log(d, cg_policy_log_format(clcf->policy), line,
-                                 sizeof(line));
+    /* the core bounds the line itself; it is never cut here */
+
+    format = cg_policy_log_format(clcf->policy);
+    len = cg_decision_format_log(d, format, NULL, 0);
+
+    line = ngx_pnalloc(r->pool, len + 1);
+    if (line == NULL) {
+        return;
+    }
+
+    len = cg_decision_format_log(d, format, (char *) line, len + 1);
 
     ngx_log_error(level, log, 0, "%*s", len, line);
 }
@@ -464,10 +707,7 @@ ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len, void *data)
 
     c = ngx_ssl_get_connection(ssl);
 
-    if (ngx_http_certgate_counters) {
-        (void) ngx_atomic_fetch_add(
-                         &ngx_http_certgate_counters->handshake_refusals, 1);
-    }
+    cg_counters_add_handshake_refusal(ngx_http_certgate_counters);
 
     ngx_log_error(clcf->log_level, c ? c->log : ngx_cycle->log, 0,
                   "%*s", len, line);
@@ -479,7 +719,6 @@ ngx_http_certgate_status_handler(ngx_http_request_t *r)
 {
     size_t        len;
     ngx_int_t     rc;
-    ngx_uint_t    i, v;
     ngx_buf_t    *b;
     ngx_chain_t   out;
     cg_counters   counters;
@@ -496,19 +735,7 @@ ngx_http_certgate_status_handler(ngx_http_request_t *r)
 
     /* a snapshot of the shared counters; the core writes the page */
 
-    ngx_memzero(&counters, sizeof(cg_counters));
-
-    if (ngx_http_certgate_counters) {
-        for (v = 0; v < 2; v++) {
-            for (i = 0; i < CG_REASON_COUNT; i++) {
-                counters.decisions[v][i] =
-                                ngx_http_certgate_counters->decisions[v][i];
-            }
-        }
-
-        counters.handshake_refusals =
-                                ngx_http_certgate_counters->handshake_refusals;
-    }
+    cg_counters_snapshot(ngx_http_certgate_counters, &counters);
 
     len = cg_counters_format(&counters, NULL, 0);
 
@@ -638,8 +865,7 @@ ngx_http_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ngx_http_certgate_counters = ngx_slab_calloc(shpool,
-                                        sizeof(ngx_http_certgate_counters_t));
+    ngx_http_certgate_counters = ngx_slab_calloc(shpool, sizeof(cg_counters));
     if (ngx_http_certgate_counters == NULL) {
         return NGX_ERROR;
     }
@@ -971,6 +1197,9 @@ ngx_http_certgate_init(ngx_conf_t *cf)
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_certgate_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_certgate_body_filter;
 
     return NGX_OK;
 }

@@ -10,6 +10,7 @@ packages=(
   nginx-core nginx-dev
   apache2 apache2-dev libapr1-dev libaprutil1-dev
   liblmdb-dev libcurl4-openssl-dev
+  python3
 )
 missing=()
 for package in "${packages[@]}"; do

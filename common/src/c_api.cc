@@ -61,12 +61,14 @@ int Guarded(cg_error *error, F &&body) {
   return CG_ERR_INTERNAL;
 }
 
+// Like snprintf: copies what fits (NUL terminated) and returns the whole length.
 size_t CopyOut(const std::string &text, char *buf, size_t size) {
-  if (buf == nullptr || size == 0) return 0;
-  const size_t len = std::min(text.size(), size - 1);
-  std::memcpy(buf, text.data(), len);
-  buf[len] = '\0';
-  return len;
+  if (buf != nullptr && size > 0) {
+    const size_t len = std::min(text.size(), size - 1);
+    std::memcpy(buf, text.data(), len);
+    buf[len] = '\0';
+  }
+  return text.size();
 }
 
 }  // namespace
@@ -229,12 +231,12 @@ cg_str cg_decision_field(const cg_decision *decision, cg_field field) {
 
 size_t cg_decision_format_log(const cg_decision *decision, cg_log_format format, char *buf,
                               size_t size) {
-  if (decision == nullptr || size == 0) return 0;
+  if (decision == nullptr) return CopyOut("", buf, size);
   ErrorQueueGuard guard;
   try {
     const auto log_format =
         format == CG_LOG_JSON ? certgate::LogFormat::kJson : certgate::LogFormat::kKv;
-    return CopyOut(certgate::FormatLogLine(decision->decision, log_format, size - 1), buf, size);
+    return CopyOut(certgate::FormatLogLine(decision->decision, log_format), buf, size);
   } catch (...) {
     return CopyOut("certgate: verdict=deny reason=internal_error", buf, size);
   }
@@ -244,7 +246,7 @@ size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *pol
                                const char **content_type, char *buf, size_t size) {
   static const char *const kTypes[] = {"text/plain", "application/json", "text/html"};
   if (content_type != nullptr) *content_type = kTypes[0];
-  if (decision == nullptr || policy == nullptr) return 0;
+  if (decision == nullptr || policy == nullptr) return CopyOut("", buf, size);
   ErrorQueueGuard guard;
   try {
     std::string type;
@@ -258,7 +260,7 @@ size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *pol
     }
     return CopyOut(body, buf, size);
   } catch (...) {
-    return 0;
+    return CopyOut("", buf, size);
   }
 }
 

@@ -62,3 +62,31 @@ extern "C" size_t cg_counters_format(const cg_counters *counters, char *buf, siz
       counters != nullptr ? counters->handshake_refusals : 0);
   return out.length();
 }
+
+extern "C" int cg_counters_add_decision(cg_counters *shared, const cg_decision *decision,
+                                        int subrequest, int judged_before) {
+  if (shared == nullptr || subrequest || judged_before || cg_decision_pending(decision)) return 0;
+  const cg_verdict verdict = cg_decision_verdict(decision);  // NULL: deny
+  const cg_reason reason = cg_decision_reason(decision);     // NULL: internal_error
+  if (static_cast<unsigned>(reason) >= static_cast<unsigned>(CG_REASON_COUNT)) return 0;
+  __atomic_fetch_add(&shared->decisions[verdict == CG_VERDICT_DENY ? 1 : 0][reason], 1,
+                     __ATOMIC_RELAXED);
+  return 1;
+}
+
+extern "C" void cg_counters_add_handshake_refusal(cg_counters *shared) {
+  if (shared != nullptr) __atomic_fetch_add(&shared->handshake_refusals, 1, __ATOMIC_RELAXED);
+}
+
+extern "C" void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapshot) {
+  if (snapshot == nullptr) return;
+  for (int verdict = 0; verdict < 2; ++verdict) {
+    for (int reason = 0; reason < CG_REASON_COUNT; ++reason) {
+      snapshot->decisions[verdict][reason] =
+          shared != nullptr ? __atomic_load_n(&shared->decisions[verdict][reason], __ATOMIC_RELAXED)
+                            : 0;
+    }
+  }
+  snapshot->handshake_refusals =
+      shared != nullptr ? __atomic_load_n(&shared->handshake_refusals, __ATOMIC_RELAXED) : 0;
+}

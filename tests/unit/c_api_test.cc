@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <pki_builder.h>
 
+#include <cstring>
+#include <string>
+#include <vector>
+
 extern "C" {
 int cg_c_test_policy(char *message, size_t size);
 int cg_c_test_reasons(void);
@@ -34,6 +38,76 @@ TEST(CApiTest, EvaluateFromC) {
   certgate::ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
   X509_STORE_add_cert(store.get(), root.cert.get());
   EXPECT_EQ(cg_c_test_evaluate(leaf.cert.get(), nullptr, store.get(), kNow), 0);
+}
+
+// Issue 9 §5: cg_decision_format_* are snprintf-like, so a caller can tell a
+// cut body (a JSON one would not parse) and allocate what it needs.
+TEST(CApiTest, FormatReturnsTheNeededLengthLikeSnprintf) {
+  certgate::pki::PkiBuilder pki(kNow);
+  const auto root = pki.SelfSigned(certgate::pki::PkiBuilder::CaSpec("CN=Root"));
+  std::string dn = "CN=alice";
+  for (int i = 0; i < 100; ++i) dn += ",OU=" + std::string(60, static_cast<char>('a' + i % 26));
+  const auto leaf = pki.Issue(root, certgate::pki::PkiBuilder::LeafSpec(dn));
+  ASSERT_TRUE(leaf.cert);
+  certgate::ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
+  X509_STORE_add_cert(store.get(), root.cert.get());
+  cg_policy *policy = cg_policy_new();
+  for (const auto &[key, value] :
+       std::vector<std::pair<const char *, std::string>>{{"certgate", "require"},
+                                                         {"certgate_subject", "OU=People"},
+                                                         {"certgate_reject_body", "json"},
+                                                         {"certgate_reject_detail", "on"}}) {
+    const cg_str arg{value.data(), value.size()};
+    ASSERT_EQ(cg_policy_set(policy, key, &arg, 1, nullptr), CG_OK) << key;
+  }
+  cg_decision *decision = cg_evaluate(policy, leaf.cert.get(), nullptr, store.get(), kNow);
+  ASSERT_EQ(cg_decision_reason(decision), CG_REASON_IDENTITY_MISMATCH);
+
+  const char *type = nullptr;
+  const size_t need = cg_decision_format_body(decision, policy, &type, nullptr, 0);
+  EXPECT_STREQ(type, "application/json");
+  EXPECT_GT(need, 1000u) << "the detail names the subject";
+  std::vector<char> full(need + 1, 'x');
+  EXPECT_EQ(cg_decision_format_body(decision, policy, &type, full.data(), full.size()), need);
+  EXPECT_EQ(full[need], '\0');
+  const std::string body(full.data(), need);
+  EXPECT_EQ(body.rfind("{\"verdict\":\"deny\",\"reason\":\"identity_mismatch\"", 0), 0u) << body;
+  EXPECT_EQ(body.substr(body.size() - 2), "}\n");
+  EXPECT_NE(body.find("...\",\"hint\":"), std::string::npos) << "a JSON value is capped";
+  // Too small: cut, terminated, and the result says so (>= size).
+  char small[100];
+  EXPECT_EQ(cg_decision_format_body(decision, policy, &type, small, sizeof small), need);
+  EXPECT_EQ(std::strlen(small), sizeof small - 1);
+  EXPECT_EQ(body.compare(0, sizeof small - 1, small), 0);
+
+  // An HTML body names the whole subject: far longer than any fixed buffer.
+  const cg_str html{"html", 4};
+  ASSERT_EQ(cg_policy_set(policy, "certgate_reject_body", &html, 1, nullptr), CG_OK);
+  const size_t html_need = cg_decision_format_body(decision, policy, &type, nullptr, 0);
+  EXPECT_STREQ(type, "text/html");
+  EXPECT_GT(html_need, 6000u);
+  std::vector<char> page(html_need + 1, 'x');
+  EXPECT_EQ(cg_decision_format_body(decision, policy, &type, page.data(), page.size()), html_need);
+  const std::string page_text(page.data(), html_need);
+  EXPECT_EQ(page_text.substr(page_text.size() - 15), "</body></html>\n");
+  EXPECT_NE(page_text.find("OU=" + std::string(60, 'a' + 99 % 26) + ",OU="), std::string::npos);
+
+  // The log line is bounded by the core (well formed, "truncated"), and its
+  // length is reported the same way.
+  for (cg_log_format format : {CG_LOG_KV, CG_LOG_JSON}) {
+    const size_t line_need = cg_decision_format_log(decision, format, nullptr, 0);
+    EXPECT_GT(line_need, 100u);
+    EXPECT_LE(line_need, 4096u);
+    std::vector<char> line(line_need + 1, 'x');
+    EXPECT_EQ(cg_decision_format_log(decision, format, line.data(), line.size()), line_need);
+    EXPECT_EQ(std::strlen(line.data()), line_need);
+    char tiny[10];
+    EXPECT_EQ(cg_decision_format_log(decision, format, tiny, sizeof tiny), line_need);
+    EXPECT_EQ(std::string(tiny), std::string(line.data(), 9));
+  }
+  EXPECT_EQ(cg_decision_format_log(nullptr, CG_LOG_KV, nullptr, 0), 0u);
+  cg_decision_free(decision);
+  cg_policy_free(policy);
 }
 
 }  // namespace

@@ -99,4 +99,41 @@ TEST(CountersTest, ShortBufferIsCutAndTerminatedLikeSnprintf) {
   EXPECT_EQ(one[0], '\0');
 }
 
+// One decision per client request, the same rule for every server: the first
+// final judgement of the request itself; subrequests, the judgements after an
+// internal redirect or error page, and pending decisions are not counted.
+TEST(CountersTest, OneDecisionPerClientRequest) {
+  cg_policy *policy = cg_policy_new();
+  ASSERT_NE(policy, nullptr);
+  const cg_str require{"require", 7};
+  ASSERT_EQ(cg_policy_set(policy, "certgate", &require, 1, nullptr), CG_OK);
+  cg_decision *no_cert = cg_evaluate(policy, nullptr, nullptr, nullptr, 0);
+  ASSERT_NE(no_cert, nullptr);
+  ASSERT_EQ(cg_decision_reason(no_cert), CG_REASON_NO_CERT);
+
+  cg_counters shared{};
+  EXPECT_EQ(cg_counters_add_decision(&shared, no_cert, /*subrequest=*/0, /*judged_before=*/0), 1);
+  EXPECT_EQ(cg_counters_add_decision(&shared, no_cert, 0, /*judged_before=*/1), 0);
+  EXPECT_EQ(cg_counters_add_decision(&shared, no_cert, /*subrequest=*/1, 0), 0);
+  EXPECT_EQ(cg_counters_add_decision(&shared, no_cert, 1, 1), 0);
+  EXPECT_EQ(shared.decisions[CG_VERDICT_DENY][CG_REASON_NO_CERT], 1u);
+  // certgate could not decide: internal_error, once.
+  EXPECT_EQ(cg_counters_add_decision(&shared, nullptr, 0, 0), 1);
+  EXPECT_EQ(shared.decisions[CG_VERDICT_DENY][CG_REASON_INTERNAL_ERROR], 1u);
+  EXPECT_EQ(cg_counters_add_decision(nullptr, no_cert, 0, 0), 0);
+  cg_counters_add_handshake_refusal(&shared);
+  cg_counters_add_handshake_refusal(nullptr);
+
+  cg_counters snapshot;
+  cg_counters_snapshot(&shared, &snapshot);
+  EXPECT_EQ(Format(&snapshot), Format(&shared));
+  EXPECT_EQ(snapshot.handshake_refusals, 1u);
+  cg_counters_snapshot(nullptr, &snapshot);
+  const cg_counters zero{};
+  EXPECT_EQ(Format(&snapshot), Format(&zero));
+
+  cg_decision_free(no_cert);
+  cg_policy_free(policy);
+}
+
 }  // namespace

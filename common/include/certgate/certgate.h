@@ -224,15 +224,23 @@ CG_API int cg_decision_pending(const cg_decision *decision);
 CG_API cg_str cg_decision_field(const cg_decision *decision, cg_field field);
 
 /*
- * Writes the one-line log entry ("certgate: verdict=deny reason=..."), NUL
- * terminated and never longer than `size` - 1 bytes. Returns its length.
+ * Writes the one-line log entry ("certgate: verdict=deny reason=..."). The
+ * line itself is well formed and bounded (a value too long for it is cut with
+ * "truncated=yes"). Like snprintf: NUL terminated, never longer than `size` - 1
+ * bytes, and returns the length of the whole line, so a result >= `size` means
+ * the buffer was too small (`buf` may be NULL when `size` is 0, to learn the
+ * length; the line is then written into a buffer of result + 1 bytes).
  */
 CG_API size_t cg_decision_format_log(const cg_decision *decision, cg_log_format format, char *buf,
                                      size_t size);
 
 /*
  * Writes the client-facing body for a refusal in the policy's reject_body
- * format; sets *content_type. Returns the length, 0 for `off`.
+ * format; sets *content_type. Like snprintf: NUL terminated, never longer than
+ * `size` - 1 bytes, and returns the length of the whole body (0 for `off`), so
+ * a result >= `size` means it was cut short (`buf` may be NULL when `size` is
+ * 0, to learn the length). Servers allocate result + 1 bytes: a cut body (a
+ * JSON one, say) is never sent.
  */
 CG_API size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *policy,
                                       const char **content_type, char *buf, size_t size);
@@ -245,6 +253,32 @@ typedef struct {
   uint64_t decisions[2][CG_REASON_COUNT]; /* [cg_verdict][cg_reason], one per request */
   uint64_t handshake_refusals;            /* handshakes aborted (reject_at handshake) */
 } cg_counters;
+
+/*
+ * Counts one judgement of a request into `shared`, the server's counters in
+ * shared memory (added to atomically, so every worker or child may count into
+ * the same cg_counters). The rule, the same for every server: one decision per
+ * client request, the first final one made for the request itself. So it is
+ * not counted when
+ *   - `subrequest`: it judges a subrequest (an SSI include, auth_request,
+ *     httpd's DirectoryIndex probe), a part of a request counted on its own;
+ *   - `judged_before`: the client's request was judged before (this is the
+ *     same request again after an internal redirect, an error page /
+ *     ErrorDocument, a named location);
+ *   - the decision is still pending (a revocation fetch in flight).
+ * A NULL decision (certgate could not decide) counts as internal_error.
+ * Returns 1 when it counted, 0 otherwise; the caller records that the request
+ * was judged whenever the decision is not pending.
+ */
+CG_API int cg_counters_add_decision(cg_counters *shared, const cg_decision *decision,
+                                    int subrequest, int judged_before);
+
+/* Counts one handshake aborted under reject_at handshake into `shared`. */
+CG_API void cg_counters_add_handshake_refusal(cg_counters *shared);
+
+/* Reads `shared` (atomically, field by field) into `snapshot`; NULL `shared`
+ * gives zeros. */
+CG_API void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapshot);
 
 /* The Content-Type of the page cg_counters_format writes. */
 #define CG_COUNTERS_CONTENT_TYPE "text/plain; version=0.0.4"

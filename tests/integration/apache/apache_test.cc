@@ -6,7 +6,8 @@
 //   ApacheReasons    18500 (event) / 18520 (prefork): every reason that can
 //                    arise without revocation: status, body, CERTGATE_REASON in
 //                    the access log, the error-log line.
-//   ApacheBehaviour  18540.. (event) / 18560.. (prefork): optional, per-<Location>
+//   ApacheBehaviour  18540.. (event) / 18560.. (prefork), the application
+//                    backend on 18546 / 18566: optional, per-<Location>
 //                    rules, Satisfy Any, ErrorDocument, JSON body, the
 //                    SSLVerifyClient modes, resumption, reject_at handshake,
 //                    a vhost without certgate, the CertGateStatus page,
@@ -254,9 +255,13 @@ class Apache {
            "LoadModule access_compat_module " + m + "/mod_access_compat.so\n" +
            "LoadModule mime_module " + m + "/mod_mime.so\n" + "LoadModule dir_module " + m +
            "/mod_dir.so\n" + "LoadModule socache_shmcb_module " + m + "/mod_socache_shmcb.so\n" +
-           "LoadModule ssl_module " + m + "/mod_ssl.so\n" + "LoadModule certgate_module " +
-           kModule + "\n" + (geteuid() == 0 ? "User nobody\nGroup nogroup\n" : "") +
-           MpmBlock(mpm_) + "TypesConfig /etc/mime.types\n" + "DocumentRoot \"" + r +
+           "LoadModule ssl_module " + m + "/mod_ssl.so\n" + "LoadModule proxy_module " + m +
+           "/mod_proxy.so\n" + "LoadModule proxy_http_module " + m + "/mod_proxy_http.so\n" +
+           (mpm_ == "prefork" ? "LoadModule cgi_module " + m + "/mod_cgi.so\n"
+                              : "LoadModule cgid_module " + m + "/mod_cgid.so\n") +
+           "LoadModule certgate_module " + kModule + "\n" +
+           (geteuid() == 0 ? "User nobody\nGroup nogroup\n" : "") + MpmBlock(mpm_) +
+           "TypesConfig /etc/mime.types\n" + "DocumentRoot \"" + r +
            "/htdocs\"\nDirectoryIndex index.html\n" +
            "LogFormat \"%h \\\"%r\\\" %>s reason=%{CERTGATE_REASON}e "
            "substatus=%{CERTGATE_SUBSTATUS}e verdict=%{CERTGATE_VERDICT}e "
@@ -277,8 +282,18 @@ class Apache {
       h::WriteFile(root() + "/htdocs" + loc + "/index.html", "hello\n");
     }
     h::WriteFile(root() + "/htdocs/denied.html", "certgate said no\n");
+    // A CGI that records every run (the children run it as nobody).
+    h::MakeDirs(root() + "/htdocs/cgi");
+    h::MakeDirs(root() + "/cgi-runs", 0777);
+    h::WriteFile(root() + "/cgi-runs/runs.log", "");
+    h::WriteFile(root() + "/htdocs/cgi/app.cgi",
+                 "#!/bin/sh\necho \"ran uri=$REQUEST_URI\" >> " + root() +
+                     "/cgi-runs/runs.log\nprintf 'Content-Type: text/plain\\n\\ncgi answer\\n'\n");
     h::WriteFile(conf(), Config(vhosts));
     h::MakeWorldReadable(root());
+    chmod((root() + "/htdocs/cgi/app.cgi").c_str(), 0755);
+    chmod((root() + "/cgi-runs").c_str(), 0777);
+    chmod((root() + "/cgi-runs/runs.log").c_str(), 0666);
     return "";
   }
 
@@ -442,6 +457,7 @@ enum : int {
   kVerifyUnset,      // no SSLVerifyClient at all
   kHandshake,        // CertGateRejectAt handshake
   kWithoutCertgate,  // SSLVerifyClient require, no CertGate directive
+  kAppBackend,       // plain HTTP: the application behind ProxyPass (Debian's nginx)
 };
 
 class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
@@ -450,7 +466,14 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
     static std::map<std::string, std::unique_ptr<Apache>> servers;
     return servers;
   }
-  static void TearDownTestSuite() { Servers().clear(); }
+  static std::map<std::string, std::unique_ptr<h::CrlServer>> &Backends() {
+    static std::map<std::string, std::unique_ptr<h::CrlServer>> backends;
+    return backends;
+  }
+  static void TearDownTestSuite() {
+    Backends().clear();
+    Servers().clear();
+  }
 
   static std::string Vhosts(int base) {
     const std::string pki = SharedPki().path;
@@ -467,6 +490,29 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
                            "  <Location /errdoc>\n    ErrorDocument 403 \"custom refusal page\"\n"
                            "  </Location>\n"
                            "  <Location /errlocal>\n    ErrorDocument 403 /denied.html\n"
+                           "  </Location>\n"
+                           // An ErrorDocument is judged like any request: this
+                           // one is served because certgate is off there.
+                           "  <Location /denied.html>\n    CertGate off\n  </Location>\n"
+                           // Issue 9 §3: the application behind a reverse proxy,
+                           // and a front controller as the ErrorDocument.
+                           "  ProxyPass /app/ http://127.0.0.1:" +
+                           std::to_string(base + kAppBackend) +
+                           "/\n"
+                           "  <Location /front>\n    ErrorDocument 403 /app/app.txt\n"
+                           "  </Location>\n"
+                           "  <Location /notfound>\n    ErrorDocument 404 /index.html\n"
+                           "  </Location>\n"
+                           "  <Location /cgi>\n    Options +ExecCGI\n    SetHandler cgi-script\n"
+                           "  </Location>\n"
+                           "  <Location /frontcgi>\n    ErrorDocument 403 /cgi/app.cgi\n"
+                           "  </Location>\n"
+                           // Issue 9 §5: bodies longer than any fixed buffer.
+                           "  <Location /longjson>\n    CertGateSubject OU=People\n"
+                           "    CertGateRejectBody json\n    CertGateRejectDetail on\n"
+                           "  </Location>\n"
+                           "  <Location /longhtml>\n    CertGateSubject OU=People\n"
+                           "    CertGateRejectBody html\n    CertGateRejectDetail on\n"
                            "  </Location>\n"
                            "  <Location /json>\n    CertGateRejectBody json\n"
                            "    CertGateRejectStatus 496\n    CertGateRejectDetail on\n"
@@ -490,9 +536,17 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
     if (!slot) {
       slot = std::make_unique<Apache>(mpm_);
       start_error_[mpm_] = slot->Start(Vhosts(base_), base_ + kWithoutCertgate);
+      auto &backend = Backends()[mpm_];
+      backend = std::make_unique<h::CrlServer>();
+      const std::string www = slot->root() + "/backend-www";
+      h::MakeDirs(www);
+      h::WriteFile(www + "/app.txt", "application answer\n");
+      const std::string error = backend->Start(slot->root() + "/backend", www, base_ + kAppBackend);
+      if (!error.empty()) start_error_[mpm_] += "application backend: " + error;
     }
     ASSERT_TRUE(start_error_[mpm_].empty()) << start_error_[mpm_];
     server_ = slot.get();
+    backend_ = Backends()[mpm_].get();
   }
 
   int Port(int which) const { return base_ + which; }
@@ -506,6 +560,7 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
   std::string mpm_;
   int base_ = 0;
   Apache *server_ = nullptr;
+  h::CrlServer *backend_ = nullptr;
   static inline std::map<std::string, std::string> start_error_;
 };
 
@@ -593,6 +648,74 @@ TEST_P(ApacheBehaviour, LocalErrorDocumentIsServed) {
   const std::string text = errors.WaitFor("reason=expired", 5000, &found);
   EXPECT_TRUE(found) << text;
   EXPECT_EQ(h::GrepLines(text, {"certgate:"}).size(), 1u) << text;
+}
+
+// Issue 9 §3: the ErrorDocument of a refusal used to be served unjudged, so
+// `ErrorDocument 403 /index.php` (a front controller) ran the application for
+// a client without a certificate. It is judged like any request now: refused
+// again, httpd answers the original request with its status and certgate's
+// body (as for a denied ErrorDocument under mod_authz_core), and the
+// application behind it (here ProxyPass) is never reached.
+TEST_P(ApacheBehaviour, ARefusedClientNeverReachesTheApplication) {
+  struct Refused {
+    const char *cert;
+    const char *reason;
+    const char *substatus;
+  };
+  std::vector<std::string> tags;
+  for (const Refused &c :
+       {Refused{"", "no_cert", "403.7"}, Refused{"expired", "expired", "403.17"}}) {
+    for (const char *path : {"/front/", "/app/app.txt"}) {
+      const std::string tag = std::string("refused") + (path[1] == 'f' ? "-front-" : "-app-") +
+                              (*c.cert ? c.cert : "none");
+      SCOPED_TRACE(tag);
+      h::LogTail errors(server_->error_log());
+      const Reply reply = Get(Port(kMain), std::string(path) + "?tag=" + tag, c.cert);
+      EXPECT_EQ(reply.status, 403) << reply.raw;
+      EXPECT_EQ(reply.body, TextBody(c.reason, c.substatus)) << reply.raw;
+      EXPECT_EQ(reply.content_type.rfind("text/plain", 0), 0u) << reply.content_type;
+      tags.push_back(tag);
+      bool found = false;
+      const std::string text = errors.WaitFor("certgate: verdict=deny", 5000, &found);
+      EXPECT_EQ(h::GrepLines(text, {"[certgate:error]", "reason=" + std::string(c.reason)}).size(),
+                1u)
+          << "one refusal line per request\n"
+          << text;
+    }
+  }
+  // An allowed client reaches it, and the backend logs that: the log is read.
+  const Reply good = Get(Port(kMain), "/app/app.txt?tag=allowed-good", "good");
+  EXPECT_EQ(good.status, 200) << good.raw;
+  EXPECT_EQ(good.body, "application answer\n");
+  EXPECT_NE(h::WaitForLine(backend_->access_log(), {"tag=allowed-good"}), "")
+      << h::ReadFile(backend_->access_log());
+  const std::string backend_log = h::ReadFile(backend_->access_log());
+  for (const std::string &tag : tags) {
+    EXPECT_TRUE(h::GrepLines(backend_log, {tag}).empty())
+        << "a refused request reached the application: " << tag << "\n"
+        << backend_log;
+  }
+}
+
+// The same with a CGI as the ErrorDocument: it never runs for a refused client.
+TEST_P(ApacheBehaviour, ARefusedClientNeverRunsTheErrorDocumentsCgi) {
+  const std::string runs = server_->root() + "/cgi-runs/runs.log";
+  for (const char *cert : {"", "expired"}) {
+    SCOPED_TRACE(*cert ? cert : "no certificate");
+    const std::string tag = std::string("refused-cgi-") + (*cert ? cert : "none");
+    const Reply reply = Get(Port(kMain), "/frontcgi/?tag=" + tag, cert);
+    EXPECT_EQ(reply.status, 403) << reply.raw;
+    EXPECT_NE(reply.body.find(" client certificate refused: "), std::string::npos) << reply.body;
+    EXPECT_EQ(reply.body.find("cgi answer"), std::string::npos) << reply.body;
+  }
+  // An allowed client runs it, and the run is recorded: the record is read.
+  const Reply good = Get(Port(kMain), "/cgi/app.cgi?tag=allowed-cgi", "good");
+  EXPECT_EQ(good.status, 200) << good.raw;
+  EXPECT_EQ(good.body, "cgi answer\n");
+  const std::string log = h::ReadFile(runs);
+  EXPECT_NE(log.find("tag=allowed-cgi"), std::string::npos) << log;
+  EXPECT_EQ(log.find("refused-cgi"), std::string::npos) << log;
+  EXPECT_EQ(h::GrepLines(log, {"ran "}).size(), 1u) << "the CGI ran for a refused client:\n" << log;
 }
 
 TEST_P(ApacheBehaviour, JsonBodyCustomStatusAndDetail) {
@@ -758,6 +881,43 @@ TEST_P(ApacheBehaviour, StatusPageCountsEveryChildsDecisions) {
     }
     EXPECT_EQ(after.size(), want.size()) << page.body;
   }
+}
+
+// Issue 9 §5: one decision per client request, the core's rule (as in nginx):
+// the judgement of an ErrorDocument (refused again, or allowed) and the
+// DirectoryIndex subrequest are not counted again.
+TEST_P(ApacheBehaviour, StatusPageCountsARequestOnce) {
+  const std::map<std::string, uint64_t> before =
+      Counters(Get(Port(kMain), "/certgate-status", "").body);
+  ASSERT_EQ(before.count(Decisions("deny", "no_cert")), 1u);
+  EXPECT_EQ(Get(Port(kMain), "/front/?tag=count", "").status, 403);
+  const Reply missing = Get(Port(kMain), "/notfound/x", "good");
+  EXPECT_EQ(missing.status, 404) << missing.raw;
+  EXPECT_EQ(missing.body, "hello\n") << "the ErrorDocument, judged and allowed";
+  EXPECT_EQ(Get(Port(kMain), "/", "good").body, "hello\n");
+  std::map<std::string, uint64_t> after = Counters(Get(Port(kMain), "/certgate-status", "").body);
+  EXPECT_EQ(after[Decisions("deny", "no_cert")], before.at(Decisions("deny", "no_cert")) + 1);
+  EXPECT_EQ(after[Decisions("allow", "none")], before.at(Decisions("allow", "none")) + 2);
+}
+
+// Issue 9 §5: a refusal body is never cut (the module used a 2 KiB buffer and
+// could not tell a cut body): a long subject named by the detail.
+TEST_P(ApacheBehaviour, LongRefusalBodiesAreComplete) {
+  ASSERT_EQ(h::IssueLongSubjectClient(SharedPki().path), "");
+  const Reply json = Get(Port(kMain), "/longjson/", "long_subject");
+  EXPECT_EQ(json.status, 403) << json.raw.substr(0, 2000);
+  EXPECT_EQ(json.content_type.rfind("application/json", 0), 0u) << json.content_type;
+  const h::RunResult parsed = h::Run(
+      {"python3", "-c",
+       "import json,sys; d=json.load(sys.stdin); assert d['reason']=='identity_mismatch', d"},
+      {}, json.body);
+  EXPECT_EQ(parsed.exit_code, 0) << parsed.err << "\n" << json.body;
+  const Reply html = Get(Port(kMain), "/longhtml/", "long_subject");
+  EXPECT_EQ(html.status, 403);
+  EXPECT_GT(html.body.size(), 8192u);
+  EXPECT_NE(html.body.find("OU=lastmarker"), std::string::npos) << html.body.size();
+  EXPECT_EQ(html.body.size() > 15 ? html.body.substr(html.body.size() - 15) : "",
+            "</body></html>\n");
 }
 
 TEST_P(ApacheBehaviour, StatusPageAnswersGetAndHeadOnly) {

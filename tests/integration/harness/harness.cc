@@ -769,6 +769,33 @@ pki::Issued LoadDemoIssuingCa(const std::string &pki_dir) {
   return ca;
 }
 
+std::string IssueDemoClient(const std::string &pki_dir, const std::string &name,
+                            const std::string &dn) {
+  const pki::Issued ca = LoadDemoIssuingCa(pki_dir);
+  if (!ca.cert || !ca.key) return "cannot load the demo Issuing CA from " + pki_dir;
+  pki::PkiBuilder builder(static_cast<int64_t>(std::time(nullptr)));
+  const pki::Issued leaf = builder.Issue(ca, pki::PkiBuilder::LeafSpec(dn));
+  if (!leaf.cert) return "cannot issue a certificate for " + dn;
+  const std::string base = pki_dir + "/clients/" + name;
+  if (!WriteFile(base + ".crt", leaf.Pem()) || !WriteFile(base + ".key", leaf.KeyPem()) ||
+      !WriteFile(base + ".chain.pem", leaf.Pem() + pki::ToPem(ca.cert.get()))) {
+    return "cannot write " + base + ".*";
+  }
+  MakeWorldReadable(pki_dir + "/clients");
+  return "";
+}
+
+std::string LongSubjectDn() {
+  std::string dn = "CN=long subject";
+  for (int i = 0; i < 100; ++i) dn += ",OU=" + std::string(60, '"');
+  return dn + ",OU=lastmarker";
+}
+
+std::string IssueLongSubjectClient(const std::string &pki_dir) {
+  if (FileSize(pki_dir + "/clients/long_subject.chain.pem") > 0) return "";
+  return IssueDemoClient(pki_dir, "long_subject", LongSubjectDn());
+}
+
 std::string DemoSerial(const std::string &pki, const std::string &name) {
   std::istringstream in(ReadFile(pki + "/clients/fingerprints.txt"));
   std::string line;

@@ -321,6 +321,20 @@ std::string DemoSerial(const std::string &pki, const std::string &name);
 // empty on failure.
 pki::Issued LoadDemoIssuingCa(const std::string &pki_dir);
 
+// Issues pki/clients/NAME.crt, .key and .chain.pem (the leaf, then the Issuing
+// CA) from the demo PKI's Issuing CA: subject `dn` (RFC 2253, most specific
+// first, "\\," for a comma in a value), clientAuth, digitalSignature, valid
+// from a day ago for a year. World readable. Returns "" or what went wrong.
+std::string IssueDemoClient(const std::string &pki_dir, const std::string &name,
+                            const std::string &dn);
+
+// The subject of the demo client "long_subject" (IssueLongSubjectClient): "CN=long
+// subject", 100 OUs of 60 double quotes (each escaped in every rendering, so
+// bodies and log lines grow), then "OU=lastmarker".
+std::string LongSubjectDn();
+// Issues clients/long_subject.* with LongSubjectDn() unless it is there.
+std::string IssueLongSubjectClient(const std::string &pki_dir);
+
 // Signs a fresh CRL of the demo PKI's Example Issuing CA with `openssl ca
 // -gencrl` (working files under `workdir`): the entries are those of
 // pki/ocsp/index.txt (so `revoked` is in it) plus the demo clients named in

@@ -8,8 +8,10 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +29,9 @@ constexpr int kSniPort = 18403;             // a.test / b.test with different tr
 constexpr int kHandshakePort = 18404;       // certgate_reject_at handshake
 constexpr int kBackendPort = 18405;         // plain HTTP echo behind proxy_pass
 constexpr int kVerifyOptionalPort = 18406;  // ssl_verify_client optional + CA list
+constexpr int kServerVariablePort = 18407;  // server-level `return` with $certgate_verdict
+constexpr int kServerSetPort = 18408;       // server-level `set $x $certgate_subject` + return
+constexpr int kAppBackendPort = 18409;      // the application behind proxy_pass (plain nginx)
 
 struct Response {
   int curl_exit = -1;
@@ -60,6 +65,16 @@ class NginxInstance {
     weak_conf_ = h::WriteWeakClientOpensslConf(d);
     h::WriteFile(d + "/html/static/index.html", "static index\n");
     h::WriteFile(d + "/html/denied.html", "custom denied page\n");
+    // An SSI page in a location without certgate, including the application.
+    h::MakeDirs(d + "/html/ssi");
+    h::WriteFile(d + "/html/ssi/page.html",
+                 "before <!--# include virtual=\"/app/app.txt?tag=ssi-include\" --> after\n");
+    // An SSI page under certgate require, including a location under it too.
+    h::MakeDirs(d + "/html/ssi-req");
+    h::WriteFile(d + "/html/ssi-req/page.html",
+                 "before <!--# include virtual=\"/req?tag=ssi-count\" --> after\n");
+    h::MakeDirs(d + "/backend-www");
+    h::WriteFile(d + "/backend-www/app.txt", "application answer\n");
     h::MakeWorldReadable(d);
     // The pin of certgate_pin: the `good` client's certificate fingerprint.
     std::smatch m;
@@ -71,12 +86,14 @@ class NginxInstance {
     if (!h::WriteFile(conf(), Config(403))) return "cannot write nginx.conf";
     h::RunResult test = h::Run({nginx_, "-t", "-p", d, "-c", conf()});
     if (test.exit_code != 0) return "nginx -t failed:\n" + test.err;
+    error = backend_.Start(d + "/backend", d + "/backend-www", kAppBackendPort);
+    if (!error.empty()) return "cannot start the application backend: " + error;
     if (!process_.Start({nginx_, "-p", d, "-c", conf()}, d + "/logs/stdout.log",
                         d + "/logs/stderr.log")) {
       return "cannot start nginx: " + process_.error();
     }
     for (int port : {kMainPort, kServerReturnPort, kSniPort, kHandshakePort, kBackendPort,
-                     kVerifyOptionalPort}) {
+                     kVerifyOptionalPort, kServerVariablePort, kServerSetPort}) {
       if (!h::WaitForPort(port, 10000)) {
         return "nginx does not listen on " + std::to_string(port) + ":\n" +
                h::ReadFile(d + "/logs/stderr.log") + h::ReadFile(error_log());
@@ -87,6 +104,7 @@ class NginxInstance {
 
   void Stop() {
     if (process_.pid() > 0) process_.Stop(SIGQUIT, 10000);
+    backend_.Stop();
   }
 
   // The configuration; `reload_status` is certgate_reject_status of /reload.
@@ -144,6 +162,46 @@ class NginxInstance {
            "    location = /reload { certgate_reject_status " +
            std::to_string(reload_status) +
            "; return 200 \"ok\\n\"; }\n"
+           // Issue 9 §3: the application behind a reverse proxy, and every way
+           // a request can reach it or a variable can be read.
+           "    location = /var { return 200 \"verdict=$certgate_verdict\\n\"; }\n"
+           "    location /app/ { proxy_pass http://127.0.0.1:" +
+           std::to_string(kAppBackendPort) +
+           "/; }\n"
+           "    location = /front { certgate_reject_body off; error_page 403 =200 /app/app.txt;"
+           " return 200 \"front\\n\"; }\n"
+           "    location = /named { certgate_reject_body off; error_page 403 = @app;"
+           " return 200 \"named\\n\"; }\n"
+           "    location @app { proxy_pass http://127.0.0.1:" +
+           std::to_string(kAppBackendPort) +
+           "; }\n"
+           "    location = /rewrite { rewrite ^ /app/app.txt last; }\n"
+           "    location /ssi/ { certgate off; ssi on; ssi_types text/plain; }\n"
+           "    location /ssi-req/ { ssi on; ssi_types text/plain; }\n"
+           // Issue 9 §5: bodies longer than any fixed buffer.
+           "    location = /longjson { certgate_subject OU=People; certgate_reject_body json;"
+           " certgate_reject_detail on; return 200 \"ok\\n\"; }\n"
+           "    location = /longhtml { certgate_subject OU=People; certgate_reject_body html;"
+           " certgate_reject_detail on; return 200 \"ok\\n\"; }\n"
+           "  }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kServerVariablePort) + " ssl;\n" + tls +
+           "    certgate require;\n"
+           "    return 200 \"verdict=$certgate_verdict\\n\";\n"
+           "  }\n"
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kServerSetPort) + " ssl;\n" + tls +
+           "    certgate require;\n"
+           "    set $x $certgate_subject;\n"
+           // nginx's page for the refusal, so the error_page below applies.
+           "    certgate_reject_body off;\n"
+           "    rewrite ^/moved$ /elsewhere redirect;\n"
+           "    error_page 403 =200 /app/app.txt;\n"
+           "    if ($uri = /app/app.txt) { return 200 \"server-level answer to the error "
+           "page\\n\"; }\n"
+           "    return 200 \"subject=$x\\n\";\n"
            "  }\n"
            "  server {\n"
            "    listen 127.0.0.1:" +
@@ -289,9 +347,11 @@ class NginxInstance {
   std::string access_log() const { return dir_->path() + "/logs/access.log"; }
   const std::string &nginx() const { return nginx_; }
   h::Process &process() { return process_; }
+  h::CrlServer &backend() { return backend_; }
 
  private:
   std::string nginx_;
+  h::CrlServer backend_;  // the application behind proxy_pass, with its access log
   std::unique_ptr<h::TempDir> dir_;
   std::string weak_conf_;
   std::string good_pin_;
@@ -515,12 +575,139 @@ TEST_F(NginxBehaviour, ServerLevelReturnCannotBypass) {
   Response none = nginx().Curl(kServerReturnPort, "/x", "");
   ASSERT_EQ(none.curl_exit, 0) << none.err;
   EXPECT_EQ(none.status, 403);
-  EXPECT_EQ(none.body.find("server-level return"), std::string::npos) << none.body;
+  EXPECT_EQ(none.body, "403.7 client certificate refused: no_cert\n") << "certgate's own body";
   EXPECT_NE(LogLine(nginx().error_log(), {"reason=no_cert", "host: \"127.0.0.1:18402\""}), "")
       << "the backstop logs its refusal too";
   Response good = nginx().Curl(kServerReturnPort, "/x", "good");
   EXPECT_EQ(good.status, 200);
   EXPECT_EQ(good.body, "server-level return\n");
+}
+
+// Issue 9 §3: no response for a refused client but the refusal, whatever the
+// path: a server-level `return` reading a certgate variable (the variable
+// handler used to create the module context, which the header-filter backstop
+// took for "the phase handler ran"), `set` + `return`, a server-level
+// redirect, an error_page answered by a server-level `return`, a location
+// `return`, and the application behind proxy_pass reached through an
+// error_page (URI or named location), a rewrite ... last or an SSI include.
+TEST_F(NginxBehaviour, NoFormOfServerLevelReturnAnswersARefusedClient) {
+  struct Form {
+    int port;
+    const char *path;
+    const char *forbidden;  // what the answer must not contain
+    bool certgate_body;     // certgate's body (else nginx's page: reject_body off)
+  };
+  const Form forms[] = {
+      {kServerVariablePort, "/", "verdict=", true},
+      {kServerSetPort, "/", "subject=", false},
+      {kServerSetPort, "/moved", "elsewhere", false},
+      {kMainPort, "/var", "verdict=", true},
+  };
+  for (const Form &form : forms) {
+    for (const char *client : {"", "expired"}) {
+      SCOPED_TRACE(std::to_string(form.port) + form.path + " as " +
+                   (*client ? client : std::string("no certificate")));
+      Response r = nginx().Curl(form.port, form.path, client);
+      ASSERT_EQ(r.curl_exit, 0) << r.err;
+      EXPECT_EQ(r.status, 403) << r.body;
+      EXPECT_EQ(r.body.find(form.forbidden), std::string::npos) << r.body;
+      EXPECT_EQ(r.body.find("server-level answer"), std::string::npos) << r.body;
+      if (form.certgate_body) {
+        EXPECT_EQ(r.body, *client ? "403.17 client certificate refused: expired\n"
+                                  : "403.7 client certificate refused: no_cert\n");
+      }
+    }
+  }
+  // HEAD, and two requests on one keep-alive connection: the backstop's
+  // answer replaces the whole response, and the connection goes on.
+  Response head = nginx().Curl(kServerVariablePort, "/", "", {"-I"});
+  EXPECT_NE(head.body.find(" 403"), std::string::npos) << head.body;
+  EXPECT_EQ(head.body.find("verdict="), std::string::npos) << head.body;
+  Response two = nginx().Curl(kServerVariablePort, "/a", "",
+                              {"https://127.0.0.1:" + std::to_string(kServerVariablePort) + "/b"});
+  EXPECT_EQ(two.status, 403);
+  const std::string refused = "403.7 client certificate refused: no_cert\n";
+  const size_t first = two.body.find(refused);
+  EXPECT_NE(first, std::string::npos) << two.body;
+  EXPECT_NE(two.body.find(refused, first + 1), std::string::npos) << two.body;
+  EXPECT_EQ(two.body.find("verdict="), std::string::npos) << two.body;
+  const std::string refusal =
+      LogLine(nginx().error_log(), {"reason=expired", "host: \"127.0.0.1:18407\""});
+  EXPECT_NE(refusal, "") << "the refusal is logged";
+  // The variables still work for an allowed client.
+  Response good = nginx().Curl(kServerVariablePort, "/", "good");
+  EXPECT_EQ(good.status, 200);
+  EXPECT_EQ(good.body, "verdict=allow\n");
+  good = nginx().Curl(kServerSetPort, "/", "good");
+  EXPECT_EQ(good.status, 200);
+  EXPECT_EQ(good.body, "subject=CN=alice,OU=People,O=Example\n");
+  EXPECT_EQ(nginx().Curl(kServerSetPort, "/moved", "good").status, 302);
+  EXPECT_EQ(nginx().Curl(kMainPort, "/var", "good").body, "verdict=allow\n");
+}
+
+TEST_F(NginxBehaviour, ARefusedClientNeverReachesTheProxiedApplication) {
+  // Each refused request carries its own tag, which the backend would log.
+  struct Form {
+    const char *path;  // "?tag=..." is appended
+    int status;        // the refusal's status
+  };
+  const Form forms[] = {
+      {"/app/app.txt", 403},  // the proxied location itself
+      // error_page 403 =200 /app/app.txt: the application's location refuses
+      // again, and `=200` is the operator's status for that refusal.
+      {"/front", 200},
+      {"/named", 403},    // error_page 403 = @app
+      {"/rewrite", 403},  // rewrite ^ /app/app.txt last
+  };
+  std::vector<std::string> tags;
+  for (const Form &form : forms) {
+    for (const char *client : {"", "expired"}) {
+      const std::string tag =
+          std::string("refused-") + (form.path + 1) + "-" + (*client ? client : "none");
+      SCOPED_TRACE(tag);
+      Response r = nginx().Curl(kMainPort, std::string(form.path) + "?tag=" + tag, client);
+      ASSERT_EQ(r.curl_exit, 0) << r.err;
+      EXPECT_EQ(r.status, form.status) << r.body;
+      EXPECT_EQ(r.body.find("application answer"), std::string::npos) << r.body;
+      EXPECT_NE(r.body.find(" client certificate refused: "), std::string::npos) << r.body;
+      tags.push_back(tag);
+    }
+  }
+  // One refusal line per request, also when an error page is refused again.
+  for (const std::string &tag : tags) {
+    EXPECT_NE(LogLine(nginx().error_log(), {"tag=" + tag + " HTTP/"}), "") << tag;
+    EXPECT_EQ(h::GrepLines(h::ReadFile(nginx().error_log()),
+                           {"tag=" + tag + " HTTP/", "certgate: verdict=deny"})
+                  .size(),
+              1u)
+        << tag;
+  }
+  // An SSI page without certgate includes the application: the include is
+  // refused (a subrequest is judged like any request), the page is not.
+  for (const char *client : {"", "expired"}) {
+    Response r = nginx().Curl(kMainPort, "/ssi/page.html", client);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find("before"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("application answer"), std::string::npos) << r.body;
+  }
+  tags.push_back("ssi-include");
+  // The server-level error_page of 18408 answered by a server-level return.
+  Response r = nginx().Curl(kServerSetPort, "/?tag=server-error-page", "");
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(r.body.find("server-level answer"), std::string::npos) << r.body;
+
+  // An allowed client reaches it, and the backend logs that: the log is read.
+  Response good = nginx().Curl(kMainPort, "/app/app.txt?tag=allowed-good", "good");
+  EXPECT_EQ(good.status, 200);
+  EXPECT_EQ(good.body, "application answer\n");
+  EXPECT_NE(h::WaitForLine(nginx().backend().access_log(), {"tag=allowed-good"}), "")
+      << h::ReadFile(nginx().backend().access_log());
+  const std::string backend_log = h::ReadFile(nginx().backend().access_log());
+  for (const std::string &tag : tags) {
+    EXPECT_TRUE(h::GrepLines(backend_log, {tag}).empty())
+        << "a refused request reached the application: " << tag << "\n"
+        << backend_log;
+  }
 }
 
 TEST_F(NginxBehaviour, SatisfyAnyAndInternalRedirectCannotBypass) {
@@ -675,6 +862,61 @@ TEST_F(NginxBehaviour, StatusPage) {
   EXPECT_GE(std::stoi(match[1]), 1);
   EXPECT_NE(m.body.find("certgate_decisions_total{verdict=\"allow\",reason=\"none\"}"),
             std::string::npos);
+}
+
+// The counters page: "name{labels}" -> value.
+std::map<std::string, uint64_t> CountersPage() {
+  std::map<std::string, uint64_t> out;
+  const Response page = g_nginx->Curl(kMainPort, "/metrics", "");
+  std::istringstream lines(page.body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t space = line.rfind(' ');
+    if (line.rfind("# ", 0) == 0 || space == std::string::npos) continue;
+    out[line.substr(0, space)] = std::stoull(line.substr(space + 1));
+  }
+  return out;
+}
+
+// Issue 9 §5: one decision per client request (the core's rule, as in httpd):
+// the judgements after an error_page redirect or named location, after the
+// index module's internal redirect, and of an SSI include are not counted.
+TEST_F(NginxBehaviour, StatusPageCountsARequestOnce) {
+  const std::string deny_no_cert = "certgate_decisions_total{verdict=\"deny\",reason=\"no_cert\"}";
+  const std::string allow = "certgate_decisions_total{verdict=\"allow\",reason=\"none\"}";
+  const std::map<std::string, uint64_t> before = CountersPage();
+  ASSERT_EQ(before.count(deny_no_cert), 1u);
+  // Refused, then refused again by the error page's location.
+  EXPECT_EQ(nginx().Curl(kMainPort, "/named?tag=count", "").status, 403);
+  EXPECT_EQ(nginx().Curl(kMainPort, "/front?tag=count", "").status, 200);
+  // Allowed, then judged again after the index module's internal redirect.
+  EXPECT_EQ(nginx().Curl(kMainPort, "/static/", "good").body, "static index\n");
+  // Allowed, with an SSI include judged as a subrequest.
+  EXPECT_EQ(nginx().Curl(kMainPort, "/ssi-req/page.html", "good").body, "before ok\n after\n");
+  std::map<std::string, uint64_t> after = CountersPage();
+  EXPECT_EQ(after[deny_no_cert], before.at(deny_no_cert) + 2);
+  EXPECT_EQ(after[allow], before.at(allow) + 2);
+}
+
+// Issue 9 §5: a refusal body is never cut (the module used a 4 KiB buffer and
+// could not tell a cut body): a long subject named by the detail.
+TEST_F(NginxBehaviour, LongRefusalBodiesAreComplete) {
+  ASSERT_EQ(h::IssueLongSubjectClient(nginx().pki()), "");
+  Response json = nginx().Curl(kMainPort, "/longjson", "long_subject");
+  ASSERT_EQ(json.curl_exit, 0) << json.err;
+  EXPECT_EQ(json.status, 403);
+  EXPECT_EQ(json.content_type.rfind("application/json", 0), 0u) << json.content_type;
+  const h::RunResult parsed = h::Run(
+      {"python3", "-c",
+       "import json,sys; d=json.load(sys.stdin); assert d['reason']=='identity_mismatch', d"},
+      {}, json.body);
+  EXPECT_EQ(parsed.exit_code, 0) << parsed.err << "\n" << json.body;
+  Response html = nginx().Curl(kMainPort, "/longhtml", "long_subject");
+  EXPECT_EQ(html.status, 403);
+  EXPECT_GT(html.body.size(), 8192u);
+  EXPECT_NE(html.body.find("OU=lastmarker"), std::string::npos) << html.body.size();
+  EXPECT_EQ(html.body.size() > 15 ? html.body.substr(html.body.size() - 15) : "",
+            "</body></html>\n");
 }
 
 TEST_F(NginxBehaviour, ReloadKeepsWorking) {
