@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <pki_builder.h>
 
+#include <algorithm>
 #include <functional>
 
 namespace certgate {
@@ -353,6 +354,46 @@ TEST_F(EvaluatorTest, PinsAndDenies) {
   const Decision denied = Judge(leaf, {*issuing_});
   EXPECT_REASON(denied, CG_REASON_PIN_MISMATCH);
   EXPECT_THAT(denied.detail(), HasSubstr("certgate_deny"));
+}
+
+bool HasFinding(const Decision &decision, Reason reason) {
+  return std::any_of(decision.findings().begin(), decision.findings().end(),
+                     [reason](const Finding &f) { return f.reason == reason; });
+}
+
+// Identity rules run only on a chain a trusted CA vouches for: an untrusted or
+// broken chain is refused for its chain reason, and its subject never reaches
+// an operator's pattern (issue 9 §2).
+TEST_F(EvaluatorTest, IdentityIsJudgedOnlyOnVerifiedChains) {
+  Set("subject", {"~^CN=[^,]+,OU=Staff"});
+  Set("san", {"dns:nowhere.example"});
+  Set("pin", {"sha256:" + std::string(64, '0')});
+  const Issued rogue = pki_->SelfSigned(PkiBuilder::CaSpec("CN=Rogue Root"));
+  const Decision untrusted = Judge(pki_->Issue(rogue, Alice()), {rogue});
+  EXPECT_REASON(untrusted, CG_REASON_UNTRUSTED_ISSUER);
+  EXPECT_EQ(untrusted.findings().size(), 1u) << untrusted.findings().back().detail;
+  const Decision self_signed = Judge(pki_->SelfSigned(Alice()), {});
+  EXPECT_REASON(self_signed, CG_REASON_UNTRUSTED_ISSUER);
+  EXPECT_EQ(self_signed.findings().size(), 1u) << self_signed.findings().back().detail;
+  const Decision incomplete = Judge(pki_->Issue(*issuing_, Alice()), {});
+  EXPECT_REASON(incomplete, CG_REASON_CHAIN_INCOMPLETE);
+  EXPECT_FALSE(HasFinding(incomplete, CG_REASON_IDENTITY_MISMATCH));
+  const Decision forged = JudgeIssued(With([](CertSpec &s) { s.corrupt_signature = true; }));
+  EXPECT_REASON(forged, CG_REASON_BAD_SIGNATURE);
+  EXPECT_FALSE(HasFinding(forged, CG_REASON_IDENTITY_MISMATCH));
+  EXPECT_FALSE(HasFinding(forged, CG_REASON_PIN_MISMATCH));
+  const Decision malformed = JudgeIssued(With([](CertSpec &s) { s.invalid_extension = true; }));
+  EXPECT_REASON(malformed, CG_REASON_MALFORMED);
+  EXPECT_FALSE(HasFinding(malformed, CG_REASON_IDENTITY_MISMATCH));
+
+  // A genuine chain is judged by every identity rule, also when it is expired.
+  const Decision verified = JudgeIssued(Alice());
+  EXPECT_REASON(verified, CG_REASON_PIN_MISMATCH);
+  EXPECT_TRUE(HasFinding(verified, CG_REASON_IDENTITY_MISMATCH));
+  const Decision expired = JudgeIssued(With([](CertSpec &s) { s.not_after = kNow - kDay; }));
+  EXPECT_REASON(expired, CG_REASON_EXPIRED);
+  EXPECT_TRUE(HasFinding(expired, CG_REASON_IDENTITY_MISMATCH));
+  EXPECT_TRUE(HasFinding(expired, CG_REASON_PIN_MISMATCH));
 }
 
 TEST_F(EvaluatorTest, InternalErrorNeverAllows) {
