@@ -2,6 +2,7 @@
 #include <certgate/evaluator.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <cctype>
@@ -283,7 +284,7 @@ class ChainJudge {
     if (!policy_.subject) return;
     for (const SubjectRule &rule : *policy_.subject) {
       if (rule.is_regex) {
-        if (!std::regex_search(Leaf().subject, *rule.regex)) {
+        if (!RE2::PartialMatch(Leaf().subject, *rule.regex)) {
           Add(CG_REASON_IDENTITY_MISMATCH, 0,
               "the subject " + Quoted(Leaf().subject) + " does not match ~" + rule.pattern);
           return;

@@ -65,6 +65,27 @@ printf '# api policy\ncertgate Require;\ncertgate_subject "OU=People";\n' >polic
 expect ou_missing 2 identity_mismatch --policy policy.conf
 expect good 0 allow --policy policy.conf
 
+# A 60,000-character CN under a subject regex (issue 9 §2; exit 139 before):
+# the untrusted chain is refused for its chain, the trusted one is judged.
+expect long_cn_untrusted 2 untrusted_issuer --set 'subject=~^CN=[^,]+,OU=People'
+expect long_cn 0 allow --set 'subject=~^CN=[^,]+,OU=People'
+expect long_cn 2 identity_mismatch --set 'subject=~^CN=[^,]+,OU=Staff'
+# Patterns RE2 cannot take fail before any certificate is read, naming file:line.
+out=$("$certgate" check --ca ca/trust.pem --set 'subject=~a{77777777777777777777}' \
+        clients/good.pem 2>&1)
+if [ $? = 1 ] && grep -q 'certgate_subject: "~a{77777777777777777777}" is not a valid regular expression: invalid repetition size' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: oversized repeat: $out"
+fi
+printf 'certgate require;\ncertgate_subject "~(a";\n' >bad-regex.conf
+out=$("$certgate" check --ca ca/trust.pem --policy bad-regex.conf clients/good.pem 2>&1)
+if [ $? = 1 ] && grep -q 'bad-regex.conf:2: certgate_subject: "~(a" is not a valid regular expression: missing ): (a' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: bad regex in a policy file: $out"
+fi
+
 # The chain_incomplete line names the missing issuer and where to get it.
 out=$("$certgate" check --ca ca/trust.pem clients/chain_incomplete.chain.pem)
 if grep -q "issuer 'CN=Example Hidden CA,O=Example'.*http://127.0.0.1:18080/hidden.crt" <<<"$out"; then

@@ -330,6 +330,27 @@ TEST_F(EvaluatorTest, SubjectRegex) {
   EXPECT_REASON(JudgeIssued(Alice()), CG_REASON_IDENTITY_MISMATCH);
 }
 
+// A 60,000-character CN (a 60 KB certificate, issue 9 §2): std::regex recursed
+// once per character and overflowed the stack; RE2 runs in linear time.
+TEST_F(EvaluatorTest, SubjectRegexOnAHugeSubject) {
+  const std::string subject = "CN=" + std::string(60000, 'a') + ",OU=People,O=Example";
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec(subject));
+  ASSERT_TRUE(leaf) << pki_->last_error();
+  Set("subject", {"~^CN=[^,]+,OU=People"});
+  EXPECT_REASON(Judge(leaf, {*issuing_}), CG_REASON_NONE);
+  Set("subject", {"~^CN=[^,]+,OU=Staff"});
+  const Decision mismatch = Judge(leaf, {*issuing_});
+  EXPECT_REASON(mismatch, CG_REASON_IDENTITY_MISMATCH);
+  EXPECT_THAT(mismatch.detail(), HasSubstr("does not match ~^CN=[^,]+,OU=Staff"));
+  Set("subject", {"~(a|aa)+$", "~^(a*)*b"});  // catastrophic for a backtracking engine
+  EXPECT_REASON(Judge(leaf, {*issuing_}), CG_REASON_IDENTITY_MISMATCH);
+
+  const Issued rogue = pki_->SelfSigned(PkiBuilder::CaSpec("CN=Rogue Root"));
+  Set("subject", {"~^CN=[^,]+,OU=People"});
+  EXPECT_REASON(Judge(pki_->Issue(rogue, PkiBuilder::LeafSpec(subject)), {rogue}),
+                CG_REASON_UNTRUSTED_ISSUER);
+}
+
 TEST_F(EvaluatorTest, SanPatterns) {
   Set("san", {"uri:spiffe://prod/*"});
   EXPECT_REASON(JudgeIssued(Alice()), CG_REASON_NONE);

@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <re2/re2.h>
 #include <stdlib.h>
 
 #include <cstring>
@@ -417,8 +418,8 @@ TEST(PolicySetTest, SubjectRegexIsCompiled) {
   EXPECT_TRUE(rule.is_regex);
   EXPECT_EQ(rule.pattern, "^CN=[a-z]+,OU=People$");
   ASSERT_NE(rule.regex, nullptr);
-  EXPECT_TRUE(std::regex_search("CN=alice,OU=People", *rule.regex));
-  EXPECT_FALSE(std::regex_search("CN=Alice,OU=People", *rule.regex));
+  EXPECT_TRUE(RE2::PartialMatch("CN=alice,OU=People", *rule.regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=Alice,OU=People", *rule.regex));
 }
 
 TEST(PolicySetTest, SubjectBadRegexIsReportedNotThrown) {
@@ -427,6 +428,62 @@ TEST(PolicySetTest, SubjectBadRegexIsReportedNotThrown) {
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.message(),
               StartsWith("certgate_subject: \"~[\" is not a valid regular expression: "));
+}
+
+// The semantics std::regex_search (ECMAScript) had, kept with RE2: a search
+// anywhere in the subject unless anchored, case-sensitive, ^ and $ at the
+// ends of the whole subject.
+TEST(PolicySetTest, SubjectRegexSearchesCaseSensitively) {
+  Policy policy;
+  ASSERT_TRUE(policy.Set("subject", {"~OU=People", "~^CN=a\\d+,", "~O=Example$"}).ok());
+  const std::vector<SubjectRule> &rules = *policy.subject;
+  EXPECT_TRUE(RE2::PartialMatch("CN=a1,OU=People,O=Example", *rules[0].regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=a1,OU=people,O=Example", *rules[0].regex));
+  EXPECT_TRUE(RE2::PartialMatch("CN=a12,OU=People", *rules[1].regex));
+  EXPECT_FALSE(RE2::PartialMatch("OU=x,CN=a12,OU=People", *rules[1].regex));
+  EXPECT_TRUE(RE2::PartialMatch("CN=a,O=Example", *rules[2].regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=a,O=Examples", *rules[2].regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=a,O=Example\nx", *rules[2].regex)) << "no multiline $";
+}
+
+// Patterns std::regex could not survive (issue 9 §2) fail when set, with the
+// value named and the message short enough for a log line.
+TEST(PolicySetTest, SubjectHostileRegexFailsWhenSet) {
+  struct Case {
+    std::string pattern;
+    std::string error;
+  };
+  const std::string nested = std::string(20000, '(') + "a" + std::string(20000, ')');
+  std::string huge;  // compiles to more than kSubjectRegexMaxMem
+  for (int i = 0; i < 200; ++i) huge += "[a-z]{1000}";
+  const Case cases[] = {
+      {"~a{77777777777777777777}", "invalid repetition size: {77777777777777777777}"},
+      {"~a{1001}", "invalid repetition size: {1001}"},
+      {"~a{2,99999999999}", "invalid repetition size: {2,99999999999}"},
+      {"~" + huge, "pattern too large"},
+      {"~(a)\\1", "invalid escape sequence"},    // ECMAScript backreferences are not RE2
+      {"~(?=a)", "invalid perl operator: (?="},  // nor lookahead
+      {"~(a", "missing ): (a"},
+      {"~\xff", "invalid UTF-8"},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.pattern.substr(0, 40));
+    Policy policy;
+    const Status status = policy.Set("subject", {c.pattern});
+    ASSERT_FALSE(status.ok());
+    EXPECT_THAT(status.message(), StartsWith("certgate_subject: \"" + c.pattern.substr(0, 20)));
+    EXPECT_THAT(status.message(), ::testing::HasSubstr("is not a valid regular expression: "));
+    EXPECT_THAT(status.message(), ::testing::HasSubstr(c.error));
+    EXPECT_LT(status.message().size(), 600u) << status.message();
+    EXPECT_FALSE(policy.subject.has_value());
+  }
+  // Deep nesting overflowed std::regex's compiler; RE2 parses it without recursion.
+  Policy policy;
+  ASSERT_TRUE(policy.Set("subject", {"~" + nested}).ok());
+  EXPECT_TRUE(RE2::PartialMatch("CN=a", *(*policy.subject)[0].regex));
+  // Braces that are no repeat stay literal text, as before.
+  ASSERT_TRUE(policy.Set("subject", {"~CN=\\{123456},[{]1234567}"}).ok());
+  EXPECT_TRUE(RE2::PartialMatch("CN={123456},{1234567}", *(*policy.subject)[0].regex));
 }
 
 TEST(PolicySetTest, SanRulesKeepTypeAndPattern) {
@@ -812,8 +869,8 @@ TEST(PolicyFileTest, QuotedTokensKeepSpacesAndRegexEscapes) {
   ASSERT_TRUE(status.ok()) << status.message();
   ASSERT_EQ(policy.subject->size(), 3u);
   EXPECT_EQ((*policy.subject)[0].pattern, "^CN=Alice Smith,O=Ex\\.ample$");
-  EXPECT_TRUE(std::regex_search("CN=Alice Smith,O=Ex.ample", *(*policy.subject)[0].regex));
-  EXPECT_FALSE(std::regex_search("CN=Alice Smith,O=Exxample", *(*policy.subject)[0].regex));
+  EXPECT_TRUE(RE2::PartialMatch("CN=Alice Smith,O=Ex.ample", *(*policy.subject)[0].regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=Alice Smith,O=Exxample", *(*policy.subject)[0].regex));
   EXPECT_EQ((*policy.subject)[1].value, "Two Words");
   EXPECT_EQ((*policy.subject)[2].value, "say \"hi\"");
 }
