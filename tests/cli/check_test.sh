@@ -59,6 +59,19 @@ expect ou_missing 2 identity_mismatch --set subject=OU=People
 expect good 0 allow --set subject=OU=People
 expect other_issuer 2 issuer_not_allowed --set trusted_issuers=ca/intermediate.pem
 expect good 2 pin_mismatch --set "pin=sha256:$(printf '0%.0s' {1..64})"
+# spki: pins are SHA-256 of the DER SubjectPublicKeyInfo (RFC 7469, curl
+# --pinnedpubkey), computed here exactly as operators do.
+spki=$(openssl x509 -in clients/good.crt -pubkey -noout | openssl pkey -pubin -outform der |
+         sha256sum | cut -d' ' -f1)
+expect good 0 allow --set "pin=spki:$spki"
+expect rsa_good 2 pin_mismatch --set "pin=spki:$spki"
+out=$("$certgate" check --ca ca/trust.pem --set "pin=sha256:$(printf '0%.0s' {1..64})" \
+        clients/good.chain.pem)
+if grep -qi "spki:$spki) is not in certgate_pin" <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: pin_mismatch detail does not name spki:$spki: $out"
+fi
 # Keys and values in any case, and the same keys from a policy file.
 expect ou_missing 2 identity_mismatch --set CertGateSubject=OU=People
 printf '# api policy\ncertgate Require;\ncertgate_subject "OU=People";\n' >policy.conf

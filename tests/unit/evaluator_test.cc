@@ -3,9 +3,11 @@
 #include <certgate/evaluator.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <pki_builder.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 
 namespace certgate {
@@ -415,6 +417,30 @@ TEST_F(EvaluatorTest, IdentityIsJudgedOnlyOnVerifiedChains) {
   EXPECT_REASON(expired, CG_REASON_EXPIRED);
   EXPECT_TRUE(HasFinding(expired, CG_REASON_IDENTITY_MISMATCH));
   EXPECT_TRUE(HasFinding(expired, CG_REASON_PIN_MISMATCH));
+}
+
+// spki: is SHA-256 over the DER SubjectPublicKeyInfo (RFC 7469), as `openssl
+// pkey -pubin -outform der | sha256sum` computes it, for EC and RSA keys.
+TEST_F(EvaluatorTest, SpkiPinIsSha256OfTheDerSubjectPublicKeyInfo) {
+  for (const KeySpec key : {KeySpec{KeySpec::Type::kEc, 256}, KeySpec{KeySpec::Type::kRsa, 2048}}) {
+    const Issued leaf = pki_->Issue(*issuing_, With([&](CertSpec &s) { s.key = key; }));
+    unsigned char *der = nullptr;
+    const int der_len = i2d_PUBKEY(X509_get0_pubkey(leaf.cert.get()), &der);
+    ASSERT_GT(der_len, 0);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    ASSERT_TRUE(EVP_Digest(der, static_cast<size_t>(der_len), md, &md_len, EVP_sha256(), nullptr));
+    OPENSSL_free(der);
+    std::string hex;
+    for (unsigned int i = 0; i < md_len; ++i) {
+      char byte[3];
+      std::snprintf(byte, sizeof byte, "%02x", md[i]);
+      hex += byte;
+    }
+    Set("pin", {"spki:" + hex});
+    EXPECT_REASON(Judge(leaf, {*issuing_}), CG_REASON_NONE);
+    EXPECT_STRCASEEQ(SpkiSha256Hex(leaf.cert.get()).c_str(), hex.c_str());
+  }
 }
 
 TEST_F(EvaluatorTest, InternalErrorNeverAllows) {
