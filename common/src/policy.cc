@@ -170,19 +170,40 @@ bool ParseDurationMs(std::string_view text, uint64_t *out_ms) {
   return true;
 }
 
-Status ParseSeconds(const Errors &err, const std::string &arg,
+// The values a time key accepts, in milliseconds, and how its message says so.
+// Every time key is bounded: the adapters turn them into int milliseconds and
+// timers (Apache doubled revocation_wait in an int, which overflowed above
+// ~12 days), and no sane setting comes near the limits.
+struct TimeRange {
+  uint64_t min_ms;
+  uint64_t max_ms;
+  const char *text;  // "between 0s and 1d"
+};
+
+constexpr uint64_t kSecondMs = 1000;
+constexpr uint64_t kDayMs = 86400 * kSecondMs;
+constexpr TimeRange kClockSkewRange{0, kDayMs, "between 0s and 1d"};
+constexpr TimeRange kExpiryWarningRange{0, 365 * kDayMs, "between 0s and 365d"};
+constexpr TimeRange kMaxStaleRange{0, 30 * kDayMs, "between 0s and 30d"};
+constexpr TimeRange kRevocationWaitRange{0, 60 * kSecondMs, "between 0s and 60s"};
+// 0 would be no timeout at all for libcurl.
+constexpr TimeRange kFetchTimeoutRange{100, 300 * kSecondMs, "between 100ms and 5m"};
+
+Status ParseSeconds(const Errors &err, const std::string &arg, const TimeRange &range,
                     std::optional<std::chrono::seconds> *out) {
   uint64_t ms = 0;
   if (!ParseDurationMs(arg, &ms)) return err.IsNot(arg, "a time (like 60s, 5m, 2h, 14d)");
   if (ms % 1000 != 0) return err.IsNot(arg, "a whole number of seconds");
+  if (ms < range.min_ms || ms > range.max_ms) return err.IsNot(arg, range.text);
   *out = std::chrono::seconds(static_cast<int64_t>(ms / 1000));
   return Status::Ok();
 }
 
-Status ParseMillis(const Errors &err, const std::string &arg,
+Status ParseMillis(const Errors &err, const std::string &arg, const TimeRange &range,
                    std::optional<std::chrono::milliseconds> *out) {
   uint64_t ms = 0;
   if (!ParseDurationMs(arg, &ms)) return err.IsNot(arg, "a time (like 500ms, 2s, 1m)");
+  if (ms < range.min_ms || ms > range.max_ms) return err.IsNot(arg, range.text);
   *out = std::chrono::milliseconds(static_cast<int64_t>(ms));
   return Status::Ok();
 }
@@ -511,19 +532,19 @@ Status SetMaxDepth(Policy &p, const Errors &err, const Args &args) {
 }
 
 Status SetClockSkew(Policy &p, const Errors &err, const Args &args) {
-  return ParseSeconds(err, args[0], &p.clock_skew);
+  return ParseSeconds(err, args[0], kClockSkewRange, &p.clock_skew);
 }
 Status SetExpiryWarning(Policy &p, const Errors &err, const Args &args) {
-  return ParseSeconds(err, args[0], &p.expiry_warning);
+  return ParseSeconds(err, args[0], kExpiryWarningRange, &p.expiry_warning);
 }
 Status SetMaxStale(Policy &p, const Errors &err, const Args &args) {
-  return ParseSeconds(err, args[0], &p.max_stale);
+  return ParseSeconds(err, args[0], kMaxStaleRange, &p.max_stale);
 }
 Status SetRevocationWait(Policy &p, const Errors &err, const Args &args) {
-  return ParseMillis(err, args[0], &p.revocation_wait);
+  return ParseMillis(err, args[0], kRevocationWaitRange, &p.revocation_wait);
 }
 Status SetFetchTimeout(Policy &p, const Errors &err, const Args &args) {
-  return ParseMillis(err, args[0], &p.fetch_timeout);
+  return ParseMillis(err, args[0], kFetchTimeoutRange, &p.fetch_timeout);
 }
 
 Status SetRevocation(Policy &p, const Errors &err, const Args &args) {

@@ -113,6 +113,12 @@ if [ $? = 1 ] && grep -q 'certgate_min_key: "rsa=abc" is not a number' <<<"$out"
 else
   failed=$((failed + 1)); echo "FAIL: bad --set value: $out"
 fi
+out=$("$certgate" check --ca ca/trust.pem --set revocation_wait=13d clients/good.crt 2>&1)
+if [ $? = 1 ] && grep -q 'certgate_revocation_wait: "13d" is not between 0s and 60s' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: unbounded revocation_wait: $out"
+fi
 out=$("$certgate" check --ca ca/trust.pem clients/missing.pem 2>&1)
 if [ $? = 1 ] && grep -q 'cannot read "clients/missing.pem"' <<<"$out"; then
   passed=$((passed + 1))
