@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nginx-core nginx-dev
   apache2 apache2-dev libapr1-dev libaprutil1-dev
-  liblmdb-dev libcurl4-openssl-dev
+  liblmdb-dev libcurl4-openssl-dev libre2-dev
   python3
 )
 missing=()

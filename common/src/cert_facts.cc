@@ -93,11 +93,20 @@ std::string Sha256Hex(X509 *cert) {
   return Hex(md, len);
 }
 
-std::string SpkiSha256Hex(X509 *cert) {
+std::vector<uint8_t> SpkiSha256(X509 *cert) {
+  unsigned char *der = nullptr;
+  const int der_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  if (der_len <= 0) return {};
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (!X509_pubkey_digest(cert, EVP_sha256(), md, &len)) return {};
-  return Hex(md, len);
+  const bool ok = EVP_Digest(der, static_cast<size_t>(der_len), md, &len, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  return ok ? std::vector<uint8_t>(md, md + len) : std::vector<uint8_t>();
+}
+
+std::string SpkiSha256Hex(X509 *cert) {
+  const std::vector<uint8_t> md = SpkiSha256(cert);
+  return md.empty() ? std::string() : Hex(md.data(), md.size());
 }
 
 std::string KeyDescription(X509 *cert) {

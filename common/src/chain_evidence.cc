@@ -132,7 +132,7 @@ LeafSummary SummarizeLeaf(X509 *leaf) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (X509_digest(leaf, EVP_sha256(), md, &len)) summary.cert_sha256.assign(md, md + len);
-  if (X509_pubkey_digest(leaf, EVP_sha256(), md, &len)) summary.spki_sha256.assign(md, md + len);
+  summary.spki_sha256 = SpkiSha256(leaf);
   return summary;
 }
 

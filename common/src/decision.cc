@@ -11,12 +11,15 @@ Decision Decision::Allow(std::shared_ptr<X509> leaf) {
   decision.verdict_ = CG_VERDICT_ALLOW;
   decision.reason_ = CG_REASON_NONE;
   decision.leaf_ = std::move(leaf);
+  decision.RenderLeafFields();
+  decision.RenderStateFields();
   return decision;
 }
 
 Decision Decision::Deny(Finding finding, std::shared_ptr<X509> leaf) {
   Decision decision;
   decision.leaf_ = std::move(leaf);
+  decision.RenderLeafFields();
   decision.SetFindings({std::move(finding)});
   return decision;
 }
@@ -43,15 +46,15 @@ void Decision::SetFindings(std::vector<Finding> findings) {
     depth_ = -1;
     detail_.clear();
     hint_.clear();
-    return;
+  } else {
+    const Finding &first = findings_.front();
+    verdict_ = CG_VERDICT_DENY;
+    reason_ = first.reason;
+    depth_ = first.depth;
+    detail_ = first.detail;
+    hint_ = first.hint.empty() ? std::string(Info(first.reason).hint) : first.hint;
   }
-  const Finding &first = findings_.front();
-  verdict_ = CG_VERDICT_DENY;
-  reason_ = first.reason;
-  depth_ = first.depth;
-  detail_ = first.detail;
-  hint_ = first.hint.empty() ? std::string(Info(first.reason).hint) : first.hint;
-  fields_ = {};
+  RenderStateFields();
 }
 
 void Decision::SetExpiryWarning(std::string detail) { SetWarning("expiry", std::move(detail)); }
@@ -59,59 +62,45 @@ void Decision::SetExpiryWarning(std::string detail) { SetWarning("expiry", std::
 void Decision::SetWarning(std::string warning, std::string detail) {
   warning_ = std::move(warning);
   if (verdict_ == CG_VERDICT_ALLOW) detail_ = std::move(detail);
-  fields_ = {};
+  RenderStateFields();
+}
+
+void Decision::SetRevocation(std::string revocation) {
+  revocation_ = std::move(revocation);
+  RenderStateFields();
+}
+
+void Decision::RenderLeafFields() {
+  X509 *leaf = leaf_.get();
+  if (leaf == nullptr) {
+    for (cg_field field : {CG_FIELD_SUBJECT, CG_FIELD_ISSUER, CG_FIELD_SERIAL, CG_FIELD_FINGERPRINT,
+                           CG_FIELD_NOT_BEFORE, CG_FIELD_NOT_AFTER}) {
+      fields_[field].clear();
+    }
+    return;
+  }
+  fields_[CG_FIELD_SUBJECT] = NameToString(X509_get_subject_name(leaf));
+  fields_[CG_FIELD_ISSUER] = NameToString(X509_get_issuer_name(leaf));
+  fields_[CG_FIELD_SERIAL] = SerialHex(leaf);
+  fields_[CG_FIELD_FINGERPRINT] = "sha256:" + Sha256Hex(leaf);
+  fields_[CG_FIELD_NOT_BEFORE] = FormatTime(Asn1TimeToUnix(X509_get0_notBefore(leaf)));
+  fields_[CG_FIELD_NOT_AFTER] = FormatTime(Asn1TimeToUnix(X509_get0_notAfter(leaf)));
+}
+
+void Decision::RenderStateFields() {
+  const bool allowed = verdict_ == CG_VERDICT_ALLOW;
+  fields_[CG_FIELD_VERDICT] = allowed ? "allow" : "deny";
+  fields_[CG_FIELD_REASON] = allowed ? "" : std::string(Info(reason_).code);
+  fields_[CG_FIELD_SUBSTATUS] = allowed ? "" : std::string(Info(reason_).substatus);
+  fields_[CG_FIELD_DETAIL] = SpellDirectives(detail_, CurrentDirectiveStyle());
+  fields_[CG_FIELD_HINT] = SpellDirectives(hint_, CurrentDirectiveStyle());
+  fields_[CG_FIELD_REVOCATION] = leaf_ ? revocation_ : "";
+  fields_[CG_FIELD_DEPTH] = depth_ >= 0 ? std::to_string(depth_) : "";
 }
 
 const std::string &Decision::Field(cg_field field) const {
   static const std::string kEmpty;
-  if (field < 0 || field >= CG_FIELD_COUNT) return kEmpty;
-  std::optional<std::string> &slot = fields_[field];
-  if (slot) return *slot;
-  X509 *leaf = leaf_.get();
-  switch (field) {
-    case CG_FIELD_VERDICT:
-      slot = verdict_ == CG_VERDICT_ALLOW ? "allow" : "deny";
-      break;
-    case CG_FIELD_REASON:
-      slot = std::string(verdict_ == CG_VERDICT_ALLOW ? "" : Info(reason_).code);
-      break;
-    case CG_FIELD_SUBSTATUS:
-      slot = std::string(verdict_ == CG_VERDICT_ALLOW ? "" : Info(reason_).substatus);
-      break;
-    case CG_FIELD_DETAIL:
-      slot = SpellDirectives(detail_, CurrentDirectiveStyle());
-      break;
-    case CG_FIELD_HINT:
-      slot = SpellDirectives(hint_, CurrentDirectiveStyle());
-      break;
-    case CG_FIELD_SUBJECT:
-      slot = leaf ? NameToString(X509_get_subject_name(leaf)) : "";
-      break;
-    case CG_FIELD_ISSUER:
-      slot = leaf ? NameToString(X509_get_issuer_name(leaf)) : "";
-      break;
-    case CG_FIELD_SERIAL:
-      slot = leaf ? SerialHex(leaf) : "";
-      break;
-    case CG_FIELD_FINGERPRINT:
-      slot = leaf ? "sha256:" + Sha256Hex(leaf) : "";
-      break;
-    case CG_FIELD_NOT_BEFORE:
-      slot = leaf ? FormatTime(Asn1TimeToUnix(X509_get0_notBefore(leaf))) : "";
-      break;
-    case CG_FIELD_NOT_AFTER:
-      slot = leaf ? FormatTime(Asn1TimeToUnix(X509_get0_notAfter(leaf))) : "";
-      break;
-    case CG_FIELD_REVOCATION:
-      slot = leaf ? revocation_ : "";
-      break;
-    case CG_FIELD_DEPTH:
-      slot = depth_ >= 0 ? std::to_string(depth_) : "";
-      break;
-    case CG_FIELD_COUNT:
-      break;
-  }
-  return slot ? *slot : kEmpty;
+  return field >= 0 && field < CG_FIELD_COUNT ? fields_[field] : kEmpty;
 }
 
 }  // namespace certgate

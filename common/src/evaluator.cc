@@ -2,6 +2,7 @@
 #include <certgate/evaluator.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <cctype>
@@ -43,9 +44,15 @@ class ChainJudge {
     KeyUsage();
     KeySizes();
     Signatures();
-    Pins();
-    Subject();
-    SubjectAltName();
+    // Identity rules read what the client wrote into its certificate: they run
+    // only once a trusted CA vouches for it, as Go's and BoringSSL's verifiers
+    // do. An unverified chain is refused for its chain reason alone, and none
+    // of its text reaches an operator's pattern.
+    if (Verified()) {
+      Pins();
+      Subject();
+      SubjectAltName();
+    }
     return std::move(findings_);
   }
 
@@ -57,6 +64,15 @@ class ChainJudge {
   size_t size() const { return evidence_.chain.size(); }
   // Certificates the client is answerable for: all but a trust anchor.
   size_t IssuedCount() const { return evidence_.anchored && size() > 1 ? size() - 1 : size(); }
+
+  // The chain reaches a trust anchor and OpenSSL found no defect on the way
+  // (signatures, CA flags, extensions). Validity and depth are certgate's own
+  // judgement of a genuine chain, so they do not count here.
+  bool Verified() const {
+    return evidence_.anchored && evidence_.errors.empty() &&
+           std::none_of(evidence_.summaries.begin(), evidence_.summaries.end(),
+                        [](const CertSummary &cert) { return cert.invalid_encoding; });
+  }
 
   void Add(Reason reason, int depth, std::string detail, std::string hint = {}) {
     findings_.push_back({reason, depth, std::move(detail), std::move(hint)});
@@ -268,7 +284,7 @@ class ChainJudge {
     if (!policy_.subject) return;
     for (const SubjectRule &rule : *policy_.subject) {
       if (rule.is_regex) {
-        if (!std::regex_search(Leaf().subject, *rule.regex)) {
+        if (!RE2::PartialMatch(Leaf().subject, *rule.regex)) {
           Add(CG_REASON_IDENTITY_MISMATCH, 0,
               "the subject " + Quoted(Leaf().subject) + " does not match ~" + rule.pattern);
           return;

@@ -7,6 +7,7 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <re2/re2.h>
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -36,7 +37,16 @@ bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
 
-std::string Quote(std::string_view value) { return "\"" + std::string(value) + "\""; }
+// Long values (a hostile pattern, a pasted certificate) are cut in the
+// middle, so the message still fits a server's log line with its file:line.
+std::string Shorten(std::string_view text) {
+  constexpr size_t kKeep = 60;
+  if (text.size() <= 3 * kKeep) return std::string(text);
+  return std::string(text.substr(0, kKeep)) + "...(" + std::to_string(text.size()) +
+         " characters)..." + std::string(text.substr(text.size() - kKeep));
+}
+
+std::string Quote(std::string_view value) { return "\"" + Shorten(value) + "\""; }
 
 // Builds "certgate_<key>: <text>" errors; `certgate` itself has no suffix.
 class Errors {
@@ -160,19 +170,40 @@ bool ParseDurationMs(std::string_view text, uint64_t *out_ms) {
   return true;
 }
 
-Status ParseSeconds(const Errors &err, const std::string &arg,
+// The values a time key accepts, in milliseconds, and how its message says so.
+// Every time key is bounded: the adapters turn them into int milliseconds and
+// timers (Apache doubled revocation_wait in an int, which overflowed above
+// ~12 days), and no sane setting comes near the limits.
+struct TimeRange {
+  uint64_t min_ms;
+  uint64_t max_ms;
+  const char *text;  // "between 0s and 1d"
+};
+
+constexpr uint64_t kSecondMs = 1000;
+constexpr uint64_t kDayMs = 86400 * kSecondMs;
+constexpr TimeRange kClockSkewRange{0, kDayMs, "between 0s and 1d"};
+constexpr TimeRange kExpiryWarningRange{0, 365 * kDayMs, "between 0s and 365d"};
+constexpr TimeRange kMaxStaleRange{0, 30 * kDayMs, "between 0s and 30d"};
+constexpr TimeRange kRevocationWaitRange{0, 60 * kSecondMs, "between 0s and 60s"};
+// 0 would be no timeout at all for libcurl.
+constexpr TimeRange kFetchTimeoutRange{100, 300 * kSecondMs, "between 100ms and 5m"};
+
+Status ParseSeconds(const Errors &err, const std::string &arg, const TimeRange &range,
                     std::optional<std::chrono::seconds> *out) {
   uint64_t ms = 0;
   if (!ParseDurationMs(arg, &ms)) return err.IsNot(arg, "a time (like 60s, 5m, 2h, 14d)");
   if (ms % 1000 != 0) return err.IsNot(arg, "a whole number of seconds");
+  if (ms < range.min_ms || ms > range.max_ms) return err.IsNot(arg, range.text);
   *out = std::chrono::seconds(static_cast<int64_t>(ms / 1000));
   return Status::Ok();
 }
 
-Status ParseMillis(const Errors &err, const std::string &arg,
+Status ParseMillis(const Errors &err, const std::string &arg, const TimeRange &range,
                    std::optional<std::chrono::milliseconds> *out) {
   uint64_t ms = 0;
   if (!ParseDurationMs(arg, &ms)) return err.IsNot(arg, "a time (like 500ms, 2s, 1m)");
+  if (ms < range.min_ms || ms > range.max_ms) return err.IsNot(arg, range.text);
   *out = std::chrono::milliseconds(static_cast<int64_t>(ms));
   return Status::Ok();
 }
@@ -286,6 +317,41 @@ int DnAttributeNid(const std::string &name) {
   return NID_undef;
 }
 
+// RE2 refuses a repeat count above 1000 ("invalid repetition size"), but one
+// too long to parse as a number (`a{77777777777777777777}`) it silently reads
+// as literal text. The operator meant a repeat: returns such a `{...}`, to be
+// refused the same way.
+std::optional<std::string_view> UnparsableRepeat(std::string_view pattern) {
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      ++i;  // an escaped character, never an operator
+    } else if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') ++i;
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') ++i;  // "[]a]": a literal ]
+    } else if (c == '{') {
+      const size_t end = pattern.find('}', i);
+      if (end == std::string_view::npos) break;
+      const std::string_view body = pattern.substr(i + 1, end - i - 1);
+      const size_t comma = body.find(',');
+      const std::string_view low = body.substr(0, comma);
+      const std::string_view high =
+          comma == std::string_view::npos ? std::string_view() : body.substr(comma + 1);
+      auto digits = [](std::string_view text) {
+        return text.find_first_not_of("0123456789") == std::string_view::npos;
+      };
+      if (!low.empty() && digits(low) && digits(high) && (low.size() > 4 || high.size() > 4)) {
+        return pattern.substr(i, end - i + 1);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 Status SetSubject(Policy &p, const Errors &err, const Args &args) {
   std::vector<SubjectRule> rules;
   for (const std::string &arg : args) {
@@ -294,11 +360,22 @@ Status SetSubject(Policy &p, const Errors &err, const Args &args) {
       rule.is_regex = true;
       rule.pattern = arg.substr(1);
       if (rule.pattern.empty()) return err.IsNot(arg, "ATTR=value or ~regex");
-      try {
-        rule.regex = std::make_shared<const std::regex>(rule.pattern, std::regex::ECMAScript);
-      } catch (const std::regex_error &e) {
-        return err.IsNot(arg, std::string("a valid regular expression: ") + e.what());
+      // RE2 matches in time linear in the subject without recursion, so a
+      // client's 60 KB subject cannot exhaust a worker's stack, and its
+      // compiler refuses what std::regex would not survive (nesting, huge
+      // repeats) here, at configuration time.
+      if (const auto repeat = UnparsableRepeat(rule.pattern)) {
+        return err.IsNot(
+            arg, "a valid regular expression: invalid repetition size: " + Shorten(*repeat));
       }
+      RE2::Options options;
+      options.set_log_errors(false);  // the error goes into our message instead
+      options.set_max_mem(kSubjectRegexMaxMem);
+      auto regex = std::make_shared<const RE2>(rule.pattern, options);
+      if (!regex->ok()) {
+        return err.IsNot(arg, "a valid regular expression: " + Shorten(regex->error()));
+      }
+      rule.regex = std::move(regex);
     } else {
       size_t eq = arg.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size()) {
@@ -455,19 +532,19 @@ Status SetMaxDepth(Policy &p, const Errors &err, const Args &args) {
 }
 
 Status SetClockSkew(Policy &p, const Errors &err, const Args &args) {
-  return ParseSeconds(err, args[0], &p.clock_skew);
+  return ParseSeconds(err, args[0], kClockSkewRange, &p.clock_skew);
 }
 Status SetExpiryWarning(Policy &p, const Errors &err, const Args &args) {
-  return ParseSeconds(err, args[0], &p.expiry_warning);
+  return ParseSeconds(err, args[0], kExpiryWarningRange, &p.expiry_warning);
 }
 Status SetMaxStale(Policy &p, const Errors &err, const Args &args) {
-  return ParseSeconds(err, args[0], &p.max_stale);
+  return ParseSeconds(err, args[0], kMaxStaleRange, &p.max_stale);
 }
 Status SetRevocationWait(Policy &p, const Errors &err, const Args &args) {
-  return ParseMillis(err, args[0], &p.revocation_wait);
+  return ParseMillis(err, args[0], kRevocationWaitRange, &p.revocation_wait);
 }
 Status SetFetchTimeout(Policy &p, const Errors &err, const Args &args) {
-  return ParseMillis(err, args[0], &p.fetch_timeout);
+  return ParseMillis(err, args[0], kFetchTimeoutRange, &p.fetch_timeout);
 }
 
 Status SetRevocation(Policy &p, const Errors &err, const Args &args) {

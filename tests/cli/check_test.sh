@@ -59,11 +59,45 @@ expect ou_missing 2 identity_mismatch --set subject=OU=People
 expect good 0 allow --set subject=OU=People
 expect other_issuer 2 issuer_not_allowed --set trusted_issuers=ca/intermediate.pem
 expect good 2 pin_mismatch --set "pin=sha256:$(printf '0%.0s' {1..64})"
+# spki: pins are SHA-256 of the DER SubjectPublicKeyInfo (RFC 7469, curl
+# --pinnedpubkey), computed here exactly as operators do.
+spki=$(openssl x509 -in clients/good.crt -pubkey -noout | openssl pkey -pubin -outform der |
+         sha256sum | cut -d' ' -f1)
+expect good 0 allow --set "pin=spki:$spki"
+expect rsa_good 2 pin_mismatch --set "pin=spki:$spki"
+out=$("$certgate" check --ca ca/trust.pem --set "pin=sha256:$(printf '0%.0s' {1..64})" \
+        clients/good.chain.pem)
+if grep -qi "spki:$spki) is not in certgate_pin" <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: pin_mismatch detail does not name spki:$spki: $out"
+fi
 # Keys and values in any case, and the same keys from a policy file.
 expect ou_missing 2 identity_mismatch --set CertGateSubject=OU=People
 printf '# api policy\ncertgate Require;\ncertgate_subject "OU=People";\n' >policy.conf
 expect ou_missing 2 identity_mismatch --policy policy.conf
 expect good 0 allow --policy policy.conf
+
+# A 60,000-character CN under a subject regex (issue 9 §2; exit 139 before):
+# the untrusted chain is refused for its chain, the trusted one is judged.
+expect long_cn_untrusted 2 untrusted_issuer --set 'subject=~^CN=[^,]+,OU=People'
+expect long_cn 0 allow --set 'subject=~^CN=[^,]+,OU=People'
+expect long_cn 2 identity_mismatch --set 'subject=~^CN=[^,]+,OU=Staff'
+# Patterns RE2 cannot take fail before any certificate is read, naming file:line.
+out=$("$certgate" check --ca ca/trust.pem --set 'subject=~a{77777777777777777777}' \
+        clients/good.pem 2>&1)
+if [ $? = 1 ] && grep -q 'certgate_subject: "~a{77777777777777777777}" is not a valid regular expression: invalid repetition size' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: oversized repeat: $out"
+fi
+printf 'certgate require;\ncertgate_subject "~(a";\n' >bad-regex.conf
+out=$("$certgate" check --ca ca/trust.pem --policy bad-regex.conf clients/good.pem 2>&1)
+if [ $? = 1 ] && grep -q 'bad-regex.conf:2: certgate_subject: "~(a" is not a valid regular expression: missing ): (a' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: bad regex in a policy file: $out"
+fi
 
 # The chain_incomplete line names the missing issuer and where to get it.
 out=$("$certgate" check --ca ca/trust.pem clients/chain_incomplete.chain.pem)
@@ -78,6 +112,12 @@ if [ $? = 1 ] && grep -q 'certgate_min_key: "rsa=abc" is not a number' <<<"$out"
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); echo "FAIL: bad --set value: $out"
+fi
+out=$("$certgate" check --ca ca/trust.pem --set revocation_wait=13d clients/good.crt 2>&1)
+if [ $? = 1 ] && grep -q 'certgate_revocation_wait: "13d" is not between 0s and 60s' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: unbounded revocation_wait: $out"
 fi
 out=$("$certgate" check --ca ca/trust.pem clients/missing.pem 2>&1)
 if [ $? = 1 ] && grep -q 'cannot read "clients/missing.pem"' <<<"$out"; then

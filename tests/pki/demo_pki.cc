@@ -326,6 +326,15 @@ bool DemoPki::Run() {
   if (!PutClient("untrusted", b_.Issue(untrusted_root, Client("untrusted")), {untrusted_root})) {
     return false;
   }
+  // Hostile names: a 60,000-character CN (a 60 KB certificate, under OpenSSL's
+  // 100 KB certificate-list limit), O=Example, OU=People, no SAN; from the
+  // untrusted root (sent with it) and from the Example Issuing CA.
+  const std::string long_subject = "CN=" + std::string(60000, 'a') + ",OU=People,O=Example";
+  if (!PutClient("long_cn_untrusted", b_.Issue(untrusted_root, PkiBuilder::LeafSpec(long_subject)),
+                 {untrusted_root}) ||
+      !PutClient("long_cn", b_.Issue(inter, PkiBuilder::LeafSpec(long_subject)), via_inter)) {
+    return false;
+  }
   spec = Client("chain_incomplete");
   spec.ca_issuer_urls = {http + "hidden.crt"};
   if (!PutClient("chain_incomplete", b_.Issue(hidden, spec), {})) return false;

@@ -90,9 +90,18 @@ UniquePtr<X509_NAME> MakeName(const std::string &dn) {
   if (!name) return nullptr;
   // RFC 2253 lists the most specific RDN first; the encoding starts at the root.
   for (auto it = rdns.rbegin(); it != rdns.rend(); ++it) {
-    if (X509_NAME_add_entry_by_txt(name.get(), it->first.c_str(), MBSTRING_UTF8,
-                                   reinterpret_cast<const unsigned char *>(it->second.data()),
-                                   static_cast<int>(it->second.size()), -1, 0) != 1) {
+    const auto *value = reinterpret_cast<const unsigned char *>(it->second.data());
+    const int len = static_cast<int>(it->second.size());
+    if (X509_NAME_add_entry_by_txt(name.get(), it->first.c_str(), MBSTRING_UTF8, value, len, -1,
+                                   0) == 1) {
+      continue;
+    }
+    // Beyond the attribute's upper bound (64 for CN): a hostile client's name,
+    // encoded as a plain UTF8String, as an attacker's own tools would.
+    if (ERR_GET_REASON(ERR_peek_last_error()) != ASN1_R_STRING_TOO_LONG) return nullptr;
+    ERR_clear_error();
+    if (X509_NAME_add_entry_by_txt(name.get(), it->first.c_str(), V_ASN1_UTF8STRING, value, len, -1,
+                                   0) != 1) {
       return nullptr;
     }
   }

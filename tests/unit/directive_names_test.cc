@@ -27,12 +27,14 @@ TEST(DirectiveNamesTest, OtherWordsAndNginxStyleAreLeftAlone) {
             "raise certgate_max_stale");
 }
 
+// The style is the process's (httpd sets it when the module loads): a decision
+// spells its detail and hint in the style of the moment it is made.
 TEST(DirectiveNamesTest, DecisionsRenderDetailAndHintInTheProcessStyle) {
+  SetDirectiveStyle(DirectiveStyle::kHttpd);
   Decision decision =
       Decision::Deny({CG_REASON_REVOCATION_STALE, 0, "past nextUpdate + certgate_max_stale 2 s",
                       "raise certgate_max_stale"},
                      nullptr);
-  SetDirectiveStyle(DirectiveStyle::kHttpd);
   const std::string detail = decision.Field(CG_FIELD_DETAIL);
   const std::string hint = decision.Field(CG_FIELD_HINT);
   SetDirectiveStyle(DirectiveStyle::kNginx);

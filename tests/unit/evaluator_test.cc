@@ -3,8 +3,11 @@
 #include <certgate/evaluator.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <pki_builder.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <functional>
 
 namespace certgate {
@@ -329,6 +332,27 @@ TEST_F(EvaluatorTest, SubjectRegex) {
   EXPECT_REASON(JudgeIssued(Alice()), CG_REASON_IDENTITY_MISMATCH);
 }
 
+// A 60,000-character CN (a 60 KB certificate, issue 9 §2): std::regex recursed
+// once per character and overflowed the stack; RE2 runs in linear time.
+TEST_F(EvaluatorTest, SubjectRegexOnAHugeSubject) {
+  const std::string subject = "CN=" + std::string(60000, 'a') + ",OU=People,O=Example";
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec(subject));
+  ASSERT_TRUE(leaf) << pki_->last_error();
+  Set("subject", {"~^CN=[^,]+,OU=People"});
+  EXPECT_REASON(Judge(leaf, {*issuing_}), CG_REASON_NONE);
+  Set("subject", {"~^CN=[^,]+,OU=Staff"});
+  const Decision mismatch = Judge(leaf, {*issuing_});
+  EXPECT_REASON(mismatch, CG_REASON_IDENTITY_MISMATCH);
+  EXPECT_THAT(mismatch.detail(), HasSubstr("does not match ~^CN=[^,]+,OU=Staff"));
+  Set("subject", {"~(a|aa)+$", "~^(a*)*b"});  // catastrophic for a backtracking engine
+  EXPECT_REASON(Judge(leaf, {*issuing_}), CG_REASON_IDENTITY_MISMATCH);
+
+  const Issued rogue = pki_->SelfSigned(PkiBuilder::CaSpec("CN=Rogue Root"));
+  Set("subject", {"~^CN=[^,]+,OU=People"});
+  EXPECT_REASON(Judge(pki_->Issue(rogue, PkiBuilder::LeafSpec(subject)), {rogue}),
+                CG_REASON_UNTRUSTED_ISSUER);
+}
+
 TEST_F(EvaluatorTest, SanPatterns) {
   Set("san", {"uri:spiffe://prod/*"});
   EXPECT_REASON(JudgeIssued(Alice()), CG_REASON_NONE);
@@ -353,6 +377,70 @@ TEST_F(EvaluatorTest, PinsAndDenies) {
   const Decision denied = Judge(leaf, {*issuing_});
   EXPECT_REASON(denied, CG_REASON_PIN_MISMATCH);
   EXPECT_THAT(denied.detail(), HasSubstr("certgate_deny"));
+}
+
+bool HasFinding(const Decision &decision, Reason reason) {
+  return std::any_of(decision.findings().begin(), decision.findings().end(),
+                     [reason](const Finding &f) { return f.reason == reason; });
+}
+
+// Identity rules run only on a chain a trusted CA vouches for: an untrusted or
+// broken chain is refused for its chain reason, and its subject never reaches
+// an operator's pattern (issue 9 §2).
+TEST_F(EvaluatorTest, IdentityIsJudgedOnlyOnVerifiedChains) {
+  Set("subject", {"~^CN=[^,]+,OU=Staff"});
+  Set("san", {"dns:nowhere.example"});
+  Set("pin", {"sha256:" + std::string(64, '0')});
+  const Issued rogue = pki_->SelfSigned(PkiBuilder::CaSpec("CN=Rogue Root"));
+  const Decision untrusted = Judge(pki_->Issue(rogue, Alice()), {rogue});
+  EXPECT_REASON(untrusted, CG_REASON_UNTRUSTED_ISSUER);
+  EXPECT_EQ(untrusted.findings().size(), 1u) << untrusted.findings().back().detail;
+  const Decision self_signed = Judge(pki_->SelfSigned(Alice()), {});
+  EXPECT_REASON(self_signed, CG_REASON_UNTRUSTED_ISSUER);
+  EXPECT_EQ(self_signed.findings().size(), 1u) << self_signed.findings().back().detail;
+  const Decision incomplete = Judge(pki_->Issue(*issuing_, Alice()), {});
+  EXPECT_REASON(incomplete, CG_REASON_CHAIN_INCOMPLETE);
+  EXPECT_FALSE(HasFinding(incomplete, CG_REASON_IDENTITY_MISMATCH));
+  const Decision forged = JudgeIssued(With([](CertSpec &s) { s.corrupt_signature = true; }));
+  EXPECT_REASON(forged, CG_REASON_BAD_SIGNATURE);
+  EXPECT_FALSE(HasFinding(forged, CG_REASON_IDENTITY_MISMATCH));
+  EXPECT_FALSE(HasFinding(forged, CG_REASON_PIN_MISMATCH));
+  const Decision malformed = JudgeIssued(With([](CertSpec &s) { s.invalid_extension = true; }));
+  EXPECT_REASON(malformed, CG_REASON_MALFORMED);
+  EXPECT_FALSE(HasFinding(malformed, CG_REASON_IDENTITY_MISMATCH));
+
+  // A genuine chain is judged by every identity rule, also when it is expired.
+  const Decision verified = JudgeIssued(Alice());
+  EXPECT_REASON(verified, CG_REASON_PIN_MISMATCH);
+  EXPECT_TRUE(HasFinding(verified, CG_REASON_IDENTITY_MISMATCH));
+  const Decision expired = JudgeIssued(With([](CertSpec &s) { s.not_after = kNow - kDay; }));
+  EXPECT_REASON(expired, CG_REASON_EXPIRED);
+  EXPECT_TRUE(HasFinding(expired, CG_REASON_IDENTITY_MISMATCH));
+  EXPECT_TRUE(HasFinding(expired, CG_REASON_PIN_MISMATCH));
+}
+
+// spki: is SHA-256 over the DER SubjectPublicKeyInfo (RFC 7469), as `openssl
+// pkey -pubin -outform der | sha256sum` computes it, for EC and RSA keys.
+TEST_F(EvaluatorTest, SpkiPinIsSha256OfTheDerSubjectPublicKeyInfo) {
+  for (const KeySpec key : {KeySpec{KeySpec::Type::kEc, 256}, KeySpec{KeySpec::Type::kRsa, 2048}}) {
+    const Issued leaf = pki_->Issue(*issuing_, With([&](CertSpec &s) { s.key = key; }));
+    unsigned char *der = nullptr;
+    const int der_len = i2d_PUBKEY(X509_get0_pubkey(leaf.cert.get()), &der);
+    ASSERT_GT(der_len, 0);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    ASSERT_TRUE(EVP_Digest(der, static_cast<size_t>(der_len), md, &md_len, EVP_sha256(), nullptr));
+    OPENSSL_free(der);
+    std::string hex;
+    for (unsigned int i = 0; i < md_len; ++i) {
+      char byte[3];
+      std::snprintf(byte, sizeof byte, "%02x", md[i]);
+      hex += byte;
+    }
+    Set("pin", {"spki:" + hex});
+    EXPECT_REASON(Judge(leaf, {*issuing_}), CG_REASON_NONE);
+    EXPECT_STRCASEEQ(SpkiSha256Hex(leaf.cert.get()).c_str(), hex.c_str());
+  }
 }
 
 TEST_F(EvaluatorTest, InternalErrorNeverAllows) {

@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <re2/re2.h>
 #include <stdlib.h>
 
 #include <cstring>
@@ -417,8 +418,8 @@ TEST(PolicySetTest, SubjectRegexIsCompiled) {
   EXPECT_TRUE(rule.is_regex);
   EXPECT_EQ(rule.pattern, "^CN=[a-z]+,OU=People$");
   ASSERT_NE(rule.regex, nullptr);
-  EXPECT_TRUE(std::regex_search("CN=alice,OU=People", *rule.regex));
-  EXPECT_FALSE(std::regex_search("CN=Alice,OU=People", *rule.regex));
+  EXPECT_TRUE(RE2::PartialMatch("CN=alice,OU=People", *rule.regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=Alice,OU=People", *rule.regex));
 }
 
 TEST(PolicySetTest, SubjectBadRegexIsReportedNotThrown) {
@@ -427,6 +428,62 @@ TEST(PolicySetTest, SubjectBadRegexIsReportedNotThrown) {
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.message(),
               StartsWith("certgate_subject: \"~[\" is not a valid regular expression: "));
+}
+
+// The semantics std::regex_search (ECMAScript) had, kept with RE2: a search
+// anywhere in the subject unless anchored, case-sensitive, ^ and $ at the
+// ends of the whole subject.
+TEST(PolicySetTest, SubjectRegexSearchesCaseSensitively) {
+  Policy policy;
+  ASSERT_TRUE(policy.Set("subject", {"~OU=People", "~^CN=a\\d+,", "~O=Example$"}).ok());
+  const std::vector<SubjectRule> &rules = *policy.subject;
+  EXPECT_TRUE(RE2::PartialMatch("CN=a1,OU=People,O=Example", *rules[0].regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=a1,OU=people,O=Example", *rules[0].regex));
+  EXPECT_TRUE(RE2::PartialMatch("CN=a12,OU=People", *rules[1].regex));
+  EXPECT_FALSE(RE2::PartialMatch("OU=x,CN=a12,OU=People", *rules[1].regex));
+  EXPECT_TRUE(RE2::PartialMatch("CN=a,O=Example", *rules[2].regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=a,O=Examples", *rules[2].regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=a,O=Example\nx", *rules[2].regex)) << "no multiline $";
+}
+
+// Patterns std::regex could not survive (issue 9 §2) fail when set, with the
+// value named and the message short enough for a log line.
+TEST(PolicySetTest, SubjectHostileRegexFailsWhenSet) {
+  struct Case {
+    std::string pattern;
+    std::string error;
+  };
+  const std::string nested = std::string(20000, '(') + "a" + std::string(20000, ')');
+  std::string huge;  // compiles to more than kSubjectRegexMaxMem
+  for (int i = 0; i < 200; ++i) huge += "[a-z]{1000}";
+  const Case cases[] = {
+      {"~a{77777777777777777777}", "invalid repetition size: {77777777777777777777}"},
+      {"~a{1001}", "invalid repetition size: {1001}"},
+      {"~a{2,99999999999}", "invalid repetition size: {2,99999999999}"},
+      {"~" + huge, "pattern too large"},
+      {"~(a)\\1", "invalid escape sequence"},    // ECMAScript backreferences are not RE2
+      {"~(?=a)", "invalid perl operator: (?="},  // nor lookahead
+      {"~(a", "missing ): (a"},
+      {"~\xff", "invalid UTF-8"},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.pattern.substr(0, 40));
+    Policy policy;
+    const Status status = policy.Set("subject", {c.pattern});
+    ASSERT_FALSE(status.ok());
+    EXPECT_THAT(status.message(), StartsWith("certgate_subject: \"" + c.pattern.substr(0, 20)));
+    EXPECT_THAT(status.message(), ::testing::HasSubstr("is not a valid regular expression: "));
+    EXPECT_THAT(status.message(), ::testing::HasSubstr(c.error));
+    EXPECT_LT(status.message().size(), 600u) << status.message();
+    EXPECT_FALSE(policy.subject.has_value());
+  }
+  // Deep nesting overflowed std::regex's compiler; RE2 parses it without recursion.
+  Policy policy;
+  ASSERT_TRUE(policy.Set("subject", {"~" + nested}).ok());
+  EXPECT_TRUE(RE2::PartialMatch("CN=a", *(*policy.subject)[0].regex));
+  // Braces that are no repeat stay literal text, as before.
+  ASSERT_TRUE(policy.Set("subject", {"~CN=\\{123456},[{]1234567}"}).ok());
+  EXPECT_TRUE(RE2::PartialMatch("CN={123456},{1234567}", *(*policy.subject)[0].regex));
 }
 
 TEST(PolicySetTest, SanRulesKeepTypeAndPattern) {
@@ -488,10 +545,15 @@ struct DurationCase {
 
 class PolicyDurationTest : public ::testing::TestWithParam<DurationCase> {};
 
+// Parsed by a milliseconds key and a seconds key, where their ranges allow.
 TEST_P(PolicyDurationTest, ParsesNginxTimes) {
   Policy policy;
-  ASSERT_TRUE(policy.Set("fetch_timeout", {GetParam().text}).ok()) << GetParam().text;
-  EXPECT_EQ(policy.fetch_timeout->count(), GetParam().ms) << GetParam().text;
+  const bool in_fetch_timeout_range = GetParam().ms >= 100 && GetParam().ms <= 300000;
+  ASSERT_TRUE(in_fetch_timeout_range || GetParam().ms % 1000 == 0) << "not parsed at all";
+  if (in_fetch_timeout_range) {
+    ASSERT_TRUE(policy.Set("fetch_timeout", {GetParam().text}).ok()) << GetParam().text;
+    EXPECT_EQ(policy.fetch_timeout->count(), GetParam().ms) << GetParam().text;
+  }
   if (GetParam().ms % 1000 == 0) {
     ASSERT_TRUE(policy.Set("max_stale", {GetParam().text}).ok()) << GetParam().text;
     EXPECT_EQ(policy.max_stale->count(), GetParam().ms / 1000) << GetParam().text;
@@ -505,6 +567,43 @@ INSTANTIATE_TEST_SUITE_P(
                       DurationCase{"14d", 14 * 86400000LL}, DurationCase{"1w", 7 * 86400000LL},
                       DurationCase{"1h30m", 5400000}, DurationCase{"500ms", 500},
                       DurationCase{"1s500ms", 1500}));
+
+// Every time key has a range; -t refuses the rest, naming value and range.
+TEST(PolicySetTest, TimeKeysAreBounded) {
+  struct Bound {
+    const char *key;
+    const char *highest;   // accepted
+    const char *too_high;  // refused
+    const char *too_low;   // refused ("" = 0 is accepted)
+    const char *range;
+  };
+  const Bound bounds[] = {
+      {"clock_skew", "1d", "1d1s", "", "between 0s and 1d"},
+      {"expiry_warning", "365d", "366d", "", "between 0s and 365d"},
+      {"max_stale", "30d", "31d", "", "between 0s and 30d"},
+      {"revocation_wait", "60s", "60s1ms", "", "between 0s and 60s"},
+      {"fetch_timeout", "5m", "5m1ms", "99ms", "between 100ms and 5m"},
+  };
+  for (const Bound &b : bounds) {
+    SCOPED_TRACE(b.key);
+    Policy policy;
+    EXPECT_TRUE(policy.Set(b.key, {b.highest}).ok());
+    const std::string directive = std::string("certgate_") + b.key;
+    Status status = policy.Set(b.key, {b.too_high});
+    EXPECT_EQ(status.message(), directive + ": \"" + b.too_high + "\" is not " + b.range);
+    if (*b.too_low != '\0') {
+      status = policy.Set(b.key, {b.too_low});
+      EXPECT_EQ(status.message(), directive + ": \"" + b.too_low + "\" is not " + b.range);
+      EXPECT_FALSE(policy.Set(b.key, {"0"}).ok()) << "no timeout at all";
+    } else {
+      EXPECT_TRUE(policy.Set(b.key, {"0"}).ok());
+    }
+    EXPECT_FALSE(policy.Set(b.key, {"100y"}).ok());
+  }
+  // What overflowed Apache's int (2 * revocation_wait in ms).
+  EXPECT_EQ(Policy().Set("revocation_wait", {"13d"}).message(),
+            "certgate_revocation_wait: \"13d\" is not between 0s and 60s");
+}
 
 TEST(PolicySetTest, DurationsRejectMalformed) {
   Policy policy;
@@ -812,8 +911,8 @@ TEST(PolicyFileTest, QuotedTokensKeepSpacesAndRegexEscapes) {
   ASSERT_TRUE(status.ok()) << status.message();
   ASSERT_EQ(policy.subject->size(), 3u);
   EXPECT_EQ((*policy.subject)[0].pattern, "^CN=Alice Smith,O=Ex\\.ample$");
-  EXPECT_TRUE(std::regex_search("CN=Alice Smith,O=Ex.ample", *(*policy.subject)[0].regex));
-  EXPECT_FALSE(std::regex_search("CN=Alice Smith,O=Exxample", *(*policy.subject)[0].regex));
+  EXPECT_TRUE(RE2::PartialMatch("CN=Alice Smith,O=Ex.ample", *(*policy.subject)[0].regex));
+  EXPECT_FALSE(RE2::PartialMatch("CN=Alice Smith,O=Exxample", *(*policy.subject)[0].regex));
   EXPECT_EQ((*policy.subject)[1].value, "Two Words");
   EXPECT_EQ((*policy.subject)[2].value, "say \"hi\"");
 }

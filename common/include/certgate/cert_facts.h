@@ -37,8 +37,13 @@ CertFacts ExtractFacts(X509 *cert);
 std::string NameToString(const X509_NAME *name);  // RFC 2253
 std::string NameDer(const X509_NAME *name);       // as encoded (a lookup key)
 std::string SerialHex(X509 *cert);
-std::string Sha256Hex(X509 *cert);       // certificate DER
-std::string SpkiSha256Hex(X509 *cert);   // SubjectPublicKeyInfo DER
+std::string Sha256Hex(X509 *cert);  // certificate DER
+// SHA-256 of the DER SubjectPublicKeyInfo, the `spki:` pin: what RFC 7469,
+// curl --pinnedpubkey and Envoy hash (`openssl x509 -pubkey -noout | openssl
+// pkey -pubin -outform der | sha256sum`), not X509_pubkey_digest's hash of the
+// bare key bits. Empty on failure.
+std::vector<uint8_t> SpkiSha256(X509 *cert);
+std::string SpkiSha256Hex(X509 *cert);
 std::string KeyDescription(X509 *cert);  // "RSA 2048", "EC P-256"
 std::vector<std::string> AiaUrls(X509 *cert, int method_nid);
 std::vector<std::string> CrlUrls(X509 *cert);

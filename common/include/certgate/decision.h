@@ -50,17 +50,19 @@ class Decision {
   void SetExpiryWarning(std::string detail);
   // An allowed certificate that deserves a warning line, and why.
   void SetWarning(std::string warning, std::string detail);
-  void SetRevocation(std::string revocation) {
-    revocation_ = std::move(revocation);
-    fields_ = {};
-  }
+  void SetRevocation(std::string revocation);
   void SetPending(bool pending) { pending_ = pending; }
 
-  // Text of a field, computed on first use (subject, fingerprint, ...): the
-  // allow path of a request that reads no variable pays nothing for them.
+  // Text of a field (subject, fingerprint, ...). Every field is rendered when
+  // the decision is made or changed, never on read: a published decision is
+  // read by several threads at once (HTTP/2 streams of one connection), so
+  // reading must not write. Detail and hint are spelled in the process's
+  // directive style of that moment.
   const std::string &Field(cg_field field) const;
 
  private:
+  Decision() = default;  // only the factories above make one, with its fields rendered
+
   cg_verdict verdict_ = CG_VERDICT_DENY;
   Reason reason_ = CG_REASON_INTERNAL_ERROR;
   int depth_ = -1;
@@ -71,7 +73,10 @@ class Decision {
   std::string warning_;
   bool pending_ = false;
   std::string revocation_ = "unchecked";
-  mutable std::array<std::optional<std::string>, CG_FIELD_COUNT> fields_;
+  std::array<std::string, CG_FIELD_COUNT> fields_;
+
+  void RenderLeafFields();   // subject, issuer, serial, ...: once, from leaf_
+  void RenderStateFields();  // verdict, reason, detail, ...: after every change
 };
 
 }  // namespace certgate

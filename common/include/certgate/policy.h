@@ -8,10 +8,13 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace re2 {
+class RE2;
+}
 
 namespace certgate {
 
@@ -28,14 +31,20 @@ enum class LogFormat { kKv, kJson };
 using KeyUsageMask = uint32_t;
 
 // `ATTR=value` (all must be present) or `~regex` over the RFC 2253 subject.
+// A regex is RE2 syntax, searched for anywhere in the subject (anchor it with
+// ^ and $), case-sensitive, UTF-8; it is compiled when the key is set.
 struct SubjectRule {
   std::string attribute;  // short name as OpenSSL prints it: CN, OU, O, ...
   int nid = 0;            // the attribute's OpenSSL NID
   std::string value;
   bool is_regex = false;
   std::string pattern;  // the regex source, for messages
-  std::shared_ptr<const std::regex> regex;
+  std::shared_ptr<const re2::RE2> regex;
 };
+
+// Memory one compiled `~regex` may use (RE2's max_mem): a pattern that needs
+// more fails when it is set.
+constexpr int64_t kSubjectRegexMaxMem = int64_t{1} << 20;
 
 enum class SanType { kDns, kEmail, kUri, kIp };
 // `dns:*.example.com`, `uri:spiffe://prod/*`: `*` matches any run of characters.

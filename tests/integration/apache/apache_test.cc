@@ -276,8 +276,9 @@ class Apache {
     if (!dir_.ok()) return "no temporary directory";
     if (!SharedPki().error.empty()) return "PKI generation failed: " + SharedPki().error;
     for (const char *sub : {"/run", "/logs", "/htdocs"}) h::MakeDirs(root() + sub);
-    for (const char *loc : {"", "/opt", "/off", "/issuers", "/identity", "/pinned", "/satisfy",
-                            "/errdoc", "/json", "/norev", "/soft", "/slow"}) {
+    for (const char *loc :
+         {"", "/opt", "/off", "/issuers", "/identity", "/pinned", "/satisfy", "/errdoc", "/json",
+          "/norev", "/soft", "/slow", "/people-regex", "/staff-regex"}) {
       h::MakeDirs(root() + "/htdocs" + loc);
       h::WriteFile(root() + "/htdocs" + loc + "/index.html", "hello\n");
     }
@@ -520,7 +521,11 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
                            "  <Location /certgate-status>\n    CertGate off\n"
                            "    CertGateStatus on\n  </Location>\n"
                            "  <Location /certgate-status/off>\n    CertGateStatus off\n"
-                           "  </Location>\n") +
+                           "  </Location>\n"
+                           "  <Location /people-regex>\n"
+                           "    CertGateSubject \"~^CN=[^,]+,OU=People\"\n  </Location>\n"
+                           "  <Location /staff-regex>\n"
+                           "    CertGateSubject \"~^CN=[^,]+,OU=Staff\"\n  </Location>\n") +
            VirtualHost(base + kVerifyOptional, "optional", "  CertGate require\n") +
            VirtualHost(base + kVerifyRequire, "require", "  CertGate require\n") +
            VirtualHost(base + kVerifyUnset, "", "  CertGate require\n") +
@@ -939,6 +944,63 @@ TEST_P(ApacheBehaviour, StatusPageAnswersGetAndHeadOnly) {
   EXPECT_EQ(Get(Port(kMain), "/", "good").body, "hello\n");
 }
 
+// Issue 9 §2: a 60 KB certificate (a 60,000-character CN, O=Example,
+// OU=People) under a subject regex. An untrusted one is refused for its chain
+// and never reaches the regex; a trusted one is judged by it (std::regex
+// overflowed the child's stack on it: AH00052 ... Segmentation fault).
+TEST_P(ApacheBehaviour, HugeSubjectUnderASubjectRegexNeverCrashesAChild) {
+  h::LogTail errors(server_->error_log());
+  h::LogTail access(server_->access_log());
+  struct Case {
+    const char *client;
+    const char *path;
+    int status;
+    std::string body;
+    const char *reason;  // in the access log; "" when allowed
+    int next_status;     // of /, asked next on the same connection
+  };
+  const Case cases[] = {
+      {"long_cn_untrusted", "/people-regex/", 403, TextBody("untrusted_issuer", "403.16"),
+       "untrusted_issuer", 403},
+      {"long_cn_untrusted", "/staff-regex/", 403, TextBody("untrusted_issuer", "403.16"),
+       "untrusted_issuer", 403},
+      {"long_cn", "/staff-regex/", 403, TextBody("identity_mismatch", "403.12"),
+       "identity_mismatch", 200},
+      {"long_cn", "/people-regex/", 200, "hello\n", "", 200},
+  };
+  const std::string pki = SharedPki().path;
+  for (const Case &c : cases) {
+    SCOPED_TRACE(std::string(c.client) + " " + c.path);
+    const std::string tag = std::string("case=huge-") + c.client;
+    const Reply reply = Get(Port(kMain), c.path + ("?" + tag), c.client);
+    ASSERT_EQ(reply.exit_code, 0) << "the 60 KB certificate must pass the handshake: "
+                                  << reply.raw.substr(0, 500);
+    EXPECT_EQ(reply.status, c.status);
+    EXPECT_EQ(reply.body, c.body);
+    const std::string line = AccessLine(access, std::string(c.path) + "?" + tag + " ");
+    EXPECT_NE(line.find(std::to_string(c.status) + " reason=" + (*c.reason ? c.reason : "") +
+                        " substatus="),
+              std::string::npos)
+        << line;
+    // The child that judged it answers the next request on the same connection.
+    const std::string base = "https://127.0.0.1:" + std::to_string(Port(kMain));
+    const h::RunResult both =
+        h::Run({"curl", "-sk", "--http1.1", "--max-time", "15", "--cert",
+                pki + "/clients/" + c.client + ".chain.pem", "--key",
+                pki + "/clients/" + c.client + ".key", "-o", "/dev/null", "-o", "/dev/null", "-w",
+                "%{http_code} %{num_connects}\n", base + c.path + "?case=huge-again",
+                base + "/?case=huge-next"},
+               {}, {}, 20000);
+    EXPECT_EQ(both.out, std::to_string(c.status) + " 1\n" + std::to_string(c.next_status) + " 0\n")
+        << both.err;
+  }
+  EXPECT_EQ(Get(Port(kMain), "/people-regex/?case=huge-good", "good").status, 200);
+  const std::string text = errors.ReadNew();
+  EXPECT_EQ(text.find("AH00052"), std::string::npos) << text.substr(0, 2000);
+  EXPECT_EQ(text.find("exit signal"), std::string::npos) << text.substr(0, 2000);
+  EXPECT_TRUE(server_->Running());
+}
+
 // Runs last in the suite (gtest keeps definition order): restarts the server.
 TEST_P(ApacheBehaviour, ZZGracefulRestartKeepsWorking) {
   const std::string allowed = Decisions("allow", "none");
@@ -1064,6 +1126,26 @@ TEST_F(ApacheConfig, StatusIsPerLocation) {
   h::RunResult r = ConfigTest("  CertGateStatus on\n");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("CertGateStatus"), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, BadSubjectRegexNamesFileAndLine) {
+  int line = 0;
+  h::RunResult r = ConfigTest("  CertGateSubject \"~a{77777777777777777777}\"\n", &line);
+  EXPECT_NE(r.exit_code, 0);
+  const std::string where = "line " + std::to_string(line) + " of " + conf_;
+  EXPECT_NE(r.err.find(where), std::string::npos) << "want [" << where << "] in:\n" << r.err;
+  EXPECT_NE(r.err.find("CertGateSubject: \"~a{77777777777777777777}\" is not a valid regular "
+                       "expression: invalid repetition size: {77777777777777777777}"),
+            std::string::npos)
+      << r.err;
+  r = ConfigTest("  <Location /x>\n    CertGateSubject \"~(a)\\1\"\n  </Location>\n", &line);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("line " + std::to_string(line + 1) + " of " + conf_), std::string::npos)
+      << r.err;
+  // (httpd's log doubles the backslash)
+  EXPECT_NE(r.err.find("is not a valid regular expression: invalid escape sequence: \\"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(ApacheConfig, WrongArgumentCount) {

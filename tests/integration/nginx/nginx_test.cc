@@ -139,6 +139,10 @@ class NginxInstance {
            p +
            "/ca/intermediate.pem; return 200 \"ok\\n\"; }\n"
            "    location = /people { certgate_subject OU=People; return 200 \"ok\\n\"; }\n"
+           "    location = /people-regex { certgate_subject \"~^CN=[^,]+,OU=People\";"
+           " return 200 \"ok\\n\"; }\n"
+           "    location = /staff-regex { certgate_subject \"~^CN=[^,]+,OU=Staff\";"
+           " return 200 \"ok\\n\"; }\n"
            "    location = /pinned { certgate_pin " +
            good_pin_ +
            "; return 200 \"ok\\n\"; }\n"
@@ -960,6 +964,51 @@ TEST_F(NginxBehaviour, ReloadKeepsWorking) {
       << resumed.out << LogLine(nginx().error_log(), {"case=resumed-after-reload"});
 }
 
+// Issue 9 §2: a 60 KB certificate (a 60,000-character CN, O=Example,
+// OU=People) at a location with a subject regex. An untrusted one is refused
+// for its chain and never reaches the regex; a trusted one is judged by it
+// (std::regex overflowed the worker's stack on it: "exited on signal 11").
+TEST_F(NginxBehaviour, HugeSubjectUnderASubjectRegexNeverCrashesAWorker) {
+  struct Case {
+    const char *client;
+    const char *uri;
+    const char *body;    // of the request to `uri`
+    const char *access;  // its access-log line
+    int next_status;     // of /req, asked next on the same connection
+  };
+  const Case cases[] = {
+      {"long_cn_untrusted", "/people-regex?case=long-untrusted",
+       "403.16 client certificate refused: untrusted_issuer\n",
+       "status=403 verdict=deny reason=untrusted_issuer substatus=403.16", 403},
+      {"long_cn_untrusted", "/staff-regex?case=long-untrusted",
+       "403.16 client certificate refused: untrusted_issuer\n",
+       "status=403 verdict=deny reason=untrusted_issuer substatus=403.16", 403},
+      {"long_cn", "/staff-regex?case=long-trusted",
+       "403.12 client certificate refused: identity_mismatch\n",
+       "status=403 verdict=deny reason=identity_mismatch substatus=403.12", 200},
+      {"long_cn", "/people-regex?case=long-trusted", "ok\n", "status=200 verdict=allow", 200},
+  };
+  const std::string subject = "subject=\"CN=" + std::string(60000, 'a') + ",OU=People,O=Example\"";
+  for (const Case &c : cases) {
+    for (const char *version : {"--http1.1", "--http2"}) {
+      SCOPED_TRACE(std::string(c.client) + " " + c.uri + " " + version);
+      const std::string uri = std::string(c.uri) + version;
+      // curl asks the URL of the extra arguments first, then /req.
+      Response r = nginx().Curl(kMainPort, "/req?case=after-long", c.client,
+                                {version, "https://127.0.0.1:18401" + uri});
+      ASSERT_EQ(r.curl_exit, 0) << "the 60 KB certificate must pass the handshake: " << r.err;
+      EXPECT_EQ(r.body.rfind(c.body, 0), 0u) << r.body;
+      EXPECT_EQ(r.status, c.next_status) << "the worker answers the next request";
+      const std::string access = AccessLine(uri);
+      EXPECT_NE(access.find(c.access), std::string::npos) << access.substr(0, 300);
+      EXPECT_NE(access.find(subject), std::string::npos);
+    }
+  }
+  EXPECT_EQ(nginx().Curl(kMainPort, "/people-regex?case=after-long", "good").status, 200);
+  const std::string errors = h::ReadFile(nginx().error_log()) + h::ReadFile(nginx().notice_log());
+  EXPECT_EQ(errors.find("exited on signal"), std::string::npos) << errors.substr(0, 2000);
+}
+
 // ---------------------------------------------------------------------------
 // nginx -t: the core's messages with file:line.
 
@@ -1009,6 +1058,25 @@ TEST_F(NginxConfig, BadValueFailsWithTheCoresMessageAndFileLine) {
   r = TestConfig("bad-args.conf", "      certgate require optional;\n");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("bad-args.conf:9"), std::string::npos) << r.err;
+}
+
+TEST_F(NginxConfig, BadSubjectRegexFailsWithFileLine) {
+  h::RunResult r =
+      TestConfig("bad-regex.conf", "      certgate_subject \"~a{77777777777777777777}\";\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("[emerg] "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("certgate_subject: \"~a{77777777777777777777}\" is not a valid regular "
+                       "expression: invalid repetition size: {77777777777777777777} in " +
+                       nginx().dir() + "/bad-regex.conf:9"),
+            std::string::npos)
+      << r.err;
+  // std::regex took backreferences; RE2 refuses them.
+  r = TestConfig("backref-regex.conf", "      certgate_subject \"~(a)\\1\";\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("is not a valid regular expression: invalid escape sequence: \\1 in " +
+                       nginx().dir() + "/backref-regex.conf:9"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(NginxConfig, DuplicateDirective) {
