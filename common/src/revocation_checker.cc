@@ -228,11 +228,12 @@ class RevocationChecker::Impl {
       if (read.ok()) {
         std::optional<FileState> known = read->GetFile(path);
         if (known && known->mtime_ns == mtime_ns && known->size == st.st_size &&
-            !known->issuer_id.empty()) {
+            !known->issuer_id.empty() && StoredCrlsIntact(read.value(), *known)) {
           return Status::Ok();  // warm: nothing to parse
         }
       }
     }
+    if (store_->damaged()) RepairStore();
     Result<std::string> data = ReadFile(path);
     if (!data.ok()) return Status::Error("certgate_crl " + data.status().message());
     Result<std::vector<ParsedCrl>> crls = ParseCrlFile(std::move(data).value());
@@ -258,6 +259,7 @@ class RevocationChecker::Impl {
       }
       if (!issuer) all_stored = false;
       if (state.issuer_id.empty() && issuer) state.issuer_id = IssuerId(issuer.get());
+      if (issuer) state.stored.push_back({IssuerId(issuer.get()), crl.crl_number, crl.this_update});
       state.result += (state.result.empty() ? "" : "; ") + which + result;
     }
     // A file with a CRL still waiting for its issuer is parsed again next time.
@@ -265,6 +267,57 @@ class RevocationChecker::Impl {
     Result<RevocationStore::WriteTxn> txn = store_->Write();
     if (txn.ok() && txn->PutFile(path, state).ok()) (void)txn->Commit();
     return Status::Ok();
+  }
+
+  // Whether the store still holds what a preloaded file's record says was
+  // stored from it (its CRLs, as new, their serials intact): the record alone
+  // is not trusted at a (re)start, the file is ingested again otherwise.
+  bool StoredCrlsIntact(const RevocationStore::ReadTxn &txn, const FileState &file) {
+    if (file.stored.empty()) return false;
+    for (const FileState::Stored &stored : file.stored) {
+      std::optional<CrlMeta> meta = txn.GetCrl(stored.issuer_id);
+      if (!meta) return false;
+      const bool numbered = !meta->crl_number.empty() && !stored.crl_number.empty();
+      const bool older = numbered ? CompareMagnitudes(meta->crl_number, stored.crl_number) < 0
+                                  : meta->this_update < stored.this_update;
+      if (older || !txn.VerifySerials(*meta).ok()) return false;
+    }
+    return true;
+  }
+
+  static int CompareMagnitudes(const std::string &a, const std::string &b) {
+    if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+    return a.compare(b);
+  }
+
+  // Moves a damaged store aside (once per process at a time) and ingests the
+  // preloaded files again; fetched CRLs are fetched again as requests need them.
+  void RepairStore() {
+    std::lock_guard<std::mutex> repairing(repair_mutex_);
+    if (!store_->damaged()) return;
+    const auto now = SteadyClock::now();
+    if (now < next_repair_) return;
+    next_repair_ = now + std::chrono::seconds(10);  // a repair that fails is retried later
+    Status repaired = store_->Repair();
+    if (!repaired.ok()) {
+      const std::string line = "certgate: " + repaired.message() + "\n";
+      (void)!write(STDERR_FILENO, line.data(), line.size());
+      return;
+    }
+    next_repair_ = SteadyClock::time_point();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      last_rescan_ = SteadyClock::time_point();  // the next check rescans the files at once
+    }
+  }
+
+  void ScheduleRepair() {
+    if (repair_scheduled_.exchange(true)) return;
+    Fetcher().Post([this] {
+      RepairStore();
+      repair_scheduled_ = false;
+      Rescan();
+    });
   }
 
   // One CRL of a preloaded file: stored with `issuer`, or, without one (an
@@ -279,6 +332,10 @@ class RevocationChecker::Impl {
       return Status::Ok();
     }
     Result<IngestResult> ingested = IngestCrl(*store_, crl, issuer, "file:" + path, clock_.Now());
+    if (!ingested.ok() &&
+        ingested.status().message().rfind("the revocation cache was replaced", 0) == 0) {
+      ingested = IngestCrl(*store_, crl, issuer, "file:" + path, clock_.Now());  // into the new one
+    }
     if (!ingested.ok()) {
       const std::string &why = ingested.status().message();
       if (why.rfind("rolled back", 0) != 0) return ingested.status();
@@ -345,12 +402,22 @@ class RevocationChecker::Impl {
     view.source = "crl " + (from_url ? meta->source : meta->source.substr(5)) +
                   (meta->crl_number_dec.empty() ? "" : " crl_number=" + meta->crl_number_dec);
     const int64_t next = meta->next_update;
-    if (std::optional<RevokedEntry> entry = txn.GetRevoked(meta->gen, serial, negative)) {
+    // Damage is never "not revoked": the first use of a CRL in this process
+    // checks its serials against their digest, and every lookup its neighbours.
+    const SerialLookup found = txn.VerifySerials(*meta).ok()
+                                   ? txn.FindRevoked(meta->gen, serial, negative)
+                                   : SerialLookup{SerialLookup::kDamaged, {}};
+    if (found.kind == SerialLookup::kDamaged) {
+      view.note = "the revocation cache is damaged";
+      view.due = false;
+      return view;
+    }
+    if (found.kind == SerialLookup::kRevoked) {
       // Still refreshed when due: the CRL serves every cert of this issuer, and a
       // certificateHold may be lifted.
       view.kind = View::kRevoked;
-      view.revoked_at = entry->revoked_at;
-      view.reason = entry->reason;
+      view.revoked_at = found.entry.revoked_at;
+      view.reason = found.entry.reason;
     } else if (next == 0 || now <= next) {
       view.kind = View::kGood;
     } else if (now <= next + max_stale) {
@@ -475,7 +542,9 @@ class RevocationChecker::Impl {
     const FetchLimits limits = FetchLimitsFrom(policy);
     const int64_t now = clock_.Now();
 
-    Result<RevocationStore::ReadTxn> txn = store_->Read();
+    Result<RevocationStore::ReadTxn> txn =
+        store_->damaged() ? Result<RevocationStore::ReadTxn>(Status::Error("damaged"))
+                          : store_->Read();
     for (size_t depth = 0; depth < count; ++depth) {
       RevocationAnswer answer;
       answer.depth = static_cast<int>(depth);
@@ -492,6 +561,20 @@ class RevocationChecker::Impl {
                  &answer);
       }
       answers.push_back(std::move(answer));
+    }
+    if (store_->damaged()) {
+      // Only what the store can no longer vouch for: a revocation stays one.
+      const std::string why = std::string("mode=") + RevocationModeName(mode) +
+                              "; the revocation cache " + store_->dir() + " is damaged (" +
+                              store_->damage() +
+                              "); it is being rebuilt, revocation is unavailable meanwhile";
+      for (RevocationAnswer &answer : answers) {
+        if (answer.status == RevocationStatus::kRevoked) continue;
+        answer.status = RevocationStatus::kUnknown;
+        answer.source.clear();
+        answer.detail = why;
+      }
+      ScheduleRepair();
     }
     return answers;
   }
@@ -1013,6 +1096,9 @@ class RevocationChecker::Impl {
   SteadyClock::time_point last_rescan_;
   std::map<std::string, std::set<std::string>> pending_files_;  // issuer name DER -> paths
   std::atomic<bool> has_pending_files_{false};
+  std::mutex repair_mutex_;
+  SteadyClock::time_point next_repair_;  // repair_mutex_
+  std::atomic<bool> repair_scheduled_{false};
 };
 
 // ---- RevocationChecker
