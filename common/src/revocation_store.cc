@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -1379,6 +1380,15 @@ Status RevocationStore::WriteTxn::Commit() {
   if (rc != 0) {
     if (IsDamage(rc))
       store_->ReportDamage(std::string("a commit: ") + mdb_strerror(rc), env_->epoch);
+    // LMDB turns a short write (a full disk) into EIO: say how full it is.
+    struct statvfs fs {};
+    if ((rc == EIO || rc == ENOSPC) && statvfs(store_->dir().c_str(), &fs) == 0) {
+      const unsigned long long free_kib =
+          static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize / 1024;
+      return Status::Error("revocation cache " + store_->dir() + ": cannot commit: " +
+                           mdb_strerror(rc) + " (" + std::to_string(free_kib) +
+                           " KiB free on its file system; nothing of this write was kept)");
+    }
     return LmdbError("cannot commit", rc);
   }
   return Status::Ok();
