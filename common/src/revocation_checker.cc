@@ -189,22 +189,37 @@ class RevocationChecker::Impl {
     return Status::Ok();
   }
 
-  X509 *FindIssuerInTrust(const ParsedCrl &crl) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (trust_ == nullptr) return nullptr;
-    X509_STORE_lock(trust_);
-    STACK_OF(X509_OBJECT) *objects = X509_STORE_get0_objects(trust_);
-    X509 *found = nullptr;
-    for (int i = 0; i < sk_X509_OBJECT_num(objects) && found == nullptr; ++i) {
+  // The trust store's certificates named as the CRL's issuer, copied out
+  // under the store's lock: the signature checks run outside it (and outside
+  // mutex_), so that handshakes' issuer lookups are not stalled by them.
+  std::vector<UniquePtr<X509>> IssuerCandidates(const ParsedCrl &crl) {
+    UniquePtr<X509_STORE> trust;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (trust_ == nullptr) return {};
+      X509_STORE_up_ref(trust_);
+      trust.reset(trust_);
+    }
+    std::vector<UniquePtr<X509>> candidates;
+    X509_STORE_lock(trust.get());
+    STACK_OF(X509_OBJECT) *objects = X509_STORE_get0_objects(trust.get());
+    for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
       X509 *cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
-      if (cert == nullptr) continue;
-      if (VerifyCrl(crl, cert).ok()) {
-        X509_up_ref(cert);
-        found = cert;
+      if (cert != nullptr && NameDer(X509_get_subject_name(cert)) == crl.issuer_der) {
+        candidates.push_back(ossl::UpRef(cert));
       }
     }
-    X509_STORE_unlock(trust_);
-    return found;
+    X509_STORE_unlock(trust.get());
+    return candidates;
+  }
+
+  // The trust store's issuer of `crl`: the candidate whose key verifies its
+  // signature (the one check of it; the ingest does not repeat it).
+  X509 *FindIssuerInTrust(const ParsedCrl &crl) {
+    for (UniquePtr<X509> &candidate : IssuerCandidates(crl)) {
+      if (VerifyCrl(crl, candidate.get()).ok()) return candidate.release();
+    }
+    return nullptr;
   }
 
   // Ingests every CRL of one preloaded file, each with the chain's `issuer`
@@ -253,7 +268,7 @@ class RevocationChecker::Impl {
           chain_issuer != nullptr && NameDer(X509_get_subject_name(chain_issuer)) == crl.issuer_der;
       UniquePtr<X509> issuer(by_chain_issuer ? ossl::UpRef(chain_issuer).release()
                                              : FindIssuerInTrust(crl));
-      Status ingested = IngestOne(path, crl, issuer.get(), &result);
+      Status ingested = IngestOne(path, crl, issuer.get(), /*verified=*/!by_chain_issuer, &result);
       if (!ingested.ok()) {
         return Status::Error("certgate_crl " + path + ": " + which + ingested.message());
       }
@@ -322,7 +337,7 @@ class RevocationChecker::Impl {
 
   // One CRL of a preloaded file: stored with `issuer`, or, without one (an
   // intermediate's CRL), remembered until a chain brings that issuer.
-  Status IngestOne(const std::string &path, const ParsedCrl &crl, X509 *issuer,
+  Status IngestOne(const std::string &path, const ParsedCrl &crl, X509 *issuer, bool verified,
                    std::string *result) {
     if (issuer == nullptr) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -331,10 +346,14 @@ class RevocationChecker::Impl {
       *result = "waiting for a chain with issuer " + crl.issuer;
       return Status::Ok();
     }
-    Result<IngestResult> ingested = IngestCrl(*store_, crl, issuer, "file:" + path, clock_.Now());
+    auto ingest = [&] {
+      return verified ? IngestVerifiedCrl(*store_, crl, issuer, "file:" + path, clock_.Now())
+                      : IngestCrl(*store_, crl, issuer, "file:" + path, clock_.Now());
+    };
+    Result<IngestResult> ingested = ingest();
     if (!ingested.ok() &&
         ingested.status().message().rfind("the revocation cache was replaced", 0) == 0) {
-      ingested = IngestCrl(*store_, crl, issuer, "file:" + path, clock_.Now());  // into the new one
+      ingested = ingest();  // into the new one
     }
     if (!ingested.ok()) {
       const std::string &why = ingested.status().message();

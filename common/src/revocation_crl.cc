@@ -594,6 +594,18 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   }
   Status verified = VerifyCrl(crl, issuer);
   if (!verified.ok()) return verified;
+  return IngestVerifiedCrl(store, crl, issuer, source, now, skew);
+}
+
+Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
+                                       const std::string &source, int64_t now, int64_t skew) {
+  if (crl.this_update > now + skew) {
+    return Status::Error("the CRL's thisUpdate " + FormatTime(crl.this_update) +
+                         " is in the future");
+  }
+  if (crl.next_update != 0 && crl.next_update < crl.this_update) {
+    return Status::Error("the CRL's nextUpdate is before its thisUpdate");
+  }
   const std::string id = IssuerId(issuer);
   if (id.empty()) return Status::Error("cannot hash the issuer");
   DropAbandonedGenerations(store);
