@@ -618,11 +618,13 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
     Result<RevocationStore::WriteTxn> txn = store.Write();
     if (!txn.ok()) return txn.status();
     std::optional<CrlMeta> old = txn->GetCrl(id);
-    // Numbers are compared within one scope: another partition's CRL just
-    // takes the issuer's place.
-    if (old && old->scope == crl.scope_urls) {
+    // The store holds one CRL per issuer, so numbers are compared per issuer,
+    // across scopes: an older CRL of another partition must not replace a
+    // newer one (its certificates would lose the newer revocations). One of
+    // the same number but another scope does take the issuer's place.
+    if (old) {
       if (CompareToCached(crl, *old) < 0) return RolledBack(crl, *old);
-      if (IsUnchanged(crl, *old)) {
+      if (old->scope == crl.scope_urls && IsUnchanged(crl, *old)) {
         old->checked_at = now;
         Status put = txn->PutCrl(id, *old);
         if (put.ok()) put = txn->Commit();
@@ -684,7 +686,7 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
     } else {
       replaced = txn->GetCrl(id);
       const bool same_scope = replaced && replaced->scope == crl.scope_urls;
-      if (same_scope && CompareToCached(crl, *replaced) < 0) {
+      if (replaced && CompareToCached(crl, *replaced) < 0) {
         switched = RolledBack(crl, *replaced);
       } else if (same_scope && IsUnchanged(crl, *replaced)) {
         result.outcome = IngestResult::Outcome::kUnchanged;

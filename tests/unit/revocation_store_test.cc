@@ -218,6 +218,28 @@ TEST_F(RevocationStoreTest, RolledBackCrlNumberIsRefusedAndTheNewerKept) {
   EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kGood);
 }
 
+// The store keeps one CRL per issuer: crlNumber is compared per issuer, so an
+// older CRL of another partition (IDP scope) cannot replace a newer one.
+TEST_F(RevocationStoreTest, AnOlderCrlOfAnotherScopeIsRefusedAsARollback) {
+  const std::string a = "http://pki.example/a.crl", b = "http://pki.example/b.crl";
+  pki::Issued alice = Leaf("alice", {a});
+  auto newer = pki_->Crl(issuing_, {{Serial(alice), kRevNow - 60, kKeyCompromise}}, 9,
+                         kRevNow - 3600, kRevNow + kRevDay, "sha256", {a});
+  auto older = pki_->Crl(issuing_, {}, 4, kRevNow - 7200, kRevNow + kRevDay, "sha256", {b});
+  ASSERT_TRUE(newer && older) << pki_->last_error();
+  ASSERT_TRUE(Ingest(newer.get(), issuing_.cert.get()).ok());
+  Result<IngestResult> rolled = Ingest(older.get(), issuing_.cert.get());
+  ASSERT_FALSE(rolled.ok());
+  EXPECT_THAT(rolled.status().message(), HasSubstr("rolled back: crlNumber 4 < cached 9"));
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+
+  // The same number for another partition does take the issuer's place.
+  auto same = pki_->Crl(issuing_, {}, 9, kRevNow - 3600, kRevNow + kRevDay, "sha256", {b});
+  Result<IngestResult> switched = Ingest(same.get(), issuing_.cert.get());
+  ASSERT_TRUE(switched.ok()) << switched.status().message();
+  EXPECT_EQ(switched->outcome, IngestResult::Outcome::kStored);
+}
+
 TEST_F(RevocationStoreTest, BadBodiesAreRefusedNamingTheDefect) {
   Result<ParsedCrl> html = ParseCrl("<!DOCTYPE html><html><body>Proxy login</body></html>");
   ASSERT_FALSE(html.ok());
