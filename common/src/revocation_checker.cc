@@ -238,7 +238,17 @@ class RevocationChecker::Impl {
       return Status::Error("certgate_crl " + path + ": " + strerror(errno));
     const int64_t mtime_ns =
         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    const WaitingFile identity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                               mtime_ns, static_cast<int64_t>(st.st_size), TrustFingerprint()};
     if (!force) {
+      {
+        // Parsed before and waiting for an issuer nobody has brought: the
+        // same file and trust store need no second parse (every rescan did
+        // parse it, in every worker).
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto waiting = waiting_files_.find(path);
+        if (waiting != waiting_files_.end() && waiting->second == identity) return Status::Ok();
+      }
       Result<RevocationStore::ReadTxn> read = store_->Read();
       if (read.ok()) {
         std::optional<FileState> known = read->GetFile(path);
@@ -277,8 +287,17 @@ class RevocationChecker::Impl {
       if (issuer) state.stored.push_back({IssuerId(issuer.get()), crl.crl_number, crl.this_update});
       state.result += (state.result.empty() ? "" : "; ") + which + result;
     }
-    // A file with a CRL still waiting for its issuer is parsed again next time.
+    // A file with a CRL still waiting for its issuer is parsed again when it
+    // or the trust store changes, or a chain brings the issuer (forced).
     if (!all_stored) state.issuer_id.clear();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (all_stored) {
+        waiting_files_.erase(path);
+      } else {
+        waiting_files_[path] = identity;
+      }
+    }
     Result<RevocationStore::WriteTxn> txn = store_->Write();
     if (txn.ok() && txn->PutFile(path, state).ok()) (void)txn->Commit();
     return Status::Ok();
@@ -322,6 +341,7 @@ class RevocationChecker::Impl {
     next_repair_ = SteadyClock::time_point();
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      waiting_files_.clear();                    // their other CRLs are to be stored again
       last_rescan_ = SteadyClock::time_point();  // the next check rescans the files at once
     }
   }
@@ -333,6 +353,22 @@ class RevocationChecker::Impl {
       repair_scheduled_ = false;
       Rescan();
     });
+  }
+
+  // Which trust store, and how many certificates it holds: an issuer may be
+  // added to it (or another one given to Preload).
+  std::pair<const void *, int> TrustFingerprint() {
+    UniquePtr<X509_STORE> trust;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (trust_ == nullptr) return {nullptr, 0};
+      X509_STORE_up_ref(trust_);
+      trust.reset(trust_);
+    }
+    X509_STORE_lock(trust.get());
+    const int count = sk_X509_OBJECT_num(X509_STORE_get0_objects(trust.get()));
+    X509_STORE_unlock(trust.get());
+    return {trust.get(), count};
   }
 
   // One CRL of a preloaded file: stored with `issuer`, or, without one (an
@@ -1115,6 +1151,16 @@ class RevocationChecker::Impl {
   SteadyClock::time_point last_rescan_;
   std::map<std::string, std::set<std::string>> pending_files_;  // issuer name DER -> paths
   std::atomic<bool> has_pending_files_{false};
+  struct WaitingFile {
+    uint64_t dev = 0, ino = 0;
+    int64_t mtime_ns = 0, size = 0;
+    std::pair<const void *, int> trust;
+    bool operator==(const WaitingFile &o) const {
+      return dev == o.dev && ino == o.ino && mtime_ns == o.mtime_ns && size == o.size &&
+             trust == o.trust;
+    }
+  };
+  std::map<std::string, WaitingFile> waiting_files_;  // path -> as parsed (mutex_)
   std::mutex repair_mutex_;
   SteadyClock::time_point next_repair_;  // repair_mutex_
   std::atomic<bool> repair_scheduled_{false};

@@ -320,6 +320,40 @@ TEST_F(RevocationStoreTest, CacheSurvivesReopenWithoutReparsing) {
   EXPECT_TRUE(warm.ok()) << warm.message();
 }
 
+// A preloaded CRL whose issuer is not in the trust store (an intermediate's)
+// is parsed once, not at every rescan; again when the trust store changes.
+TEST_F(RevocationStoreTest, AFileWaitingForItsIssuerIsNotParsedAgainUntilTheTrustChanges) {
+  pki::Issued alice = Leaf("alice");
+  std::string path =
+      WriteCrl("issuing.crl", IssuingCrl({{Serial(alice), kRevNow - 60, 1}}, 2).get());
+  auto roots_only = Trust(false);
+  ASSERT_TRUE(checker_->Preload({path}, roots_only.get()).ok());
+  const std::string crl = pki::ToDer(IssuingCrl({{Serial(alice), kRevNow - 60, 1}}, 2).get());
+
+  // Unchanged to a stat() (size, mtime, inode), unparseable if read: a rescan
+  // that parses it fails.
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  {
+    std::fstream out(path, std::ios::in | std::ios::out | std::ios::binary);
+    out.write(std::string(static_cast<size_t>(st.st_size), 'x').data(), st.st_size);
+  }
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  Status rescan = checker_->Preload({path}, roots_only.get());
+  EXPECT_TRUE(rescan.ok()) << rescan.message();
+
+  // Another trust store (now with the issuing CA): parsed again.
+  {
+    std::fstream out(path, std::ios::in | std::ios::out | std::ios::binary);
+    out.write(crl.data(), static_cast<std::streamsize>(crl.size()));
+  }
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  auto with_issuing = Trust(true);
+  ASSERT_TRUE(checker_->Preload({path}, with_issuing.get()).ok());
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+}
+
 TEST_F(RevocationStoreTest, ChangedPreloadFileIsReingested) {
   pki::Issued alice = Leaf("alice");
   std::string path = WriteCrl("issuing.crl", IssuingCrl({}, 1).get());
