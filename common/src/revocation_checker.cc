@@ -299,7 +299,15 @@ class RevocationChecker::Impl {
       }
     }
     Result<RevocationStore::WriteTxn> txn = store_->Write();
-    if (txn.ok() && txn->PutFile(path, state).ok()) (void)txn->Commit();
+    // Without its record the file is parsed again at every rescan: say so.
+    Status recorded = txn.ok() ? txn->PutFile(path, state) : txn.status();
+    if (recorded.ok()) recorded = txn->Commit();
+    if (!recorded.ok()) {
+      return Status::Error("certgate_crl " + path +
+                           ": ingested, but its file record was not "
+                           "written: " +
+                           recorded.message());
+    }
     return Status::Ok();
   }
 
@@ -907,7 +915,10 @@ class RevocationChecker::Impl {
       if (txn.ok()) {
         if (std::optional<CrlMeta> meta = txn->GetCrl(id)) {
           meta->checked_at = now;
-          if (txn->PutCrl(id, *meta).ok()) (void)txn->Commit();
+          Status confirmed = txn->PutCrl(id, *meta);
+          if (confirmed.ok()) confirmed = txn->Commit();
+          if (!confirmed.ok())
+            return "not modified (HTTP 304), not recorded: " + confirmed.message();
         }
       }
       *ok = true;
