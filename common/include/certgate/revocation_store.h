@@ -255,7 +255,7 @@ class RevocationStore {
  private:
   RevocationStore() = default;
   std::shared_ptr<Env> CurrentEnv();
-  static void ReturnReader(Env &env, MDB_txn *txn);
+  static void ReturnReader(Env &env, MDB_txn *txn, MDB_cursor *cursor);
   Status Reopen();
   void FollowReplacement();
 
