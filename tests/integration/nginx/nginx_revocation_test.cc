@@ -483,6 +483,27 @@ TEST_F(NginxRevocation, UnusableCacheDirectoryFailsConfigTest) {
   }
 }
 
+// Issue 9 §4: a cache directory others may write is refused at -t, naming it.
+TEST_F(NginxRevocation, CacheDirectoryOthersMayWriteFailsConfigTest) {
+  const std::string cache = n().dir() + "/loose-cache";
+  h::MakeDirs(cache);
+  ASSERT_EQ(chmod(cache.c_str(), 0777), 0);
+  const std::string conf = n().dir() + "/loose-cache.conf";
+  h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\npid " + n().dir() +
+                         "/t.pid;\nerror_log " + n().dir() +
+                         "/logs/t.log;\nevents {}\nhttp {\n  server {\n"
+                         "    listen 127.0.0.1:18429;\n    location / {\n"
+                         "      certgate require;\n      certgate_revocation soft_fail;\n"
+                         "      certgate_cache " +
+                         cache + ";\n    }\n  }\n}\n");
+  h::RunResult r = h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", n().dir(), "-c", conf});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(
+      r.err.find("[emerg] certgate: " + cache + " is writable by group or others (mode 0777)"),
+      std::string::npos)
+      << r.err;
+}
+
 // ---- every CDP fault survived with the cached CRL kept (issue 5 item 7) ----
 
 // h::RunCdpFaultDrill at the locations /fx-<fault>: every fault of the CDP
