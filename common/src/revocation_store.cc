@@ -277,9 +277,9 @@ Status LmdbError(const std::string &what, int rc) {
 
 // LMDB's answers that mean the file is not what it wrote.
 bool IsDamage(int rc) {
+  // (Not MDB_BAD_TXN: a transaction a full map or disk failed answers that.)
   return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
-         rc == MDB_VERSION_MISMATCH || rc == MDB_INCOMPATIBLE || rc == MDB_BAD_TXN ||
-         rc == MDB_CURSOR_FULL || rc == MDB_BAD_VALSIZE;
+         rc == MDB_VERSION_MISMATCH || rc == MDB_INCOMPATIBLE || rc == MDB_CURSOR_FULL;
 }
 
 std::string GenPrefix(uint64_t gen) {
