@@ -597,7 +597,9 @@ Precheck CheckDataFile(const std::string &dir, uid_t dir_owner) {
 class RepairLock {
  public:
   explicit RepairLock(const std::string &dir) {
-    fd_ = open((dir + "/repair.lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    // Read-only and 0644: flock needs no more, and a root-run CLI that made
+    // it must not lock the workers out of it.
+    fd_ = open((dir + "/repair.lock").c_str(), O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ < 0) error_ = "cannot open " + dir + "/repair.lock: " + strerror(errno);
   }
   ~RepairLock() {
