@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -721,8 +722,9 @@ struct RevocationStore::Env {
   std::mutex mutex;  // idle, verified
   // Reset read txns (with their serial cursor, or null), renewed on use.
   std::vector<std::pair<MDB_txn *, MDB_cursor *>> idle;
-  std::set<uint64_t> verified;  // generations whose serials matched their digest
-  std::mutex verify_mutex;      // one walk at a time (a second waiter finds it verified)
+  std::set<uint64_t> verified;             // generations whose serials matched their digest
+  std::atomic<uint64_t> verified_hint{0};  // the last one verified: no lock per lookup
+  std::mutex verify_mutex;                 // one walk at a time (a second waiter finds it verified)
 
   ~Env() {
     for (auto &[txn, cursor] : idle) {
@@ -1158,11 +1160,16 @@ std::optional<RevokedEntry> RevocationStore::ReadTxn::GetRevoked(uint64_t gen,
 }
 
 Status RevocationStore::ReadTxn::VerifySerials(const CrlMeta &meta) const {
+  if (meta.gen != 0 && env_->verified_hint.load(std::memory_order_acquire) == meta.gen)
+    return Status::Ok();
   auto verified = [&] {
     std::lock_guard<std::mutex> lock(env_->mutex);
     return env_->verified.count(meta.gen) != 0;
   };
-  if (verified()) return Status::Ok();
+  if (verified()) {
+    env_->verified_hint.store(meta.gen, std::memory_order_release);
+    return Status::Ok();
+  }
   std::lock_guard<std::mutex> walking(env_->verify_mutex);
   if (verified()) return Status::Ok();
   uint64_t count = 0;
@@ -1183,6 +1190,7 @@ Status RevocationStore::ReadTxn::VerifySerials(const CrlMeta &meta) const {
   }
   std::lock_guard<std::mutex> lock(env_->mutex);
   env_->verified.insert(meta.gen);
+  env_->verified_hint.store(meta.gen, std::memory_order_release);
   return Status::Ok();
 }
 
