@@ -189,22 +189,37 @@ class RevocationChecker::Impl {
     return Status::Ok();
   }
 
-  X509 *FindIssuerInTrust(const ParsedCrl &crl) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (trust_ == nullptr) return nullptr;
-    X509_STORE_lock(trust_);
-    STACK_OF(X509_OBJECT) *objects = X509_STORE_get0_objects(trust_);
-    X509 *found = nullptr;
-    for (int i = 0; i < sk_X509_OBJECT_num(objects) && found == nullptr; ++i) {
+  // The trust store's certificates named as the CRL's issuer, copied out
+  // under the store's lock: the signature checks run outside it (and outside
+  // mutex_), so that handshakes' issuer lookups are not stalled by them.
+  std::vector<UniquePtr<X509>> IssuerCandidates(const ParsedCrl &crl) {
+    UniquePtr<X509_STORE> trust;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (trust_ == nullptr) return {};
+      X509_STORE_up_ref(trust_);
+      trust.reset(trust_);
+    }
+    std::vector<UniquePtr<X509>> candidates;
+    X509_STORE_lock(trust.get());
+    STACK_OF(X509_OBJECT) *objects = X509_STORE_get0_objects(trust.get());
+    for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
       X509 *cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
-      if (cert == nullptr) continue;
-      if (VerifyCrl(crl, cert).ok()) {
-        X509_up_ref(cert);
-        found = cert;
+      if (cert != nullptr && NameDer(X509_get_subject_name(cert)) == crl.issuer_der) {
+        candidates.push_back(ossl::UpRef(cert));
       }
     }
-    X509_STORE_unlock(trust_);
-    return found;
+    X509_STORE_unlock(trust.get());
+    return candidates;
+  }
+
+  // The trust store's issuer of `crl`: the candidate whose key verifies its
+  // signature (the one check of it; the ingest does not repeat it).
+  X509 *FindIssuerInTrust(const ParsedCrl &crl) {
+    for (UniquePtr<X509> &candidate : IssuerCandidates(crl)) {
+      if (VerifyCrl(crl, candidate.get()).ok()) return candidate.release();
+    }
+    return nullptr;
   }
 
   // Ingests every CRL of one preloaded file, each with the chain's `issuer`
@@ -223,16 +238,27 @@ class RevocationChecker::Impl {
       return Status::Error("certgate_crl " + path + ": " + strerror(errno));
     const int64_t mtime_ns =
         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    const WaitingFile identity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                               mtime_ns, static_cast<int64_t>(st.st_size), TrustFingerprint()};
     if (!force) {
+      {
+        // Parsed before and waiting for an issuer nobody has brought: the
+        // same file and trust store need no second parse (every rescan did
+        // parse it, in every worker).
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto waiting = waiting_files_.find(path);
+        if (waiting != waiting_files_.end() && waiting->second == identity) return Status::Ok();
+      }
       Result<RevocationStore::ReadTxn> read = store_->Read();
       if (read.ok()) {
         std::optional<FileState> known = read->GetFile(path);
         if (known && known->mtime_ns == mtime_ns && known->size == st.st_size &&
-            !known->issuer_id.empty()) {
+            !known->issuer_id.empty() && StoredCrlsIntact(read.value(), *known)) {
           return Status::Ok();  // warm: nothing to parse
         }
       }
     }
+    if (store_->damaged()) RepairStore();
     Result<std::string> data = ReadFile(path);
     if (!data.ok()) return Status::Error("certgate_crl " + data.status().message());
     Result<std::vector<ParsedCrl>> crls = ParseCrlFile(std::move(data).value());
@@ -252,24 +278,110 @@ class RevocationChecker::Impl {
           chain_issuer != nullptr && NameDer(X509_get_subject_name(chain_issuer)) == crl.issuer_der;
       UniquePtr<X509> issuer(by_chain_issuer ? ossl::UpRef(chain_issuer).release()
                                              : FindIssuerInTrust(crl));
-      Status ingested = IngestOne(path, crl, issuer.get(), &result);
+      Status ingested = IngestOne(path, crl, issuer.get(), /*verified=*/!by_chain_issuer, &result);
       if (!ingested.ok()) {
         return Status::Error("certgate_crl " + path + ": " + which + ingested.message());
       }
       if (!issuer) all_stored = false;
       if (state.issuer_id.empty() && issuer) state.issuer_id = IssuerId(issuer.get());
+      if (issuer) state.stored.push_back({IssuerId(issuer.get()), crl.crl_number, crl.this_update});
       state.result += (state.result.empty() ? "" : "; ") + which + result;
     }
-    // A file with a CRL still waiting for its issuer is parsed again next time.
+    // A file with a CRL still waiting for its issuer is parsed again when it
+    // or the trust store changes, or a chain brings the issuer (forced).
     if (!all_stored) state.issuer_id.clear();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (all_stored) {
+        waiting_files_.erase(path);
+      } else {
+        waiting_files_[path] = identity;
+      }
+    }
     Result<RevocationStore::WriteTxn> txn = store_->Write();
-    if (txn.ok() && txn->PutFile(path, state).ok()) (void)txn->Commit();
+    // Without its record the file is parsed again at every rescan: say so.
+    Status recorded = txn.ok() ? txn->PutFile(path, state) : txn.status();
+    if (recorded.ok()) recorded = txn->Commit();
+    if (!recorded.ok()) {
+      return Status::Error("certgate_crl " + path +
+                           ": ingested, but its file record was not "
+                           "written: " +
+                           recorded.message());
+    }
     return Status::Ok();
+  }
+
+  // Whether the store still holds what a preloaded file's record says was
+  // stored from it (its CRLs, as new, their serials intact): the record alone
+  // is not trusted at a (re)start, the file is ingested again otherwise.
+  bool StoredCrlsIntact(const RevocationStore::ReadTxn &txn, const FileState &file) {
+    if (file.stored.empty()) return false;
+    for (const FileState::Stored &stored : file.stored) {
+      std::optional<CrlMeta> meta = txn.GetCrl(stored.issuer_id);
+      if (!meta) return false;
+      const bool numbered = !meta->crl_number.empty() && !stored.crl_number.empty();
+      const bool older = numbered ? CompareMagnitudes(meta->crl_number, stored.crl_number) < 0
+                                  : meta->this_update < stored.this_update;
+      if (older || !txn.VerifySerials(*meta).ok()) return false;
+    }
+    return true;
+  }
+
+  static int CompareMagnitudes(const std::string &a, const std::string &b) {
+    if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+    return a.compare(b);
+  }
+
+  // Moves a damaged store aside (once per process at a time) and ingests the
+  // preloaded files again; fetched CRLs are fetched again as requests need them.
+  void RepairStore() {
+    std::lock_guard<std::mutex> repairing(repair_mutex_);
+    if (!store_->damaged()) return;
+    const auto now = SteadyClock::now();
+    if (now < next_repair_) return;
+    next_repair_ = now + std::chrono::seconds(10);  // a repair that fails is retried later
+    Status repaired = store_->Repair();
+    if (!repaired.ok()) {
+      const std::string line = "certgate: " + repaired.message() + "\n";
+      (void)!write(STDERR_FILENO, line.data(), line.size());
+      return;
+    }
+    next_repair_ = SteadyClock::time_point();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      waiting_files_.clear();                    // their other CRLs are to be stored again
+      last_rescan_ = SteadyClock::time_point();  // the next check rescans the files at once
+    }
+  }
+
+  void ScheduleRepair() {
+    if (repair_scheduled_.exchange(true)) return;
+    Fetcher().Post([this] {
+      RepairStore();
+      repair_scheduled_ = false;
+      Rescan();
+    });
+  }
+
+  // Which trust store, and how many certificates it holds: an issuer may be
+  // added to it (or another one given to Preload).
+  std::pair<const void *, int> TrustFingerprint() {
+    UniquePtr<X509_STORE> trust;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (trust_ == nullptr) return {nullptr, 0};
+      X509_STORE_up_ref(trust_);
+      trust.reset(trust_);
+    }
+    X509_STORE_lock(trust.get());
+    const int count = sk_X509_OBJECT_num(X509_STORE_get0_objects(trust.get()));
+    X509_STORE_unlock(trust.get());
+    return {trust.get(), count};
   }
 
   // One CRL of a preloaded file: stored with `issuer`, or, without one (an
   // intermediate's CRL), remembered until a chain brings that issuer.
-  Status IngestOne(const std::string &path, const ParsedCrl &crl, X509 *issuer,
+  Status IngestOne(const std::string &path, const ParsedCrl &crl, X509 *issuer, bool verified,
                    std::string *result) {
     if (issuer == nullptr) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -278,7 +390,15 @@ class RevocationChecker::Impl {
       *result = "waiting for a chain with issuer " + crl.issuer;
       return Status::Ok();
     }
-    Result<IngestResult> ingested = IngestCrl(*store_, crl, issuer, "file:" + path, clock_.Now());
+    auto ingest = [&] {
+      return verified ? IngestVerifiedCrl(*store_, crl, issuer, "file:" + path, clock_.Now())
+                      : IngestCrl(*store_, crl, issuer, "file:" + path, clock_.Now());
+    };
+    Result<IngestResult> ingested = ingest();
+    if (!ingested.ok() &&
+        ingested.status().message().rfind("the revocation cache was replaced", 0) == 0) {
+      ingested = ingest();  // into the new one
+    }
     if (!ingested.ok()) {
       const std::string &why = ingested.status().message();
       if (why.rfind("rolled back", 0) != 0) return ingested.status();
@@ -345,12 +465,22 @@ class RevocationChecker::Impl {
     view.source = "crl " + (from_url ? meta->source : meta->source.substr(5)) +
                   (meta->crl_number_dec.empty() ? "" : " crl_number=" + meta->crl_number_dec);
     const int64_t next = meta->next_update;
-    if (std::optional<RevokedEntry> entry = txn.GetRevoked(meta->gen, serial, negative)) {
+    // Damage is never "not revoked": the first use of a CRL in this process
+    // checks its serials against their digest, and every lookup its neighbours.
+    const SerialLookup found = txn.VerifySerials(*meta).ok()
+                                   ? txn.FindRevoked(meta->gen, serial, negative)
+                                   : SerialLookup{SerialLookup::kDamaged, {}};
+    if (found.kind == SerialLookup::kDamaged) {
+      view.note = "the revocation cache is damaged";
+      view.due = false;
+      return view;
+    }
+    if (found.kind == SerialLookup::kRevoked) {
       // Still refreshed when due: the CRL serves every cert of this issuer, and a
       // certificateHold may be lifted.
       view.kind = View::kRevoked;
-      view.revoked_at = entry->revoked_at;
-      view.reason = entry->reason;
+      view.revoked_at = found.entry.revoked_at;
+      view.reason = found.entry.reason;
     } else if (next == 0 || now <= next) {
       view.kind = View::kGood;
     } else if (now <= next + max_stale) {
@@ -475,7 +605,9 @@ class RevocationChecker::Impl {
     const FetchLimits limits = FetchLimitsFrom(policy);
     const int64_t now = clock_.Now();
 
-    Result<RevocationStore::ReadTxn> txn = store_->Read();
+    Result<RevocationStore::ReadTxn> txn =
+        store_->damaged() ? Result<RevocationStore::ReadTxn>(Status::Error("damaged"))
+                          : store_->Read();
     for (size_t depth = 0; depth < count; ++depth) {
       RevocationAnswer answer;
       answer.depth = static_cast<int>(depth);
@@ -492,6 +624,20 @@ class RevocationChecker::Impl {
                  &answer);
       }
       answers.push_back(std::move(answer));
+    }
+    if (store_->damaged()) {
+      // Only what the store can no longer vouch for: a revocation stays one.
+      const std::string why = std::string("mode=") + RevocationModeName(mode) +
+                              "; the revocation cache " + store_->dir() + " is damaged (" +
+                              store_->damage() +
+                              "); it is being rebuilt, revocation is unavailable meanwhile";
+      for (RevocationAnswer &answer : answers) {
+        if (answer.status == RevocationStatus::kRevoked) continue;
+        answer.status = RevocationStatus::kUnknown;
+        answer.source.clear();
+        answer.detail = why;
+      }
+      ScheduleRepair();
     }
     return answers;
   }
@@ -769,7 +915,10 @@ class RevocationChecker::Impl {
       if (txn.ok()) {
         if (std::optional<CrlMeta> meta = txn->GetCrl(id)) {
           meta->checked_at = now;
-          if (txn->PutCrl(id, *meta).ok()) (void)txn->Commit();
+          Status confirmed = txn->PutCrl(id, *meta);
+          if (confirmed.ok()) confirmed = txn->Commit();
+          if (!confirmed.ok())
+            return "not modified (HTTP 304), not recorded: " + confirmed.message();
         }
       }
       *ok = true;
@@ -1013,6 +1162,19 @@ class RevocationChecker::Impl {
   SteadyClock::time_point last_rescan_;
   std::map<std::string, std::set<std::string>> pending_files_;  // issuer name DER -> paths
   std::atomic<bool> has_pending_files_{false};
+  struct WaitingFile {
+    uint64_t dev = 0, ino = 0;
+    int64_t mtime_ns = 0, size = 0;
+    std::pair<const void *, int> trust;
+    bool operator==(const WaitingFile &o) const {
+      return dev == o.dev && ino == o.ino && mtime_ns == o.mtime_ns && size == o.size &&
+             trust == o.trust;
+    }
+  };
+  std::map<std::string, WaitingFile> waiting_files_;  // path -> as parsed (mutex_)
+  std::mutex repair_mutex_;
+  SteadyClock::time_point next_repair_;  // repair_mutex_
+  std::atomic<bool> repair_scheduled_{false};
 };
 
 // ---- RevocationChecker

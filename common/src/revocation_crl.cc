@@ -517,11 +517,13 @@ bool IsUnchanged(const ParsedCrl &crl, const CrlMeta &cached) {
   return CompareToCached(crl, cached) == 0 && crl.this_update <= cached.this_update;
 }
 
-// Deletes generation `gen` a transaction at a time.
-Status DropGeneration(RevocationStore &store, uint64_t gen) {
+// Deletes generation `gen` a transaction at a time, from the store of `epoch`
+// only: a replacement store's generation of that number is someone else's.
+Status DropGeneration(RevocationStore &store, uint64_t gen, uint64_t epoch) {
   for (bool done = false; !done;) {
     Result<RevocationStore::WriteTxn> txn = store.Write();
     if (!txn.ok()) return txn.status();
+    if (txn->epoch() != epoch) return Status::Ok();
     Status deleted = txn->DeleteGeneration(gen, kEntriesPerTxn, &done);
     if (deleted.ok() && done) deleted = txn->ClearStaging(gen);
     if (!deleted.ok()) return deleted;
@@ -533,19 +535,30 @@ Status DropGeneration(RevocationStore &store, uint64_t gen) {
 
 void DropAbandonedGenerations(RevocationStore &store) {
   std::vector<uint64_t> abandoned;
+  uint64_t epoch = 0;
   {
     Result<RevocationStore::WriteTxn> txn = store.Write();
     if (!txn.ok()) return;
     abandoned = txn->AbandonedGenerations();
+    epoch = txn->epoch();
   }
-  for (uint64_t gen : abandoned) (void)DropGeneration(store, gen);
+  for (uint64_t gen : abandoned) (void)DropGeneration(store, gen, epoch);
 }
 
 // Writes the CRL's entries under a new generation, in transactions of
 // kEntriesPerTxn; readers see none of them until the generation is referenced.
-Status StageEntries(RevocationStore &store, const ParsedCrl &crl, uint64_t gen, uint64_t *count) {
+// A damaged store replaced by a new one (Repair) in the middle of an ingest:
+// what was staged is in the old one, so the ingest must not go on in the new.
+Status SameStore(uint64_t epoch, uint64_t now) {
+  if (epoch == now) return Status::Ok();
+  return Status::Error("the revocation cache was replaced during the ingest (it was damaged)");
+}
+
+Status StageEntries(RevocationStore &store, const ParsedCrl &crl, uint64_t gen, uint64_t epoch,
+                    uint64_t *count) {
   Result<RevocationStore::WriteTxn> first = store.Write();
   if (!first.ok()) return first.status();
+  if (Status same = SameStore(epoch, first->epoch()); !same.ok()) return same;
   std::optional<RevocationStore::WriteTxn> txn(std::move(first).value());
   size_t in_txn = 0;
   Status entries = ForEachEntry(
@@ -556,6 +569,7 @@ Status StageEntries(RevocationStore &store, const ParsedCrl &crl, uint64_t gen, 
           txn.reset();
           Result<RevocationStore::WriteTxn> next = store.Write();
           if (!next.ok()) return next.status();
+          if (Status same = SameStore(epoch, next->epoch()); !same.ok()) return same;
           txn.emplace(std::move(next).value());
           in_txn = 0;
         }
@@ -580,6 +594,18 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   }
   Status verified = VerifyCrl(crl, issuer);
   if (!verified.ok()) return verified;
+  return IngestVerifiedCrl(store, crl, issuer, source, now, skew);
+}
+
+Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
+                                       const std::string &source, int64_t now, int64_t skew) {
+  if (crl.this_update > now + skew) {
+    return Status::Error("the CRL's thisUpdate " + FormatTime(crl.this_update) +
+                         " is in the future");
+  }
+  if (crl.next_update != 0 && crl.next_update < crl.this_update) {
+    return Status::Error("the CRL's nextUpdate is before its thisUpdate");
+  }
   const std::string id = IssuerId(issuer);
   if (id.empty()) return Status::Error("cannot hash the issuer");
   DropAbandonedGenerations(store);
@@ -587,15 +613,18 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   // 1. Against the cached CRL: refuse a rollback, confirm an unchanged one, or
   //    reserve a generation for the new entries.
   CrlMeta meta;
+  uint64_t epoch = 0;
   {
     Result<RevocationStore::WriteTxn> txn = store.Write();
     if (!txn.ok()) return txn.status();
     std::optional<CrlMeta> old = txn->GetCrl(id);
-    // Numbers are compared within one scope: another partition's CRL just
-    // takes the issuer's place.
-    if (old && old->scope == crl.scope_urls) {
+    // The store holds one CRL per issuer, so numbers are compared per issuer,
+    // across scopes: an older CRL of another partition must not replace a
+    // newer one (its certificates would lose the newer revocations). One of
+    // the same number but another scope does take the issuer's place.
+    if (old) {
       if (CompareToCached(crl, *old) < 0) return RolledBack(crl, *old);
-      if (IsUnchanged(crl, *old)) {
+      if (old->scope == crl.scope_urls && IsUnchanged(crl, *old)) {
         old->checked_at = now;
         Status put = txn->PutCrl(id, *old);
         if (put.ok()) put = txn->Commit();
@@ -609,6 +638,7 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
     Result<uint64_t> gen = txn->NewGeneration();
     if (!gen.ok()) return gen.status();
     meta.gen = gen.value();
+    epoch = txn->epoch();
     Status marked = txn->MarkStaging(meta.gen, getpid());
     if (marked.ok()) marked = txn->Commit();
     if (!marked.ok()) return marked;
@@ -625,10 +655,21 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   meta.scope = crl.scope_urls;
 
   // 2. The entries, out of readers' sight.
-  Status staged = StageEntries(store, crl, meta.gen, &meta.count);
+  Status staged = StageEntries(store, crl, meta.gen, epoch, &meta.count);
   if (!staged.ok()) {
-    (void)DropGeneration(store, meta.gen);
+    (void)DropGeneration(store, meta.gen, epoch);
     return staged;
+  }
+
+  // What was stored, as a count and digest the readers check it against.
+  {
+    Result<RevocationStore::ReadTxn> read = store.Read();
+    Status digested = !read.ok() ? read.status() : SameStore(epoch, read->epoch());
+    if (digested.ok()) digested = read->DigestSerials(meta.gen, &meta.stored, &meta.serial_digest);
+    if (!digested.ok()) {
+      (void)DropGeneration(store, meta.gen, epoch);
+      return digested;
+    }
   }
 
   // 3. The switch, in one transaction: readers see the old CRL or the new one.
@@ -640,10 +681,12 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
     Result<RevocationStore::WriteTxn> txn = store.Write();
     if (!txn.ok()) {
       switched = txn.status();
+    } else if (Status same = SameStore(epoch, txn->epoch()); !same.ok()) {
+      switched = same;
     } else {
       replaced = txn->GetCrl(id);
       const bool same_scope = replaced && replaced->scope == crl.scope_urls;
-      if (same_scope && CompareToCached(crl, *replaced) < 0) {
+      if (replaced && CompareToCached(crl, *replaced) < 0) {
         switched = RolledBack(crl, *replaced);
       } else if (same_scope && IsUnchanged(crl, *replaced)) {
         result.outcome = IngestResult::Outcome::kUnchanged;
@@ -658,12 +701,12 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
     }
   }
   if (!switched.ok() || result.outcome == IngestResult::Outcome::kUnchanged) {
-    (void)DropGeneration(store, meta.gen);
+    (void)DropGeneration(store, meta.gen, epoch);
     if (!switched.ok()) return switched;
     return result;
   }
   // 4. The replaced CRL's entries (left to the next ingest's sweep if this fails).
-  if (replaced) (void)DropGeneration(store, replaced->gen);
+  if (replaced) (void)DropGeneration(store, replaced->gen, epoch);
   return result;
 }
 

@@ -135,7 +135,9 @@ Result<OcspRecord> VerifyOcspResponse(std::string_view der, X509 *cert, X509 *is
   if (next_update != nullptr && !ToUnix(next_update, &record.next_update)) {
     return Status::Error("bad nextUpdate in OCSP");
   }
-  if (revoked != nullptr) ToUnix(revoked, &record.revoked_at);
+  if (revoked != nullptr && !ToUnix(revoked, &record.revoked_at)) {
+    return Status::Error("bad revocationTime in OCSP");
+  }
   if (record.this_update > now + skew) {
     return Status::Error("the OCSP thisUpdate " + FormatTime(record.this_update) +
                          " is in the future");

@@ -1,4 +1,5 @@
 #include <certgate/session_chain.h>
+#include <openssl/err.h>
 
 #include <string>
 #include <string_view>
@@ -11,17 +12,27 @@ constexpr std::string_view kMagic = "certgate-chain-1:";
 
 }  // namespace
 
-void RememberChainInSession(SSL_SESSION *session, const ChainEvidence &evidence) {
-  if (session == nullptr || !evidence.anchored || evidence.chain.size() < 3) return;
+bool RememberChainInSession(SSL_SESSION *session, const ChainEvidence &evidence) {
+  if (session == nullptr || !evidence.anchored || evidence.chain.size() < 3) return false;
   std::string data(kMagic);
   for (size_t i = 1; i + 1 < evidence.chain.size(); ++i) {  // not the leaf, not the anchor
     unsigned char *der = nullptr;
     const int len = i2d_X509(evidence.chain[i].get(), &der);
-    if (len <= 0) return;
+    if (len <= 0) {
+      ERR_clear_error();
+      return false;
+    }
     data.append(reinterpret_cast<char *>(der), static_cast<size_t>(len));
     OPENSSL_free(der);
   }
-  SSL_SESSION_set1_ticket_appdata(session, data.data(), data.size());
+  // On failure the session resumes without the chain (the process's
+  // intermediate cache may still know it); the error must not stay queued
+  // for the server's next SSL_get_error.
+  if (SSL_SESSION_set1_ticket_appdata(session, data.data(), data.size()) != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  return true;
 }
 
 void AddChainFromSession(const SSL_SESSION *session, STACK_OF(X509) * candidates) {

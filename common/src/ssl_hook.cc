@@ -135,7 +135,8 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
   state->examined = true;
   state->earliest_not_after = EarliestExpiry(*state->evidence);
   IntermediateCache::Process().Learn(*state->evidence);
-  RememberChainInSession(SSL_get_session(ssl), *state->evidence);
+  // Best effort: a session without its chain is judged from the intermediate cache.
+  (void)RememberChainInSession(SSL_get_session(ssl), *state->evidence);
 
   const Policy &policy = *attachment->policy;
   if (policy.EffectiveRejectAt() == RejectAt::kHandshake) {

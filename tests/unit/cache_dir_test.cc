@@ -59,5 +59,49 @@ TEST_F(CacheDirTest, GivesTheDirectoryAndItsFilesToTheWorkerUser) {
   EXPECT_THAT(PrepareCacheDir(dir, nobody).message(), HasSubstr("is not searchable"));
 }
 
+TEST_F(CacheDirTest, RefusesADirectoryOrFileOthersMayWriteOrAForeignOwnerHas) {
+  const std::string dir = root_ + "/cache";
+  ASSERT_TRUE(PrepareCacheDir(dir, std::nullopt).ok());
+  chmod(dir.c_str(), 0777);
+  EXPECT_THAT(PrepareCacheDir(dir, std::nullopt).message(),
+              HasSubstr(dir + " is writable by group or others (mode 0777)"));
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to chown (CI runs as root)";
+  const Owner nobody{65534, 65534};
+  EXPECT_THAT(PrepareCacheDir(dir, nobody).message(), HasSubstr("writable by group or others"));
+  chmod(dir.c_str(), 0700);
+  ASSERT_EQ(chown(dir.c_str(), 4242, 4242), 0);  // someone else's
+  EXPECT_THAT(PrepareCacheDir(dir, nobody).message(),
+              HasSubstr(dir + " belongs to uid 4242, neither the worker user"));
+  ASSERT_EQ(chown(dir.c_str(), 0, 0), 0);
+  std::ofstream(dir + "/data.mdb") << "x";
+  chmod((dir + "/data.mdb").c_str(), 0666);
+  EXPECT_THAT(PrepareCacheDir(dir, nobody).message(),
+              HasSubstr(dir + "/data.mdb is writable by group or others"));
+}
+
+// The race of the issue: the directory swapped for a symlink after it was
+// created. Root must not follow it and give the target away.
+TEST_F(CacheDirTest, NeverFollowsASymlinkInPlaceOfTheDirectoryOrItsFiles) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to chown (CI runs as root)";
+  const Owner nobody{65534, 65534};
+  const std::string target = root_ + "/precious";
+  ASSERT_EQ(mkdir(target.c_str(), 0700), 0);
+  const std::string dir = root_ + "/cache";
+  ASSERT_EQ(symlink(target.c_str(), dir.c_str()), 0);
+  EXPECT_THAT(PrepareCacheDir(dir, nobody).message(), HasSubstr("is a symbolic link"));
+  struct stat st = {};
+  ASSERT_EQ(stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);  // not given away
+
+  ASSERT_EQ(unlink(dir.c_str()), 0);
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  const std::string secret = root_ + "/secret";
+  std::ofstream(secret) << "x";
+  ASSERT_EQ(symlink(secret.c_str(), (dir + "/data.mdb").c_str()), 0);
+  EXPECT_THAT(PrepareCacheDir(dir, nobody).message(), HasSubstr("data.mdb is a symbolic link"));
+  ASSERT_EQ(stat(secret.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+}
+
 }  // namespace
 }  // namespace certgate

@@ -218,6 +218,28 @@ TEST_F(RevocationStoreTest, RolledBackCrlNumberIsRefusedAndTheNewerKept) {
   EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kGood);
 }
 
+// The store keeps one CRL per issuer: crlNumber is compared per issuer, so an
+// older CRL of another partition (IDP scope) cannot replace a newer one.
+TEST_F(RevocationStoreTest, AnOlderCrlOfAnotherScopeIsRefusedAsARollback) {
+  const std::string a = "http://pki.example/a.crl", b = "http://pki.example/b.crl";
+  pki::Issued alice = Leaf("alice", {a});
+  auto newer = pki_->Crl(issuing_, {{Serial(alice), kRevNow - 60, kKeyCompromise}}, 9,
+                         kRevNow - 3600, kRevNow + kRevDay, "sha256", {a});
+  auto older = pki_->Crl(issuing_, {}, 4, kRevNow - 7200, kRevNow + kRevDay, "sha256", {b});
+  ASSERT_TRUE(newer && older) << pki_->last_error();
+  ASSERT_TRUE(Ingest(newer.get(), issuing_.cert.get()).ok());
+  Result<IngestResult> rolled = Ingest(older.get(), issuing_.cert.get());
+  ASSERT_FALSE(rolled.ok());
+  EXPECT_THAT(rolled.status().message(), HasSubstr("rolled back: crlNumber 4 < cached 9"));
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+
+  // The same number for another partition does take the issuer's place.
+  auto same = pki_->Crl(issuing_, {}, 9, kRevNow - 3600, kRevNow + kRevDay, "sha256", {b});
+  Result<IngestResult> switched = Ingest(same.get(), issuing_.cert.get());
+  ASSERT_TRUE(switched.ok()) << switched.status().message();
+  EXPECT_EQ(switched->outcome, IngestResult::Outcome::kStored);
+}
+
 TEST_F(RevocationStoreTest, BadBodiesAreRefusedNamingTheDefect) {
   Result<ParsedCrl> html = ParseCrl("<!DOCTYPE html><html><body>Proxy login</body></html>");
   ASSERT_FALSE(html.ok());
@@ -296,6 +318,44 @@ TEST_F(RevocationStoreTest, CacheSurvivesReopenWithoutReparsing) {
   ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
   Status warm = checker_->Preload({path}, trust.get());
   EXPECT_TRUE(warm.ok()) << warm.message();
+}
+
+// A preloaded CRL whose issuer is not in the trust store (an intermediate's)
+// is parsed once, not at every rescan; again when the trust store changes.
+TEST_F(RevocationStoreTest, AFileWaitingForItsIssuerIsNotParsedAgainUntilTheTrustChanges) {
+  pki::Issued alice = Leaf("alice");
+  std::string path =
+      WriteCrl("issuing.crl", IssuingCrl({{Serial(alice), kRevNow - 60, 1}}, 2).get());
+  auto roots_only = Trust(false);
+  ASSERT_TRUE(checker_->Preload({path}, roots_only.get()).ok());
+  std::string crl;
+  {
+    std::ifstream in(path, std::ios::binary);
+    crl.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+  // Unchanged to a stat() (size, mtime, inode), unparseable if read: a rescan
+  // that parses it fails.
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  {
+    std::fstream out(path, std::ios::in | std::ios::out | std::ios::binary);
+    out.write(std::string(static_cast<size_t>(st.st_size), 'x').data(), st.st_size);
+  }
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  Status rescan = checker_->Preload({path}, roots_only.get());
+  EXPECT_TRUE(rescan.ok()) << rescan.message();
+
+  // Another trust store (now with the issuing CA): parsed again.
+  {
+    std::fstream out(path, std::ios::in | std::ios::out | std::ios::binary);
+    out.write(crl.data(), static_cast<std::streamsize>(crl.size()));
+  }
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  auto with_issuing = Trust(true);
+  ASSERT_TRUE(checker_->Preload({path}, with_issuing.get()).ok());
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
 }
 
 TEST_F(RevocationStoreTest, ChangedPreloadFileIsReingested) {

@@ -25,8 +25,8 @@ constexpr int64_t kRevDay = 86400;
 class RevocationFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/certgate-rev-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    std::string tmpl = TempRoot() + "/certgate-rev-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     pki_ = std::make_unique<pki::PkiBuilder>(kRevNow);
     root_ = pki_->SelfSigned(pki::PkiBuilder::CaSpec("CN=Rev Root,O=Example"));
@@ -36,6 +36,9 @@ class RevocationFixture : public ::testing::Test {
     SetPolicy("revocation", {"cache_only"});
     SetPolicy("revocation_scope", {"leaf"});
   }
+
+  // Where the test's directory goes (a test of many small commits may want tmpfs).
+  virtual std::string TempRoot() const { return "/tmp"; }
 
   void TearDown() override {
     checker_.reset();

@@ -86,4 +86,9 @@ struct IngestResult {
 Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
                                const std::string &source, int64_t now, int64_t skew = 60);
 
+// IngestCrl for a CRL whose signature the caller has just verified with
+// VerifyCrl(crl, issuer) (a large CRL's signature is a hash of all of it).
+Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
+                                       const std::string &source, int64_t now, int64_t skew = 60);
+
 }  // namespace certgate

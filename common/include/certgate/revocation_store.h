@@ -15,14 +15,27 @@
 //   url     URL                            -> UrlState (validators, backoff, lease)
 //   file    preloaded file path            -> FileState
 //   meta    "next_gen"                     -> uint64
+//           "format"                       -> kStoreFormat (magic and version)
 // Serial keys are grouped by the CRL's generation (a counter bumped per ingest)
 // rather than by issuer id, so a new CRL's (sorted) entries are appended
 // (MDB_APPEND: full pages, fast) and the old generation is deleted in the same
 // transaction. A lookup is two gets: crl[issuer id] then serial[gen, serial].
+//
+// Damage (DESIGN §5, issue 9 §4): the store fails closed. Before mapping, the
+// files must belong to the caller (or root), be writable by nobody else, and
+// data.mdb's meta pages must be sane for its size (a damaged map would raise
+// SIGBUS). Every record carries a checksum; each CRL record carries a digest
+// of its serial set, checked the first time a process uses that CRL; a lookup
+// that misses checks that its neighbours bracket the serial (a damaged branch
+// page would route it to the wrong leaf). Anything that does not add up marks
+// the store damaged: lookups then answer "damaged", never "not revoked", and
+// Repair() moves data.mdb aside (data.mdb.corrupt-<time>, exactly one process
+// does) and opens a fresh one, which every other process picks up.
 #pragma once
 
 #include <certgate/result.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -33,6 +46,7 @@
 
 typedef struct MDB_env MDB_env;
 typedef struct MDB_txn MDB_txn;
+typedef struct MDB_cursor MDB_cursor;
 typedef unsigned int MDB_dbi;
 
 namespace certgate {
@@ -54,6 +68,8 @@ struct CrlMeta {
   uint32_t flags = 0;              // kCrlOnly*
   std::string issuer;              // issuer name, RFC 2253, for messages
   std::vector<std::string> scope;  // ParsedCrl::scope_urls; empty: the whole issuer
+  uint64_t stored = 0;             // serials in the table under `gen` (duplicates once)
+  std::string serial_digest;       // SHA-256 over those serials' keys and values, in order
 };
 
 // The fixed part of a CrlMeta, read without allocating (the lookup fast path).
@@ -92,6 +108,19 @@ struct FileState {
   int64_t mtime_ns = 0, size = 0;
   std::string issuer_id;  // empty: not ingested (issuer unknown or error)
   std::string result;
+  // Per CRL of the file that was stored: issuer id, then its crlNumber and
+  // thisUpdate, so that a warm start can check the store still holds it.
+  struct Stored {
+    std::string issuer_id, crl_number;
+    int64_t this_update = 0;
+  };
+  std::vector<Stored> stored;
+};
+
+// The answer of a serial lookup: damaged is never "not revoked".
+struct SerialLookup {
+  enum Kind { kAbsent, kRevoked, kDamaged } kind = kAbsent;
+  RevokedEntry entry;
 };
 
 // Encodes serial magnitude bytes (big-endian, no leading zeros) as a key suffix
@@ -100,12 +129,32 @@ std::string SerialKey(uint64_t gen, std::string_view magnitude, bool negative = 
 
 class RevocationStore {
  public:
+  struct Env;  // one opened data.mdb (opaque; Repair replaces it)
+  static constexpr size_t kDefaultMapSize = size_t{4} << 30;
   // Creates `dir` (0700) and the environment when missing. Map size 4 GiB (sparse:
-  // the file grows with use; a 1,000,000-entry CRL takes ~60 MB).
-  static Result<std::unique_ptr<RevocationStore>> Open(const std::string &dir);
+  // the file grows with use; a 1,000,000-entry CRL takes ~60 MB); tests pass a
+  // small one to fill it. A damaged data.mdb is moved aside and a fresh one
+  // made (logged on stderr, which both servers send to their error log); a
+  // directory or file another user may write is refused.
+  static Result<std::unique_ptr<RevocationStore>> Open(const std::string &dir,
+                                                       size_t map_size = kDefaultMapSize);
   ~RevocationStore();
 
   const std::string &dir() const { return dir_; }
+
+  // Damage: what found it calls ReportDamage (the first reason is kept);
+  // damage() is empty while the store is sound.
+  // `epoch`: of the transaction that found it; damage of a store already
+  // replaced is not the current one's.
+  void ReportDamage(const std::string &reason, uint64_t epoch = 0);
+  std::string damage() const;
+  bool damaged() const { return damaged_.load(std::memory_order_acquire); }
+  // Moves the damaged data.mdb aside unless another process already did, logs
+  // one line when this process did, and opens the fresh store. Transactions
+  // begun before keep the old one until they end.
+  Status Repair();
+  // How many times this process moved a store aside (tests).
+  int moved_aside() const { return moved_aside_; }
 
   class ReadTxn {
    public:
@@ -114,17 +163,31 @@ class RevocationStore {
     ReadTxn &operator=(ReadTxn &&) = delete;
     std::optional<CrlMeta> GetCrl(std::string_view issuer_id) const;
     std::optional<CrlHead> GetCrlHead(std::string_view issuer_id) const;
+    // Absent, revoked, or damaged (and then reported).
+    SerialLookup FindRevoked(uint64_t gen, std::string_view magnitude, bool negative = false) const;
+    // FindRevoked's entry; nullopt when absent or damaged.
     std::optional<RevokedEntry> GetRevoked(uint64_t gen, std::string_view magnitude,
                                            bool negative = false) const;
+    // Checks `meta`'s serials against its count and digest, once per process
+    // and generation; a mismatch is reported as damage.
+    Status VerifySerials(const CrlMeta &meta) const;
+    // The count and digest of generation `gen`'s serials as stored, for its
+    // CRL record (which then needs no verification in this process).
+    Status DigestSerials(uint64_t gen, uint64_t *count, std::string *digest) const;
+    // Which opening of the store this reads (Repair opens a new one).
+    uint64_t epoch() const;
     std::optional<OcspRecord> GetOcsp(std::string_view cert_id) const;
     std::optional<UrlState> GetUrl(std::string_view url) const;
     std::optional<FileState> GetFile(std::string_view path) const;
 
    private:
     friend class RevocationStore;
-    ReadTxn(RevocationStore *store, MDB_txn *txn) : store_(store), txn_(txn) {}
+    ReadTxn(RevocationStore *store, std::shared_ptr<Env> env, MDB_txn *txn)
+        : store_(store), env_(std::move(env)), txn_(txn) {}
     RevocationStore *store_;
+    std::shared_ptr<Env> env_;
     MDB_txn *txn_;
+    mutable MDB_cursor *cursor_ = nullptr;
   };
 
   class WriteTxn {
@@ -158,11 +221,14 @@ class RevocationStore {
     Status PutRevoked(uint64_t gen, std::string_view magnitude, bool negative,
                       const RevokedEntry &entry);
     Status Commit();
+    uint64_t epoch() const;
 
    private:
     friend class RevocationStore;
-    WriteTxn(RevocationStore *store, MDB_txn *txn) : store_(store), txn_(txn) {}
+    WriteTxn(RevocationStore *store, std::shared_ptr<Env> env, MDB_txn *txn)
+        : store_(store), env_(std::move(env)), txn_(txn) {}
     RevocationStore *store_;
+    std::shared_ptr<Env> env_;
     MDB_txn *txn_;
     std::string last_serial_key_;
   };
@@ -188,14 +254,19 @@ class RevocationStore {
 
  private:
   RevocationStore() = default;
-  MDB_txn *TakeReader();
-  void ReturnReader(MDB_txn *txn);
+  std::shared_ptr<Env> CurrentEnv();
+  static void ReturnReader(Env &env, MDB_txn *txn, MDB_cursor *cursor);
+  Status Reopen();
+  void FollowReplacement();
 
   std::string dir_;
-  MDB_env *env_ = nullptr;
-  MDB_dbi crl_ = 0, serial_ = 0, ocsp_ = 0, url_ = 0, file_ = 0, meta_ = 0;
-  std::mutex readers_mutex_;
-  std::vector<MDB_txn *> idle_readers_;  // reset read txns, renewed on use
+  size_t map_size_ = kDefaultMapSize;
+  mutable std::mutex mutex_;  // env_, damage_
+  std::shared_ptr<Env> env_;
+  std::atomic<bool> damaged_{false};
+  std::string damage_;
+  std::atomic<int64_t> next_identity_check_{0};  // steady ms: when to stat data.mdb again
+  std::atomic<int> moved_aside_{0};
 };
 
 }  // namespace certgate

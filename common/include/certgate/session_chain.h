@@ -14,8 +14,9 @@
 
 namespace certgate {
 
-// Stores the CAs between leaf and anchor of an anchored chain in `session`.
-void RememberChainInSession(SSL_SESSION *session, const ChainEvidence &evidence);
+// Stores the CAs between leaf and anchor of an anchored chain in `session`;
+// false when there was nothing to store or OpenSSL refused it (error cleared).
+bool RememberChainInSession(SSL_SESSION *session, const ChainEvidence &evidence);
 
 // Appends the CAs stored in `session` (if any) to `candidates`.
 void AddChainFromSession(const SSL_SESSION *session, STACK_OF(X509) * candidates);

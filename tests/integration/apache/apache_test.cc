@@ -1650,4 +1650,23 @@ TEST_F(ApacheRevocation, ZZNewerCrlAtCdpRevokesWithoutRestartAlsoForResumedSessi
   EXPECT_NE(line.find("crl_number=3"), std::string::npos) << line;
 }
 
+// Last (it restarts httpd). Issue 9 §4, h::RunDamagedCacheDrill at the
+// cache_only virtual host: several children find the damaged store at once;
+// one moves it aside, the others open the new one.
+TEST_F(ApacheRevocation, ZZZDamagedCacheIsMovedAsideOnceAndTheRevokedStaysRefused) {
+  h::DamagedCacheServer server;
+  server.get = [&](const std::string &client, const std::string &tag) {
+    Reply r = Get(Port(kRevCacheOnly), "/?" + tag, client);
+    return h::DamagedCacheServer::Answer{r.status, r.body};
+  };
+  server.cache_dir = server_->root() + "/cache-cacheonly";
+  server.stop = [&] { server_->Stop(); };
+  server.start = [&] { return server_->Start(Vhosts(server_->root()), kRevBase + kRevUpdate); };
+  server.logs = [&] {
+    return h::ReadFile(server_->error_log()) + h::ReadFile(server_->root() + "/stderr.log");
+  };
+  server.fail = [](const std::string &problem) { ADD_FAILURE() << problem; };
+  h::RunDamagedCacheDrill(server);
+}
+
 }  // namespace

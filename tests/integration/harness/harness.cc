@@ -1226,4 +1226,60 @@ void RunCdpFaultDrill(CrlServer &cdp, const std::string &pki, const std::string 
   }
 }
 
+void RunDamagedCacheDrill(const DamagedCacheServer &server) {
+  const std::string revoked_body = "403.13 client certificate refused: revoked\n";
+  DamagedCacheServer::Answer before = server.get("revoked", "dmg-before");
+  if (before.status != 403 || before.body != revoked_body) {
+    server.fail("before: revoked got " + std::to_string(before.status) + ": " + before.body);
+    return;
+  }
+  server.stop();
+  const std::string data = server.cache_dir + "/data.mdb";
+  {
+    std::fstream file(data, std::ios::in | std::ios::out | std::ios::binary);
+    char byte = 0;
+    file.seekg(4138);
+    file.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x40);
+    file.seekp(4138);
+    file.write(&byte, 1);
+    if (!file.good()) {
+      server.fail("cannot change a byte of " + data);
+      return;
+    }
+  }
+  const std::string error = server.start();
+  if (!error.empty()) {
+    server.fail("cannot start again: " + error);
+    return;
+  }
+  bool revoked_again = false;
+  const auto start = Clock::now();
+  for (int i = 0; !revoked_again && Clock::now() - start < std::chrono::seconds(5); ++i) {
+    DamagedCacheServer::Answer r = server.get("revoked", "dmg-" + std::to_string(i));
+    if (r.status != 403) {
+      server.fail("after: the revoked client got " + std::to_string(r.status) + ": " + r.body);
+      return;
+    }
+    revoked_again = r.body == revoked_body;
+    if (!revoked_again) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!revoked_again) server.fail("the rebuilt cache does not revoke the revoked client");
+  DamagedCacheServer::Answer good = server.get("good", "dmg-good");
+  if (good.status != 200) server.fail("good got " + std::to_string(good.status) + ": " + good.body);
+  const std::string logs = server.logs();
+  const size_t lines =
+      GrepLines(logs, {"revocation cache " + server.cache_dir + " is damaged"}).size();
+  if (lines != 1) server.fail(std::to_string(lines) + " lines name the damage, not 1:\n" + logs);
+  for (const char *death : {"exited on signal", "exit signal"}) {
+    if (!GrepLines(logs, {death}).empty()) server.fail(std::string("a process died: ") + death);
+  }
+  int aside = 0;
+  std::error_code ec;
+  for (const auto &entry : fs::directory_iterator(server.cache_dir, ec)) {
+    aside += entry.path().filename().string().rfind("data.mdb.corrupt-", 0) == 0;
+  }
+  if (aside != 1) server.fail(std::to_string(aside) + " stores moved aside, not 1");
+}
+
 }  // namespace certgate::harness

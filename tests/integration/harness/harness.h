@@ -427,6 +427,29 @@ struct CdpFaultServer {
 void RunCdpFaultDrill(CrlServer &cdp, const std::string &pki, const std::string &work,
                       const CdpFaultServer &server);
 
+// ---- the damaged-cache drill (issue 9 §4) ----
+//
+// A cache_only place whose certgate_crl holds the demo intermediate CRL (the
+// "revoked" client revoked). The drill asks once (refused: revoked), stops the
+// server, changes one byte of meta page 1 of the place's data.mdb (which made
+// mdb_env_open die of SIGBUS), starts the server, and asks as "revoked" until
+// refused as revoked again (up to 5 s). Every answer must be a refusal; "good"
+// is then allowed; the logs name the damage exactly once; exactly one
+// data.mdb.corrupt-* is left; no process died of a signal.
+struct DamagedCacheServer {
+  struct Answer {
+    int status = 0;
+    std::string body;
+  };
+  std::function<Answer(const std::string &client, const std::string &tag)> get;
+  std::string cache_dir;
+  std::function<void()> stop;
+  std::function<std::string()> start;  // "" or why not
+  std::function<std::string()> logs;   // everything the server logged (error logs, stderr)
+  std::function<void(const std::string &problem)> fail;
+};
+void RunDamagedCacheDrill(const DamagedCacheServer &server);
+
 }  // namespace certgate::harness
 
 #endif  // CERTGATE_TESTS_INTEGRATION_HARNESS_H

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <regex>
@@ -75,6 +77,18 @@ class Instance {
       return "nginx does not listen:\n" + h::ReadFile(d + "/logs/stderr.log") +
              h::ReadFile(error_log());
     }
+    return "";
+  }
+
+  // nginx alone stopped and started again (new workers), the CDP left as is.
+  std::string RestartNginx() {
+    const std::string d = dir_->path();
+    if (process_.pid() > 0) process_.Stop(SIGTERM, 10000);
+    if (!process_.Start({nginx_, "-p", d, "-c", conf()}, d + "/logs/stdout.log",
+                        d + "/logs/stderr.log")) {
+      return "cannot start nginx: " + process_.error();
+    }
+    if (!h::WaitForPort(kPort, 10000)) return "nginx does not listen:\n" + h::ReadFile(error_log());
     return "";
   }
 
@@ -469,6 +483,27 @@ TEST_F(NginxRevocation, UnusableCacheDirectoryFailsConfigTest) {
   }
 }
 
+// Issue 9 §4: a cache directory others may write is refused at -t, naming it.
+TEST_F(NginxRevocation, CacheDirectoryOthersMayWriteFailsConfigTest) {
+  const std::string cache = n().dir() + "/loose-cache";
+  h::MakeDirs(cache);
+  ASSERT_EQ(chmod(cache.c_str(), 0777), 0);
+  const std::string conf = n().dir() + "/loose-cache.conf";
+  h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\npid " + n().dir() +
+                         "/t.pid;\nerror_log " + n().dir() +
+                         "/logs/t.log;\nevents {}\nhttp {\n  server {\n"
+                         "    listen 127.0.0.1:18429;\n    location / {\n"
+                         "      certgate require;\n      certgate_revocation soft_fail;\n"
+                         "      certgate_cache " +
+                         cache + ";\n    }\n  }\n}\n");
+  h::RunResult r = h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", n().dir(), "-c", conf});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(
+      r.err.find("[emerg] certgate: " + cache + " is writable by group or others (mode 0777)"),
+      std::string::npos)
+      << r.err;
+}
+
 // ---- every CDP fault survived with the cached CRL kept (issue 5 item 7) ----
 
 // h::RunCdpFaultDrill at the locations /fx-<fault>: every fault of the CDP
@@ -493,6 +528,30 @@ TEST_F(NginxRevocation, EveryCdpFaultKeepsTheCachedCrl) {
   server.max_stale_name = "certgate_max_stale";
   server.fail = [](const std::string &problem) { ADD_FAILURE() << problem; };
   h::RunCdpFaultDrill(n().cdp(), n().pki(), n().dir() + "/faults", server);
+}
+
+// Issue 9 §4, h::RunDamagedCacheDrill at /cacheonly: the preloaded store
+// damaged while nginx was down (meta page 1, which killed mdb_env_open with
+// SIGBUS) is moved aside once and rebuilt from certgate_crl; the revoked
+// client is refused throughout.
+TEST_F(NginxRevocation, DamagedCacheIsMovedAsideOnceAndTheRevokedStaysRefused) {
+  n().cdp().Stop();  // cache_only: nothing is fetched anyway
+  h::DamagedCacheServer server;
+  server.get = [&](const std::string &client, const std::string &tag) {
+    Response r = n().Curl("/cacheonly?case=" + tag, client);
+    return h::DamagedCacheServer::Answer{r.status, r.body};
+  };
+  server.cache_dir = n().cache("cacheonly");
+  server.stop = [&] { n().process().Stop(SIGTERM, 10000); };
+  server.start = [&] { return n().RestartNginx(); };
+  // The line goes to the workers' stderr, which nginx points at its first
+  // error log (by level: notice.log here).
+  server.logs = [&] {
+    return h::ReadFile(n().error_log()) + h::ReadFile(n().notice_log()) +
+           h::ReadFile(n().dir() + "/logs/stderr.log");
+  };
+  server.fail = [](const std::string &problem) { ADD_FAILURE() << problem; };
+  h::RunDamagedCacheDrill(server);
 }
 
 // Last (it stops nginx): a graceful shutdown waits for a request that waits
