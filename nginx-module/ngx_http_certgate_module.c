@@ -39,6 +39,19 @@ typedef struct {
 } ngx_http_certgate_srv_conf_t;
 
 
+/* a revocation cache directory, and where it was first configured */
+typedef struct {
+    ngx_str_t                  name;
+    u_char                    *conf_file;
+    ngx_uint_t                 line;
+} ngx_http_certgate_cache_dir_t;
+
+
+typedef struct {
+    ngx_array_t                cache_dirs;   /* ngx_http_certgate_cache_dir_t */
+} ngx_http_certgate_main_conf_t;
+
+
 /*
  * One per request (main or subrequest), kept in a pool cleanup so that it
  * survives what clears r->ctx (internal redirects, named locations, another
@@ -102,6 +115,7 @@ static char *ngx_http_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_certgate_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_certgate_init_module(ngx_cycle_t *cycle);
+static void *ngx_http_certgate_create_main_conf(ngx_conf_t *cf);
 
 
 static ngx_conf_enum_t  ngx_http_certgate_log_levels[] = {
@@ -177,7 +191,7 @@ static ngx_http_module_t  ngx_http_certgate_module_ctx = {
     ngx_http_certgate_add_variables,       /* preconfiguration */
     ngx_http_certgate_init,                /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_certgate_create_main_conf,    /* create main configuration */
     NULL,                                  /* init main configuration */
 
     ngx_http_certgate_create_srv_conf,     /* create server configuration */
@@ -994,114 +1008,82 @@ ngx_http_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /*
- * The revocation cache directory (certgate_cache or the core's default) is
- * made here, in the master, like a temp path: its parents with mkdir -p, the
- * directory itself with mode 0700; registered with ngx_add_path(), tagged as
- * ours, so that ngx_http_certgate_init_module() gives it and the cache files
- * in it to the worker user ("user") once the core configuration is known.
- * The cache itself (LMDB) is opened by each worker on first use, never in the
- * master.
+ * The revocation cache directories (certgate_cache or the core's default) are
+ * collected here and prepared by the core in ngx_http_certgate_init_module(),
+ * in the master (as root), once the worker user is known: created, given to
+ * that user with the cache files in it, and refused if others may write them.
+ * Not through ngx_add_path(): ngx_create_paths() would stat and chown the
+ * directory by name first, following a symlink swapped in between.  The cache
+ * itself (LMDB) is opened by each worker on first use, never in the master.
  */
 
 static char *
 ngx_http_certgate_cache_path(ngx_conf_t *cf, const cg_policy *policy)
 {
-    size_t            len;
-    ngx_err_t         err;
-    ngx_path_t       *path;
-    const char       *dir;
-    ngx_file_info_t   fi;
+    size_t                           len;
+    ngx_uint_t                       i;
+    const char                      *dir;
+    ngx_http_certgate_cache_dir_t   *cache;
+    ngx_http_certgate_main_conf_t   *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_certgate_module);
 
     dir = cg_policy_cache_dir(policy);
     len = ngx_strlen(dir);
 
-    while (len > 1 && dir[len - 1] == '/') {
-        len--;
-    }
-
-    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
-    if (path == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    path->name.data = ngx_pnalloc(cf->pool, len + 1);
-    if (path->name.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    path->name.len = len;
-    ngx_memcpy(path->name.data, dir, len);
-    path->name.data[len] = '\0';
-
-    if (path->name.data[0] != '/') {
+    if (dir[0] != '/') {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "certgate: the revocation cache \"%V\" "
-                           "(certgate_cache) must be an absolute path",
-                           &path->name);
+                           "certgate: the revocation cache \"%s\" "
+                           "(certgate_cache) must be an absolute path", dir);
         return NGX_CONF_ERROR;
     }
 
-    /* parents: every prefix up to the last "/" */
+    /* the same directory for many locations is prepared once */
 
-    err = ngx_create_full_path(path->name.data, 0755);
+    cache = cmcf->cache_dirs.elts;
 
-    if (err == 0
-        && ngx_create_dir(path->name.data, 0700) == NGX_FILE_ERROR
-        && ngx_errno != NGX_EEXIST)
-    {
-        err = ngx_errno;
+    for (i = 0; i < cmcf->cache_dirs.nelts; i++) {
+        if (cache[i].name.len == len
+            && ngx_strncmp(cache[i].name.data, dir, len) == 0)
+        {
+            return NGX_CONF_OK;
+        }
     }
 
-    if (err) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, err,
-                           "certgate: cannot create the revocation cache "
-                           "directory \"%V\" (certgate_cache)", &path->name);
+    cache = ngx_array_push(&cmcf->cache_dirs);
+    if (cache == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_file_info(path->name.data, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "certgate: the revocation cache \"%V\" "
-                           "(certgate_cache) cannot be examined", &path->name);
+    /* NUL-terminated: the core takes it as a C string */
+    cache->name.data = ngx_pnalloc(cf->pool, len + 1);
+    if (cache->name.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (!ngx_is_dir(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "certgate: the revocation cache \"%V\" "
-                           "(certgate_cache) is not a directory", &path->name);
-        return NGX_CONF_ERROR;
-    }
-
-    path->conf_file = cf->conf_file->file.name.data;
-    path->line = cf->conf_file->line;
-    path->data = &ngx_http_certgate_module;
-
-    /* the same directory for many locations is added once */
-
-    if (ngx_add_path(cf, &path) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
+    ngx_memcpy(cache->name.data, dir, len + 1);
+    cache->name.len = len;
+    cache->conf_file = cf->conf_file->file.name.data;
+    cache->line = cf->conf_file->line;
 
     return NGX_CONF_OK;
 }
 
 
-/*
- * ngx_create_paths() only chowns the directory: cache files a root-run
- * "certgate cache fetch" left in it would stay unwritable by the workers, and
- * every revocation check would fail.  The core gives the files to the worker
- * user too.
- */
-
 static ngx_int_t
 ngx_http_certgate_init_module(ngx_cycle_t *cycle)
 {
-    long              uid, gid;
-    cg_error          error;
-    ngx_uint_t        i;
-    ngx_path_t      **path;
-    ngx_core_conf_t  *ccf;
+    long                             uid, gid;
+    cg_error                         error;
+    ngx_uint_t                       i;
+    ngx_core_conf_t                 *ccf;
+    ngx_http_certgate_cache_dir_t   *cache;
+    ngx_http_certgate_main_conf_t   *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_certgate_module);
+    if (cmcf == NULL) {
+        return NGX_OK;
+    }
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
@@ -1113,26 +1095,43 @@ ngx_http_certgate_init_module(ngx_cycle_t *cycle)
         gid = (long) ccf->group;
     }
 
-    path = cycle->paths.elts;
+    cache = cmcf->cache_dirs.elts;
 
-    for (i = 0; i < cycle->paths.nelts; i++) {
-
-        if (path[i]->data != &ngx_http_certgate_module) {
-            continue;
-        }
-
-        if (cg_cache_dir_prepare((const char *) path[i]->name.data, uid, gid,
+    for (i = 0; i < cmcf->cache_dirs.nelts; i++) {
+        if (cg_cache_dir_prepare((const char *) cache[i].name.data, uid, gid,
                                  &error)
             != CG_OK)
         {
             ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                          "certgate: %s (certgate_cache in %s:%ui)",
-                          error.message, path[i]->conf_file, path[i]->line);
+                          "certgate: %s (certgate_cache \"%V\" in %s:%ui)",
+                          error.message, &cache[i].name, cache[i].conf_file,
+                          cache[i].line);
             return NGX_ERROR;
         }
     }
 
     return NGX_OK;
+}
+
+
+static void *
+ngx_http_certgate_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_certgate_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_certgate_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&cmcf->cache_dirs, cf->pool, 1,
+                       sizeof(ngx_http_certgate_cache_dir_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return cmcf;
 }
 
 

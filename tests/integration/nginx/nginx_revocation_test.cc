@@ -504,6 +504,31 @@ TEST_F(NginxRevocation, CacheDirectoryOthersMayWriteFailsConfigTest) {
       << r.err;
 }
 
+// Issue 9 §4: a certgate_cache that is a symlink is refused at -t, and nothing
+// on the way follows it: nginx's own path setup (ngx_create_paths) used to
+// chown the link's target to the worker user before certgate's check ran.
+TEST_F(NginxRevocation, CacheDirectorySymlinkIsRefusedAndItsTargetUntouched) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the chown is what is checked";
+  const std::string target = n().dir() + "/symlink-target";
+  const std::string link = n().dir() + "/symlink-cache";
+  h::MakeDirs(target, 0755);
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  const std::string conf = n().dir() + "/symlink-cache.conf";
+  h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\nuser nobody nogroup;\npid " +
+                         n().dir() + "/t.pid;\nerror_log " + n().dir() +
+                         "/logs/t.log;\nevents {}\nhttp {\n  server {\n"
+                         "    listen 127.0.0.1:18429;\n    location / {\n"
+                         "      certgate require;\n      certgate_revocation soft_fail;\n"
+                         "      certgate_cache " +
+                         link + ";\n    }\n  }\n}\n");
+  h::RunResult r = h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", n().dir(), "-c", conf});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("certgate: " + link + " is a symbolic link"), std::string::npos) << r.err;
+  struct stat st {};
+  ASSERT_EQ(stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "the symlink's target was given away";
+}
+
 // ---- every CDP fault survived with the cached CRL kept (issue 5 item 7) ----
 
 // h::RunCdpFaultDrill at the locations /fx-<fault>: every fault of the CDP
