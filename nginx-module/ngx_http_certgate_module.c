@@ -92,6 +92,9 @@ static void ngx_http_certgate_count(ngx_http_request_t *r,
     ngx_http_certgate_ctx_t *ctx, const cg_decision *d);
 static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
+static ngx_int_t ngx_http_certgate_body(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_str_t *body,
+    const char **type);
 static const cg_decision *ngx_http_certgate_decide(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf);
 static void ngx_http_certgate_log(ngx_http_request_t *r, ngx_uint_t level,
@@ -418,11 +421,9 @@ static ngx_int_t
 ngx_http_certgate_deny(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
 {
-    size_t                     len;
-    u_char                    *body;
     ngx_int_t                  status;
+    ngx_str_t                  ct, body;
     const char                *type;
-    ngx_str_t                  ct;
     ngx_http_complex_value_t   cv;
 
     status = cg_policy_reject_status(clcf->policy, cg_decision_reason(d));
@@ -431,35 +432,61 @@ ngx_http_certgate_deny(ngx_http_request_t *r,
         return status;
     }
 
-    /* the core says how long the body is: it is never cut */
+    if (ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    type = NULL;
-    len = cg_decision_format_body(d, clcf->policy, &type, NULL, 0);
-
-    if (len == 0 || type == NULL) {
+    if (body.len == 0) {
         /* certgate_reject_body off: nginx's page, so error_page applies */
         return status;
-    }
-
-    body = ngx_pnalloc(r->pool, len + 1);
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (cg_decision_format_body(d, clcf->policy, &type, (char *) body, len + 1)
-        != len)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ct.data = (u_char *) type;
     ct.len = ngx_strlen(type);
 
     ngx_memzero(&cv, sizeof(ngx_http_complex_value_t));
-    cv.value.data = body;
-    cv.value.len = len;
+    cv.value = body;
 
     return ngx_http_send_response(r, status, &ct, &cv);
+}
+
+
+/*
+ * The refusal body of certgate_reject_body, allocated at the length the core
+ * asks for, so it is never cut; an empty one for "off" (nginx's own page).
+ */
+
+static ngx_int_t
+ngx_http_certgate_body(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_str_t *body,
+    const char **type)
+{
+    size_t  len;
+
+    *type = NULL;
+    ngx_str_null(body);
+
+    len = cg_decision_format_body(d, clcf->policy, type, NULL, 0);
+
+    if (len == 0 || *type == NULL) {
+        return NGX_OK;
+    }
+
+    body->data = ngx_pnalloc(r->pool, len + 1);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (cg_decision_format_body(d, clcf->policy, type, (char *) body->data,
+                                len + 1)
+        != len)
+    {
+        return NGX_ERROR;
+    }
+
+    body->len = len;
+
+    return NGX_OK;
 }
 
 
@@ -574,31 +601,23 @@ ngx_http_certgate_refuse_response(ngx_http_request_t *r,
     ngx_http_certgate_ctx_t *ctx, ngx_http_certgate_loc_conf_t *clcf,
     const cg_decision *d, ngx_int_t status)
 {
-    size_t        len;
-    u_char       *body;
     ngx_int_t     rc;
+    ngx_str_t     body;
     ngx_buf_t    *b;
     const char   *type;
     ngx_chain_t   out;
 
-    type = NULL;
-    len = (d && r == r->main)
-          ? cg_decision_format_body(d, clcf->policy, &type, NULL, 0) : 0;
+    ngx_str_null(&body);
 
-    if (len == 0 || type == NULL) {
-        return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
-                                                status);
-    }
-
-    body = ngx_pnalloc(r->pool, len + 1);
-    if (body == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (cg_decision_format_body(d, clcf->policy, &type, (char *) body, len + 1)
-        != len)
+    if (d && r == r->main
+        && ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (body.len == 0) {
+        return ngx_http_filter_finalize_request(r, &ngx_http_certgate_module,
+                                                status);
     }
 
     ngx_http_clean_header(r);
@@ -607,7 +626,7 @@ ngx_http_certgate_refuse_response(ngx_http_request_t *r,
     r->headers_out.content_type.data = (u_char *) type;
     r->headers_out.content_type.len = ngx_strlen(type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_length_n = len;
+    r->headers_out.content_length_n = body.len;
 
     ctx->discard = 1;
 
@@ -622,8 +641,8 @@ ngx_http_certgate_refuse_response(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    b->pos = body;
-    b->last = body + len;
+    b->pos = body.data;
+    b->last = body.data + body.len;
     b->memory = 1;
     b->last_buf = 1;
     b->last_in_chain = 1;

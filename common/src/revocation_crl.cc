@@ -581,10 +581,8 @@ Status StageEntries(RevocationStore &store, const ParsedCrl &crl, uint64_t gen, 
   return txn->Commit();
 }
 
-}  // namespace
-
-Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
-                               const std::string &source, int64_t now, int64_t skew) {
+// Cheap, so checked before the signature is.
+Status CheckCrlTimes(const ParsedCrl &crl, int64_t now, int64_t skew) {
   if (crl.this_update > now + skew) {
     return Status::Error("the CRL's thisUpdate " + FormatTime(crl.this_update) +
                          " is in the future");
@@ -592,20 +590,23 @@ Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X50
   if (crl.next_update != 0 && crl.next_update < crl.this_update) {
     return Status::Error("the CRL's nextUpdate is before its thisUpdate");
   }
-  Status verified = VerifyCrl(crl, issuer);
-  if (!verified.ok()) return verified;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<IngestResult> IngestCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
+                               const std::string &source, int64_t now, int64_t skew) {
+  Status checked = CheckCrlTimes(crl, now, skew);
+  if (checked.ok()) checked = VerifyCrl(crl, issuer);
+  if (!checked.ok()) return checked;
   return IngestVerifiedCrl(store, crl, issuer, source, now, skew);
 }
 
 Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &crl, X509 *issuer,
                                        const std::string &source, int64_t now, int64_t skew) {
-  if (crl.this_update > now + skew) {
-    return Status::Error("the CRL's thisUpdate " + FormatTime(crl.this_update) +
-                         " is in the future");
-  }
-  if (crl.next_update != 0 && crl.next_update < crl.this_update) {
-    return Status::Error("the CRL's nextUpdate is before its thisUpdate");
-  }
+  const Status times = CheckCrlTimes(crl, now, skew);
+  if (!times.ok()) return times;
   const std::string id = IssuerId(issuer);
   if (id.empty()) return Status::Error("cannot hash the issuer");
   DropAbandonedGenerations(store);

@@ -455,27 +455,27 @@ TEST_F(NginxRevocation, Http2StreamWaitsForTheFetch) {
   EXPECT_TRUE(h::GrepLines(h::ReadFile(n().error_log()), {"[alert]"}).empty());
 }
 
+// `nginx -t` of a configuration whose one location uses `cache` as its
+// certgate_cache; `top` goes before the events block ("user ...;").
+h::RunResult ConfigTestWithCache(const std::string &cache, const std::string &top = "") {
+  const std::string dir = g_instance->dir();
+  const std::string conf = dir + "/cache-test.conf";
+  h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\n" + top + "pid " + dir +
+                         "/t.pid;\nerror_log " + dir +
+                         "/logs/t.log;\nevents {}\nhttp {\n  server {\n"
+                         "    listen 127.0.0.1:18429;\n    location / {\n"
+                         "      certgate require;\n      certgate_revocation soft_fail;\n"
+                         "      certgate_cache " +
+                         cache + ";\n    }\n  }\n}\n");
+  return h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", dir, "-c", conf});
+}
+
 // nginx -t: an unusable certgate_cache fails the test with the path named.
 TEST_F(NginxRevocation, UnusableCacheDirectoryFailsConfigTest) {
   const std::string file = n().dir() + "/not-a-dir";
   h::WriteFile(file, "x");
   for (const std::string &cache : {file, file + "/sub"}) {
-    const std::string conf = n().dir() + "/bad-cache.conf";
-    h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH
-                       ";\n"
-                       "pid " +
-                           n().dir() +
-                           "/t.pid;\n"
-                           "error_log " +
-                           n().dir() +
-                           "/logs/t.log;\n"
-                           "events {}\n"
-                           "http {\n  server {\n    listen 127.0.0.1:18429;\n"
-                           "    location / {\n      certgate require;\n"
-                           "      certgate_revocation soft_fail;\n"
-                           "      certgate_cache " +
-                           cache + ";\n    }\n  }\n}\n");
-    h::RunResult r = h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", n().dir(), "-c", conf});
+    h::RunResult r = ConfigTestWithCache(cache);
     EXPECT_NE(r.exit_code, 0) << cache;
     EXPECT_NE(r.err.find("[emerg]"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("\"" + cache + "\""), std::string::npos) << r.err;
@@ -488,15 +488,7 @@ TEST_F(NginxRevocation, CacheDirectoryOthersMayWriteFailsConfigTest) {
   const std::string cache = n().dir() + "/loose-cache";
   h::MakeDirs(cache);
   ASSERT_EQ(chmod(cache.c_str(), 0777), 0);
-  const std::string conf = n().dir() + "/loose-cache.conf";
-  h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\npid " + n().dir() +
-                         "/t.pid;\nerror_log " + n().dir() +
-                         "/logs/t.log;\nevents {}\nhttp {\n  server {\n"
-                         "    listen 127.0.0.1:18429;\n    location / {\n"
-                         "      certgate require;\n      certgate_revocation soft_fail;\n"
-                         "      certgate_cache " +
-                         cache + ";\n    }\n  }\n}\n");
-  h::RunResult r = h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", n().dir(), "-c", conf});
+  h::RunResult r = ConfigTestWithCache(cache);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(
       r.err.find("[emerg] certgate: " + cache + " is writable by group or others (mode 0777)"),
@@ -513,15 +505,7 @@ TEST_F(NginxRevocation, CacheDirectorySymlinkIsRefusedAndItsTargetUntouched) {
   const std::string link = n().dir() + "/symlink-cache";
   h::MakeDirs(target, 0755);
   ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
-  const std::string conf = n().dir() + "/symlink-cache.conf";
-  h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\nuser nobody nogroup;\npid " +
-                         n().dir() + "/t.pid;\nerror_log " + n().dir() +
-                         "/logs/t.log;\nevents {}\nhttp {\n  server {\n"
-                         "    listen 127.0.0.1:18429;\n    location / {\n"
-                         "      certgate require;\n      certgate_revocation soft_fail;\n"
-                         "      certgate_cache " +
-                         link + ";\n    }\n  }\n}\n");
-  h::RunResult r = h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", n().dir(), "-c", conf});
+  h::RunResult r = ConfigTestWithCache(link, "user nobody nogroup;\n");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("certgate: " + link + " is a symbolic link"), std::string::npos) << r.err;
   struct stat st {};
