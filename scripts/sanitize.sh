@@ -59,7 +59,7 @@ run_tsan() {
   echo "sanitize.sh: TSan run of the threaded unit tests"
   # setarch -R: TSan of gcc 12 cannot map its shadow with the kernel's full
   # mmap randomization ("unexpected memory mapping").
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
     setarch "$(uname -m)" -R build-tsan/tests/unit/certgate_unit_tests \
     --gtest_filter='Threads*:SslHook*:RevocationFetch*:RevocationStore*:RevocationCrash*' ||
     status=1
