@@ -17,7 +17,7 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(crl_ingest ocsp evaluate policy store)
 jobs=${FUZZ_JOBS:-1}
-out=${FUZZ_OUT:-fuzz-out}
+out=$(realpath -m "${FUZZ_OUT:-fuzz-out}")
 
 need=()
 for package in clang-14 libfuzzer-14-dev; do
@@ -42,15 +42,17 @@ cmake --build build-fuzz -j"${FUZZ_BUILD_JOBS:-2}" --target "${targets[@]/%/_fuz
 
 run_target() {
   local target=$1
-  mkdir -p "$out/corpus/$target" "$out/crashes/$target"
+  mkdir -p "$out/corpus/$target" "$out/crashes/$target" "$out/tmp/$target"
   echo "fuzz.sh: $target for $minutes min (log: $out/$target.log)"
   # -rss_limit_mb: the CRL and store targets map LMDB files; -timeout: a
   # single input taking 10 s is a finding (ReDoS, quadratic parse).
-  nice -n 19 "build-fuzz/tests/fuzz/${target}_fuzzer" \
+  # TMPDIR: the scratch stores of inputs that crashed stay behind; removed below.
+  TMPDIR="$out/tmp/$target" nice -n 19 "build-fuzz/tests/fuzz/${target}_fuzzer" \
     -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_total_time=$((minutes * 60)) -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
     -artifact_prefix="$out/crashes/$target/" \
     "$out/corpus/$target" "tests/fuzz/corpus/$target" >"$out/$target.log" 2>&1 || true
+  rm -rf "${out:?}/tmp/$target"
   local crashes
   crashes=$(find "$out/crashes/$target" -type f | wc -l)
   echo "fuzz.sh: $target done: $(grep -E '^#[0-9]+' "$out/$target.log" | tail -1), crashes: $crashes"

@@ -37,9 +37,9 @@ struct Expected {
 using Model = std::map<std::pair<bool, std::string>, std::optional<Expected>>;
 
 RevocationStore &Store() {
-  static TempDir *dir = new TempDir();  // lives as long as the process
   static std::unique_ptr<RevocationStore> store = [] {
-    Result<std::unique_ptr<RevocationStore>> opened = RevocationStore::Open(dir->path() + "/cache");
+    Result<std::unique_ptr<RevocationStore>> opened =
+        RevocationStore::Open(ProcessTempDir() + "/cache");
     if (!opened.ok()) Fail("cannot open the store: " + opened.status().message());
     return std::move(opened).value();
   }();

@@ -41,7 +41,6 @@ void Set(cg_policy *policy, const char *key, std::vector<std::string> args) {
 
 struct Policies {
   std::vector<cg_policy *> list;
-  TempDir dir;
 };
 
 const Policies &FixedPolicies() {
@@ -54,7 +53,7 @@ const Policies &FixedPolicies() {
     const std::string cert_pin = "sha256:" + Hex(md, n);
     X509_pubkey_digest(leaf, EVP_sha256(), md, &n);
     const std::string spki_pin = "spki:" + Hex(md, n);
-    const std::string ca_file = p->dir.path() + "/ca.pem";
+    const std::string ca_file = ProcessTempDir() + "/ca.pem";
     {
       UniquePtr<BIO> bio(BIO_new_file(ca_file.c_str(), "w"));
       if (!bio || PEM_write_bio_X509(bio.get(), FixedCa().cert.get()) != 1) Fail("ca.pem");

@@ -147,6 +147,15 @@ std::string FixedCrlDer(const std::vector<uint64_t> &serials, uint64_t crl_numbe
   return out;
 }
 
+const std::string &ProcessTempDir() {
+  static const std::string *path = [] {
+    auto *dir = new TempDir();
+    std::atexit([] { RemoveTree(ProcessTempDir()); });
+    return &dir->path();
+  }();
+  return *path;
+}
+
 TempDir::TempDir() {
   const char *base = getenv("TMPDIR");
   std::string templ = std::string(base && *base ? base : "/tmp") + "/certgate-fuzz-XXXXXX";

@@ -34,6 +34,9 @@ ossl::UniquePtr<X509_STORE> FixedTrust();
 // 7 days, revoking `serials` at kNow - 1 day with reason keyCompromise.
 std::string FixedCrlDer(const std::vector<uint64_t> &serials, uint64_t crl_number);
 
+// This process's scratch directory under $TMPDIR, removed at exit.
+const std::string &ProcessTempDir();
+
 // A fresh directory under $TMPDIR (or /tmp), removed with its files by the destructor.
 class TempDir {
  public:

@@ -21,14 +21,14 @@
 namespace certgate::fuzz {
 namespace {
 
-const TempDir &Dir() {
-  static TempDir *dir = [] {
-    auto *d = new TempDir();
-    ossl::UniquePtr<BIO> bio(BIO_new_file((d->path() + "/ca.pem").c_str(), "w"));
+// ProcessTempDir() with ca.pem and crls/ in it, for relative paths to resolve.
+const std::string &Dir() {
+  static const std::string *dir = [] {
+    const std::string &path = ProcessTempDir();
+    ossl::UniquePtr<BIO> bio(BIO_new_file((path + "/ca.pem").c_str(), "w"));
     if (!bio || PEM_write_bio_X509(bio.get(), FixedCa().cert.get()) != 1) Fail("ca.pem");
-    std::string crls = d->path() + "/crls";
-    mkdir(crls.c_str(), 0700);
-    return d;
+    mkdir((path + "/crls").c_str(), 0700);
+    return &path;
   }();
   return *dir;
 }
@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cg_policy *parent = cg_policy_new();
   cg_policy *child = cg_policy_new();
   if (mode % 2 == 0) {
-    const std::string path = Dir().path() + "/policy.conf";
+    const std::string path = Dir() + "/policy.conf";
     if (!WriteFile(path, text)) Fail("cannot write the policy file");
     if (cg_policy_load_file(child, path.c_str(), &error) != CG_OK) {
       if (error.message[0] == '\0') Fail("a refused policy file without an error message");

@@ -24,7 +24,6 @@ namespace certgate::fuzz {
 namespace {
 
 struct Fixture {
-  TempDir dir;
   std::string crl_path;
   std::string template_mdb;
   X509_STORE *trust = nullptr;
@@ -40,7 +39,7 @@ const FixedClock &FuzzClock() {
 Fixture &Fixed() {
   static Fixture *fixture = [] {
     auto *f = new Fixture;
-    f->crl_path = f->dir.path() + "/root.crl";
+    f->crl_path = ProcessTempDir() + "/root.crl";
     std::vector<uint64_t> serials;
     for (uint64_t s = 0x0f00; s < 0x0f40; ++s) serials.push_back(s);
     serials.push_back(0x1001);  // the leaf
@@ -52,7 +51,7 @@ Fixture &Fixed() {
     if (!f->policy.Set("revocation_scope", chain).ok()) Fail("policy");
     f->evidence = BuildChainEvidence(FixedLeaf().cert.get(), nullptr, f->trust);
     {
-      const std::string cache = f->dir.path() + "/template";
+      const std::string cache = ProcessTempDir() + "/template";
       auto checker = RevocationChecker::Open(cache, FuzzClock());
       if (!checker.ok()) Fail("cannot create the template store");
       Status preloaded = checker.value()->Preload({f->crl_path}, f->trust);
@@ -62,7 +61,7 @@ Fixture &Fixed() {
         Fail("the template store does not revoke the leaf");
       }
     }
-    if (!ReadFile(f->dir.path() + "/template/data.mdb", &f->template_mdb)) Fail("data.mdb");
+    if (!ReadFile(ProcessTempDir() + "/template/data.mdb", &f->template_mdb)) Fail("data.mdb");
     return f;
   }();
   return *fixture;
