@@ -15,6 +15,8 @@
 #include <openssl/bn.h>
 #include <openssl/x509v3.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -214,7 +216,11 @@ void Raw(Input &in) {
     if (Store().Purge().ok() == false) Fail("cannot purge the store");
     Result<IngestResult> ingested =
         IngestCrl(Store(), parsed.value(), FixedCa().cert.get(), "fuzz", kNow);
-    if (!ingested.ok()) continue;
+    if (!ingested.ok()) {
+      static const bool verbose = getenv("CERTGATE_FUZZ_VERBOSE") != nullptr;
+      if (verbose) fprintf(stderr, "refused: %s\n", ingested.status().message().c_str());
+      continue;
+    }
     std::optional<Model> expected = OpenSslView(resigned);
     if (!expected) continue;
     Result<RevocationStore::ReadTxn> txn = Store().Read();
