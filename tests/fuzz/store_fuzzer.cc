@@ -2,7 +2,7 @@
 //
 // A small valid store is written once: a preloaded CRL of the fixed CA that
 // revokes the fixed leaf (among other serials). Each input damages a copy of
-// its data.mdb (byte 0 bit 0: truncate to the next 4 bytes' offset; then up to
+// its data.mdb (byte 0 & 7 == 7: truncate to the next 4 bytes' offset; then up to
 // 64 pairs of a 4-byte offset and a byte XORed in there), and a checker opens
 // the copy, preloads the same CRL file (as a restarted server does) and judges
 // the leaf under cache_only. Whatever the damage: no crash, and the revoked
@@ -77,7 +77,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   Input in(data, size);
   std::string mdb = fixture.template_mdb;
   const uint8_t flags = in.Byte();
-  if (flags & 1) mdb.resize(in.U32() % (mdb.size() + 1));
+  // Truncation for one input in eight: a cut map fails at once, and more often
+  // would leave the fuzzer little time for the byte flips.
+  if ((flags & 7) == 7) mdb.resize(in.U32() % (mdb.size() + 1));
   for (int i = 0; i < 64 && in.remaining() >= 5 && !mdb.empty(); ++i) {
     const size_t offset = in.U32() % mdb.size();
     mdb[offset] = static_cast<char>(mdb[offset] ^ in.Byte());
