@@ -3,7 +3,9 @@
 # packaged nginx was built with (conf_flags + --with-compat), so the module is
 # binary compatible with /usr/sbin/nginx.
 #   ngx-configure.sh <nginx-src> <module-dir> <build-dir>
-# CERTGATE_CORE_LIB and CERTGATE_INCLUDE must be set (read by ./config).
+# CERTGATE_CORE_LIB and CERTGATE_INCLUDE must be set (read by ./config);
+# CERTGATE_SANITIZE_FLAGS (CMake's CERTGATE_SANITIZE) are added to both the
+# compile and the link flags.
 set -e
 src=$1
 module=$2
@@ -15,6 +17,9 @@ if command -v dpkg-buildflags >/dev/null 2>&1; then
     cflags="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
     ldflags="$(dpkg-buildflags --get LDFLAGS)"
 fi
+
+cflags="$cflags ${CERTGATE_SANITIZE_FLAGS:-}"
+ldflags="$ldflags ${CERTGATE_SANITIZE_FLAGS:-}"
 
 mkdir -p "$builddir"
 cd "$src"

@@ -29,5 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   systemctl disable --now nginx apache2 >/dev/null 2>&1 || true
 fi
 
+# CERTGATE_SETUP_PACKAGES_ONLY=1: packages only (scripts/sanitize.sh builds elsewhere).
+[ -z "${CERTGATE_SETUP_PACKAGES_ONLY:-}" ] || exit 0
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"

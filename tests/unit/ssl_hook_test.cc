@@ -55,6 +55,14 @@ class SslHookTest : public ::testing::Test {
     server_ = new Issued(pki_->Issue(*root_, server));
   }
 
+  // Freed so that LeakSanitizer (scripts/sanitize.sh) reports only real leaks.
+  static void TearDownTestSuite() {
+    delete server_;
+    delete issuing_;
+    delete root_;
+    delete pki_;
+  }
+
   void SetUp() override {
     clock_ = std::make_unique<FixedClock>(kNow);
     SetConnectionClock(clock_.get());

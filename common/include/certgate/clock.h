@@ -1,6 +1,7 @@
 // Injectable time: every decision takes "now" from a Clock, so tests are exact.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <ctime>
 
@@ -25,12 +26,13 @@ class SystemClock final : public Clock {
 class FixedClock final : public Clock {
  public:
   explicit FixedClock(int64_t now) : now_(now) {}
-  int64_t Now() const override { return now_; }
-  void Set(int64_t now) { now_ = now; }
-  void Advance(int64_t seconds) { now_ += seconds; }
+  int64_t Now() const override { return now_.load(std::memory_order_relaxed); }
+  void Set(int64_t now) { now_.store(now, std::memory_order_relaxed); }
+  void Advance(int64_t seconds) { now_.fetch_add(seconds, std::memory_order_relaxed); }
 
  private:
-  int64_t now_;
+  // Atomic: tests move the time while the fetch thread reads it.
+  std::atomic<int64_t> now_;
 };
 
 }  // namespace certgate

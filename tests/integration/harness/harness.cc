@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <poll.h>
@@ -80,7 +81,78 @@ struct ExecArgs {
   _exit(127);
 }
 
+std::string EnvOr(const char *name, const std::string &fallback) {
+  const char *value = getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+bool IsServerProgram(const std::string &path) {
+  const std::string name = path.substr(path.rfind('/') + 1);
+  return name == "nginx" || name == "apache2" || name == "httpd";
+}
+
+// Fails the test program when a preloaded server wrote a sanitizer report
+// (log_path files "<dir>/server.<pid>") since the program started.
+class SanitizerReportCheck : public ::testing::Environment {
+ public:
+  void SetUp() override { start_ = fs::file_time_type::clock::now(); }
+  void TearDown() override {
+    const std::string dir = EnvOr("CERTGATE_TEST_SANITIZER_LOG_DIR", "");
+    if (getenv("CERTGATE_TEST_SERVER_PRELOAD") == nullptr || dir.empty()) return;
+    std::error_code ec;
+    for (const auto &entry : fs::directory_iterator(dir, ec)) {
+      if (entry.path().filename().string().rfind("server.", 0) != 0) continue;
+      if (entry.last_write_time(ec) < start_) continue;
+      ADD_FAILURE() << "sanitizer report from a server, " << entry.path().string() << ":\n"
+                    << ReadFile(entry.path().string());
+    }
+  }
+
+ private:
+  fs::file_time_type start_;
+};
+
+[[maybe_unused]] ::testing::Environment *const kSanitizerReportCheck =
+    ::testing::AddGlobalTestEnvironment(new SanitizerReportCheck);
+
 }  // namespace
+
+std::vector<std::string> WithServerSanitizer(const std::vector<std::string> &argv) {
+  const char *preload = getenv("CERTGATE_TEST_SERVER_PRELOAD");
+  if (preload == nullptr || *preload == '\0') return argv;
+  // The program: the first word that is not `env`, an option or NAME=value.
+  size_t program = 0;
+  const bool via_env = !argv.empty() && (argv[0] == "env" || argv[0] == "/usr/bin/env");
+  if (via_env) {
+    program = 1;
+    while (program < argv.size() &&
+           (argv[program][0] == '-' || argv[program].find('=') != std::string::npos)) {
+      ++program;
+    }
+  }
+  if (program >= argv.size() || !IsServerProgram(argv[program])) return argv;
+  const std::string logs = EnvOr("CERTGATE_TEST_SANITIZER_LOG_DIR", "/tmp");
+  // LeakSanitizer off: nginx and httpd leave their pools to exit() by design.
+  // allow_user_segv_handler=0: httpd installs its own SIGSEGV handler, which
+  // would take a crash in the module away from ASan (no report, only AH00052).
+  const std::vector<std::string> vars = {
+      std::string("LD_PRELOAD=") + preload,
+      "ASAN_OPTIONS=" +
+          EnvOr("CERTGATE_TEST_SERVER_ASAN_OPTIONS",
+                "detect_leaks=0:abort_on_error=1:allow_user_segv_handler=0:log_path=" + logs +
+                    "/server"),
+      "UBSAN_OPTIONS=" + EnvOr("CERTGATE_TEST_SERVER_UBSAN_OPTIONS",
+                               "print_stacktrace=1:halt_on_error=1:log_path=" + logs + "/server")};
+  std::vector<std::string> out;
+  if (via_env) {
+    out.assign(argv.begin(), argv.begin() + static_cast<std::ptrdiff_t>(program));
+  } else {
+    out.push_back("/usr/bin/env");
+  }
+  out.insert(out.end(), vars.begin(), vars.end());
+  out.insert(out.end(), argv.begin() + static_cast<std::ptrdiff_t>(program), argv.end());
+  return out;
+}
 
 // ---- processes ----
 
@@ -91,7 +163,7 @@ RunResult Run(const std::vector<std::string> &argv, const std::vector<std::strin
     result.err = "harness: empty command";
     return result;
   }
-  ExecArgs args(argv, env);
+  ExecArgs args(WithServerSanitizer(argv), env);
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     result.err = std::string("harness: pipe: ") + strerror(errno);
@@ -185,7 +257,7 @@ bool Process::Start(const std::vector<std::string> &argv, const std::string &std
     error_ = "empty command";
     return false;
   }
-  ExecArgs args(argv, env);
+  ExecArgs args(WithServerSanitizer(argv), env);
   const std::string out = stdout_path.empty() ? "/dev/null" : stdout_path;
   const std::string err = stderr_path.empty() ? "/dev/null" : stderr_path;
   pid_t pid = fork();

@@ -49,6 +49,16 @@ struct RunResult {
 RunResult Run(const std::vector<std::string> &argv, const std::vector<std::string> &env = {},
               std::string_view input = {}, int timeout_ms = 30000);
 
+// Sanitizer builds (scripts/sanitize.sh): nginx and httpd are not instrumented,
+// so a module built with ASan needs the runtime preloaded. When
+// CERTGATE_TEST_SERVER_PRELOAD names it (e.g. /usr/lib/x86_64-linux-gnu/libasan.so.8),
+// Run() and Process::Start() run nginx/apache2 (also behind `env -i`) with
+// LD_PRELOAD, ASAN_OPTIONS and UBSAN_OPTIONS (CERTGATE_TEST_SERVER_ASAN_OPTIONS /
+// _UBSAN_OPTIONS, or defaults that abort on the first report and write it to
+// CERTGATE_TEST_SANITIZER_LOG_DIR). Any report file written there while a test
+// program runs fails that program. Unset: argv unchanged.
+std::vector<std::string> WithServerSanitizer(const std::vector<std::string> &argv);
+
 // A child process (a server under test). Not copyable; the destructor kills
 // (SIGKILL) and reaps a child that is still running.
 class Process {

@@ -1,0 +1,203 @@
+// Writes the seed corpus of every fuzz target: certgate-fuzz-seeds <dir>
+// (tests/fuzz/make_corpus.sh). Everything is made here from the fixed test CA
+// and leaf of fuzz_support, nothing is fetched.
+#include <openssl/ocsp.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "fuzz_support.h"
+#include "pki_builder.h"
+
+namespace certgate::fuzz {
+namespace {
+
+std::string out_dir;
+
+void Seed(const std::string &target, const std::string &name, const std::string &data) {
+  const std::string dir = out_dir + "/" + target;
+  if (!pki::WriteFile(dir + "/" + name, data)) Fail("cannot write " + dir + "/" + name);
+}
+
+pki::Issued Shared(const KeyedCert &keyed) {
+  X509_up_ref(keyed.cert.get());
+  EVP_PKEY_up_ref(keyed.key.get());
+  return pki::Issued{std::shared_ptr<X509>(keyed.cert.get(), X509_free),
+                     std::shared_ptr<EVP_PKEY>(keyed.key.get(), EVP_PKEY_free)};
+}
+
+std::string Byte(uint8_t b) { return std::string(1, static_cast<char>(b)); }
+std::string U32(uint32_t v) {
+  return Byte(v >> 24) + Byte((v >> 16) & 0xff) + Byte((v >> 8) & 0xff) + Byte(v & 0xff);
+}
+
+// crl_ingest structured mode: one entry.
+std::string Entry(const std::string &serial, bool negative, int reason, int32_t offset) {
+  return Byte(static_cast<uint8_t>((negative ? 0x80 : 0) | serial.size())) + serial +
+         Byte(reason < 0 ? 0xff : static_cast<uint8_t>(reason)) +
+         U32(static_cast<uint32_t>(offset));
+}
+
+void CrlSeeds(pki::PkiBuilder &builder, const pki::Issued &ca) {
+  Seed("crl_ingest", "structured-empty", Byte(0) + Byte(0) + Byte(1) + Byte(0));
+  Seed("crl_ingest", "structured-three",
+       Byte(0) + Byte(0) + Byte(1) + Byte(24) + Entry("\x10\x01", false, 1, -86400) +
+           Entry("\x0f\xff", false, -1, -3600) + Entry(std::string(20, '\x7f'), false, 4, -60));
+  Seed("crl_ingest", "structured-negative-zero-sorted",
+       Byte(0) + Byte(2) + Byte(0) + Byte(0) + Entry("\x05", true, 0, -10) +
+           Entry(std::string(1, '\0'), false, 9, -20) + Entry("\x80\x00", false, 10, -30));
+  Seed("crl_ingest", "structured-duplicates-remove",
+       Byte(0) + Byte(1) + Byte(3) + Entry("\x42", false, 1, -100) + Entry("\x42", false, 3, -50) +
+           Entry("\x43", false, 8, -40) + Entry("\x44", false, 1, -40) +
+           Entry("\x44", false, 8, -30));
+  Seed("crl_ingest", "raw-der", Byte(1) + FixedCrlDer({0x1001, 0x1002, 0xffffffffffull}, 3));
+  Seed("crl_ingest", "raw-der-empty", Byte(1) + FixedCrlDer({}, 1));
+  auto scoped = builder.Crl(ca, {{0x1001, kNow - 600, 1}, {0x77, kNow - 60, -1}}, 9, kNow - 3600,
+                            kNow + 86400, "sha256", {"http://pki.example/root.crl"});
+  if (!scoped) Fail(builder.last_error());
+  Seed("crl_ingest", "raw-der-idp", Byte(1) + pki::ToDer(scoped.get()));
+  auto plain = builder.Crl(ca, {{0x1001, kNow - 600, 5}}, 2, kNow - 3600, 0);
+  if (!plain) Fail(builder.last_error());
+  Seed("crl_ingest", "raw-pem-bundle",
+       Byte(1) + pki::ToPem(plain.get()) + pki::ToPem(scoped.get()));
+}
+
+void OcspSeeds(pki::PkiBuilder &builder, const pki::Issued &ca, const pki::Issued &leaf) {
+  auto responder_spec = pki::PkiBuilder::LeafSpec("CN=Fuzz OCSP responder");
+  responder_spec.eku = {"OCSPSigning"};
+  pki::Issued responder = builder.Issue(ca, responder_spec);
+  struct Case {
+    const char *name;
+    const pki::Issued &signer;
+    int status;
+    int64_t next_update;
+    int reason;
+  } cases[] = {
+      {"good", ca, V_OCSP_CERTSTATUS_GOOD, kNow + 86400, -1},
+      {"revoked", ca, V_OCSP_CERTSTATUS_REVOKED, kNow + 86400, 1},
+      {"unknown-no-next", ca, V_OCSP_CERTSTATUS_UNKNOWN, 0, -1},
+      {"delegated-good", responder, V_OCSP_CERTSTATUS_GOOD, kNow + 3600, -1},
+  };
+  for (const Case &c : cases) {
+    auto response = builder.Ocsp(leaf, ca, c.signer, c.status, kNow - 600, c.next_update,
+                                 kNow - 7200, c.reason);
+    if (!response) Fail(builder.last_error());
+    Seed("ocsp", std::string("asis-") + c.name, Byte(0) + pki::ToDer(response.get()));
+    Seed("ocsp", std::string("resign-") + c.name, Byte(1) + pki::ToDer(response.get()));
+  }
+  OCSP_RESPONSE *refused = OCSP_response_create(OCSP_RESPONSE_STATUS_UNAUTHORIZED, nullptr);
+  Seed("ocsp", "unauthorized", Byte(0) + pki::ToDer(refused));
+  OCSP_RESPONSE_free(refused);
+}
+
+void EvaluateSeeds(pki::PkiBuilder &builder, const pki::Issued &ca, const pki::Issued &leaf) {
+  Seed("evaluate", "leaf", Byte(0) + leaf.Der());
+  Seed("evaluate", "leaf-resigned", Byte(1) + leaf.Der());
+  Seed("evaluate", "leaf-and-root", Byte(0) + leaf.Der() + ca.Der());
+  Seed("evaluate", "no-cert", Byte(2));
+  pki::Issued inter =
+      builder.Issue(ca, pki::PkiBuilder::CaSpec("CN=Fuzz Issuing CA,O=certgate fuzz"));
+  auto bob_spec = pki::PkiBuilder::LeafSpec("CN=bob,OU=People,O=Other");
+  bob_spec.san = {"DNS:bob.example", "IP:127.0.0.1", "URI:spiffe://prod/bob"};
+  pki::Issued bob = builder.Issue(inter, bob_spec);
+  Seed("evaluate", "chain-via-intermediate", Byte(0) + bob.Der() + inter.Der());
+  Seed("evaluate", "chain-missing-intermediate", Byte(0) + bob.Der());
+  auto rsa_spec = pki::PkiBuilder::LeafSpec("CN=carol\\, jr,OU=People,O=Example");
+  rsa_spec.key = {pki::KeySpec::Type::kRsa, 1024};
+  rsa_spec.digest = "sha1";
+  rsa_spec.eku = {"serverAuth"};
+  rsa_spec.key_usage = 0;
+  Seed("evaluate", "weak-rsa-sha1", Byte(1) + builder.Issue(ca, rsa_spec).Der());
+  auto long_spec =
+      pki::PkiBuilder::LeafSpec("CN=" + std::string(2000, 'x') + ",OU=People,O=Example");
+  Seed("evaluate", "long-cn", Byte(1) + builder.Issue(ca, long_spec).Der());
+  auto self_spec = pki::PkiBuilder::LeafSpec("CN=mallory,OU=People,O=Example");
+  Seed("evaluate", "self-signed", Byte(0) + builder.SelfSigned(self_spec).Der());
+  auto expired_spec = pki::PkiBuilder::LeafSpec("CN=dave,OU=People,O=Example");
+  expired_spec.not_before = kNow - 400 * 86400;
+  expired_spec.not_after = kNow - 86400;
+  Seed("evaluate", "expired", Byte(1) + builder.Issue(ca, expired_spec).Der());
+}
+
+void PolicySeeds() {
+  Seed("policy", "file-everything",
+       Byte(0) +
+           "# every key once\n"
+           "certgate require;\n"
+           "trusted_issuers ca.pem;\n"
+           "require_eku clientAuth;\n"
+           "require_key_usage digitalSignature keyEncipherment;\n"
+           "subject O=Example \"OU=People\";\n"
+           "san dns:*.example email:*@example.com uri:spiffe://prod/* ip:127.0.0.1;\n"
+           "pin sha256:" +
+           std::string(64, 'a') + " spki:" + std::string(64, 'B') +
+           ";\n"
+           "deny sha256:" +
+           std::string(64, '0') +
+           ";\n"
+           "min_key rsa=3072 ec=384;\n"
+           "deny_signature md5 sha1;\n"
+           "max_depth 3;\n"
+           "clock_skew 2m;\n"
+           "expiry_warning 30d;\n"
+           "revocation soft_fail;\n"
+           "revocation_scope chain;\n"
+           "revocation_sources ocsp crl;\n"
+           "crl crls;\n"
+           "revocation_wait 500ms;\n"
+           "max_stale 1h;\n"
+           "fetch_timeout 2s;\n"
+           "fetch_max_size 10m;\n"
+           "fetch_proxy http://proxy.example:3128;\n"
+           "fetch_allow pki.example *.example.net;\n"
+           "cache /var/cache/certgate;\n"
+           "reject_status 495;\n"
+           "reject_body json;\n"
+           "reject_detail on;\n"
+           "reject_at handshake;\n"
+           "log json accepts;\n"
+           "status off;\n");
+  Seed("policy", "file-regex",
+       Byte(0) + "certgate optional;\nsubject \"~^CN=[^,]+,OU=(People|Robots)\";\n");
+  Seed("policy", "file-bad-line", Byte(0) + "certgate require;\nmax_depth many;\n");
+  Seed("policy", "directives-child",
+       Byte(1) +
+           "certgate_subject\x1f~^CN=a.*\nCertGate\x1frequire\nCertGateSan\x1f"
+           "dns:*.x\x1furi:spiffe://*\nrevocation_wait\x1f"
+           "3s\nreject_status\x1f"
+           "403");
+  Seed("policy", "directives-parent",
+       Byte(3) +
+           "certgate\x1foptional\ncertgate_cache\x1f/tmp/certgate-cache\n"
+           "certgate_revocation\x1f"
+           "cache_only\ncertgate_status\x1fon");
+}
+
+void StoreSeeds() {
+  Seed("store", "undamaged", Byte(0));
+  // Flips in the serial pages, past LMDB's two meta pages (4096 bytes each).
+  Seed("store", "flip-data-page", Byte(0) + U32(3 * 4096 + 100) + Byte(0x01));
+  Seed("store", "flip-late", Byte(0) + U32(5 * 4096 + 2000) + Byte(0x80));
+}
+
+}  // namespace
+}  // namespace certgate::fuzz
+
+int main(int argc, char **argv) {
+  using namespace certgate::fuzz;
+  if (argc != 2) {
+    fprintf(stderr, "usage: certgate-fuzz-seeds <corpus dir>\n");
+    return 2;
+  }
+  out_dir = argv[1];
+  certgate::pki::PkiBuilder builder(kNow);
+  const certgate::pki::Issued ca = Shared(FixedCa());
+  const certgate::pki::Issued leaf = Shared(FixedLeaf());
+  CrlSeeds(builder, ca);
+  OcspSeeds(builder, ca, leaf);
+  EvaluateSeeds(builder, ca, leaf);
+  PolicySeeds();
+  StoreSeeds();
+  return 0;
+}
