@@ -90,7 +90,7 @@ const Policies &FixedPolicies() {
       Set(x, "certgate_require_key_usage", {"keyEncipherment"});
       Set(x, "certgate_max_depth", {"1"});
       Set(x, "certgate_trusted_issuers", {ca_file});
-      Set(x, "certgate_expiry_warning", {"3650d"});
+      Set(x, "certgate_expiry_warning", {"365d"});
     });
     add([&](cg_policy *x) {
       Set(x, "certgate", {"optional"});
