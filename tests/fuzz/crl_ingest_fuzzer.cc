@@ -38,16 +38,6 @@ struct Expected {
 // (negative, magnitude) -> what the store must return.
 using Model = std::map<std::pair<bool, std::string>, std::optional<Expected>>;
 
-RevocationStore &Store() {
-  static std::unique_ptr<RevocationStore> store = [] {
-    Result<std::unique_ptr<RevocationStore>> opened =
-        RevocationStore::Open(ProcessTempDir() + "/cache");
-    if (!opened.ok()) Fail("cannot open the store: " + opened.status().message());
-    return std::move(opened).value();
-  }();
-  return *store;
-}
-
 std::string DerLength(size_t n) {
   if (n < 0x80) return std::string(1, static_cast<char>(n));
   std::string bytes;
@@ -78,7 +68,7 @@ std::string SignTbs(std::string_view tbs, std::string_view sig_alg) {
 }
 
 void CheckLookups(const Model &model) {
-  Result<RevocationStore::ReadTxn> txn = Store().Read();
+  Result<RevocationStore::ReadTxn> txn = ProcessStore().Read();
   if (!txn.ok()) Fail("cannot read the store: " + txn.status().message());
   std::optional<CrlHead> head = txn->GetCrlHead(IssuerId(FixedCa().cert.get()));
   if (!head) Fail("an ingested CRL is not in the store");
@@ -172,7 +162,7 @@ void Structured(Input &in) {
   Result<ParsedCrl> parsed = ParseCrl(der_text);
   if (!parsed.ok()) Fail("a well-formed signed CRL does not parse: " + parsed.status().message());
   Result<IngestResult> ingested =
-      IngestCrl(Store(), parsed.value(), FixedCa().cert.get(), "fuzz", kNow);
+      IngestCrl(ProcessStore(), parsed.value(), FixedCa().cert.get(), "fuzz", kNow);
   if (!ingested.ok()) Fail("a well-formed signed CRL is refused: " + ingested.status().message());
   if (ingested->meta.count > listed) Fail("more entries stored than listed");
   CheckLookups(model);
@@ -213,9 +203,9 @@ void Raw(Input &in) {
     const std::string resigned = SignTbs(crl.tbs, crl.inner_sig_alg);
     Result<ParsedCrl> parsed = ParseCrl(resigned);
     if (!parsed.ok()) continue;
-    if (Store().Purge().ok() == false) Fail("cannot purge the store");
+    if (ProcessStore().Purge().ok() == false) Fail("cannot purge the store");
     Result<IngestResult> ingested =
-        IngestCrl(Store(), parsed.value(), FixedCa().cert.get(), "fuzz", kNow);
+        IngestCrl(ProcessStore(), parsed.value(), FixedCa().cert.get(), "fuzz", kNow);
     if (!ingested.ok()) {
       static const bool verbose = getenv("CERTGATE_FUZZ_VERBOSE") != nullptr;
       if (verbose) fprintf(stderr, "refused: %s\n", ingested.status().message().c_str());
@@ -223,7 +213,7 @@ void Raw(Input &in) {
     }
     std::optional<Model> expected = OpenSslView(resigned);
     if (!expected) continue;
-    Result<RevocationStore::ReadTxn> txn = Store().Read();
+    Result<RevocationStore::ReadTxn> txn = ProcessStore().Read();
     if (!txn.ok()) Fail("cannot read the store");
     std::optional<CrlHead> head = txn->GetCrlHead(IssuerId(FixedCa().cert.get()));
     if (!head) Fail("an ingested CRL is not in the store");
@@ -242,7 +232,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   using namespace certgate::fuzz;
   Input in(data, size);
   const uint8_t mode = in.Byte();
-  if (!Store().Purge().ok()) Fail("cannot purge the store");
+  if (!ProcessStore().Purge().ok()) Fail("cannot purge the store");
   if (mode % 2 == 0) {
     Structured(in);
   } else {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <utility>
 
@@ -154,6 +155,16 @@ const std::string &ProcessTempDir() {
     return &dir->path();
   }();
   return *path;
+}
+
+RevocationStore &ProcessStore() {
+  static std::unique_ptr<RevocationStore> store = [] {
+    Result<std::unique_ptr<RevocationStore>> opened =
+        RevocationStore::Open(ProcessTempDir() + "/cache");
+    if (!opened.ok()) Fail("cannot open the store: " + opened.status().message());
+    return std::move(opened).value();
+  }();
+  return *store;
 }
 
 TempDir::TempDir() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <certgate/ossl_ptr.h>
+#include <certgate/revocation_store.h>
 #include <openssl/x509.h>
 
 #include <cstddef>
@@ -36,6 +37,9 @@ std::string FixedCrlDer(const std::vector<uint64_t> &serials, uint64_t crl_numbe
 
 // This process's scratch directory under $TMPDIR, removed at exit.
 const std::string &ProcessTempDir();
+
+// This process's revocation store, in ProcessTempDir()/cache.
+RevocationStore &ProcessStore();
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its files by the destructor.
 class TempDir {

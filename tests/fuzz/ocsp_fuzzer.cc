@@ -23,16 +23,6 @@ namespace {
 
 using ossl::UniquePtr;
 
-RevocationStore &Store() {
-  static std::unique_ptr<RevocationStore> store = [] {
-    Result<std::unique_ptr<RevocationStore>> opened =
-        RevocationStore::Open(ProcessTempDir() + "/cache");
-    if (!opened.ok()) Fail("cannot open the store: " + opened.status().message());
-    return std::move(opened).value();
-  }();
-  return *store;
-}
-
 // The response with its basic response re-signed by the CA; "" when it does not decode.
 std::string Resigned(const std::string &der) {
   const unsigned char *p = reinterpret_cast<const unsigned char *>(der.data());
@@ -77,11 +67,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (record->next_update != 0 && record->next_update < record->this_update) {
     Fail("an accepted answer's nextUpdate is before its thisUpdate");
   }
-  if (!Store().Purge().ok()) Fail("cannot purge the store");
+  if (!ProcessStore().Purge().ok()) Fail("cannot purge the store");
   const std::string cert_id = OcspCertIdKey(leaf, ca);
-  Status stored = StoreOcsp(Store(), cert_id, record.value());
+  Status stored = StoreOcsp(ProcessStore(), cert_id, record.value());
   if (!stored.ok()) Fail("an accepted answer is not stored: " + stored.message());
-  Result<RevocationStore::ReadTxn> txn = Store().Read();
+  Result<RevocationStore::ReadTxn> txn = ProcessStore().Read();
   if (!txn.ok()) Fail("cannot read the store");
   std::optional<OcspRecord> back = txn->GetOcsp(cert_id);
   if (!back || back->status != record->status || back->this_update != record->this_update ||
