@@ -307,14 +307,8 @@ void WaitForRevocation(SSL *ssl, const Policy &policy, std::chrono::milliseconds
 }
 
 const cg_decision *DecisionWithoutTls(const Policy &policy, bool internal_error) {
-  // Built once with every field computed, so threads may share them read-only.
-  auto make = [](Decision decision) {
-    auto *shared = new cg_decision{std::move(decision)};
-    for (int field = 0; field < CG_FIELD_COUNT; ++field) {
-      shared->decision.Field(static_cast<cg_field>(field));
-    }
-    return shared;
-  };
+  // Built once; decisions are immutable, so threads share them read-only.
+  auto make = [](Decision decision) { return new cg_decision{std::move(decision)}; };
   static const cg_decision *const kInternal =
       make(Decision::InternalError("certgate could not judge this connection"));
   static const cg_decision *const kAllow = make(Decision::Allow(nullptr));
