@@ -47,8 +47,9 @@ class ChainJudge {
     // Identity rules read what the client wrote into its certificate: they run
     // only once a trusted CA vouches for it, as Go's and BoringSSL's verifiers
     // do. An unverified chain is refused for its chain reason alone, and none
-    // of its text reaches an operator's pattern.
-    if (Verified()) {
+    // of its text reaches an operator's pattern. Never skipped for a chain that
+    // nothing above refused: skipping them must not turn into an allow.
+    if (Verified() || findings_.empty()) {
       Pins();
       Subject();
       SubjectAltName();
