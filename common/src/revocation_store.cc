@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -722,9 +723,18 @@ struct RevocationStore::Env {
   std::mutex mutex;  // idle, verified
   // Reset read txns (with their serial cursor, or null), renewed on use.
   std::vector<std::pair<MDB_txn *, MDB_cursor *>> idle;
-  std::set<uint64_t> verified;             // generations whose serials matched their digest
-  std::atomic<uint64_t> verified_hint{0};  // the last one verified: no lock per lookup
-  std::mutex verify_mutex;                 // one walk at a time (a second waiter finds it verified)
+  std::set<uint64_t> verified;  // generations whose serials matched their digest
+  // Recently verified generations, one slot per gen % size: a lookup of the
+  // chain's CRLs (leaf and intermediates) takes no lock once they are verified.
+  std::array<std::atomic<uint64_t>, 8> verified_hints{};
+  bool Hinted(uint64_t gen) const {
+    return gen != 0 &&
+           verified_hints[gen % verified_hints.size()].load(std::memory_order_acquire) == gen;
+  }
+  void Hint(uint64_t gen) {
+    verified_hints[gen % verified_hints.size()].store(gen, std::memory_order_release);
+  }
+  std::mutex verify_mutex;  // one walk at a time (a second waiter finds it verified)
 
   ~Env() {
     for (auto &[txn, cursor] : idle) {
@@ -1160,14 +1170,13 @@ std::optional<RevokedEntry> RevocationStore::ReadTxn::GetRevoked(uint64_t gen,
 }
 
 Status RevocationStore::ReadTxn::VerifySerials(const CrlMeta &meta) const {
-  if (meta.gen != 0 && env_->verified_hint.load(std::memory_order_acquire) == meta.gen)
-    return Status::Ok();
+  if (env_->Hinted(meta.gen)) return Status::Ok();
   auto verified = [&] {
     std::lock_guard<std::mutex> lock(env_->mutex);
     return env_->verified.count(meta.gen) != 0;
   };
   if (verified()) {
-    env_->verified_hint.store(meta.gen, std::memory_order_release);
+    env_->Hint(meta.gen);
     return Status::Ok();
   }
   std::lock_guard<std::mutex> walking(env_->verify_mutex);
@@ -1190,7 +1199,7 @@ Status RevocationStore::ReadTxn::VerifySerials(const CrlMeta &meta) const {
   }
   std::lock_guard<std::mutex> lock(env_->mutex);
   env_->verified.insert(meta.gen);
-  env_->verified_hint.store(meta.gen, std::memory_order_release);
+  env_->Hint(meta.gen);
   return Status::Ok();
 }
 
