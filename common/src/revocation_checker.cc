@@ -327,11 +327,6 @@ class RevocationChecker::Impl {
     return true;
   }
 
-  static int CompareMagnitudes(const std::string &a, const std::string &b) {
-    if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
-    return a.compare(b);
-  }
-
   // Moves a damaged store aside (once per process at a time) and ingests the
   // preloaded files again; fetched CRLs are fetched again as requests need them.
   void RepairStore() {

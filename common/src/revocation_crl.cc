@@ -104,13 +104,6 @@ std::string Magnitude(std::string_view content, bool *negative) {
   return out.substr(skip);
 }
 
-// -1 / 0 / 1 for magnitude byte strings.
-int CompareNumbers(const std::string &a, const std::string &b) {
-  if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
-  int c = a.compare(b);
-  return c < 0 ? -1 : c > 0 ? 1 : 0;
-}
-
 std::string Printable(std::string_view data) {
   std::string out;
   for (char c : data.substr(0, 40)) {
@@ -303,6 +296,12 @@ Result<std::vector<std::string>> CrlsFromPem(const std::string &data) {
 }
 
 }  // namespace
+
+int CompareMagnitudes(const std::string &a, const std::string &b) {
+  if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+  const int c = a.compare(b);
+  return c < 0 ? -1 : c > 0 ? 1 : 0;
+}
 
 bool CrlScopeCovers(const std::vector<std::string> &crl_scope,
                     const std::vector<std::string> &cert_crl_urls) {
@@ -500,7 +499,7 @@ constexpr size_t kEntriesPerTxn = 50000;
 // have one, else by thisUpdate.
 int CompareToCached(const ParsedCrl &crl, const CrlMeta &cached) {
   if (!crl.crl_number.empty() && !cached.crl_number.empty())
-    return CompareNumbers(crl.crl_number, cached.crl_number);
+    return CompareMagnitudes(crl.crl_number, cached.crl_number);
   return crl.this_update < cached.this_update ? -1 : crl.this_update > cached.this_update ? 1 : 0;
 }
 

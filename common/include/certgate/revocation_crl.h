@@ -30,6 +30,9 @@ namespace certgate {
 // A cert's serial as magnitude bytes (no leading zeros) and sign.
 std::string SerialMagnitude(X509 *cert, bool *negative);
 
+// -1 / 0 / 1 for two magnitude byte strings (serials, crlNumbers).
+int CompareMagnitudes(const std::string &a, const std::string &b);
+
 // CRLReason name ("keyCompromise"), "" for -1, "reason<N>" for unknown codes.
 std::string CrlReasonName(int code);
 
