@@ -10,16 +10,14 @@ Decision Decision::Allow(std::shared_ptr<X509> leaf) {
   Decision decision;
   decision.verdict_ = CG_VERDICT_ALLOW;
   decision.reason_ = CG_REASON_NONE;
-  decision.leaf_ = std::move(leaf);
-  decision.RenderLeafFields();
+  decision.SetLeaf(std::move(leaf));
   decision.RenderStateFields();
   return decision;
 }
 
 Decision Decision::Deny(Finding finding, std::shared_ptr<X509> leaf) {
   Decision decision;
-  decision.leaf_ = std::move(leaf);
-  decision.RenderLeafFields();
+  decision.SetLeaf(std::move(leaf));
   decision.SetFindings({std::move(finding)});
   return decision;
 }
@@ -70,21 +68,22 @@ void Decision::SetRevocation(std::string revocation) {
   RenderStateFields();
 }
 
-void Decision::RenderLeafFields() {
-  X509 *leaf = leaf_.get();
-  if (leaf == nullptr) {
-    for (cg_field field : {CG_FIELD_SUBJECT, CG_FIELD_ISSUER, CG_FIELD_SERIAL, CG_FIELD_FINGERPRINT,
-                           CG_FIELD_NOT_BEFORE, CG_FIELD_NOT_AFTER}) {
-      fields_[field].clear();
-    }
-    return;
-  }
-  fields_[CG_FIELD_SUBJECT] = NameToString(X509_get_subject_name(leaf));
-  fields_[CG_FIELD_ISSUER] = NameToString(X509_get_issuer_name(leaf));
-  fields_[CG_FIELD_SERIAL] = SerialHex(leaf);
-  fields_[CG_FIELD_FINGERPRINT] = "sha256:" + Sha256Hex(leaf);
-  fields_[CG_FIELD_NOT_BEFORE] = FormatTime(Asn1TimeToUnix(X509_get0_notBefore(leaf)));
-  fields_[CG_FIELD_NOT_AFTER] = FormatTime(Asn1TimeToUnix(X509_get0_notAfter(leaf)));
+void Decision::SetLeaf(std::shared_ptr<X509> leaf) {
+  leaf_ = std::move(leaf);
+  leaf_fields_ = leaf_ ? std::make_shared<const LeafFields>(leaf_) : nullptr;
+}
+
+const std::string &Decision::LeafFields::Get(cg_field field) const {
+  std::call_once(rendered_, [this] {
+    X509 *leaf = leaf_.get();
+    fields_[CG_FIELD_SUBJECT] = NameToString(X509_get_subject_name(leaf));
+    fields_[CG_FIELD_ISSUER] = NameToString(X509_get_issuer_name(leaf));
+    fields_[CG_FIELD_SERIAL] = SerialHex(leaf);
+    fields_[CG_FIELD_FINGERPRINT] = "sha256:" + Sha256Hex(leaf);
+    fields_[CG_FIELD_NOT_BEFORE] = FormatTime(Asn1TimeToUnix(X509_get0_notBefore(leaf)));
+    fields_[CG_FIELD_NOT_AFTER] = FormatTime(Asn1TimeToUnix(X509_get0_notAfter(leaf)));
+  });
+  return fields_[field];
 }
 
 void Decision::RenderStateFields() {
@@ -100,7 +99,17 @@ void Decision::RenderStateFields() {
 
 const std::string &Decision::Field(cg_field field) const {
   static const std::string kEmpty;
-  return field >= 0 && field < CG_FIELD_COUNT ? fields_[field] : kEmpty;
+  switch (field) {
+    case CG_FIELD_SUBJECT:
+    case CG_FIELD_ISSUER:
+    case CG_FIELD_SERIAL:
+    case CG_FIELD_FINGERPRINT:
+    case CG_FIELD_NOT_BEFORE:
+    case CG_FIELD_NOT_AFTER:
+      return leaf_fields_ ? leaf_fields_->Get(field) : kEmpty;
+    default:
+      return field >= 0 && field < CG_FIELD_COUNT ? fields_[field] : kEmpty;
+  }
 }
 
 }  // namespace certgate

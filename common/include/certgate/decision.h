@@ -7,6 +7,7 @@
 
 #include <array>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,14 +54,28 @@ class Decision {
   void SetRevocation(std::string revocation);
   void SetPending(bool pending) { pending_ = pending; }
 
-  // Text of a field (subject, fingerprint, ...). Every field is rendered when
-  // the decision is made or changed, never on read: a published decision is
-  // read by several threads at once (HTTP/2 streams of one connection), so
-  // reading must not write. Detail and hint are spelled in the process's
-  // directive style of that moment.
+  // Text of a field (subject, fingerprint, ...). The decision's own fields are
+  // rendered when it is made or changed, never on read: a published decision
+  // is read by several threads at once (HTTP/2 streams of one connection).
+  // The leaf's (subject ... not_after, with a SHA-256 of the certificate) are
+  // rendered once, on the first read, under a std::call_once, and shared by
+  // the decisions made from this one. Detail and hint are spelled in the
+  // process's directive style of that moment.
   const std::string &Field(cg_field field) const;
 
  private:
+  // The leaf's text fields: most connections never read them.
+  class LeafFields {
+   public:
+    explicit LeafFields(std::shared_ptr<X509> leaf) : leaf_(std::move(leaf)) {}
+    const std::string &Get(cg_field field) const;
+
+   private:
+    const std::shared_ptr<X509> leaf_;
+    mutable std::once_flag rendered_;
+    mutable std::array<std::string, CG_FIELD_COUNT> fields_;
+  };
+
   Decision() = default;  // only the factories above make one, with its fields rendered
 
   cg_verdict verdict_ = CG_VERDICT_DENY;
@@ -73,9 +88,10 @@ class Decision {
   std::string warning_;
   bool pending_ = false;
   std::string revocation_ = "unchecked";
-  std::array<std::string, CG_FIELD_COUNT> fields_;
+  std::shared_ptr<const LeafFields> leaf_fields_;   // null without a leaf
+  std::array<std::string, CG_FIELD_COUNT> fields_;  // the decision's own
 
-  void RenderLeafFields();   // subject, issuer, serial, ...: once, from leaf_
+  void SetLeaf(std::shared_ptr<X509> leaf);
   void RenderStateFields();  // verdict, reason, detail, ...: after every change
 };
 
