@@ -912,11 +912,7 @@ TEST_P(ApacheBehaviour, LongRefusalBodiesAreComplete) {
   const Reply json = Get(Port(kMain), "/longjson/", "long_subject");
   EXPECT_EQ(json.status, 403) << json.raw.substr(0, 2000);
   EXPECT_EQ(json.content_type.rfind("application/json", 0), 0u) << json.content_type;
-  const h::RunResult parsed = h::Run(
-      {"python3", "-c",
-       "import json,sys; d=json.load(sys.stdin); assert d['reason']=='identity_mismatch', d"},
-      {}, json.body);
-  EXPECT_EQ(parsed.exit_code, 0) << parsed.err << "\n" << json.body;
+  EXPECT_EQ(h::JsonRefusalProblem(json.body, "identity_mismatch"), "");
   const Reply html = Get(Port(kMain), "/longhtml/", "long_subject");
   EXPECT_EQ(html.status, 403);
   EXPECT_GT(html.body.size(), 8192u);

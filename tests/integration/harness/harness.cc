@@ -369,6 +369,14 @@ CurlAnswer CurlAsClient(const std::string &url, const std::string &pki, const st
   return out;
 }
 
+std::string JsonRefusalProblem(const std::string &body, const std::string &reason) {
+  const RunResult parsed =
+      Run({"python3", "-c",
+           "import json,sys; d=json.load(sys.stdin); assert d['reason']==sys.argv[1], d", reason},
+          {}, body);
+  return parsed.exit_code == 0 ? "" : parsed.err + "\n" + body;
+}
+
 // ---- files ----
 
 std::string ReadFile(const std::string &path) {

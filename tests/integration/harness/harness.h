@@ -110,6 +110,10 @@ struct CurlAnswer {
 CurlAnswer CurlAsClient(const std::string &url, const std::string &pki, const std::string &client,
                         double max_time_s = 60, const std::vector<std::string> &curl_args = {});
 
+// "" when `body` is a JSON refusal body (parsed by python3's json) whose
+// reason is `reason`; else what is wrong with it.
+std::string JsonRefusalProblem(const std::string &body, const std::string &reason);
+
 // ---- files ----
 
 std::string ReadFile(const std::string &path);  // "" when it cannot be read
