@@ -1,5 +1,6 @@
 // certgate reasons: the reason table, generated from the core's one table.
 #include <certgate/reason.h>
+#include <certgate/strict_checks.h>
 
 #include <iostream>
 
@@ -30,6 +31,20 @@ int RunReasons(const std::vector<std::string> &args) {
     } else {
       std::cout << info.code << " (" << info.substatus << "): " << info.meaning
                 << "\n    hint: " << info.hint << "\n";
+    }
+  }
+  if (markdown) {
+    std::cout << "\n## What `certgate_strict` checks\n\n"
+                 "OpenSSL 3.0's `X509_verify_cert` lets these departures from RFC 5280 (and "
+                 "from what the best verifiers refuse) pass. Under `certgate_strict on`, the "
+                 "default, each is refused with its reason; under `off` the request is "
+                 "allowed and the log line says `warning=strict_off:<check>` (a certificate "
+                 "close to expiry is warned of first).\n\n"
+                 "| check | reason | rule | what it asks |\n"
+                 "|---|---|---|---|\n";
+    for (const StrictCheck &check : StrictChecks()) {
+      std::cout << "| `" << check.name << "` | `" << Info(check.reason).code << "` | "
+                << check.source << " | " << check.applies << " |\n";
     }
   }
   return kExitAllow;

@@ -170,6 +170,7 @@ static ngx_command_t  ngx_http_certgate_commands[] = {
     ngx_http_certgate_key("certgate_reject_detail", 26),
     ngx_http_certgate_key("certgate_reject_at", 27),
     ngx_http_certgate_key("certgate_log", 28),
+    ngx_http_certgate_key("certgate_strict", 30),
 
     { ngx_string("certgate_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,

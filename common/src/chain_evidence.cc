@@ -97,10 +97,14 @@ CertSummary SummarizeCert(X509 *cert) {
   summary.invalid_encoding = (X509_get_extension_flags(cert) & EXFLAG_INVALID) != 0;
   if (EVP_PKEY *key = X509_get0_pubkey(cert)) {
     summary.key_bits = EVP_PKEY_get_bits(key);
-    if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS") || EVP_PKEY_is_a(key, "DSA")) {
+    if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS")) {
       summary.key_kind = CertSummary::KeyKind::kRsa;
     } else if (EVP_PKEY_is_a(key, "EC")) {
       summary.key_kind = CertSummary::KeyKind::kEc;
+    } else if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) {
+      summary.key_kind = CertSummary::KeyKind::kEdwards;
+    } else if (EVP_PKEY_is_a(key, "DSA")) {
+      summary.key_kind = CertSummary::KeyKind::kDsa;
     }
   }
   int digest_nid = NID_undef;
@@ -139,6 +143,7 @@ LeafSummary SummarizeLeaf(X509 *leaf) {
 void ChainEvidence::Summarize() {
   summaries.clear();
   for (const auto &cert : chain) summaries.push_back(SummarizeCert(cert.get()));
+  strict_defects = FindStrictDefects(chain, anchored);
   leaf_summary_.reset();
 }
 

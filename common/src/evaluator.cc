@@ -37,6 +37,7 @@ class ChainJudge {
   std::vector<Finding> Run() {
     Encoding();
     VerifyErrors();
+    Strict();
     Depth();
     Validity();
     TrustedIssuers();
@@ -56,6 +57,10 @@ class ChainJudge {
     }
     return std::move(findings_);
   }
+
+  // Under `certgate_strict off`: the defects let pass, for warning=strict_off:<names>.
+  const std::string &strict_off_names() const { return strict_off_names_; }
+  const std::string &strict_off_detail() const { return strict_off_detail_; }
 
  private:
   X509 *At(size_t depth) const { return evidence_.chain[depth].get(); }
@@ -137,6 +142,22 @@ class ChainJudge {
     }
   }
 
+  void Strict() {
+    for (const StrictDefect &defect : evidence_.strict_defects) {
+      std::string detail =
+          Describe(defect.depth) + " " + SubjectOf(At(defect.depth)) + " " + defect.fact;
+      const std::string name(defect.check->name);
+      if (policy_.EffectiveStrict()) {
+        Add(defect.check->reason, defect.depth, std::move(detail), defect.hint);
+      } else if (("," + strict_off_names_ + ",").find("," + name + ",") == std::string::npos) {
+        strict_off_names_ += (strict_off_names_.empty() ? "" : ",") + name;
+        if (strict_off_detail_.empty()) {
+          strict_off_detail_ = std::move(detail) + "; accepted because certgate_strict is off";
+        }
+      }
+    }
+  }
+
   void Depth() {
     const int deepest = static_cast<int>(size()) - 1;
     if (deepest > policy_.EffectiveMaxDepth()) {
@@ -181,7 +202,12 @@ class ChainJudge {
   }
 
   void ExtendedKeyUsage() {
-    if (policy_.EffectiveEku() != EkuRequirement::kClientAuth) return;
+    const EkuRequirement requirement = policy_.EffectiveEku();
+    if (requirement == EkuRequirement::kAny) return;
+    // `clientAuth strict`: anyExtendedKeyUsage does not stand in for clientAuth.
+    const uint32_t accepted = requirement == EkuRequirement::kClientAuthListed
+                                  ? XKU_SSL_CLIENT
+                                  : XKU_SSL_CLIENT | XKU_ANYEKU;
     const uint32_t leaf_eku = Summary(0).extended_key_usage;
     if (leaf_eku == UINT32_MAX) {
       Add(CG_REASON_WRONG_PURPOSE, 0,
@@ -189,10 +215,22 @@ class ChainJudge {
               " has no extendedKeyUsage extension; clientAuth is required here",
           "issue the certificate with extendedKeyUsage clientAuth, or set certgate_require_eku "
           "any");
-    } else if (!(leaf_eku & (XKU_SSL_CLIENT | XKU_ANYEKU))) {
-      Add(CG_REASON_WRONG_PURPOSE, 0,
-          "the client certificate " + SubjectOf(leaf()) + " has extendedKeyUsage " +
-              EkuNames(leaf()) + " but not clientAuth");
+    } else if (!(leaf_eku & accepted)) {
+      const std::string names = EkuNames(leaf());
+      if (names.empty()) {
+        Add(CG_REASON_MALFORMED, 0,
+            "the client certificate " + SubjectOf(leaf()) +
+                " has an empty extendedKeyUsage extension; RFC 5280 §4.2.1.12 requires at "
+                "least one purpose",
+            "have the CA re-issue the certificate with extendedKeyUsage clientAuth");
+      } else {
+        Add(CG_REASON_WRONG_PURPOSE, 0,
+            "the client certificate " + SubjectOf(leaf()) + " has extendedKeyUsage " + names +
+                " but not clientAuth" +
+                (leaf_eku & XKU_ANYEKU ? " (anyExtendedKeyUsage does not count under "
+                                         "certgate_require_eku clientAuth strict)"
+                                       : ""));
+      }
     }
     for (size_t depth = 1; depth < size(); ++depth) {
       const uint32_t eku = Summary(depth).extended_key_usage;
@@ -231,9 +269,21 @@ class ChainJudge {
     const MinKey min = policy_.EffectiveMinKey();
     for (size_t depth = 0; depth < size(); ++depth) {
       const CertSummary &cert = Summary(depth);
-      const int minimum = cert.key_kind == CertSummary::KeyKind::kRsa  ? min.rsa_bits
-                          : cert.key_kind == CertSummary::KeyKind::kEc ? min.ec_bits
-                                                                       : 0;
+      using Kind = CertSummary::KeyKind;
+      if (cert.key_kind == Kind::kEdwards) continue;  // one fixed strength each
+      if (cert.key_kind == Kind::kOther || (cert.key_kind == Kind::kDsa && min.dsa_bits == 0)) {
+        // A key certgate cannot rank is refused, never waved through.
+        Add(CG_REASON_WEAK_KEY, static_cast<int>(depth),
+            Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth)) + " has a " +
+                KeyDescription(At(depth)) +
+                " key, a type certgate_min_key does not accept (it knows rsa, ec, ed25519, "
+                "ed448, and dsa when named)",
+            "issue the certificate with an RSA or EC key");
+        continue;
+      }
+      const int minimum = cert.key_kind == Kind::kRsa  ? min.rsa_bits
+                          : cert.key_kind == Kind::kEc ? min.ec_bits
+                                                       : min.dsa_bits;
       if (cert.key_bits < minimum) {
         Add(CG_REASON_WEAK_KEY, static_cast<int>(depth),
             Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth)) + " has a " +
@@ -328,6 +378,8 @@ class ChainJudge {
   const ChainEvidence &evidence_;
   const int64_t now_;
   std::vector<Finding> findings_;
+  std::string strict_off_names_;
+  std::string strict_off_detail_;
 };
 
 }  // namespace
@@ -379,13 +431,21 @@ Decision Evaluate(const Policy &policy, const ChainEvidence *evidence, const Clo
 
   const int64_t now = clock.Now();
   Decision decision = Decision::Allow(evidence->chain.front());
-  decision.SetFindings(ChainJudge(policy, *evidence, now).Run());
-  if (decision.verdict() == CG_VERDICT_ALLOW) {
-    const int64_t not_after = evidence->summaries.front().not_after;
-    if (not_after - now < policy.EffectiveExpiryWarning().count()) {
-      decision.SetExpiryWarning("the client certificate expires " + FormatTime(not_after) +
-                                ", within certgate_expiry_warning");
-    }
+  ChainJudge judge(policy, *evidence, now);
+  decision.SetFindings(judge.Run());
+  if (decision.verdict() != CG_VERDICT_ALLOW) return decision;
+  // One warning per line: a certificate about to lock its client out matters
+  // more than a defect the operator chose to accept.
+  const int64_t not_after = evidence->summaries.front().not_after;
+  if (not_after < now) {
+    decision.SetExpiryWarning("the client certificate expired " + FormatTime(not_after) +
+                              " and is accepted only within certgate_clock_skew (" +
+                              std::to_string(policy.EffectiveClockSkew().count()) + "s)");
+  } else if (not_after - now < policy.EffectiveExpiryWarning().count()) {
+    decision.SetExpiryWarning("the client certificate expires " + FormatTime(not_after) +
+                              ", within certgate_expiry_warning");
+  } else if (!judge.strict_off_names().empty()) {
+    decision.SetWarning("strict_off:" + judge.strict_off_names(), judge.strict_off_detail());
   }
   return decision;
 }

@@ -252,7 +252,16 @@ Status SetTrustedIssuers(Policy &p, const Errors &err, const Args &args) {
 Status SetRequireEku(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<EkuRequirement> kWords{
       {{"clientAuth", EkuRequirement::kClientAuth}, {"any", EkuRequirement::kAny}}};
-  return ParseKeyword(err, kWords, args[0], &p.require_eku);
+  std::optional<EkuRequirement> eku;
+  if (Status status = ParseKeyword(err, kWords, args[0], &eku); !status.ok()) return status;
+  if (args.size() == 2) {
+    if (*eku != EkuRequirement::kClientAuth || !EqualsIgnoreCase(args[1], "strict")) {
+      return err.IsNot(args[0] + " " + args[1], "clientAuth strict");
+    }
+    eku = EkuRequirement::kClientAuthListed;
+  }
+  p.require_eku = eku;
+  return Status::Ok();
 }
 
 Status SetRequireKeyUsage(Policy &p, const Errors &err, const Args &args) {
@@ -486,11 +495,15 @@ Status SetMinKey(Policy &p, const Errors &err, const Args &args) {
   MinKey min_key;
   bool seen_rsa = false;
   bool seen_ec = false;
+  bool seen_dsa = false;
   for (const std::string &arg : args) {
     size_t eq = arg.find('=');
     std::string name = Lower(arg.substr(0, eq));
-    bool *seen = name == "rsa" ? &seen_rsa : name == "ec" ? &seen_ec : nullptr;
-    if (eq == std::string::npos || seen == nullptr) return err.IsNot(arg, "rsa=N or ec=N");
+    bool *seen = name == "rsa"   ? &seen_rsa
+                 : name == "ec"  ? &seen_ec
+                 : name == "dsa" ? &seen_dsa
+                                 : nullptr;
+    if (eq == std::string::npos || seen == nullptr) return err.IsNot(arg, "rsa=N, ec=N or dsa=N");
     if (*seen) return err.Error(Quote(arg) + " repeats " + name);
     *seen = true;
     uint64_t bits = 0;
@@ -498,7 +511,9 @@ Status SetMinKey(Policy &p, const Errors &err, const Args &args) {
       return err.IsNot(arg, "a number");
     }
     if (bits == 0) return err.IsNot(arg, "a positive number");
-    (name == "rsa" ? min_key.rsa_bits : min_key.ec_bits) = static_cast<int>(bits);
+    (name == "rsa"  ? min_key.rsa_bits
+     : name == "ec" ? min_key.ec_bits
+                    : min_key.dsa_bits) = static_cast<int>(bits);
   }
   p.min_key = min_key;
   return Status::Ok();
@@ -663,6 +678,10 @@ Status SetRejectBody(Policy &p, const Errors &err, const Args &args) {
   return ParseKeyword(err, kWords, args[0], &p.reject_body);
 }
 
+Status SetStrict(Policy &p, const Errors &err, const Args &args) {
+  return ParseKeyword(err, kOnOff, args[0], &p.strict);
+}
+
 Status SetRejectDetail(Policy &p, const Errors &err, const Args &args) {
   return ParseKeyword(err, kOnOff, args[0], &p.reject_detail);
 }
@@ -713,16 +732,17 @@ constexpr size_t kMany = std::numeric_limits<size_t>::max();
 const KeySpec kKeys[] = {
     {"certgate", 1, 1, SetMode},
     {"trusted_issuers", 1, 1, SetTrustedIssuers},
-    {"require_eku", 1, 1, SetRequireEku},
+    {"require_eku", 1, 2, SetRequireEku},
     {"require_key_usage", 1, kMany, SetRequireKeyUsage},
     {"subject", 1, kMany, SetSubject},
     {"san", 1, kMany, SetSan},
     {"pin", 1, kMany, SetPin},
     {"deny", 1, kMany, SetDeny},
-    {"min_key", 1, 2, SetMinKey},
+    {"min_key", 1, 3, SetMinKey},
     {"deny_signature", 1, kMany, SetDenySignature},
     {"max_depth", 1, 1, SetMaxDepth},
     {"clock_skew", 1, 1, SetClockSkew},
+    {"strict", 1, 1, SetStrict},
     {"expiry_warning", 1, 1, SetExpiryWarning},
     {"revocation", 1, 1, SetRevocation},
     {"revocation_scope", 1, 1, SetRevocationScope},
@@ -793,10 +813,12 @@ Status Policy::Set(std::string_view key, const std::vector<std::string> &args) {
   if (spec == nullptr) return Status::Error("unknown key " + Quote(key));
   Errors err(canonical);
   if (args.size() < spec->min_args || args.size() > spec->max_args) {
-    std::string want = spec->max_args == kMany ? "at least " + CountValues(spec->min_args)
-                       : spec->min_args == spec->max_args
-                           ? CountValues(spec->min_args)
-                           : CountValues(spec->min_args) + " or " + CountValues(spec->max_args);
+    std::string want =
+        spec->max_args == kMany            ? "at least " + CountValues(spec->min_args)
+        : spec->min_args == spec->max_args ? CountValues(spec->min_args)
+        : spec->min_args + 1 == spec->max_args
+            ? CountValues(spec->min_args) + " or " + CountValues(spec->max_args)
+            : std::to_string(spec->min_args) + " to " + std::to_string(spec->max_args) + " values";
     return err.Error("takes " + want + ", got " + std::to_string(args.size()));
   }
   return spec->set(*this, err, args);
@@ -818,6 +840,7 @@ void Policy::InheritFrom(const Policy &parent) {
   inherit(deny_signature, parent.deny_signature);
   inherit(max_depth, parent.max_depth);
   inherit(clock_skew, parent.clock_skew);
+  inherit(strict, parent.strict);
   inherit(expiry_warning, parent.expiry_warning);
   inherit(revocation, parent.revocation);
   inherit(revocation_scope, parent.revocation_scope);

@@ -118,6 +118,7 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "deny_signature",
                                                   "max_depth",
                                                   "clock_skew",
+                                                  "strict",
                                                   "expiry_warning",
                                                   "revocation",
                                                   "revocation_scope",
@@ -273,11 +274,13 @@ INSTANTIATE_TEST_SUITE_P(
                 "abcdef\" is not sha256:<64 hex digits> or spki:<64 hex digits>"},
         SetCase{"min_key", {"rsa=abc"}, "certgate_min_key: \"rsa=abc\" is not a number"},
         SetCase{"min_key", {"rsa=0"}, "certgate_min_key: \"rsa=0\" is not a positive number"},
-        SetCase{"min_key", {"dsa=1024"}, "certgate_min_key: \"dsa=1024\" is not rsa=N or ec=N"},
+        SetCase{"min_key",
+                {"ed25519=1"},
+                "certgate_min_key: \"ed25519=1\" is not rsa=N, ec=N or dsa=N"},
         SetCase{"min_key", {"rsa=2048", "rsa=4096"}, "certgate_min_key: \"rsa=4096\" repeats rsa"},
         SetCase{"min_key",
-                {"rsa=2048", "ec=256", "rsa=1"},
-                "certgate_min_key: takes one value or two values, got 3"},
+                {"rsa=2048", "ec=256", "dsa=2048", "rsa=1"},
+                "certgate_min_key: takes 1 to 3 values, got 4"},
         SetCase{"deny_signature",
                 {"sha3"},
                 "certgate_deny_signature: \"sha3\" is not one of md5, sha1, sha224, sha256, "
@@ -819,6 +822,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
       {"deny_signature", {"sha224"}},
       {"max_depth", {"2"}},
       {"clock_skew", {"1s"}},
+      {"strict", {"off"}},
       {"expiry_warning", {"1d"}},
       {"revocation", {"hard_fail"}},
       {"revocation_scope", {"leaf"}},
@@ -858,6 +862,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
   EXPECT_EQ(child.EffectiveDenySignature(), std::vector<std::string>{"sha224"});
   EXPECT_EQ(child.EffectiveMaxDepth(), 2);
   EXPECT_EQ(child.EffectiveClockSkew(), std::chrono::seconds(1));
+  EXPECT_FALSE(child.EffectiveStrict());
   EXPECT_EQ(child.EffectiveExpiryWarning(), std::chrono::seconds(86400));
   EXPECT_EQ(child.EffectiveRevocation(), RevocationMode::kHardFail);
   EXPECT_EQ(child.revocation_scope, RevocationScope::kLeaf);

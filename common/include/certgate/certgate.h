@@ -75,7 +75,8 @@ struct stack_st_X509;
     "only revocation data older than nextUpdate + max_stale is available",                     \
     "make the CRL distribution point reachable or raise certgate_max_stale")                   \
   X(WRONG_PURPOSE, "wrong_purpose", 403, "403.16",                                             \
-    "extendedKeyUsage lacks clientAuth on the leaf or a CA in the chain restricts it",         \
+    "the leaf is not for client authentication: its extendedKeyUsage lacks clientAuth, a CA " \
+    "restricts it, or it is a CA certificate",                                                \
     "issue the certificate with extendedKeyUsage clientAuth (and no CA restricting it)")       \
   X(KEY_USAGE, "key_usage", 403, "403.16", "keyUsage lacks what the policy requires",          \
     "issue the certificate with the keyUsage bits named in certgate_require_key_usage")        \

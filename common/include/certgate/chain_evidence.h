@@ -6,6 +6,7 @@
 #pragma once
 
 #include <certgate/ossl_ptr.h>
+#include <certgate/strict_checks.h>
 #include <openssl/x509.h>
 
 #include <cstdint>
@@ -24,7 +25,7 @@ struct ChainError {
 // The facts of one certificate that policy rules read, decoded once per chain
 // so judging a cached chain under a policy is plain comparisons.
 struct CertSummary {
-  enum class KeyKind { kOther, kRsa, kEc };
+  enum class KeyKind { kOther, kRsa, kEc, kEdwards, kDsa };
   int64_t not_before = 0;
   int64_t not_after = 0;
   uint32_t extended_key_usage = UINT32_MAX;  // XKU_* bits; UINT32_MAX: no extension
@@ -57,8 +58,10 @@ struct ChainEvidence {
   std::string internal_error;
   // One per certificate of `chain`.
   std::vector<CertSummary> summaries;
+  // What RFC 5280 forbids and OpenSSL let pass (strict_checks.h).
+  std::vector<StrictDefect> strict_defects;
 
-  // Fills summaries from chain (BuildChainEvidence does it).
+  // Fills summaries and strict_defects from chain (BuildChainEvidence does it).
   void Summarize();
 
   // The leaf's identity facts, decoded on first use: digests, names and SANs

@@ -39,7 +39,8 @@ class Decision {
   // Why an allowed certificate deserves a warning line: "expiry",
   // "revocation_unknown" or "revocation_stale" (soft_fail),
   // "revocation_past_next_update" (good by data past nextUpdate, within
-  // certgate_max_stale: its refresh is failing); empty: none.
+  // certgate_max_stale: its refresh is failing), "strict_off:<defects>" (a
+  // chain certgate_strict would refuse, accepted because it is off); empty: none.
   const std::string &warning() const { return warning_; }
   const std::string &revocation() const { return revocation_; }
   // A revocation fetch is in flight and the policy waits for it (hard_fail):

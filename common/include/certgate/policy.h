@@ -19,7 +19,9 @@ class RE2;
 namespace certgate {
 
 enum class Mode { kOff, kOptional, kRequire };
-enum class EkuRequirement { kClientAuth, kAny };
+// kClientAuth accepts anyExtendedKeyUsage in place of clientAuth (RFC 5280
+// §4.2.1.12); kClientAuthListed (`require_eku clientAuth strict`) does not.
+enum class EkuRequirement { kClientAuth, kClientAuthListed, kAny };
 enum class RevocationMode { kOff, kCacheOnly, kSoftFail, kHardFail };
 enum class RevocationScope { kLeaf, kChain };
 enum class RevocationSource { kCrl, kOcsp };
@@ -59,9 +61,12 @@ struct Pin {
   std::vector<uint8_t> digest;  // 32 bytes
 };
 
+// Ed25519 and Ed448 keys have one fixed strength and are always accepted; DSA
+// keys only when named (dsa=N), and any other key type never.
 struct MinKey {
   int rsa_bits = 2048;
   int ec_bits = 256;
+  int dsa_bits = 0;  // 0: DSA keys are refused
 };
 
 // Certificates loaded from a PEM file (trusted_issuers), kept with their path.
@@ -85,6 +90,8 @@ struct Policy {
   std::optional<std::vector<std::string>> deny_signature;  // digest names: sha1, md5
   std::optional<int> max_depth;
   std::optional<std::chrono::seconds> clock_skew;
+  // RFC 5280 structure, key and CRL checks OpenSSL 3.0 leaves out (strict_checks.h).
+  std::optional<bool> strict;
   std::optional<std::chrono::seconds> expiry_warning;
   std::optional<RevocationMode> revocation;
   std::optional<RevocationScope> revocation_scope;
@@ -127,6 +134,7 @@ struct Policy {
   std::chrono::seconds EffectiveClockSkew() const {
     return clock_skew.value_or(std::chrono::seconds(60));
   }
+  bool EffectiveStrict() const { return strict.value_or(true); }
   std::chrono::seconds EffectiveExpiryWarning() const {
     return expiry_warning.value_or(std::chrono::seconds(14 * 86400));
   }

@@ -1,0 +1,47 @@
+// Strict checks: what RFC 5280 requires of a chain and OpenSSL 3.0 lets pass.
+//
+// X509_verify_cert accepts a chain whose certificates lack key identifiers, are
+// version 1, carry a zero or 21-octet serial, a DSA key, and more. Each such
+// defect is found here once per chain (it does not depend on the policy); the
+// evaluator refuses for it under `certgate_strict on` (the default) and only
+// warns (`warning=strict_off:<name>`) under `off`.
+#pragma once
+
+#include <certgate/reason.h>
+#include <openssl/x509.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certgate {
+
+// One rule of the strict set: the table docs/reasons.md lists.
+struct StrictCheck {
+  std::string_view name;     // stable token: "missing_aki", "v1", "dsa_key", ...
+  Reason reason;             // malformed, invalid_ca, wrong_purpose or weak_key
+  std::string_view source;   // "RFC 5280 §4.2.1.1"
+  std::string_view applies;  // what the rule asks, for the docs
+};
+
+// Every strict check, in the order they are made.
+const std::vector<StrictCheck> &StrictChecks();
+
+// The check named `name`; a name not in the table is a programming error.
+const StrictCheck &StrictCheckNamed(std::string_view name);
+
+struct StrictDefect {
+  int depth;
+  const StrictCheck *check;
+  std::string fact;  // what is wrong, after "the client certificate 'CN=...' "
+  std::string hint;  // what the CA must fix
+};
+
+// `chain` is leaf first, as built; `anchored`: its last certificate is a trust
+// anchor (checked too: a root is the operator's choice, but RFC 5280 rules for
+// roots still say what a sound CA issues).
+std::vector<StrictDefect> FindStrictDefects(const std::vector<std::shared_ptr<X509>> &chain,
+                                            bool anchored);
+
+}  // namespace certgate
