@@ -22,12 +22,8 @@ const std::vector<StrictCheck> kChecks = {
      "every certificate but a self-signed one has an authorityKeyIdentifier"},
     {"aki_without_keyid", CG_REASON_MALFORMED, "RFC 5280 §4.2.1.1",
      "an authorityKeyIdentifier has keyIdentifier (roots included)"},
-    {"aki_critical", CG_REASON_MALFORMED, "RFC 5280 §4.2.1.1",
-     "authorityKeyIdentifier is non-critical"},
     {"missing_ski", CG_REASON_INVALID_CA, "RFC 5280 §4.2.1.2",
      "every CA certificate (roots included) has a subjectKeyIdentifier"},
-    {"ski_critical", CG_REASON_MALFORMED, "RFC 5280 §4.2.1.2",
-     "subjectKeyIdentifier is non-critical"},
     {"missing_basic_constraints", CG_REASON_INVALID_CA, "RFC 5280 §4.2.1.9",
      "every CA certificate (roots included) has basicConstraints CA:TRUE"},
     {"basic_constraints_not_critical", CG_REASON_INVALID_CA, "RFC 5280 §4.2.1.9",
@@ -73,6 +69,8 @@ class CertChecker {
     out_->push_back({depth_, &StrictCheckNamed(name), std::move(fact), std::move(hint)});
   }
 
+  bool Has(int nid) const { return X509_get_ext_by_NID(cert_, nid, -1) >= 0; }
+
   // The extension's index, or -1; `critical` set when found.
   int Find(int nid, bool *critical) const {
     const int index = X509_get_ext_by_NID(cert_, nid, -1);
@@ -111,9 +109,9 @@ class CertChecker {
     }
   }
 
+  // A critical AKI or SKI OpenSSL refuses itself (an unhandled critical extension).
   void AuthorityKeyId() {
-    bool critical = false;
-    if (Find(NID_authority_key_identifier, &critical) < 0) {
+    if (!Has(NID_authority_key_identifier)) {
       // Only a self-signed certificate may omit it: nothing issued it but itself.
       if ((flags_ & EXFLAG_SS) == 0) {
         Add("missing_aki",
@@ -127,25 +125,15 @@ class CertChecker {
       Add("aki_without_keyid",
           "has an authorityKeyIdentifier without keyIdentifier (RFC 5280 §4.2.1.1)",
           kReissue + std::string("with the keyIdentifier in its authorityKeyIdentifier"));
-    } else if (critical) {
-      Add("aki_critical",
-          "marks authorityKeyIdentifier critical; RFC 5280 §4.2.1.1 requires it non-critical",
-          kReissue + std::string("with a non-critical authorityKeyIdentifier"));
     }
   }
 
   void SubjectKeyId() {
-    bool critical = false;
-    const bool present = Find(NID_subject_key_identifier, &critical) >= 0;
-    if (is_ca_ && !present) {
+    if (is_ca_ && !Has(NID_subject_key_identifier)) {
       Add("missing_ski",
           "is a CA without a subjectKeyIdentifier; RFC 5280 §4.2.1.2 requires one in every CA "
           "certificate",
           "have the CA certificate re-issued with a subjectKeyIdentifier");
-    } else if (present && critical) {
-      Add("ski_critical",
-          "marks subjectKeyIdentifier critical; RFC 5280 §4.2.1.2 requires it non-critical",
-          kReissue + std::string("with a non-critical subjectKeyIdentifier"));
     }
   }
 

@@ -2,6 +2,7 @@
 
 #include <certgate/ossl_ptr.h>
 #include <openssl/bn.h>
+#include <openssl/dsa.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -58,6 +59,33 @@ UniquePtr<ASN1_INTEGER> MakeInteger(uint64_t value) {
   UniquePtr<ASN1_INTEGER> out(ASN1_INTEGER_new());
   if (out && ASN1_INTEGER_set_uint64(out.get(), value) != 1) out.reset();
   return out;
+}
+
+// BN_hex2bn syntax, so a test can make the serials RFC 5280 forbids.
+UniquePtr<ASN1_INTEGER> HexInteger(const std::string &hex) {
+  BIGNUM *bn = nullptr;
+  if (BN_hex2bn(&bn, hex.c_str()) == 0) return nullptr;
+  UniquePtr<BIGNUM> owned(bn);
+  return UniquePtr<ASN1_INTEGER>(BN_to_ASN1_INTEGER(owned.get(), nullptr));
+}
+
+// DSA parameters and a key of `bits`: only to show DSA is refused.
+std::shared_ptr<EVP_PKEY> GenerateDsaKey(int bits) {
+  UniquePtr<EVP_PKEY_CTX> param_ctx(EVP_PKEY_CTX_new_from_name(nullptr, "DSA", nullptr));
+  EVP_PKEY *params = nullptr;
+  if (!param_ctx || EVP_PKEY_paramgen_init(param_ctx.get()) <= 0 ||
+      EVP_PKEY_CTX_set_dsa_paramgen_bits(param_ctx.get(), bits) <= 0 ||
+      EVP_PKEY_paramgen(param_ctx.get(), &params) <= 0) {
+    return nullptr;
+  }
+  UniquePtr<EVP_PKEY> owned_params(params);
+  UniquePtr<EVP_PKEY_CTX> key_ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, params, nullptr));
+  EVP_PKEY *key = nullptr;
+  if (!key_ctx || EVP_PKEY_keygen_init(key_ctx.get()) <= 0 ||
+      EVP_PKEY_keygen(key_ctx.get(), &key) <= 0) {
+    return nullptr;
+  }
+  return std::shared_ptr<EVP_PKEY>(key, EVP_PKEY_free);
 }
 
 // Splits an RFC 2253 string on unescaped commas into (attribute, value) pairs.
@@ -263,6 +291,10 @@ std::shared_ptr<EVP_PKEY> PkiBuilder::AcquireKey(const KeySpec &spec, const EVP_
     }
     return Share(UniquePtr<EVP_PKEY>(EVP_EC_gen(curve)));
   }
+  if (spec.type == KeySpec::Type::kEd25519) {
+    return Share(UniquePtr<EVP_PKEY>(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")));
+  }
+  if (spec.type == KeySpec::Type::kDsa) return GenerateDsaKey(spec.bits);
   if (spec.bits < 512) return nullptr;
   std::vector<std::shared_ptr<EVP_PKEY>> &pool = rsa_pool_[spec.bits];
   size_t &next = rsa_next_[spec.bits];
@@ -293,8 +325,8 @@ Issued PkiBuilder::Build(const Issued *issuer, CertSpec spec) {
   std::shared_ptr<EVP_PKEY> key =
       AcquireKey(spec.key, issuer != nullptr ? issuer->key.get() : nullptr);
   if (!key) {
-    Fail(what + "cannot generate key (" + (spec.key.type == KeySpec::Type::kEc ? "EC " : "RSA ") +
-         std::to_string(spec.key.bits) + ")");
+    Fail(what + "cannot generate key (type " + std::to_string(static_cast<int>(spec.key.type)) +
+         ", " + std::to_string(spec.key.bits) + " bits)");
     return Issued();
   }
   EVP_PKEY *signing_key = issuer != nullptr ? issuer->key.get() : key.get();
@@ -311,13 +343,15 @@ Issued PkiBuilder::Build(const Issued *issuer, CertSpec spec) {
 
   UniquePtr<X509> cert(X509_new());
   uint64_t serial = spec.serial != 0 ? spec.serial : next_serial_++;
-  UniquePtr<ASN1_INTEGER> serial_int = MakeInteger(serial);
+  UniquePtr<ASN1_INTEGER> serial_int =
+      spec.serial_hex.empty() ? MakeInteger(serial) : HexInteger(spec.serial_hex);
   UniquePtr<ASN1_TIME> not_before = MakeTime(spec.not_before != 0 ? spec.not_before : now_ - kDay);
   UniquePtr<ASN1_TIME> not_after =
       MakeTime(spec.not_after != 0 ? spec.not_after : now_ + 365 * kDay);
   X509_NAME *issuer_name =
       issuer != nullptr ? X509_get_subject_name(issuer->cert.get()) : subject.get();
-  if (!cert || !serial_int || !not_before || !not_after || X509_set_version(cert.get(), 2) != 1 ||
+  if (!cert || !serial_int || !not_before || !not_after ||
+      X509_set_version(cert.get(), spec.version - 1) != 1 ||
       X509_set_serialNumber(cert.get(), serial_int.get()) != 1 ||
       X509_set_subject_name(cert.get(), subject.get()) != 1 ||
       X509_set_issuer_name(cert.get(), issuer_name) != 1 ||
@@ -334,7 +368,9 @@ Issued PkiBuilder::Build(const Issued *issuer, CertSpec spec) {
   X509V3_set_ctx(&ctx, issuer_cert, cert.get(), nullptr, nullptr, 0);
   if (issuer == nullptr) X509V3_set_issuer_pkey(&ctx, key.get());
 
+  const bool has_extensions = spec.version >= 3;  // v1 and v2 have none
   auto add_conf = [&](const char *name, const std::string &value) {
+    if (!has_extensions) return true;
     UniquePtr<X509_EXTENSION> ext(X509V3_EXT_nconf(nullptr, &ctx, name, value.c_str()));
     if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1) {
       return Fail(what + "cannot add extension " + name + "=" + value);
@@ -342,6 +378,7 @@ Issued PkiBuilder::Build(const Issued *issuer, CertSpec spec) {
     return true;
   };
   auto add_raw = [&](int nid, bool critical, const std::string &value) {
+    if (!has_extensions) return true;
     UniquePtr<X509_EXTENSION> ext = RawExtension(nid, critical, value);
     if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1) {
       return Fail(what + "cannot add raw extension " + OBJ_nid2sn(nid));
@@ -354,7 +391,8 @@ Issued PkiBuilder::Build(const Issued *issuer, CertSpec spec) {
     // extnValue must be a BasicConstraints SEQUENCE; an OCTET STRING is not one.
     ok = add_raw(NID_basic_constraints, true, std::string("\x04\x02\xde\xad", 4));
   } else if (!spec.omit_basic_constraints) {
-    std::string bc = spec.is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE";
+    std::string bc = spec.is_ca ? "CA:TRUE" : "CA:FALSE";
+    if (spec.basic_constraints_critical) bc = "critical," + bc;
     if (spec.is_ca && spec.path_len) bc += ",pathlen:" + std::to_string(*spec.path_len);
     ok = add_conf("basicConstraints", bc);
   }

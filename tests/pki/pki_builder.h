@@ -24,8 +24,9 @@
 namespace certgate::pki {
 
 struct KeySpec {
-  enum class Type { kRsa, kEc } type = Type::kEc;
-  // EC: 256 -> P-256, 384 -> P-384, 521 -> P-521, 224 -> P-224 (weak). RSA: modulus bits.
+  enum class Type { kRsa, kEc, kDsa, kEd25519 } type = Type::kEc;
+  // EC: 256 -> P-256, 384 -> P-384, 521 -> P-521, 224 -> P-224 (weak). RSA and DSA:
+  // modulus (p) bits. Ed25519: ignored.
   int bits = 256;
 };
 
@@ -37,6 +38,10 @@ struct CertSpec {
   // basicConstraints (critical): CA:TRUE when is_ca, CA:FALSE otherwise, unless omitted.
   bool is_ca = false;
   bool omit_basic_constraints = false;
+  bool basic_constraints_critical = true;
+  // 3: X.509 v3. 1: a v1 certificate, which has no extensions (the fields below
+  // that would add one are ignored).
+  int version = 3;
   std::optional<int> path_len;
   KeySpec key;
   // Absolute Unix seconds; 0 = default relative to PkiBuilder::now(): not_before =
@@ -57,6 +62,9 @@ struct CertSpec {
   // key "sha1" gives ecdsa-with-SHA1).
   std::string digest = "sha256";
   uint64_t serial = 0;  // 0 = next from the builder's counter
+  // When set, the serial as hex (BN_hex2bn: "0", "-1F", 42 hex digits): for the
+  // zero, negative and over-long serials RFC 5280 forbids.
+  std::string serial_hex;
   // Flips a bit in the signature after signing; the cert still parses.
   bool corrupt_signature = false;
   // Replaces basicConstraints by a critical basicConstraints extension whose value
