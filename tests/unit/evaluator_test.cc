@@ -18,6 +18,7 @@ using pki::Issued;
 using pki::KeySpec;
 using pki::PkiBuilder;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int64_t kNow = 1800000000;  // 2027-01-15T08:00:00Z
 constexpr int64_t kDay = 86400;
@@ -228,6 +229,14 @@ TEST_F(EvaluatorTest, ExpiredWithinClockSkewIsAllowed) {
   EXPECT_REASON(JudgeIssued(With([](CertSpec &s) { s.not_after = kNow - 30; })), CG_REASON_EXPIRED);
 }
 
+TEST_F(EvaluatorTest, ExpiredWithinClockSkewSaysSoInTheWarning) {
+  const Decision decision = JudgeIssued(With([](CertSpec &s) { s.not_after = kNow - 30; }));
+  EXPECT_REASON(decision, CG_REASON_NONE);
+  EXPECT_EQ(decision.warning(), "expiry");
+  EXPECT_THAT(decision.detail(), HasSubstr("expired 2027-01-15T07:59:30Z and is accepted only "
+                                           "within certgate_clock_skew (60s)"));
+}
+
 TEST_F(EvaluatorTest, ExpiredIntermediateIsReportedAtItsDepth) {
   CertSpec spec = PkiBuilder::CaSpec("CN=Expired CA");
   spec.not_after = kNow - kDay;
@@ -253,6 +262,42 @@ TEST_F(EvaluatorTest, MissingEkuIsWrongPurposeUnlessAny) {
   EXPECT_REASON(JudgeIssued(With([](CertSpec &s) { s.eku.clear(); })), CG_REASON_WRONG_PURPOSE);
   Set("require_eku", {"any"});
   EXPECT_REASON(JudgeIssued(With([](CertSpec &s) { s.eku.clear(); })), CG_REASON_NONE);
+}
+
+TEST_F(EvaluatorTest, EmptyEkuIsMalformedNotWrongPurpose) {
+  const Decision decision = JudgeIssued(With([](CertSpec &s) {
+    s.extra_extensions = {{"extendedKeyUsage", "DER:30:00"}};
+  }));
+  // OpenSSL 3.0 marks the extension invalid itself; the evaluator's own wording
+  // ("has an empty extendedKeyUsage extension") covers a library that does not.
+  EXPECT_REASON(decision, CG_REASON_MALFORMED);
+  EXPECT_THAT(decision.detail(), Not(HasSubstr("but not clientAuth")));
+}
+
+// RFC 5280 §4.2.1.12: anyExtendedKeyUsage stands for every purpose, clientAuth
+// included; `clientAuth strict` asks for the OID itself.
+TEST_F(EvaluatorTest, AnyEkuPassesClientAuthUnlessStrict) {
+  const CertSpec spec = With([](CertSpec &s) { s.eku = {"serverAuth", "anyExtendedKeyUsage"}; });
+  EXPECT_REASON(JudgeIssued(spec), CG_REASON_NONE);
+  Set("require_eku", {"clientAuth", "strict"});
+  const Decision decision = JudgeIssued(spec);
+  EXPECT_REASON(decision, CG_REASON_WRONG_PURPOSE);
+  EXPECT_THAT(decision.detail(), HasSubstr("anyExtendedKeyUsage does not count"));
+  EXPECT_REASON(JudgeIssued(Alice()), CG_REASON_NONE);
+}
+
+TEST_F(EvaluatorTest, Ed25519KeysAreAcceptedAndDsaOnlyWhenNamed) {
+  EXPECT_REASON(JudgeIssued(With([](CertSpec &s) { s.key = KeySpec{KeySpec::Type::kEd25519}; })),
+                CG_REASON_NONE);
+  Set("strict", {"off"});
+  const CertSpec dsa = With([](CertSpec &s) { s.key = KeySpec{KeySpec::Type::kDsa, 2048}; });
+  const Decision refused = JudgeIssued(dsa);
+  EXPECT_REASON(refused, CG_REASON_WEAK_KEY);
+  EXPECT_THAT(refused.detail(), HasSubstr("a type certgate_min_key does not accept"));
+  Set("min_key", {"dsa=2048"});
+  EXPECT_REASON(JudgeIssued(dsa), CG_REASON_NONE);
+  Set("min_key", {"dsa=3072"});
+  EXPECT_REASON(JudgeIssued(dsa), CG_REASON_WEAK_KEY);
 }
 
 TEST_F(EvaluatorTest, CaRestrictingEkuIsWrongPurposeAtItsDepth) {
