@@ -78,6 +78,30 @@ printf '# api policy\ncertgate Require;\ncertgate_subject "OU=People";\n' >polic
 expect ou_missing 2 identity_mismatch --policy policy.conf
 expect good 0 allow --policy policy.conf
 
+# certgate_strict (on by default): the demo's v1 and CA-as-leaf clients, and
+# every vector of the unit test (tests/pki/strict_vectors.cc), strict on and off.
+expect v1 2 malformed --set require_eku=any --set require_key_usage=off
+expect v1 0 allow --set require_eku=any --set require_key_usage=off --set strict=off
+expect ca_as_leaf 2 wrong_purpose
+expect ca_as_leaf 0 allow --set strict=off
+for vector in strict/*/; do
+  settings=()
+  while read -r line; do settings+=(--set "$line"); done <"$vector/set.txt"
+  check=$(basename "$vector" | sed 's/^[0-9]*_//')
+  out=$("$certgate" check --ca "$vector/anchor.pem" "${settings[@]}" "$vector/chain.pem" 2>&1)
+  rc_on=$?
+  out_off=$("$certgate" check --ca "$vector/anchor.pem" "${settings[@]}" --set strict=off \
+              "$vector/chain.pem" 2>&1)
+  rc_off=$?
+  if [ $rc_on = 2 ] && grep -q '^certgate: verdict=deny reason=' <<<"$out" &&
+     [ $rc_off = 0 ] && grep -q "warning=\"\\?strict_off:[a-z0-9_,]*$check" <<<"$out_off"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: strict vector $vector (exit $rc_on / $rc_off): $out // $out_off"
+  fi
+done
+
 # A 60,000-character CN under a subject regex (issue 9 §2; exit 139 before):
 # the untrusted chain is refused for its chain, the trusted one is judged.
 expect long_cn_untrusted 2 untrusted_issuer --set 'subject=~^CN=[^,]+,OU=People'

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pki_builder.h"
+#include "strict_vectors.h"
 
 namespace certgate::pki {
 namespace {
@@ -109,6 +110,9 @@ class DemoPki {
   }
   // clients/<name>.crt, .chain.pem (leaf + `chain`), .key, and a fingerprints line.
   bool PutClient(const std::string &name, const Issued &leaf, const std::vector<Issued> &chain);
+  // strict/<NN>_<check>/: chain.pem (leaf first), anchor.pem, and set.txt (the
+  // `--set KEY=VALUE` lines that make it acceptable apart from the check).
+  bool PutStrictVectors();
   // Issued by the Example Issuing CA: listed in ocsp/index.txt.
   void Index(const Issued &issued, bool revoked = false) { index_.push_back({issued, revoked}); }
   std::string IndexText() const;
@@ -153,6 +157,32 @@ bool DemoPki::PutClient(const std::string &name, const Issued &leaf,
   return Put("clients/" + name + ".crt", leaf.Pem()) &&
          Put("clients/" + name + ".chain.pem", chain_pem) &&
          Put("clients/" + name + ".key", leaf.KeyPem());
+}
+
+bool DemoPki::PutStrictVectors() {
+  int index = 0;
+  for (const StrictVector &vector : StrictVectors()) {
+    char prefix[8];
+    std::snprintf(prefix, sizeof prefix, "%02d_", index++);
+    const std::string dir = "strict/" + std::string(prefix) + vector.check + "/";
+    const StrictChain chain = vector.build(b_);
+    if (!Ok(chain.leaf, dir)) return false;
+    std::string chain_pem = chain.leaf.Pem();
+    for (const Issued &cert : chain.sent) chain_pem += cert.Pem();
+    std::string anchors;
+    for (const Issued &cert : chain.anchors) anchors += cert.Pem();
+    std::string settings = "strict=on\n";  // never empty, so Put writes it
+    for (const auto &[key, args] : vector.lenient_keys) {
+      std::string line = key + "=";
+      for (const std::string &arg : args) line += arg + (&arg == &args.back() ? "" : " ");
+      settings += line + "\n";
+    }
+    if (!Put(dir + "chain.pem", chain_pem) || !Put(dir + "anchor.pem", anchors) ||
+        !Put(dir + "set.txt", settings)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string DemoPki::IndexText() const {
@@ -297,6 +327,16 @@ bool DemoPki::Run() {
   spec.extra_extensions = {{"1.3.6.1.4.1.55555.1.1", "critical,ASN1:UTF8String:certgate test"}};
   if (!issue_client("unknown_critical", spec)) return false;
 
+  // certgate_strict: a v1 certificate (no extensions at all) and a CA
+  // certificate (CA:TRUE) presented as a client certificate.
+  spec = Client("v1");
+  spec.version = 1;
+  if (!issue_client("v1", spec)) return false;
+  spec = Client("ca_as_leaf");
+  spec.is_ca = true;
+  spec.key_usage = KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN;
+  if (!issue_client("ca_as_leaf", spec)) return false;
+
   spec = Client("expiring_soon");
   spec.not_after = now_ + 3 * kDay;
   if (!issue_client("expiring_soon", spec)) return false;
@@ -371,6 +411,7 @@ bool DemoPki::Run() {
     return false;
   }
   if (!Put("clients/fingerprints.txt", fingerprints_)) return false;
+  if (!PutStrictVectors()) return false;
 
   // ---- CRLs ----
   const int64_t this_update = now_ - kHour;

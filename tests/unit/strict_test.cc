@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <pki_builder.h>
+#include <strict_vectors.h>
 
 #include <functional>
 
@@ -19,169 +20,16 @@ using pki::CertSpec;
 using pki::Issued;
 using pki::KeySpec;
 using pki::PkiBuilder;
+using pki::StrictChain;
+using pki::StrictVector;
+using pki::StrictVectors;
 using ::testing::HasSubstr;
 
 constexpr int64_t kNow = 1800000000;
 
-// An authorityKeyIdentifier with a keyIdentifier, for a certificate whose
-// issuer has no subjectKeyIdentifier to copy one from.
-const std::pair<std::string, std::string> kAnyAkid{"authorityKeyIdentifier",
-                                                   "DER:30:06:80:04:01:02:03:04"};
-
-struct Chain {
-  Issued leaf;
-  std::vector<Issued> sent;
-  std::vector<Issued> anchors;
-};
-
-struct StrictVector {
-  const char *check;  // the StrictChecks() row the chain breaks
-  std::function<Chain(PkiBuilder &)> build;
-  // Keys that make the chain acceptable apart from the strict check (a v1 leaf
-  // has no extendedKeyUsage to require, a DSA key needs min_key dsa=N).
-  std::vector<std::pair<std::string, std::vector<std::string>>> lenient_keys = {};
-};
-
-CertSpec Leaf() { return PkiBuilder::LeafSpec("CN=client,O=Example"); }
-CertSpec Ca(const char *name) { return PkiBuilder::CaSpec(std::string("CN=") + name); }
-
-// root -> issuing CA -> leaf, with `change_*` applied to each spec.
-Chain Standard(PkiBuilder &pki, const std::function<void(CertSpec &)> &change_root,
-               const std::function<void(CertSpec &)> &change_ca,
-               const std::function<void(CertSpec &)> &change_leaf) {
-  CertSpec root_spec = Ca("Strict Root");
-  change_root(root_spec);
-  const Issued root = pki.SelfSigned(root_spec);
-  CertSpec ca_spec = Ca("Strict Issuing CA");
-  change_ca(ca_spec);
-  const Issued ca = pki.Issue(root, ca_spec);
-  CertSpec leaf_spec = Leaf();
-  change_leaf(leaf_spec);
-  return {pki.Issue(ca, leaf_spec), {ca}, {root}};
-}
-
-void Same(CertSpec &) {}
-
-Chain LeafWith(PkiBuilder &pki, const std::function<void(CertSpec &)> &change) {
-  return Standard(pki, Same, Same, change);
-}
-
-const StrictVector kVectors[] = {
-    {"v1",
-     [](PkiBuilder &pki) { return LeafWith(pki, [](CertSpec &s) { s.version = 1; }); },
-     {{"require_eku", {"any"}}, {"require_key_usage", {"off"}}}},
-    {"v2",
-     [](PkiBuilder &pki) { return LeafWith(pki, [](CertSpec &s) { s.version = 2; }); },
-     {{"require_eku", {"any"}}, {"require_key_usage", {"off"}}}},
-    {"serial_zero",
-     [](PkiBuilder &pki) { return LeafWith(pki, [](CertSpec &s) { s.serial_hex = "0"; }); }},
-    {"serial_negative",
-     [](PkiBuilder &pki) { return LeafWith(pki, [](CertSpec &s) { s.serial_hex = "-1F"; }); }},
-    {"serial_too_long",
-     [](PkiBuilder &pki) {
-       // 20 octets of magnitude with the top bit set: 21 octets in DER.
-       return LeafWith(pki, [](CertSpec &s) { s.serial_hex = std::string(40, 'F'); });
-     }},
-    {"missing_aki",
-     [](PkiBuilder &pki) { return LeafWith(pki, [](CertSpec &s) { s.skid_akid = false; }); }},
-    {"missing_aki",  // on the intermediate
-     [](PkiBuilder &pki) {
-       return Standard(
-           pki, Same,
-           [](CertSpec &s) {
-             s.skid_akid = false;
-             s.extra_extensions = {{"subjectKeyIdentifier", "hash"}};
-           },
-           Same);
-     }},
-    {"aki_without_keyid",  // on the root
-     [](PkiBuilder &pki) {
-       return Standard(
-           pki,
-           [](CertSpec &s) {
-             s.skid_akid = false;
-             s.extra_extensions = {{"subjectKeyIdentifier", "hash"},
-                                   {"authorityKeyIdentifier", "issuer:always"}};
-           },
-           Same, Same);
-     }},
-    {"missing_ski",  // on the intermediate
-     [](PkiBuilder &pki) {
-       return Standard(
-           pki, Same,
-           [](CertSpec &s) {
-             s.skid_akid = false;
-             s.extra_extensions = {{"authorityKeyIdentifier", "keyid:always"}};
-           },
-           [](CertSpec &s) { s.extra_extensions = {kAnyAkid}; });
-     }},
-    {"missing_ski",  // on the root
-     [](PkiBuilder &pki) {
-       return Standard(
-           pki, [](CertSpec &s) { s.skid_akid = false; },
-           [](CertSpec &s) {
-             s.skid_akid = false;
-             s.extra_extensions = {{"subjectKeyIdentifier", "hash"}, kAnyAkid};
-           },
-           Same);
-     }},
-    {"missing_basic_constraints",  // on the root
-     [](PkiBuilder &pki) {
-       return Standard(
-           pki, [](CertSpec &s) { s.omit_basic_constraints = true; }, Same, Same);
-     }},
-    {"basic_constraints_not_critical",  // on the root
-     [](PkiBuilder &pki) {
-       return Standard(
-           pki, [](CertSpec &s) { s.basic_constraints_critical = false; }, Same, Same);
-     }},
-    {"ca_as_leaf",
-     [](PkiBuilder &pki) {
-       return LeafWith(pki, [](CertSpec &s) {
-         s.is_ca = true;
-         s.key_usage = KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN;
-       });
-     }},
-    {"leaf_key_cert_sign",
-     [](PkiBuilder &pki) {
-       return LeafWith(pki,
-                       [](CertSpec &s) { s.key_usage = KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN; });
-     }},
-    {"malformed_aia",  // an empty SEQUENCE
-     [](PkiBuilder &pki) {
-       return LeafWith(pki, [](CertSpec &s) {
-         s.extra_extensions = {{"authorityInfoAccess", "DER:30:00"}};
-       });
-     }},
-    {"malformed_aia",  // not a SEQUENCE at all
-     [](PkiBuilder &pki) {
-       return LeafWith(pki, [](CertSpec &s) {
-         s.extra_extensions = {{"authorityInfoAccess", "DER:04:02:de:ad"}};
-       });
-     }},
-    {"policy_constraints_not_critical",
-     [](PkiBuilder &pki) {
-       return Standard(
-           pki, Same,
-           [](CertSpec &s) {
-             s.extra_extensions = {{"policyConstraints", "inhibitPolicyMapping:0"}};
-           },
-           Same);
-     }},
-    {"dsa_key",
-     [](PkiBuilder &pki) {
-       return LeafWith(pki, [](CertSpec &s) { s.key = KeySpec{KeySpec::Type::kDsa, 2048}; });
-     },
-     {{"min_key", {"rsa=2048", "ec=256", "dsa=2048"}}}},
-    {"rsa_modulus_not_octets",
-     [](PkiBuilder &pki) {
-       return LeafWith(pki, [](CertSpec &s) { s.key = KeySpec{KeySpec::Type::kRsa, 2052}; });
-     }},
-};
-
 class StrictTest : public ::testing::TestWithParam<StrictVector> {
  protected:
-  Decision Judge(const Chain &chain, bool strict) {
+  Decision Judge(const StrictChain &chain, bool strict) {
     Policy policy;
     EXPECT_TRUE(policy.Set("certgate", {"require"}).ok());
     EXPECT_TRUE(policy.Set("strict", {strict ? "on" : "off"}).ok());
@@ -206,7 +54,7 @@ class StrictTest : public ::testing::TestWithParam<StrictVector> {
 TEST_P(StrictTest, RefusedUnderStrictAndWarnedOfWhenOff) {
   const StrictVector &vector = GetParam();
   PkiBuilder pki(kNow);
-  const Chain chain = vector.build(pki);
+  const StrictChain chain = vector.build(pki);
   ASSERT_TRUE(chain.leaf) << pki.last_error();
 
   const StrictCheck &check = StrictCheckNamed(vector.check);
@@ -234,12 +82,12 @@ std::string VectorName(const ::testing::TestParamInfo<StrictVector> &info) {
   return std::string(info.param.check) + "_" + std::to_string(info.index);
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryCheck, StrictTest, ::testing::ValuesIn(kVectors), VectorName);
+INSTANTIATE_TEST_SUITE_P(EveryCheck, StrictTest, ::testing::ValuesIn(StrictVectors()), VectorName);
 
 TEST(StrictChecksTest, EveryChainCheckHasAVector) {
   for (const StrictCheck &check : StrictChecks()) {
     if (check.reason == CG_REASON_REVOCATION_UNAVAILABLE) continue;  // CRL checks: revocation tests
-    const bool covered = std::any_of(std::begin(kVectors), std::end(kVectors),
+    const bool covered = std::any_of(StrictVectors().begin(), StrictVectors().end(),
                                      [&](const StrictVector &v) { return check.name == v.check; });
     EXPECT_TRUE(covered) << check.name;
   }
@@ -247,7 +95,9 @@ TEST(StrictChecksTest, EveryChainCheckHasAVector) {
 
 TEST(StrictChecksTest, AGoodChainHasNoDefect) {
   PkiBuilder pki(kNow);
-  const Chain chain = Standard(pki, Same, Same, Same);
+  const Issued root = pki.SelfSigned(PkiBuilder::CaSpec("CN=Good Root"));
+  const Issued ca = pki.Issue(root, PkiBuilder::CaSpec("CN=Good CA"));
+  const StrictChain chain{pki.Issue(ca, PkiBuilder::LeafSpec("CN=good")), {ca}, {root}};
   ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
   X509_STORE_add_cert(store.get(), chain.anchors.front().cert.get());
   ossl::UniquePtr<STACK_OF(X509)> sent(sk_X509_new_null());
