@@ -220,7 +220,7 @@ class ChainJudge {
       if (names.empty()) {
         Add(CG_REASON_MALFORMED, 0,
             "the client certificate " + SubjectOf(leaf()) +
-                " has an empty extendedKeyUsage extension; RFC 5280 §4.2.1.12 requires at "
+                " has an empty extendedKeyUsage extension; RFC 5280 section 4.2.1.12 requires at "
                 "least one purpose",
             "have the CA re-issue the certificate with extendedKeyUsage clientAuth");
       } else {

@@ -53,6 +53,7 @@ class CertChecker {
         out_(out) {}
 
   void Run() {
+    IndexExtensions();
     Version();
     Serial();
     AuthorityKeyId();
@@ -69,21 +70,54 @@ class CertChecker {
     out_->push_back({depth_, &StrictCheckNamed(name), std::move(fact), std::move(hint)});
   }
 
-  bool Has(int nid) const { return X509_get_ext_by_NID(cert_, nid, -1) >= 0; }
+  // The extensions these checks read, found in one pass (a lookup by NID per
+  // check would scan the list again each time).
+  struct Extension {
+    X509_EXTENSION *ext = nullptr;
+    bool critical = false;
+  };
+  enum Watched { kAki, kSki, kBasicConstraints, kInfoAccess, kPolicyConstraints, kWatched };
 
-  // The extension's index, or -1; `critical` set when found.
-  int Find(int nid, bool *critical) const {
-    const int index = X509_get_ext_by_NID(cert_, nid, -1);
-    *critical = index >= 0 && X509_EXTENSION_get_critical(X509_get_ext(cert_, index)) != 0;
-    return index;
+  void IndexExtensions() {
+    for (int i = 0; i < X509_get_ext_count(cert_); ++i) {
+      X509_EXTENSION *ext = X509_get_ext(cert_, i);
+      Watched which = kWatched;
+      switch (OBJ_obj2nid(X509_EXTENSION_get_object(ext))) {
+        case NID_authority_key_identifier:
+          which = kAki;
+          break;
+        case NID_subject_key_identifier:
+          which = kSki;
+          break;
+        case NID_basic_constraints:
+          which = kBasicConstraints;
+          break;
+        case NID_info_access:
+          which = kInfoAccess;
+          break;
+        case NID_policy_constraints:
+          which = kPolicyConstraints;
+          break;
+        default:
+          continue;
+      }
+      // A repeated extension already marks the certificate invalid (malformed).
+      if (extensions_[which].ext == nullptr) {
+        extensions_[which] = {ext, X509_EXTENSION_get_critical(ext) != 0};
+      }
+    }
   }
+
+  bool Has(Watched which) const { return extensions_[which].ext != nullptr; }
+  bool Critical(Watched which) const { return extensions_[which].critical; }
 
   void Version() {
     const long version = X509_get_version(cert_);
     if (version == X509_VERSION_3) return;
     Add(version == X509_VERSION_1 ? "v1" : "v2",
         "is an X.509 version " + std::to_string(version + 1) +
-            " certificate, which has no extensions to say what it is for (RFC 5280 §4.1.2.1)",
+            " certificate, which has no extensions to say what it is for (RFC 5280 section "
+            "4.1.2.1)",
         kReissue + std::string("as an X.509 v3 certificate"));
   }
 
@@ -97,25 +131,27 @@ class CertChecker {
     const int der_octets = length + (length > 0 && (bytes[0] & 0x80) != 0 ? 1 : 0);
     const std::string hint = kReissue + std::string("with a positive serial of at most 20 octets");
     if (zero) {
-      Add("serial_zero", "has serial number 0; RFC 5280 §4.1.2.2 requires a positive serial", hint);
+      Add("serial_zero", "has serial number 0; RFC 5280 section 4.1.2.2 requires a positive serial",
+          hint);
     } else if (ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER) {
       Add("serial_negative",
-          "has a negative serial number; RFC 5280 §4.1.2.2 requires a positive serial", hint);
+          "has a negative serial number; RFC 5280 section 4.1.2.2 requires a positive serial",
+          hint);
     } else if (der_octets > 20) {
       Add("serial_too_long",
           "has a serial number of " + std::to_string(der_octets) +
-              " octets; RFC 5280 §4.1.2.2 allows at most 20",
+              " octets; RFC 5280 section 4.1.2.2 allows at most 20",
           hint);
     }
   }
 
   // A critical AKI or SKI OpenSSL refuses itself (an unhandled critical extension).
   void AuthorityKeyId() {
-    if (!Has(NID_authority_key_identifier)) {
+    if (!Has(kAki)) {
       // Only a self-signed certificate may omit it: nothing issued it but itself.
       if ((flags_ & EXFLAG_SS) == 0) {
         Add("missing_aki",
-            "has no authorityKeyIdentifier; RFC 5280 §4.2.1.1 requires one in every "
+            "has no authorityKeyIdentifier; RFC 5280 section 4.2.1.1 requires one in every "
             "certificate but a self-signed one",
             kReissue + std::string("with an authorityKeyIdentifier naming the issuer's key"));
       }
@@ -123,31 +159,30 @@ class CertChecker {
     }
     if (X509_get0_authority_key_id(cert_) == nullptr) {
       Add("aki_without_keyid",
-          "has an authorityKeyIdentifier without keyIdentifier (RFC 5280 §4.2.1.1)",
+          "has an authorityKeyIdentifier without keyIdentifier (RFC 5280 section 4.2.1.1)",
           kReissue + std::string("with the keyIdentifier in its authorityKeyIdentifier"));
     }
   }
 
   void SubjectKeyId() {
-    if (is_ca_ && !Has(NID_subject_key_identifier)) {
+    if (is_ca_ && !Has(kSki)) {
       Add("missing_ski",
-          "is a CA without a subjectKeyIdentifier; RFC 5280 §4.2.1.2 requires one in every CA "
+          "is a CA without a subjectKeyIdentifier; RFC 5280 section 4.2.1.2 requires one in every "
+          "CA "
           "certificate",
           "have the CA certificate re-issued with a subjectKeyIdentifier");
     }
   }
 
   void BasicConstraints() {
-    bool critical = false;
-    const bool present = Find(NID_basic_constraints, &critical) >= 0;
-    if (is_ca_ && !present) {
+    if (is_ca_ && !Has(kBasicConstraints)) {
       Add("missing_basic_constraints",
-          "issues certificates but has no basicConstraints; RFC 5280 §4.2.1.9 requires a "
+          "issues certificates but has no basicConstraints; RFC 5280 section 4.2.1.9 requires a "
           "critical basicConstraints CA:TRUE in a CA certificate",
           "have the CA certificate re-issued with critical basicConstraints CA:TRUE");
-    } else if (is_ca_ && !critical) {
+    } else if (is_ca_ && !Critical(kBasicConstraints)) {
       Add("basic_constraints_not_critical",
-          "issues certificates but its basicConstraints is not critical (RFC 5280 §4.2.1.9)",
+          "issues certificates but its basicConstraints is not critical (RFC 5280 section 4.2.1.9)",
           "have the CA certificate re-issued with critical basicConstraints CA:TRUE");
     } else if (is_end_entity_ && (flags_ & EXFLAG_CA) != 0) {
       Add("ca_as_leaf",
@@ -161,41 +196,44 @@ class CertChecker {
     if (!is_end_entity_ || (flags_ & EXFLAG_CA) != 0 || (flags_ & EXFLAG_KUSAGE) == 0) return;
     if ((X509_get_key_usage(cert_) & KU_KEY_CERT_SIGN) == 0) return;
     Add("leaf_key_cert_sign",
-        "asserts keyUsage keyCertSign without being a CA; RFC 5280 §4.2.1.3 allows "
+        "asserts keyUsage keyCertSign without being a CA; RFC 5280 section 4.2.1.3 allows "
         "keyCertSign only with basicConstraints CA:TRUE",
         kReissue + std::string("without keyCertSign"));
   }
 
   void AuthorityInfoAccess() {
-    bool critical = false;
-    if (Find(NID_info_access, &critical) < 0) return;
-    int found = 0;
-    ossl::UniquePtr<AUTHORITY_INFO_ACCESS> aia(static_cast<AUTHORITY_INFO_ACCESS *>(
-        X509_get_ext_d2i(cert_, NID_info_access, &found, nullptr)));
+    if (!Has(kInfoAccess)) return;
+    const bool critical = Critical(kInfoAccess);
+    ossl::UniquePtr<AUTHORITY_INFO_ACCESS> aia(
+        static_cast<AUTHORITY_INFO_ACCESS *>(X509V3_EXT_d2i(extensions_[kInfoAccess].ext)));
     if (aia && sk_ACCESS_DESCRIPTION_num(aia.get()) > 0 && !critical) return;
     Add("malformed_aia",
-        aia ? (critical ? "marks authorityInfoAccess critical; RFC 5280 §4.2.2.1 requires it "
-                          "non-critical"
-                        : "has an empty authorityInfoAccess (RFC 5280 §4.2.2.1)")
-            : "has an authorityInfoAccess extension that does not decode (RFC 5280 §4.2.2.1)",
+        aia ? (critical
+                   ? "marks authorityInfoAccess critical; RFC 5280 section 4.2.2.1 requires it "
+                     "non-critical"
+                   : "has an empty authorityInfoAccess (RFC 5280 section 4.2.2.1)")
+            : "has an authorityInfoAccess extension that does not decode (RFC 5280 section "
+              "4.2.2.1)",
         kReissue + std::string("with a well-formed authorityInfoAccess"));
   }
 
   void PolicyConstraints() {
-    bool critical = false;
-    if (Find(NID_policy_constraints, &critical) < 0 || critical) return;
+    if (!Has(kPolicyConstraints) || Critical(kPolicyConstraints)) return;
     Add("policy_constraints_not_critical",
-        "has a non-critical policyConstraints; RFC 5280 §4.2.1.11 requires it critical",
+        "has a non-critical policyConstraints; RFC 5280 section 4.2.1.11 requires it critical",
         kReissue + std::string("with policyConstraints marked critical"));
   }
 
   void Key() {
     EVP_PKEY *key = X509_get0_pubkey(cert_);
     if (key == nullptr) return;  // OpenSSL refuses the chain for it
-    if (EVP_PKEY_is_a(key, "DSA")) {
+    // Base ids, not EVP_PKEY_is_a: a name lookup per call costs more than all
+    // the other checks together.
+    const int type = EVP_PKEY_get_base_id(key);
+    if (type == EVP_PKEY_DSA) {
       Add("dsa_key", "has a DSA key; DSA is withdrawn (FIPS 186-5) and no TLS client needs it",
           kReissue + std::string("with an RSA or EC key"));
-    } else if ((EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS")) &&
+    } else if ((type == EVP_PKEY_RSA || type == EVP_PKEY_RSA_PSS) &&
                EVP_PKEY_get_bits(key) % 8 != 0) {
       Add("rsa_modulus_not_octets",
           "has an RSA modulus of " + std::to_string(EVP_PKEY_get_bits(key)) +
@@ -210,6 +248,7 @@ class CertChecker {
   const bool is_end_entity_;
   const uint32_t flags_;
   std::vector<StrictDefect> *const out_;
+  Extension extensions_[kWatched];
 };
 
 }  // namespace

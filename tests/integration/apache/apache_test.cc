@@ -278,7 +278,7 @@ class Apache {
     for (const char *sub : {"/run", "/logs", "/htdocs"}) h::MakeDirs(root() + sub);
     for (const char *loc :
          {"", "/opt", "/off", "/issuers", "/identity", "/pinned", "/satisfy", "/errdoc", "/json",
-          "/norev", "/soft", "/slow", "/people-regex", "/staff-regex"}) {
+          "/norev", "/soft", "/slow", "/people-regex", "/staff-regex", "/v3-rules", "/lenient"}) {
       h::MakeDirs(root() + "/htdocs" + loc);
       h::WriteFile(root() + "/htdocs" + loc + "/index.html", "hello\n");
     }
@@ -483,6 +483,10 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
                        "  CertGateLog kv accepts\n"
                        "  <Location /opt>\n    CertGate optional\n  </Location>\n"
                        "  <Location /off>\n    CertGate off\n  </Location>\n"
+                       "  <Location /v3-rules>\n    CertGateRequireEku any\n"
+                       "    CertGateRequireKeyUsage off\n  </Location>\n"
+                       "  <Location /lenient>\n    CertGateStrict off\n    CertGateRequireEku any\n"
+                       "    CertGateRequireKeyUsage off\n  </Location>\n"
                        "  <Location /issuers>\n    CertGateTrustedIssuers " +
                            pki +
                            "/ca/intermediate.pem\n  </Location>\n"
@@ -592,6 +596,40 @@ TEST_P(ApacheBehaviour, ExpiringSoonAllowedWithWarning) {
   const std::string text = errors.WaitFor("CN=expiring_soon", 5000, &found);
   EXPECT_TRUE(found) << text;
   EXPECT_EQ(h::GrepLines(text, {"[certgate:warn]", "verdict=allow"}).size(), 1u) << text;
+}
+
+// CertGateStrict: a v1 client certificate and a CA certificate used as one are
+// refused by default and let in, with a warning naming the defect, under off.
+TEST_P(ApacheBehaviour, StrictRefusesV1AndCaAsLeafAndOffWarns) {
+  const struct {
+    const char *client, *strict_uri, *reason, *fact, *defect;
+  } kCases[] = {
+      {"v1", "/v3-rules/?case=strict-v1", "malformed", "X.509 version 1", "v1"},
+      {"ca_as_leaf", "/?case=strict-ca-as-leaf", "wrong_purpose", "CA:TRUE", "ca_as_leaf"}};
+  for (const auto &c : kCases) {
+    SCOPED_TRACE(c.client);
+    h::LogTail errors(server_->error_log());
+    const Reply refused = Get(Port(kMain), c.strict_uri, c.client);
+    EXPECT_EQ(refused.status, 403) << refused.raw;
+    bool found = false;
+    const std::string text =
+        errors.WaitFor(std::string("verdict=deny reason=") + c.reason, 5000, &found);
+    EXPECT_TRUE(found) << text;
+    EXPECT_EQ(h::GrepLines(text, {"CN=" + std::string(c.client), c.fact}).size(), 1u) << text;
+
+    h::LogTail lenient_errors(server_->error_log());
+    const Reply allowed =
+        Get(Port(kMain), std::string("/lenient/?case=strict-off-") + c.client, c.client);
+    EXPECT_EQ(allowed.status, 200) << allowed.raw;
+    const std::string warned =
+        lenient_errors.WaitFor(std::string("strict_off:") + c.defect, 5000, &found);
+    EXPECT_TRUE(found) << warned;
+    EXPECT_EQ(h::GrepLines(warned, {"[certgate:warn]", "verdict=allow",
+                                    std::string("strict_off:") + c.defect})
+                  .size(),
+              1u)
+        << warned;
+  }
 }
 
 TEST_P(ApacheBehaviour, OptionalLocationWithoutCertificate) {

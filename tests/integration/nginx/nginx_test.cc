@@ -157,6 +157,10 @@ class NginxInstance {
            " return 200 \"optional verdict=$certgate_verdict\\n\"; }\n"
            "    location /static/ { satisfy any; allow all; }\n"
            "    location = /accepts { certgate_log kv accepts; return 200 \"ok\\n\"; }\n"
+           "    location = /v3-rules { certgate_require_eku any; certgate_require_key_usage off;"
+           " return 200 \"ok\\n\"; }\n"
+           "    location = /lenient { certgate_strict off; certgate_require_eku any;"
+           " certgate_require_key_usage off; return 200 \"ok\\n\"; }\n"
            "    location = /proxy { proxy_set_header X-Certgate-Subject $certgate_subject;"
            " proxy_pass http://127.0.0.1:" +
            std::to_string(kBackendPort) +
@@ -543,6 +547,34 @@ TEST_F(NginxBehaviour, ExpiryWarningIsLoggedAtWarn) {
   EXPECT_NE(line.find("certgate: verdict=allow"), std::string::npos) << line;
   EXPECT_TRUE(h::GrepLines(h::ReadFile(nginx().error_log()), {"case=expiring"}).empty())
       << "a warning is not an error";
+}
+
+// certgate_strict: a v1 client certificate and a CA certificate used as one are
+// refused by default and let in, with a warning naming the defect, under off.
+TEST_F(NginxBehaviour, StrictRefusesV1AndCaAsLeafAndOffWarns) {
+  const struct {
+    const char *client, *strict_uri, *reason, *fact, *defect;
+  } kCases[] = {
+      {"v1", "/v3-rules?case=strict-v1", "malformed", "X.509 version 1", "v1"},
+      {"ca_as_leaf", "/req?case=strict-ca-as-leaf", "wrong_purpose", "CA:TRUE", "ca_as_leaf"}};
+  for (const auto &c : kCases) {
+    SCOPED_TRACE(c.client);
+    Response refused = nginx().Curl(kMainPort, c.strict_uri, c.client);
+    EXPECT_EQ(refused.status, 403) << refused.body << refused.err;
+    const std::string denied =
+        LogLine(nginx().error_log(), {std::string("request: \"GET ") + c.strict_uri + " HTTP/"});
+    EXPECT_NE(denied.find(std::string("verdict=deny reason=") + c.reason), std::string::npos)
+        << denied;
+    EXPECT_NE(denied.find(c.fact), std::string::npos) << denied;
+
+    const std::string lenient = std::string("/lenient?case=strict-off-") + c.client;
+    Response allowed = nginx().Curl(kMainPort, lenient, c.client);
+    EXPECT_EQ(allowed.status, 200) << allowed.body << allowed.err;
+    const std::string warned =
+        LogLine(nginx().notice_log(), {"request: \"GET " + lenient + " HTTP/"});
+    EXPECT_NE(warned.find("[warn]"), std::string::npos) << warned;
+    EXPECT_NE(warned.find(std::string("strict_off:") + c.defect), std::string::npos) << warned;
+  }
 }
 
 TEST_F(NginxBehaviour, AcceptsAreLoggedWithLogAccepts) {
