@@ -34,14 +34,20 @@ int RunReasons(const std::vector<std::string> &args) {
     }
   }
   if (markdown) {
-    std::cout << "\n## What `certgate_strict` checks\n\n"
-                 "OpenSSL 3.0's `X509_verify_cert` lets these departures from RFC 5280 (and "
-                 "from what the best verifiers refuse) pass. Under `certgate_strict on`, the "
-                 "default, each is refused with its reason; under `off` the request is "
-                 "allowed and the log line says `warning=strict_off:<check>` (a certificate "
-                 "close to expiry is warned of first).\n\n"
-                 "| check | reason | rule | what it asks |\n"
-                 "|---|---|---|---|\n";
+    std::cout
+        << "\n## What `certgate_strict` checks\n\n"
+           "OpenSSL 3.0's `X509_verify_cert` lets these departures from RFC 5280 (and "
+           "from what the best verifiers refuse) pass. Under `certgate_strict on`, the "
+           "default, each is refused with its reason; under `off` the request is "
+           "allowed and the log line says `warning=strict_off:<check>` (a certificate "
+           "close to expiry is warned of first). The `crl_*` checks are of a CRL: one "
+           "that fails them is no proof that a certificate is not revoked (a revocation "
+           "it lists still counts), so the status is unknown: refused with "
+           "`revocation_unavailable` under `certgate_revocation hard_fail` and "
+           "`cache_only`, allowed with `warning=revocation_unknown` under `soft_fail`; "
+           "under `certgate_strict off` the CRL counts, with `warning=strict_off:<check>`.\n\n"
+           "| check | reason | rule | what it asks |\n"
+           "|---|---|---|---|\n";
     for (const StrictCheck &check : StrictChecks()) {
       std::cout << "| `" << check.name << "` | `" << Info(check.reason).code << "` | "
                 << check.source << " | " << check.applies << " |\n";

@@ -90,8 +90,18 @@ struct View {
   std::string note;
   int64_t revoked_at = 0;
   int reason = -1;
-  bool due = true;  // missing or due for refresh
+  bool due = true;                              // missing or due for refresh
+  std::string crl_defects, crl_defects_detail;  // RevocationAnswer's
 };
+
+// A crlNumber for messages: "none" for a CRL without one.
+std::string CrlNumberText(const std::string &decimal) { return decimal.empty() ? "none" : decimal; }
+
+std::string Join(const std::vector<std::string_view> &names) {
+  std::string out;
+  for (std::string_view name : names) out += (out.empty() ? "" : ",") + std::string(name);
+  return out;
+}
 
 }  // namespace
 
@@ -320,9 +330,13 @@ class RevocationChecker::Impl {
       std::optional<CrlMeta> meta = txn.GetCrl(stored.issuer_id);
       if (!meta) return false;
       const bool numbered = !meta->crl_number.empty() && !stored.crl_number.empty();
-      const bool older = numbered ? CompareMagnitudes(meta->crl_number, stored.crl_number) < 0
-                                  : meta->this_update < stored.this_update;
-      if (older || !txn.VerifySerials(*meta).ok()) return false;
+      const int age = numbered ? CompareMagnitudes(meta->crl_number, stored.crl_number)
+                               : (meta->this_update > stored.this_update) -
+                                     (meta->this_update < stored.this_update);
+      if (age < 0 || !txn.VerifySerials(*meta).ok()) return false;
+      // The file's own CRL, stored before certgate_strict: read again to record
+      // whether its crlNumber is critical.
+      if (age == 0 && (meta->flags & kCrlDefectsRecorded) == 0) return false;
     }
     return true;
   }
@@ -401,7 +415,7 @@ class RevocationChecker::Impl {
     } else {
       *result = std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored"
                                                                                 : "unchanged") +
-                " crl_number=" + ingested->meta.crl_number_dec +
+                " crl_number=" + CrlNumberText(ingested->meta.crl_number_dec) +
                 " entries=" + std::to_string(ingested->meta.count);
     }
     std::lock_guard<std::mutex> lock(mutex_);
@@ -436,8 +450,11 @@ class RevocationChecker::Impl {
 
   // ---- lookups
 
+  // `strict`: the policy's certgate_strict; a CRL that breaks RFC 5280 §5.2.3
+  // then vouches for no certificate (its revocations still count).
   View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string &issuer_id,
-               const std::string &serial, bool negative, int64_t now, int64_t max_stale) {
+               const std::string &serial, bool negative, int64_t now, int64_t max_stale,
+               bool strict) {
     View view;
     std::optional<CrlMeta> meta = txn.GetCrl(issuer_id);
     if (!meta) {
@@ -470,12 +487,27 @@ class RevocationChecker::Impl {
       view.due = false;
       return view;
     }
+    const std::vector<std::string_view> defects = CrlStrictDefects(*meta);
+    // A record from before certgate_strict: whether its crlNumber is critical
+    // is unknown until it is ingested again (forced below).
+    const bool unrecorded = strict && defects.empty() && (meta->flags & kCrlDefectsRecorded) == 0;
     if (found.kind == SerialLookup::kRevoked) {
       // Still refreshed when due: the CRL serves every cert of this issuer, and a
       // certificateHold may be lifted.
       view.kind = View::kRevoked;
       view.revoked_at = found.entry.revoked_at;
       view.reason = found.entry.reason;
+    } else if (strict && !defects.empty()) {
+      view.kind = View::kUnknownAnswer;
+      view.crl_defects = Join(defects);
+      view.note = DescribeCrlStrictDefects(*meta) +
+                  ", so it is no proof of \"good\" under certgate_strict on";
+    } else if (unrecorded) {
+      view.kind = View::kMissing;
+      view.note = "the cached CRL (" + view.source +
+                  ") was stored by an earlier certgate, which did not record whether its "
+                  "crlNumber is critical (certgate_strict): no proof of \"good\" until it is "
+                  "read again";
     } else if (next == 0 || now <= next) {
       view.kind = View::kGood;
     } else if (now <= next + max_stale) {
@@ -487,10 +519,14 @@ class RevocationChecker::Impl {
       view.note = "the cached CRL (" + view.source + ") expired: nextUpdate " + FormatTime(next) +
                   " + certgate_max_stale " + std::to_string(max_stale) + " s < now";
     }
+    if ((view.kind == View::kGood || view.kind == View::kGoodPastNext) && !defects.empty()) {
+      view.crl_defects = Join(defects);  // accepted: certgate_strict is off
+      view.crl_defects_detail = DescribeCrlStrictDefects(*meta);
+    }
     // Refresh ahead of nextUpdate, and periodically for fetched CRLs.
     int64_t ahead = next != 0 ? std::min<int64_t>((next - meta->this_update) / 10, 3600) : 0;
     view.due =
-        (next != 0 && now >= next - ahead) ||
+        unrecorded || (next != 0 && now >= next - ahead) ||
         (from_url && now - std::max(meta->checked_at, meta->ingested_at) >= refresh_interval_);
     return view;
   }
@@ -616,7 +652,7 @@ class RevocationChecker::Impl {
                         NameToString(X509_get_subject_name(cert)) + " is not in the chain";
       } else {
         CheckOne(txn.value(), cert, issuer, sources, mode, max_stale, may_fetch, limits, now,
-                 &answer);
+                 policy.EffectiveStrict(), &answer);
       }
       answers.push_back(std::move(answer));
     }
@@ -631,6 +667,8 @@ class RevocationChecker::Impl {
         answer.status = RevocationStatus::kUnknown;
         answer.source.clear();
         answer.detail = why;
+        answer.crl_defects.clear();
+        answer.crl_defects_detail.clear();
       }
       ScheduleRepair();
     }
@@ -640,7 +678,7 @@ class RevocationChecker::Impl {
   void CheckOne(const RevocationStore::ReadTxn &txn, X509 *cert, X509 *issuer,
                 const std::vector<RevocationSource> &sources, RevocationMode mode,
                 int64_t max_stale, bool may_fetch, const FetchLimits &limits, int64_t now,
-                RevocationAnswer *answer) {
+                bool strict, RevocationAnswer *answer) {
     const std::string issuer_id = IssuerId(issuer);
     bool negative = false;
     const std::string serial = SerialMagnitude(cert, &negative);
@@ -648,7 +686,7 @@ class RevocationChecker::Impl {
     std::vector<View> views;
     for (RevocationSource source : sources) {
       if (source == RevocationSource::kCrl) {
-        views.push_back(CrlView(txn, cert, issuer_id, serial, negative, now, max_stale));
+        views.push_back(CrlView(txn, cert, issuer_id, serial, negative, now, max_stale, strict));
       } else {
         cert_id = OcspCertIdKey(cert, issuer);
         views.push_back(OcspView(txn, cert_id, now, max_stale));
@@ -701,6 +739,8 @@ class RevocationChecker::Impl {
         return;
       }
       answer->status = RevocationStatus::kGood;
+      answer->crl_defects = chosen->crl_defects;
+      answer->crl_defects_detail = chosen->crl_defects_detail;
       if (chosen->kind == View::kGoodPastNext) {
         // Past nextUpdate: say how the refresh fares.
         const bool crl =
@@ -715,6 +755,7 @@ class RevocationChecker::Impl {
     for (const View &v : views) {
       // A stale answer still says which data it is (crl URL crl_number=N).
       if (any_stale && v.kind == View::kStale && answer->source.empty()) answer->source = v.source;
+      if (!v.crl_defects.empty()) answer->crl_defects = v.crl_defects;
     }
     std::string detail = std::string("mode=") + RevocationModeName(mode);
     for (size_t i = 0; i < sources.size(); ++i) {
@@ -889,7 +930,8 @@ class RevocationChecker::Impl {
     if (txn.ok()) {
       std::optional<CrlMeta> meta = txn->GetCrl(IssuerId(job.issuer.get()));
       std::optional<UrlState> state = txn->GetUrl(url);
-      if (meta && state && meta->source == url) {
+      // (Not for a record from before certgate_strict: its CRL is to be read again.)
+      if (meta && state && meta->source == url && (meta->flags & kCrlDefectsRecorded) != 0) {
         request.if_none_match = state->etag;
         request.if_modified_since = state->last_modified;
       }
@@ -944,7 +986,8 @@ class RevocationChecker::Impl {
     const CrlMeta &meta = ingested->meta;
     return std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored"
                                                                            : "unchanged") +
-           " crl_number=" + meta.crl_number_dec + " entries=" + std::to_string(meta.count) +
+           " crl_number=" + CrlNumberText(meta.crl_number_dec) +
+           " entries=" + std::to_string(meta.count) +
            (meta.next_update != 0 ? " nextUpdate=" + FormatTime(meta.next_update) : "");
   }
 
@@ -1105,9 +1148,14 @@ class RevocationChecker::Impl {
     }
     const int64_t now = clock_.Now();
     for (const auto &[id, m] : listing->crls) {
-      lines.push_back("crl issuer=\"" + m.issuer + "\" id=" + LowerHex(id) +
-                      " crl_number=" + m.crl_number_dec + " entries=" + std::to_string(m.count) +
-                      " thisUpdate=" + FormatTime(m.this_update) +
+      const std::vector<std::string_view> defects = CrlStrictDefects(m);
+      const std::string strict = !defects.empty() ? " strict_defects=" + Join(defects)
+                                 : (m.flags & kCrlDefectsRecorded) == 0
+                                     ? " strict_defects=unrecorded"
+                                     : "";
+      lines.push_back("crl issuer=\"" + m.issuer + "\" id=" + LowerHex(id) + " crl_number=" +
+                      CrlNumberText(m.crl_number_dec) + " entries=" + std::to_string(m.count) +
+                      strict + " thisUpdate=" + FormatTime(m.this_update) +
                       " nextUpdate=" + (m.next_update != 0 ? FormatTime(m.next_update) : "none") +
                       " source=" + m.source + " stored=" + Ago(m.ingested_at, now) +
                       " checked=" + Ago(m.checked_at, now));

@@ -234,6 +234,7 @@ Status ParseExtensions(std::string_view der, ParsedCrl *crl) {
       char *dec = bn ? BN_bn2dec(bn.get()) : nullptr;
       crl->crl_number_dec = dec != nullptr ? dec : "?";
       OPENSSL_free(dec);
+      if (X509_EXTENSION_get_critical(ext)) crl->flags |= kCrlNumberCritical;
     } else if (nid == NID_delta_crl) {
       return Status::Error("a delta CRL (deltaCRLIndicator) is not supported");
     } else if (nid == NID_issuing_distribution_point) {
@@ -309,6 +310,26 @@ bool CrlScopeCovers(const std::vector<std::string> &crl_scope,
   return std::any_of(cert_crl_urls.begin(), cert_crl_urls.end(), [&](const std::string &url) {
     return std::binary_search(crl_scope.begin(), crl_scope.end(), url);
   });
+}
+
+std::vector<std::string_view> CrlStrictDefects(const CrlMeta &meta) {
+  std::vector<std::string_view> defects;
+  if (meta.crl_number_dec.empty()) defects.push_back("crl_without_crl_number");
+  if (meta.flags & kCrlNumberCritical) defects.push_back("crl_number_critical");
+  return defects;
+}
+
+std::string DescribeCrlStrictDefects(const CrlMeta &meta) {
+  const bool from_file = meta.source.rfind("file:", 0) == 0;
+  const std::string crl = "the CRL from " + (from_file ? meta.source.substr(5) : meta.source);
+  std::string out;
+  for (std::string_view name : CrlStrictDefects(meta)) {
+    out += out.empty() ? crl : "; it";
+    out += name == "crl_without_crl_number"
+               ? " has no crlNumber (RFC 5280 §5.2.3)"
+               : " marks its crlNumber critical; RFC 5280 §5.2.3 requires it non-critical";
+  }
+  return out;
 }
 
 std::string SerialMagnitude(X509 *cert, bool *negative) {
@@ -431,6 +452,7 @@ Result<ParsedCrl> ParseCrl(std::string data) {
     more = next(&field);
   }
   if (more || !t.empty()) return Status::Error("not a CRL (unexpected field in tbsCertList)");
+  crl.flags |= kCrlDefectsRecorded;
   return crl;
 }
 
@@ -626,6 +648,9 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
       if (CompareToCached(crl, *old) < 0) return RolledBack(crl, *old);
       if (old->scope == crl.scope_urls && IsUnchanged(crl, *old)) {
         old->checked_at = now;
+        // A record from before certgate_strict learns its crlNumber's criticality.
+        if ((old->flags & kCrlDefectsRecorded) == 0)
+          old->flags |= crl.flags & (kCrlNumberCritical | kCrlDefectsRecorded);
         Status put = txn->PutCrl(id, *old);
         if (put.ok()) put = txn->Commit();
         if (!put.ok()) return put;

@@ -28,6 +28,30 @@ std::string CertAtDepth(int depth) {
                     : "the CA certificate at depth " + std::to_string(depth);
 }
 
+// Good answers from CRLs that break RFC 5280 §5.2.3, accepted because
+// certgate_strict is off: warning=strict_off:<names>, after the chain's own
+// strict_off names; a more urgent warning (expiry) is kept.
+void WarnStrictOff(const std::vector<RevocationAnswer> &answers, Decision *decision) {
+  std::string names, detail;
+  for (const RevocationAnswer &answer : answers) {
+    if (answer.crl_defects.empty()) continue;
+    if (("," + names + ",").find("," + answer.crl_defects + ",") == std::string::npos) {
+      names += (names.empty() ? "" : ",") + answer.crl_defects;
+    }
+    if (detail.empty()) {
+      detail = answer.crl_defects_detail + ", yet it vouches for " + CertAtDepth(answer.depth) +
+               "; accepted because certgate_strict is off";
+    }
+  }
+  if (names.empty()) return;
+  const std::string &warning = decision->warning();
+  if (warning.empty()) {
+    decision->SetWarning("strict_off:" + names, detail);
+  } else if (warning.rfind("strict_off:", 0) == 0) {
+    decision->SetWarning(warning + "," + names, decision->detail() + "; " + detail);
+  }
+}
+
 }  // namespace
 
 void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &answers,
@@ -57,8 +81,9 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
       decision->SetWarning(
           "revocation_past_next_update",
           CertAtDepth(answer.depth) + " is good by " + answer.source + "; " + answer.detail);
-      break;
+      return;
     }
+    WarnStrictOff(answers, decision);
     return;
   }
   const bool is_stale = doubtful == stale;
@@ -74,6 +99,9 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
   }
   const std::string hint =
       is_stale ? "make the CRL distribution point reachable, or raise certgate_max_stale"
+      : !doubtful->crl_defects.empty()
+          ? "have the CA publish CRLs with a non-critical crlNumber (RFC 5280 §5.2.3), or set "
+            "certgate_strict off to accept them with a warning"
       : mode == RevocationMode::kCacheOnly
           ? "preload the issuer's CRL with certgate_crl, or choose certgate_revocation "
             "soft_fail/hard_fail so certgate fetches it"
@@ -96,7 +124,7 @@ std::string OutcomeKey(const std::vector<RevocationAnswer> &answers) {
   for (const RevocationAnswer &answer : answers) {
     // Not the detail: it changes with every retry, and the decisions a
     // connection keeps must stay few.
-    key += Describe(answer) + "\n";
+    key += Describe(answer) + " " + answer.crl_defects + "\n";
   }
   return key;
 }

@@ -40,6 +40,11 @@ const std::vector<StrictCheck> kChecks = {
      "no certificate of the chain has a DSA key"},
     {"rsa_modulus_not_octets", CG_REASON_WEAK_KEY, "CA/B BR §6.1.5",
      "an RSA modulus is a whole number of octets (2048, not 2052 bits)"},
+    // Of a CRL, not of the chain: checked at the revocation lookup (revocation_checker.cc).
+    {"crl_without_crl_number", CG_REASON_REVOCATION_UNAVAILABLE, "RFC 5280 §5.2.3",
+     "a CRL that vouches for a certificate has a crlNumber"},
+    {"crl_number_critical", CG_REASON_REVOCATION_UNAVAILABLE, "RFC 5280 §5.2.3",
+     "a CRL's crlNumber is non-critical"},
 };
 
 class CertChecker {

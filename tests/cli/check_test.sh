@@ -168,6 +168,36 @@ if grep -q 'revocation="revoked .* keyCompromise crl crl/intermediate.crl crl_nu
 else
   failed=$((failed + 1)); echo "FAIL: revoked line lacks date, reason and source: $out"
 fi
+# certgate_strict (RFC 5280 §5.2.3): a CRL without a crlNumber, or with a critical
+# one, is no proof of "good" (a revocation in it counts); under strict off it
+# counts, with a warning naming the check.
+for defect in no-crl-number:crl_without_crl_number critical-crl-number:crl_number_critical; do
+  check=${defect#*:}
+  strict=(--cache "$dir/strict-cache-$check" --set revocation=cache_only
+          --set revocation_scope=leaf --set "crl=crl-strict/intermediate-${defect%%:*}.crl")
+  expect good 2 revocation_unavailable "${strict[@]}"
+  expect revoked 2 revoked "${strict[@]}"
+  expect good 0 allow "${strict[@]}" --set strict=off
+  out=$("$certgate" check --ca ca/trust.pem "${strict[@]}" clients/good.chain.pem)
+  if grep -q 'detail="[^"]*the CRL from crl-strict/[^"]*RFC 5280 §5.2.3' <<<"$out" &&
+     grep -q 'hint="[^"]*certgate_strict off' <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: $check under strict on: detail or hint: $out"
+  fi
+  out=$("$certgate" check --ca ca/trust.pem "${strict[@]}" --set strict=off clients/good.chain.pem)
+  if grep -q "^certgate: verdict=allow .* warning=strict_off:$check\$" <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: $check under strict off: no warning: $out"
+  fi
+  out=$("$certgate" cache list --cache "$dir/strict-cache-$check")
+  if grep -q "^crl .* strict_defects=$check " <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: cache list does not name $check: $out"
+  fi
+done
 # Without the CRL, cache_only cannot know: fail closed, saying what to do.
 expect good 2 revocation_unavailable --cache "$dir/empty-cache" --set revocation=cache_only
 out=$("$certgate" cache list --cache "$dir/cache")

@@ -432,6 +432,21 @@ bool DemoPki::Run() {
     return false;
   }
 
+  // ---- CRLs that break RFC 5280 §5.2.3 (certgate_strict), apart from crl/,
+  //      which tests preload as a directory ----
+  using CrlNumberExtension = PkiBuilder::CrlNumberExtension;
+  auto inter_entries =
+      std::vector<PkiBuilder::Revoked>{{revoked_serial, revoked_at_, CRL_REASON_KEY_COMPROMISE}};
+  auto no_number = b_.Crl(inter, inter_entries, 0, this_update, next_update, "sha256", {},
+                          CrlNumberExtension::kOmitted);
+  auto critical_number = b_.Crl(inter, inter_entries, 1, this_update, next_update, "sha256", {},
+                                CrlNumberExtension::kCritical);
+  if (!no_number || !critical_number) return Fail("CRL: " + b_.last_error());
+  if (!Put("crl-strict/intermediate-no-crl-number.crl", ToDer(no_number.get())) ||
+      !Put("crl-strict/intermediate-critical-crl-number.crl", ToDer(critical_number.get()))) {
+    return false;
+  }
+
   // ---- what the CRL/AIA web server (127.0.0.1:18080) serves ----
   if (!Put("www/intermediate.crl", ToDer(inter_crl.get())) ||
       !Put("www/root.crl", ToDer(root_crl_obj.get())) ||

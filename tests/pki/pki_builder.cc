@@ -451,7 +451,8 @@ Issued PkiBuilder::Build(const Issued *issuer, CertSpec spec) {
 std::shared_ptr<X509_CRL> PkiBuilder::Crl(const Issued &issuer, const std::vector<Revoked> &revoked,
                                           int64_t crl_number, int64_t this_update,
                                           int64_t next_update, const std::string &digest,
-                                          const std::vector<std::string> &scope_urls) {
+                                          const std::vector<std::string> &scope_urls,
+                                          CrlNumberExtension crl_number_extension) {
   ERR_clear_error();
   if (!issuer) {
     Fail("CRL: the issuer has no cert or key");
@@ -498,10 +499,14 @@ std::shared_ptr<X509_CRL> PkiBuilder::Crl(const Issued &issuer, const std::vecto
   }
   X509_CRL_sort(crl.get());
 
-  UniquePtr<ASN1_INTEGER> number = MakeInteger(static_cast<uint64_t>(crl_number));
-  if (!number || X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1) {
-    Fail("CRL: cannot add crlNumber");
-    return nullptr;
+  if (crl_number_extension != CrlNumberExtension::kOmitted) {
+    const int critical = crl_number_extension == CrlNumberExtension::kCritical ? 1 : 0;
+    UniquePtr<ASN1_INTEGER> number = MakeInteger(static_cast<uint64_t>(crl_number));
+    if (!number ||
+        X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), critical, 0) != 1) {
+      Fail("CRL: cannot add crlNumber");
+      return nullptr;
+    }
   }
   if (X509_get_ext_by_NID(issuer.cert.get(), NID_subject_key_identifier, -1) >= 0) {
     X509V3_CTX ctx;

@@ -110,14 +110,20 @@ class PkiBuilder {
     int64_t when;
     int reason = -1;  // CRLReason code (OCSP_REVOKED_STATUS_* / CRL_REASON_*), -1 = none
   };
+  // How a CRL carries its crlNumber: as RFC 5280 §5.2.3 asks (non-critical), or
+  // with one of the defects certgate_strict refuses.
+  enum class CrlNumberExtension { kNonCritical, kCritical, kOmitted };
+
   // A v2 CRL signed by `issuer`: crlNumber, authorityKeyIdentifier (when the issuer
   // has a subjectKeyIdentifier), thisUpdate/nextUpdate absolute (next_update 0 =
   // no nextUpdate). `scope_urls`: a critical issuingDistributionPoint naming
-  // these URIs (a partitioned CRL); empty: none.
-  std::shared_ptr<X509_CRL> Crl(const Issued &issuer, const std::vector<Revoked> &revoked,
-                                int64_t crl_number, int64_t this_update, int64_t next_update,
-                                const std::string &digest = "sha256",
-                                const std::vector<std::string> &scope_urls = {});
+  // these URIs (a partitioned CRL); empty: none. `crl_number_extension`: kOmitted
+  // ignores `crl_number`.
+  std::shared_ptr<X509_CRL> Crl(
+      const Issued &issuer, const std::vector<Revoked> &revoked, int64_t crl_number,
+      int64_t this_update, int64_t next_update, const std::string &digest = "sha256",
+      const std::vector<std::string> &scope_urls = {},
+      CrlNumberExtension crl_number_extension = CrlNumberExtension::kNonCritical);
 
   // A successful OCSP response with one SingleResponse (CertID with SHA-1) for
   // `cert` issued by `issuer`, signed by `signer` (the issuer itself, or a delegated

@@ -110,5 +110,65 @@ TEST(RevocationVerdictTest, OutcomeKeyIgnoresRetryDetails) {
   EXPECT_NE(OutcomeKey({a}), OutcomeKey({Answer(RevocationStatus::kGood)}));
 }
 
+// certgate_strict off: a good answer from a CRL that breaks RFC 5280 §5.2.3.
+RevocationAnswer GoodFromCrlWithoutNumber(int depth = 0) {
+  RevocationAnswer answer = Answer(RevocationStatus::kGood, depth);
+  answer.source = "crl http://pki.example/ca.crl";
+  answer.crl_defects = "crl_without_crl_number";
+  answer.crl_defects_detail =
+      "the CRL from http://pki.example/ca.crl has no crlNumber (RFC 5280 §5.2.3)";
+  return answer;
+}
+
+Decision JudgeAfter(Decision decision, std::vector<RevocationAnswer> answers) {
+  Policy policy;
+  EXPECT_TRUE(policy.Set("revocation", {"hard_fail"}).ok());
+  ApplyRevocation(policy, answers, &decision);
+  return decision;
+}
+
+TEST(RevocationVerdictTest, GoodFromADefectiveCrlUnderStrictOffWarnsNamingTheCheck) {
+  const Decision decision = Judge("hard_fail", {GoodFromCrlWithoutNumber()});
+  EXPECT_EQ(decision.verdict(), CG_VERDICT_ALLOW);
+  EXPECT_EQ(decision.warning(), "strict_off:crl_without_crl_number");
+  EXPECT_THAT(decision.detail(), HasSubstr("the CRL from http://pki.example/ca.crl has no "
+                                           "crlNumber (RFC 5280 §5.2.3), yet it vouches for "
+                                           "the client certificate"));
+  EXPECT_THAT(decision.detail(), HasSubstr("accepted because certgate_strict is off"));
+  // Named once for two certificates of the chain.
+  EXPECT_EQ(
+      Judge("hard_fail", {GoodFromCrlWithoutNumber(0), GoodFromCrlWithoutNumber(1)}).warning(),
+      "strict_off:crl_without_crl_number");
+}
+
+TEST(RevocationVerdictTest, AMoreUrgentWarningIsKeptAndTheChainsStrictOffNamesExtended) {
+  Decision expiring = Decision::Allow(nullptr);
+  expiring.SetExpiryWarning("the client certificate expires soon");
+  EXPECT_EQ(JudgeAfter(expiring, {GoodFromCrlWithoutNumber()}).warning(), "expiry");
+
+  Decision chain_defect = Decision::Allow(nullptr);
+  chain_defect.SetWarning("strict_off:missing_aki", "no authorityKeyIdentifier");
+  const Decision both = JudgeAfter(chain_defect, {GoodFromCrlWithoutNumber()});
+  EXPECT_EQ(both.warning(), "strict_off:missing_aki,crl_without_crl_number");
+  EXPECT_THAT(both.detail(), HasSubstr("no authorityKeyIdentifier"));
+  EXPECT_THAT(both.detail(), HasSubstr("has no crlNumber"));
+
+  RevocationAnswer past = GoodFromCrlWithoutNumber();
+  past.detail = "the CRL's nextUpdate 2027-01-15T07:00:00Z has passed";
+  EXPECT_EQ(Judge("hard_fail", {past}).warning(), "revocation_past_next_update");
+}
+
+TEST(RevocationVerdictTest, UnknownForADefectiveCrlUnderStrictSaysHowToFixIt) {
+  RevocationAnswer answer = Answer(RevocationStatus::kUnknown);
+  answer.crl_defects = "crl_number_critical";
+  for (const char *mode : {"hard_fail", "cache_only"}) {
+    const Decision decision = Judge(mode, {answer});
+    EXPECT_EQ(decision.reason(), CG_REASON_REVOCATION_UNAVAILABLE) << mode;
+    EXPECT_THAT(decision.hint(), HasSubstr("non-critical crlNumber (RFC 5280 §5.2.3)"));
+    EXPECT_THAT(decision.hint(), HasSubstr("certgate_strict off"));
+  }
+  EXPECT_NE(OutcomeKey({answer}), OutcomeKey({Answer(RevocationStatus::kUnknown)}));
+}
+
 }  // namespace
 }  // namespace certgate

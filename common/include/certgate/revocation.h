@@ -50,6 +50,13 @@ struct RevocationAnswer {
   // good answer served from data past nextUpdate (within max_stale): says so.
   std::string detail;
   bool fetch_pending = false;  // a fetch for this cert is scheduled/in flight
+  // The strict checks (StrictChecks() names, comma-separated) the issuer's CRL
+  // fails (RFC 5280 §5.2.3), where they decide: under certgate_strict on, why
+  // that CRL gave no "good" (the status is then unknown, the detail says so);
+  // under off, a good answer it gave, for warning=strict_off:<names> with
+  // crl_defects_detail. Empty otherwise (a revocation it lists stands either way).
+  std::string crl_defects;
+  std::string crl_defects_detail;
 };
 
 class RevocationStore;

@@ -48,7 +48,7 @@ struct ParsedCrl {
   int64_t next_update = 0;  // 0: none
   std::string crl_number;   // magnitude bytes; empty: none
   std::string crl_number_dec;
-  uint32_t flags = 0;        // kCrlOnly*
+  uint32_t flags = 0;        // kCrlOnly*, kCrlNumberCritical, kCrlDefectsRecorded
   std::string_view entries;  // revokedCertificates content (may be empty)
   // The URIs of its issuingDistributionPoint, sorted: a CRL that covers only
   // the certificates naming one of them in their CRL distribution points (a
@@ -60,6 +60,15 @@ struct ParsedCrl {
 // CRL distribution point URLs.
 bool CrlScopeCovers(const std::vector<std::string> &crl_scope,
                     const std::vector<std::string> &cert_crl_urls);
+
+// The strict checks (StrictChecks() names) a stored CRL fails, in table order:
+// "crl_without_crl_number", "crl_number_critical" (RFC 5280 §5.2.3). Such a CRL
+// is no source of "good" under certgate_strict on; a revocation in it stands.
+std::vector<std::string_view> CrlStrictDefects(const CrlMeta &meta);
+
+// "the CRL from http://pki/ca.crl has no crlNumber (RFC 5280 §5.2.3)"; empty
+// when CrlStrictDefects is.
+std::string DescribeCrlStrictDefects(const CrlMeta &meta);
 
 // Parses a DER or PEM ("X509 CRL") CRL; refuses HTML, truncated DER, trailing
 // garbage, delta/indirect CRLs and unknown critical extensions, naming the defect.

@@ -54,6 +54,14 @@ namespace certgate {
 // CRL flags (from issuingDistributionPoint).
 constexpr uint32_t kCrlOnlyUserCerts = 1;
 constexpr uint32_t kCrlOnlyCaCerts = 2;
+// RFC 5280 §5.2.3 defects, recorded with the CRL so that each policy decides
+// (certgate_strict) at lookup. A CRL without crlNumber has an empty
+// crl_number_dec (records of every version say so). kCrlDefectsRecorded: the
+// record says whether its crlNumber is critical; records written before
+// certgate_strict lack it, and are ingested again before they count as "good"
+// under strict on. Older versions of certgate ignore these bits.
+constexpr uint32_t kCrlNumberCritical = 1u << 2;
+constexpr uint32_t kCrlDefectsRecorded = 1u << 3;
 
 struct CrlMeta {
   uint64_t gen = 0;  // key prefix of this CRL's serials
@@ -65,7 +73,7 @@ struct CrlMeta {
   int64_t ingested_at = 0;         // when this CRL was stored
   int64_t checked_at = 0;          // last time its source confirmed it (304, same number)
   uint64_t count = 0;              // revoked entries stored
-  uint32_t flags = 0;              // kCrlOnly*
+  uint32_t flags = 0;              // kCrlOnly*, kCrlNumberCritical, kCrlDefectsRecorded
   std::string issuer;              // issuer name, RFC 2253, for messages
   std::vector<std::string> scope;  // ParsedCrl::scope_urls; empty: the whole issuer
   uint64_t stored = 0;             // serials in the table under `gen` (duplicates once)

@@ -4,7 +4,9 @@
 // version 1, carry a zero or 21-octet serial, a DSA key, and more. Each such
 // defect is found here once per chain (it does not depend on the policy); the
 // evaluator refuses for it under `certgate_strict on` (the default) and only
-// warns (`warning=strict_off:<name>`) under `off`.
+// warns (`warning=strict_off:<name>`) under `off`. The table also names the
+// checks of a CRL (crl_*, RFC 5280 §5.2.3), made at the revocation lookup
+// (revocation_checker.cc), not by FindStrictDefects.
 #pragma once
 
 #include <certgate/reason.h>
@@ -20,7 +22,8 @@ namespace certgate {
 // One rule of the strict set: the table docs/reasons.md lists.
 struct StrictCheck {
   std::string_view name;     // stable token: "missing_aki", "v1", "dsa_key", ...
-  Reason reason;             // malformed, invalid_ca, wrong_purpose or weak_key
+  Reason reason;             // malformed, invalid_ca, wrong_purpose, weak_key;
+                             // revocation_unavailable for the crl_* checks (of a CRL)
   std::string_view source;   // "RFC 5280 §4.2.1.1"
   std::string_view applies;  // what the rule asks, for the docs
 };
