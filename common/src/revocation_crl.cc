@@ -326,8 +326,8 @@ std::string DescribeCrlStrictDefects(const CrlMeta &meta) {
   for (std::string_view name : CrlStrictDefects(meta)) {
     out += out.empty() ? crl : "; it";
     out += name == "crl_without_crl_number"
-               ? " has no crlNumber (RFC 5280 §5.2.3)"
-               : " marks its crlNumber critical; RFC 5280 §5.2.3 requires it non-critical";
+               ? " has no crlNumber (RFC 5280 section 5.2.3)"
+               : " marks its crlNumber critical; RFC 5280 section 5.2.3 requires it non-critical";
   }
   return out;
 }

@@ -32,9 +32,10 @@ struct Defect {
 };
 
 const Defect kDefects[] = {
-    {CrlNumberExtension::kOmitted, "crl_without_crl_number", "has no crlNumber (RFC 5280 §5.2.3)"},
+    {CrlNumberExtension::kOmitted, "crl_without_crl_number",
+     "has no crlNumber (RFC 5280 section 5.2.3)"},
     {CrlNumberExtension::kCritical, "crl_number_critical",
-     "marks its crlNumber critical; RFC 5280 §5.2.3 requires it non-critical"},
+     "marks its crlNumber critical; RFC 5280 section 5.2.3 requires it non-critical"},
 };
 
 class RevocationStrictTest : public testing::RevocationFixture {

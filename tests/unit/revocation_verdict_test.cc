@@ -116,7 +116,7 @@ RevocationAnswer GoodFromCrlWithoutNumber(int depth = 0) {
   answer.source = "crl http://pki.example/ca.crl";
   answer.crl_defects = "crl_without_crl_number";
   answer.crl_defects_detail =
-      "the CRL from http://pki.example/ca.crl has no crlNumber (RFC 5280 §5.2.3)";
+      "the CRL from http://pki.example/ca.crl has no crlNumber (RFC 5280 section 5.2.3)";
   return answer;
 }
 
@@ -132,7 +132,7 @@ TEST(RevocationVerdictTest, GoodFromADefectiveCrlUnderStrictOffWarnsNamingTheChe
   EXPECT_EQ(decision.verdict(), CG_VERDICT_ALLOW);
   EXPECT_EQ(decision.warning(), "strict_off:crl_without_crl_number");
   EXPECT_THAT(decision.detail(), HasSubstr("the CRL from http://pki.example/ca.crl has no "
-                                           "crlNumber (RFC 5280 §5.2.3), yet it vouches for "
+                                           "crlNumber (RFC 5280 section 5.2.3), yet it vouches for "
                                            "the client certificate"));
   EXPECT_THAT(decision.detail(), HasSubstr("accepted because certgate_strict is off"));
   // Named once for two certificates of the chain.
@@ -164,7 +164,7 @@ TEST(RevocationVerdictTest, UnknownForADefectiveCrlUnderStrictSaysHowToFixIt) {
   for (const char *mode : {"hard_fail", "cache_only"}) {
     const Decision decision = Judge(mode, {answer});
     EXPECT_EQ(decision.reason(), CG_REASON_REVOCATION_UNAVAILABLE) << mode;
-    EXPECT_THAT(decision.hint(), HasSubstr("non-critical crlNumber (RFC 5280 §5.2.3)"));
+    EXPECT_THAT(decision.hint(), HasSubstr("non-critical crlNumber (RFC 5280 section 5.2.3)"));
     EXPECT_THAT(decision.hint(), HasSubstr("certgate_strict off"));
   }
   EXPECT_NE(OutcomeKey({answer}), OutcomeKey({Answer(RevocationStatus::kUnknown)}));
