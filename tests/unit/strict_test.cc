@@ -93,6 +93,13 @@ TEST(StrictChecksTest, EveryChainCheckHasAVector) {
   }
 }
 
+TEST(StrictChecksTest, EveryNameIsInTheTableOnce) {
+  for (const StrictCheck &check : StrictChecks()) {
+    EXPECT_EQ(&StrictCheckNamed(check.name), &check) << check.name;
+  }
+  EXPECT_EQ(StrictCheckNamed("no_such_check").reason, CG_REASON_MALFORMED);
+}
+
 TEST(StrictChecksTest, AGoodChainHasNoDefect) {
   PkiBuilder pki(kNow);
   const Issued root = pki.SelfSigned(PkiBuilder::CaSpec("CN=Good Root"));
