@@ -31,7 +31,7 @@ struct StrictCheck {
 // Every strict check, in the order they are made.
 const std::vector<StrictCheck> &StrictChecks();
 
-// The check named `name`; a name not in the table is a programming error.
+// The check named `name`; an unlisted name (a bug) gives a row refusing as malformed.
 const StrictCheck &StrictCheckNamed(std::string_view name);
 
 struct StrictDefect {
