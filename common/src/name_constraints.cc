@@ -17,7 +17,7 @@ constexpr size_t kMaxShownName = 80;
 constexpr int kMaxListedSubtrees = 4;
 // Names tried one by one to find the one OpenSSL refused; past this the detail
 // says only that one of them is outside the subtrees.
-constexpr int kMaxExplainedNames = 4096;
+constexpr int kMaxExplainedNames = 1024;
 
 std::string Quoted(const std::string &text) { return "'" + text + "'"; }
 
@@ -140,6 +140,14 @@ struct ChainConstraints {
   std::vector<uint32_t> types_above;  // bit GEN_* set: some CA above has such a subtree
   bool any = false;
 };
+
+// Most chains have no nameConstraints: they cost one extension lookup per CA.
+bool AnyNameConstraints(const std::vector<std::shared_ptr<X509>> &chain) {
+  for (size_t depth = 1; depth < chain.size(); ++depth) {
+    if (X509_get_ext_by_NID(chain[depth].get(), NID_name_constraints, -1) >= 0) return true;
+  }
+  return false;
+}
 
 // Whether OpenSSL holds `cert` to the constraints of the CAs above it: the leaf
 // always, a CA certificate unless it is self-issued (RFC 5280 §6.1.4 (b)).
@@ -416,6 +424,7 @@ void FindNameConstraintDefects(const std::vector<std::shared_ptr<X509>> &chain,
                     "constrained to, or without nameConstraints"});
   }
 
+  if (!AnyNameConstraints(chain)) return;
   const ChainConstraints constraints(chain);
   if (!constraints.any) return;
   for (size_t depth = 0; depth + 1 < chain.size(); ++depth) {
@@ -474,6 +483,7 @@ void FindNameConstraintDefects(const std::vector<std::shared_ptr<X509>> &chain,
 std::vector<NameConstraintFinding> FindNameConstraintViolations(
     const std::vector<std::shared_ptr<X509>> &chain) {
   std::vector<NameConstraintFinding> findings;
+  if (!AnyNameConstraints(chain)) return findings;
   const ChainConstraints constraints(chain);
   if (!constraints.any) return findings;
   uint64_t comparisons = 0;  // certgate's own, over the whole chain
