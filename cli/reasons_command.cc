@@ -1,4 +1,5 @@
 // certgate reasons: the reason table, generated from the core's one table.
+#include <certgate/name_constraints.h>
 #include <certgate/reason.h>
 #include <certgate/strict_checks.h>
 
@@ -52,6 +53,16 @@ int RunReasons(const std::vector<std::string> &args) {
       std::cout << "| `" << check.name << "` | `" << Info(check.reason).code << "` | "
                 << check.source << " | " << check.applies << " |\n";
     }
+    std::cout << "\n## Name constraints\n\n"
+                 "Beyond OpenSSL's own check (its violations are `invalid_ca`, the detail "
+                 "naming the name, the subtree and the CA that set it), a wildcard DNS name "
+                 "that stands for a name in an excluded subtree (`*.example.com` against "
+                 "`foo.example.com`) is `invalid_ca` whatever `certgate_strict` says. "
+                 "Checking a certificate's names against one CA's subtrees may take at most "
+              << kNameConstraintBudget
+              << " comparisons (names x subtrees, OpenSSL's own bound), and certgate's own "
+                 "comparisons at most as many over the whole chain; past either the chain is "
+                 "`chain_too_complex`.\n";
   }
   return kExitAllow;
 }

@@ -226,7 +226,12 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 /* in the shared zone; the core counts into it atomically */
 static cg_counters                      *ngx_http_certgate_counters;
-static ngx_str_t  ngx_http_certgate_zone_name = ngx_string("certgate_counters");
+/*
+ * "certgate_counters_<size>": a module built with more reasons never reuses,
+ * across a reload, a zone laid out for fewer (the size is set at init).
+ */
+static u_char     ngx_http_certgate_zone_name_buf[64];
+static ngx_str_t  ngx_http_certgate_zone_name;
 
 
 static ngx_int_t
@@ -1191,6 +1196,13 @@ ngx_http_certgate_init(ngx_conf_t *cf)
             return NGX_ERROR;
         }
     }
+
+    ngx_http_certgate_zone_name.data = ngx_http_certgate_zone_name_buf;
+    ngx_http_certgate_zone_name.len =
+        ngx_snprintf(ngx_http_certgate_zone_name_buf,
+                     sizeof(ngx_http_certgate_zone_name_buf),
+                     "certgate_counters_%uz", sizeof(cg_counters))
+        - ngx_http_certgate_zone_name_buf;
 
     shm_zone = ngx_shared_memory_add(cf, &ngx_http_certgate_zone_name,
                                      8 * ngx_pagesize,

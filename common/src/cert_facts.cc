@@ -29,28 +29,6 @@ std::string Asn1StringToUtf8(const ASN1_STRING *value) {
   return out;
 }
 
-std::string GeneralNameToString(const GENERAL_NAME *name) {
-  switch (name->type) {
-    case GEN_DNS:
-      return "DNS:" + Asn1StringToUtf8(name->d.dNSName);
-    case GEN_EMAIL:
-      return "email:" + Asn1StringToUtf8(name->d.rfc822Name);
-    case GEN_URI:
-      return "URI:" + Asn1StringToUtf8(name->d.uniformResourceIdentifier);
-    case GEN_IPADD: {
-      const ASN1_OCTET_STRING *ip = name->d.iPAddress;
-      char text[INET6_ADDRSTRLEN] = {};
-      const int family = ip->length == 4 ? AF_INET : ip->length == 16 ? AF_INET6 : -1;
-      if (family < 0 || inet_ntop(family, ip->data, text, sizeof text) == nullptr) return "IP:?";
-      return std::string("IP:") + text;
-    }
-    case GEN_DIRNAME:
-      return "DirName:" + NameToString(name->d.directoryName);
-    default:
-      return "othername:<unsupported>";
-  }
-}
-
 struct KeyUsageName {
   uint32_t bit;
   const char *name;
@@ -157,6 +135,28 @@ std::vector<std::string> CrlUrls(X509 *cert) {
     }
   }
   return urls;
+}
+
+std::string GeneralNameToString(const GENERAL_NAME *name) {
+  switch (name->type) {
+    case GEN_DNS:
+      return "DNS:" + Asn1StringToUtf8(name->d.dNSName);
+    case GEN_EMAIL:
+      return "email:" + Asn1StringToUtf8(name->d.rfc822Name);
+    case GEN_URI:
+      return "URI:" + Asn1StringToUtf8(name->d.uniformResourceIdentifier);
+    case GEN_IPADD: {
+      const ASN1_OCTET_STRING *ip = name->d.iPAddress;
+      char text[INET6_ADDRSTRLEN] = {};
+      const int family = ip->length == 4 ? AF_INET : ip->length == 16 ? AF_INET6 : -1;
+      if (family < 0 || inet_ntop(family, ip->data, text, sizeof text) == nullptr) return "IP:?";
+      return std::string("IP:") + text;
+    }
+    case GEN_DIRNAME:
+      return "DirName:" + NameToString(name->d.directoryName);
+    default:
+      return "othername:<unsupported>";
+  }
 }
 
 std::vector<std::string> SubjectAltNames(X509 *cert) {

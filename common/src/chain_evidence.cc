@@ -144,6 +144,7 @@ void ChainEvidence::Summarize() {
   summaries.clear();
   for (const auto &cert : chain) summaries.push_back(SummarizeCert(cert.get()));
   strict_defects = FindStrictDefects(chain, anchored);
+  name_constraint_findings = FindNameConstraintViolations(chain);
   leaf_summary_.reset();
 }
 

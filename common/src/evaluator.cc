@@ -38,6 +38,7 @@ class ChainJudge {
     Encoding();
     VerifyErrors();
     Strict();
+    NameConstraints();
     Depth();
     Validity();
     TrustedIssuers();
@@ -96,11 +97,73 @@ class ChainJudge {
     }
   }
 
+  // OpenSSL gives up on a certificate with too many names for the subtrees
+  // above it with X509_V_ERR_UNSPECIFIED: that is the client's chain, not
+  // certgate failing, and chain_too_complex says so.
+  bool TooComplex() const {
+    return std::any_of(evidence_.name_constraint_findings.begin(),
+                       evidence_.name_constraint_findings.end(),
+                       [](const NameConstraintFinding &finding) {
+                         return finding.reason == CG_REASON_CHAIN_TOO_COMPLEX;
+                       });
+  }
+
+  static bool IsNameConstraintError(int code) {
+    switch (code) {
+      case X509_V_ERR_PERMITTED_VIOLATION:
+      case X509_V_ERR_EXCLUDED_VIOLATION:
+      case X509_V_ERR_SUBTREE_MINMAX:
+      case X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE:
+      case X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX:
+      case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // A name-constraint error, worded for what it is (the certificate's name is
+  // outside a CA's subtrees, not the certificate unable to issue). Only on the
+  // refusal path: naming the name and the CA re-runs OpenSSL's check per name.
+  void NameConstraintError(const ChainError &error, size_t depth,
+                           std::vector<size_t> *violations_worded) {
+    const std::string at = Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth));
+    const std::string openssl = X509_verify_cert_error_string(error.code);
+    if (error.code != X509_V_ERR_PERMITTED_VIOLATION &&
+        error.code != X509_V_ERR_EXCLUDED_VIOLATION) {
+      Add(CG_REASON_INVALID_CA, static_cast<int>(depth),
+          at + " cannot be checked against the name constraints of a CA above it: " + openssl);
+      return;
+    }
+    // OpenSSL reports each CA above a certificate that it breaks; one says it.
+    if (std::find(violations_worded->begin(), violations_worded->end(), depth) !=
+        violations_worded->end()) {
+      return;
+    }
+    violations_worded->push_back(depth);
+    NameConstraintExplanation explained =
+        ExplainNameConstraintViolation(evidence_.chain, static_cast<int>(depth), error.code);
+    if (!explained.fact.empty()) {
+      Add(CG_REASON_INVALID_CA, static_cast<int>(depth), at + " " + explained.fact,
+          std::move(explained.hint));
+      return;
+    }
+    Add(CG_REASON_INVALID_CA, static_cast<int>(depth),
+        at + " has a name outside the name constraints of a CA above it: " + openssl,
+        "issue the certificate only with names its CAs' name constraints allow");
+  }
+
   void VerifyErrors() {
+    std::vector<size_t> violations_worded;
     for (const ChainError &error : evidence_.errors) {
       const Reason reason = ReasonForVerifyError(error.code);
       const size_t depth =
           std::min<size_t>(static_cast<size_t>(std::max(error.depth, 0)), size() - 1);
+      if (error.code == X509_V_ERR_UNSPECIFIED && TooComplex()) continue;
+      if (IsNameConstraintError(error.code)) {
+        NameConstraintError(error, depth, &violations_worded);
+        continue;
+      }
       X509 *cert = At(depth);
       const std::string openssl = X509_verify_cert_error_string(error.code);
       switch (reason) {
@@ -155,6 +218,16 @@ class ChainJudge {
           strict_off_detail_ = std::move(detail) + "; accepted because certgate_strict is off";
         }
       }
+    }
+  }
+
+  // Violations OpenSSL misses (invalid_ca whatever certgate_strict says) and
+  // chain_too_complex; found once per chain.
+  void NameConstraints() {
+    for (const NameConstraintFinding &finding : evidence_.name_constraint_findings) {
+      Add(finding.reason, finding.depth,
+          Describe(finding.depth) + " " + SubjectOf(At(finding.depth)) + " " + finding.fact,
+          finding.hint);
     }
   }
 

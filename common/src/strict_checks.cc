@@ -1,3 +1,4 @@
+#include <certgate/name_constraints.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/strict_checks.h>
 #include <openssl/evp.h>
@@ -38,6 +39,16 @@ const std::vector<StrictCheck> kChecks = {
      "no certificate of the chain has a DSA key"},
     {"rsa_modulus_not_octets", CG_REASON_WEAK_KEY, "CA/B BR §6.1.5",
      "an RSA modulus is a whole number of octets (2048, not 2052 bits)"},
+    {"nc_empty", CG_REASON_MALFORMED, "RFC 5280 §4.2.1.10",
+     "a nameConstraints has permittedSubtrees or excludedSubtrees, and neither is an empty "
+     "list"},
+    {"nc_invalid_email_san", CG_REASON_MALFORMED, "RFC 5280 §4.2.1.10, §4.2.1.6",
+     "under a CA with email name constraints, every email name (subjectAltName rfc822Name, "
+     "subject emailAddress) is a mailbox local-part@domain"},
+    {"nc_invalid_dns_san", CG_REASON_MALFORMED, "RFC 5280 §4.2.1.10, §4.2.1.6",
+     "under a CA with DNS name constraints, every DNS subjectAltName is a hostname: "
+     "letter-digit-hyphen labels, no empty label or trailing dot, a wildcard only as the whole "
+     "leftmost label"},
     // Of a CRL, not of the chain: checked at the revocation lookup (revocation_checker.cc).
     {"crl_without_crl_number", CG_REASON_REVOCATION_UNAVAILABLE, "RFC 5280 §5.2.3",
      "a CRL that vouches for a certificate has a crlNumber"},
@@ -279,6 +290,7 @@ std::vector<StrictDefect> FindStrictDefects(const std::vector<std::shared_ptr<X5
     const bool is_end_entity = depth == 0 && !(anchored && size == 1);
     CertChecker(chain[depth].get(), static_cast<int>(depth), is_ca, is_end_entity, &defects).Run();
   }
+  FindNameConstraintDefects(chain, &defects);
   return defects;
 }
 

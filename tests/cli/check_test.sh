@@ -123,6 +123,35 @@ else
   failed=$((failed + 1)); echo "FAIL: bad regex in a policy file: $out"
 fi
 
+# Name constraints (issue 15): malformed names under a constraint of their
+# type are refused under certgate_strict (allowed with a warning when off); a
+# wildcard standing for an excluded name is refused either way; a chain past
+# the name-constraint bound is chain_too_complex (it was internal_error).
+expect nc_good 0 allow
+expect nc_invalid_email 2 malformed
+expect nc_invalid_email 0 allow --set strict=off
+expect nc_invalid_dns 2 malformed
+expect nc_invalid_dns 0 allow --set strict=off
+expect nc_wildcard_excluded 2 invalid_ca
+expect nc_wildcard_excluded 2 invalid_ca --set strict=off
+expect nc_permitted_violation 2 invalid_ca
+expect nc_empty 2 malformed
+expect nc_empty 0 allow --set strict=off
+expect nc_too_complex 2 chain_too_complex
+expect nc_too_complex 2 chain_too_complex --set strict=off
+out=$("$certgate" check --ca ca/trust.pem --set strict=off clients/nc_invalid_email.chain.pem)
+if grep -q 'warning=strict_off:nc_invalid_email_san' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: nc_invalid_email under strict off has no warning: $out"
+fi
+out=$("$certgate" check --ca ca/trust.pem clients/nc_permitted_violation.chain.pem)
+if grep -q "detail=\"the client certificate 'CN=nc_permitted_violation,O=Example' has email:bob@evil.example, outside the permitted email subtree (example.com) of the CA 'CN=Example Constrained CA,O=Example' at depth 1\"" <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: nc_permitted_violation detail does not name the name, subtree and CA: $out"
+fi
+
 # The chain_incomplete line names the missing issuer and where to get it.
 out=$("$certgate" check --ca ca/trust.pem clients/chain_incomplete.chain.pem)
 if grep -q "issuer 'CN=Example Hidden CA,O=Example'.*http://127.0.0.1:18080/hidden.crt" <<<"$out"; then

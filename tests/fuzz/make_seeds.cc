@@ -118,6 +118,26 @@ void EvaluateSeeds(pki::PkiBuilder &builder, const pki::Issued &ca, const pki::I
   expired_spec.not_before = kNow - 400 * 86400;
   expired_spec.not_after = kNow - 86400;
   Seed("evaluate", "expired", Byte(1) + builder.Issue(ca, expired_spec).Der());
+  // Name constraints (issue 15): a constrained intermediate and a leaf with a
+  // wildcard, a malformed email and DNS name, and a permitted violation.
+  auto nc_spec = pki::PkiBuilder::CaSpec("CN=Fuzz Constrained CA,O=certgate fuzz");
+  nc_spec.extra_extensions = {
+      {"nameConstraints",
+       "critical,permitted;email:example.com,permitted;DNS:example.com,permitted;IP:10.0.0.0/"
+       "255.0.0.0,permitted;URI:.example.com,excluded;DNS:foo.example.com"}};
+  pki::Issued nc_inter = builder.Issue(ca, nc_spec);
+  auto nc_leaf_spec = pki::PkiBuilder::LeafSpec("CN=erin,OU=People,O=Example");
+  nc_leaf_spec.san = {"DNS:*.example.com",  "email:@example.com",
+                      "DNS:a..example.com", "email:erin@evil.example",
+                      "IP:10.1.2.3",        "URI:https://www.example.com/"};
+  Seed("evaluate", "name-constraints",
+       Byte(0) + builder.Issue(nc_inter, nc_leaf_spec).Der() + nc_inter.Der());
+  auto empty_nc_spec = pki::PkiBuilder::CaSpec("CN=Fuzz Empty NC CA,O=certgate fuzz");
+  empty_nc_spec.extra_extensions = {{"nameConstraints", "critical,DER:30:04:a0:00:a1:00"}};
+  pki::Issued empty_nc = builder.Issue(ca, empty_nc_spec);
+  Seed("evaluate", "name-constraints-empty",
+       Byte(0) + builder.Issue(empty_nc, pki::PkiBuilder::LeafSpec("CN=frank,O=Example")).Der() +
+           empty_nc.Der());
 }
 
 void PolicySeeds() {

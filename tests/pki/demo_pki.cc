@@ -410,6 +410,45 @@ bool DemoPki::Run() {
   if (!PutClient("chain_too_long", b_.Issue(parent, Client("chain_too_long")), long_chain)) {
     return false;
   }
+  // Name constraints (issue 15): a CA constrained to example.com names, one
+  // whose nameConstraints has no subtree, and one with 1100 subtrees.
+  auto constrained_ca = [&](const std::string &subject, const std::string &constraints,
+                            Issued *out) {
+    CertSpec s = PkiBuilder::CaSpec(subject);
+    s.not_after = now_ + 10 * 365 * kDay;
+    s.extra_extensions = {{"nameConstraints", constraints}};
+    *out = b_.Issue(root, s);
+    return Ok(*out, subject);
+  };
+  auto nc_client = [&](const std::string &name, const Issued &ca, std::vector<std::string> san) {
+    CertSpec s = PkiBuilder::LeafSpec("CN=" + name + ",O=Example");
+    s.san = std::move(san);
+    return PutClient(name, b_.Issue(ca, s), {ca});
+  };
+  Issued nc_inter, nc_empty, nc_complex;
+  std::string many_subtrees = "critical,permitted;DNS:example.com";
+  for (int i = 0; i < 1099; ++i) {
+    many_subtrees += ",excluded;DNS:x" + std::to_string(i) + ".example.com";
+  }
+  std::vector<std::string> many_names;
+  for (int i = 0; i < 1024; ++i) many_names.push_back("DNS:n" + std::to_string(i) + ".example.com");
+  if (!constrained_ca("CN=Example Constrained CA,O=Example",
+                      "critical,permitted;email:example.com,permitted;DNS:example.com,"
+                      "excluded;DNS:secret.example.com",
+                      &nc_inter) ||
+      !constrained_ca("CN=Example Empty Constraints CA,O=Example", "critical,DER:30:00",
+                      &nc_empty) ||
+      !constrained_ca("CN=Example Complex CA,O=Example", many_subtrees, &nc_complex) ||
+      !PutCertAndKey("ca/nc-intermediate", nc_inter) ||
+      !nc_client("nc_good", nc_inter, {"email:alice@example.com", "DNS:alice.example.com"}) ||
+      !nc_client("nc_invalid_email", nc_inter, {"email:@example.com"}) ||
+      !nc_client("nc_invalid_dns", nc_inter, {"DNS:exa mple.example.com"}) ||
+      !nc_client("nc_wildcard_excluded", nc_inter, {"DNS:*.example.com"}) ||
+      !nc_client("nc_permitted_violation", nc_inter, {"email:bob@evil.example"}) ||
+      !nc_client("nc_empty", nc_empty, {"DNS:alice.example.com"}) ||
+      !nc_client("nc_too_complex", nc_complex, many_names)) {
+    return false;
+  }
   if (!Put("clients/fingerprints.txt", fingerprints_)) return false;
   if (!PutStrictVectors()) return false;
 

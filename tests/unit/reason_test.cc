@@ -21,7 +21,8 @@ TEST(ReasonTest, CodesAreUniqueLowercaseAndComplete) {
       EXPECT_FALSE(info.substatus.empty()) << info.code;
     }
   }
-  EXPECT_EQ(codes.size(), 21u);  // DESIGN §3: 20 reasons, plus "none"
+  // DESIGN §3: 20 reasons, chain_too_complex (issue 15), plus "none"
+  EXPECT_EQ(codes.size(), 22u);
 }
 
 TEST(ReasonTest, SubstatusesFollowIis) {
@@ -33,6 +34,16 @@ TEST(ReasonTest, SubstatusesFollowIis) {
   EXPECT_EQ(Info(CG_REASON_EXPIRED).substatus, "403.17");
   EXPECT_EQ(Info(CG_REASON_IDENTITY_MISMATCH).substatus, "403.12");
   EXPECT_EQ(Info(CG_REASON_INTERNAL_ERROR).http_status, 500);
+  EXPECT_EQ(Info(CG_REASON_CHAIN_TOO_COMPLEX).substatus, "403.16");
+  EXPECT_EQ(Info(CG_REASON_CHAIN_TOO_COMPLEX).http_status, 403);
+}
+
+// New reasons are appended: the enum values are ABI (adapters, counters).
+TEST(ReasonTest, ChainTooComplexIsAppended) {
+  EXPECT_EQ(CG_REASON_IDENTITY_MISMATCH, 20);
+  EXPECT_EQ(CG_REASON_CHAIN_TOO_COMPLEX, 21);
+  EXPECT_EQ(CG_REASON_COUNT, 22);
+  EXPECT_EQ(Info(CG_REASON_CHAIN_TOO_COMPLEX).code, "chain_too_complex");
 }
 
 TEST(ReasonTest, OutOfRangeIsInternalError) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cstdint>
 #include <string>
@@ -48,6 +49,8 @@ std::string KeyDescription(X509 *cert);  // "RSA 2048", "EC P-256"
 std::vector<std::string> AiaUrls(X509 *cert, int method_nid);
 std::vector<std::string> CrlUrls(X509 *cert);
 std::vector<std::string> SubjectAltNames(X509 *cert);
+// "DNS:x", "email:x", "URI:x", "IP:x", "DirName:x", "othername:<unsupported>".
+std::string GeneralNameToString(const GENERAL_NAME *name);
 
 // Lowercase hex of raw bytes (cache keys, digests in the store's listings).
 std::string LowerHex(std::string_view bytes);

@@ -75,8 +75,8 @@ struct stack_st_X509;
     "only revocation data older than nextUpdate + max_stale is available",                     \
     "make the CRL distribution point reachable or raise certgate_max_stale")                   \
   X(WRONG_PURPOSE, "wrong_purpose", 403, "403.16",                                             \
-    "the leaf is not for client authentication: its extendedKeyUsage lacks clientAuth, a CA " \
-    "restricts it, or it is a CA certificate",                                                \
+    "the leaf is not for client authentication: its extendedKeyUsage lacks clientAuth, a CA "  \
+    "restricts it, or it is a CA certificate",                                                 \
     "issue the certificate with extendedKeyUsage clientAuth (and no CA restricting it)")       \
   X(KEY_USAGE, "key_usage", 403, "403.16", "keyUsage lacks what the policy requires",          \
     "issue the certificate with the keyUsage bits named in certgate_require_key_usage")        \
@@ -90,7 +90,11 @@ struct stack_st_X509;
     "use a pinned certificate, or update certgate_pin / certgate_deny")                        \
   X(IDENTITY_MISMATCH, "identity_mismatch", 403, "403.12",                                     \
     "the subject or subjectAltName rules of this location are not met",                        \
-    "use a certificate whose subject/SAN matches certgate_subject / certgate_san")
+    "use a certificate whose subject/SAN matches certgate_subject / certgate_san")             \
+  X(CHAIN_TOO_COMPLEX, "chain_too_complex", 403, "403.16",                                     \
+    "checking the chain's name constraints takes more comparisons (names x subtrees) than "    \
+    "certgate makes",                                                                          \
+    "issue the client certificate with fewer names, from CAs with fewer name constraints")
 
 typedef enum {
 #define CG_REASON_ENUM(id, code, status, substatus, meaning, hint) CG_REASON_##id,

@@ -5,6 +5,7 @@
 // and depth are left to the evaluator (they depend on the policy).
 #pragma once
 
+#include <certgate/name_constraints.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/strict_checks.h>
 #include <openssl/x509.h>
@@ -60,8 +61,12 @@ struct ChainEvidence {
   std::vector<CertSummary> summaries;
   // What RFC 5280 forbids and OpenSSL let pass (strict_checks.h).
   std::vector<StrictDefect> strict_defects;
+  // Name-constraint violations OpenSSL misses, and a chain too complex to
+  // check (name_constraints.h).
+  std::vector<NameConstraintFinding> name_constraint_findings;
 
-  // Fills summaries and strict_defects from chain (BuildChainEvidence does it).
+  // Fills summaries, strict_defects and name_constraint_findings from chain (BuildChainEvidence
+  // does it).
   void Summarize();
 
   // The leaf's identity facts, decoded on first use: digests, names and SANs
