@@ -417,9 +417,9 @@ void FindNameConstraintDefects(const std::vector<std::shared_ptr<X509>> &chain,
     out->push_back({static_cast<int>(depth), &StrictCheckNamed("nc_empty"),
                     fields.present == 0
                         ? "has a nameConstraints with neither permittedSubtrees nor "
-                          "excludedSubtrees; RFC 5280 §4.2.1.10 requires one of them"
+                          "excludedSubtrees; RFC 5280 section 4.2.1.10 requires one of them"
                         : "has a nameConstraints with an empty list of subtrees; RFC 5280 "
-                          "§4.2.1.10 requires at least one subtree in each list present",
+                          "section 4.2.1.10 requires at least one subtree in each list present",
                     "have the CA certificate re-issued with the subtrees it is meant to be "
                     "constrained to, or without nameConstraints"});
   }
@@ -460,7 +460,7 @@ void FindNameConstraintDefects(const std::vector<std::shared_ptr<X509>> &chain,
     if (bad_emails > 0) {
       out->push_back({static_cast<int>(depth), &StrictCheckNamed("nc_invalid_email_san"),
                       "has " + first_email +
-                          ", which is not a mailbox (local-part@domain, RFC 5280 §4.2.1.6), "
+                          ", which is not a mailbox (local-part@domain, RFC 5280 section 4.2.1.6), "
                           "under the email name constraints of " +
                           TheCa(chain, constraints.NearestWith(depth, GEN_EMAIL)) +
                           more(bad_emails),
@@ -472,7 +472,7 @@ void FindNameConstraintDefects(const std::vector<std::shared_ptr<X509>> &chain,
           {static_cast<int>(depth), &StrictCheckNamed("nc_invalid_dns_san"),
            "has " + first_dns +
                ", which is not a hostname (dot-separated labels of letters, digits and "
-               "hyphens, a wildcard only as the whole leftmost label; RFC 5280 §4.2.1.6), "
+               "hyphens, a wildcard only as the whole leftmost label; RFC 5280 section 4.2.1.6), "
                "under the DNS name constraints of " +
                TheCa(chain, constraints.NearestWith(depth, GEN_DNS)) + more(bad_dns),
            "have the CA re-issue the certificate with well-formed DNS names"});

@@ -106,7 +106,7 @@ const Vector kVectors[] = {
      CG_REASON_MALFORMED,
      CG_REASON_NONE,
      std::string("has email:@example.com, which is not a mailbox (local-part@domain, RFC 5280 "
-                 "§4.2.1.6), under the email name constraints of ") +
+                 "section 4.2.1.6), under the email name constraints of ") +
          kCa,
      "strict_off:nc_invalid_email_san"},
     {"email_two_ats",

@@ -86,7 +86,10 @@ INSTANTIATE_TEST_SUITE_P(EveryCheck, StrictTest, ::testing::ValuesIn(StrictVecto
 
 TEST(StrictChecksTest, EveryChainCheckHasAVector) {
   for (const StrictCheck &check : StrictChecks()) {
-    if (check.reason == CG_REASON_REVOCATION_UNAVAILABLE) continue;  // CRL checks: revocation tests
+    // CRL checks: revocation_strict_test.cc; name constraints: name_constraints_test.cc.
+    if (check.reason == CG_REASON_REVOCATION_UNAVAILABLE || check.name.substr(0, 3) == "nc_") {
+      continue;
+    }
     const bool covered = std::any_of(StrictVectors().begin(), StrictVectors().end(),
                                      [&](const StrictVector &v) { return check.name == v.check; });
     EXPECT_TRUE(covered) << check.name;
