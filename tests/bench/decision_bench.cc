@@ -66,7 +66,7 @@ void BM_BuildChainEvidence(benchmark::State &state) {
   Chain &chain = TheChain();
   for (auto _ : state) {
     benchmark::DoNotOptimize(
-        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get()));
+        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get(), kNow));
   }
 }
 BENCHMARK(BM_BuildChainEvidence);
@@ -76,7 +76,7 @@ void BM_EvaluateCachedChain(benchmark::State &state) {
   Chain &chain = TheChain();
   const Policy policy = AllRules();
   const ChainEvidence evidence =
-      BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get());
+      BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get(), kNow);
   const FixedClock clock(kNow);
   for (auto _ : state) {
     Decision decision = Evaluate(policy, &evidence, clock);
@@ -93,7 +93,7 @@ void BM_FullDecision(benchmark::State &state) {
   const FixedClock clock(kNow);
   for (auto _ : state) {
     const ChainEvidence evidence =
-        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get());
+        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get(), kNow);
     benchmark::DoNotOptimize(Evaluate(policy, &evidence, clock));
   }
 }
