@@ -47,6 +47,30 @@ bool HasTrustError(const ChainEvidence &evidence) {
                      [](const ChainError &error) { return IsTrustError(error.code); });
 }
 
+// The chain stops short of any self-signed trust anchor. An explicit verdict
+// of the trust settings (a rejected or untrusted anchor) is not that: it must
+// never be undone by anchoring lower.
+bool FoundNoAnchor(const ChainEvidence &evidence) {
+  bool none = false;
+  for (const ChainError &error : evidence.errors) {
+    switch (error.code) {
+      case X509_V_ERR_CERT_REJECTED:
+      case X509_V_ERR_CERT_UNTRUSTED:
+        return false;
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        none = true;
+        break;
+      default:
+        break;
+    }
+  }
+  return none;
+}
+
 std::shared_ptr<X509> Share(X509 *cert) {
   X509_up_ref(cert);
   return std::shared_ptr<X509>(cert, X509_free);
@@ -233,14 +257,14 @@ class PathSearch {
   bool Search(std::vector<Candidate> &path) {
     X509 *top = path.back().cert.get();
     if (path.back().trusted && X509_self_signed(top, 0) == 1) return Submit(path, false);
+    bool trusted_issuer = false;  // the store has a certificate that may have issued `top`
     if (path.size() <= static_cast<size_t>(kBuildDepth)) {
       for (const Candidate &candidate : CandidatesFor(top)) {
         if (stopped_) return false;
         X509 *issuer = candidate.cert.get();
-        if (!candidate.valid_now || OnPath(path, issuer) ||
-            X509_check_issued(issuer, top) != X509_V_OK) {
-          continue;
-        }
+        if (OnPath(path, issuer) || X509_check_issued(issuer, top) != X509_V_OK) continue;
+        trusted_issuer |= candidate.trusted;
+        if (!candidate.valid_now) continue;
         if (++signature_checks_ > kMaxIssuerSignatureChecks) {
           stopped_ = true;
           return false;
@@ -253,9 +277,12 @@ class PathSearch {
         if (found) return true;
       }
     }
-    // No self-signed anchor above a trusted certificate: it may end the chain
-    // when the first build found no anchor at all (as PARTIAL_CHAIN does).
-    if (allow_partial_chain_ && path.back().trusted && !stopped_) return Submit(path, true);
+    // No trust anchor above a trusted certificate: it may end the chain when
+    // the first build found no anchor at all (as PARTIAL_CHAIN does). With
+    // one above, that one's verdict stands.
+    if (allow_partial_chain_ && path.back().trusted && !trusted_issuer && !stopped_) {
+      return Submit(path, true);
+    }
     return false;
   }
 
@@ -304,7 +331,7 @@ ChainEvidence Choose(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust, 
   // whose root is not configured is an anchor too (RFC 5280 6.1: any trust
   // anchor). Only as a fallback: with the root configured the chain must reach
   // it (the intermediate's revocation and certgate_trusted_issuers see it).
-  const bool no_anchor = HasTrustError(first);
+  const bool no_anchor = FoundNoAnchor(first);
   std::optional<ChainEvidence> partial;
   if (no_anchor) {
     partial = Verify({leaf, untrusted, trust, nullptr, /*partial_chain=*/true});

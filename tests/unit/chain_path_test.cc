@@ -167,6 +167,35 @@ TEST_F(ChainPathTest, TrustedIntermediateAnchorsNothingItDidNotIssue) {
   EXPECT_REFUSED(Judge(evidence), CG_REASON_UNTRUSTED_ISSUER);
 }
 
+// The operator's explicit "reject" on the root (trust settings of a TRUSTED
+// CERTIFICATE) is not undone by anchoring at the trusted intermediate below it.
+TEST_F(ChainPathTest, RejectedRootIsNotBypassedThroughATrustedIntermediate) {
+  X509 *rejected = X509_dup(root_->cert.get());
+  ASSERT_TRUE(X509_add1_reject_object(rejected, OBJ_nid2obj(NID_anyExtendedKeyUsage)));
+  const Issued rejected_root{std::shared_ptr<X509>(rejected, X509_free), root_->key};
+  const Issued leaf = pki_->Issue(*issuing_, Leaf());
+  for (const std::vector<Issued> &sent : {std::vector<Issued>{}, std::vector<Issued>{*issuing_}}) {
+    const ChainEvidence evidence = Build(leaf, sent, {rejected_root, *issuing_});
+    EXPECT_EQ(Judge(evidence).verdict(), CG_VERDICT_DENY);
+    EXPECT_EQ(evidence.chain.size(), 3u);
+  }
+  EXPECT_EQ(Judge(Build(leaf, {*issuing_}, {rejected_root})).verdict(), CG_VERDICT_DENY);
+}
+
+// Likewise an expired root above a trusted intermediate: refused for the root,
+// also when a forged issuer sent first sends the search looking further.
+TEST_F(ChainPathTest, ExpiredRootAboveATrustedIntermediateIsNotBypassed) {
+  const Issued expired_root = WithDates(*root_, *root_, kNow - 4000 * kDay, kNow - kDay);
+  const Issued imposter = Imposter(*issuing_);
+  const Issued leaf = pki_->Issue(*issuing_, Leaf(/*with_akid=*/false));
+  for (const std::vector<Issued> &sent :
+       {std::vector<Issued>{}, std::vector<Issued>{imposter, *issuing_}}) {
+    const Decision decision = Judge(Build(leaf, sent, {expired_root, *issuing_}));
+    EXPECT_REFUSED(decision, CG_REASON_EXPIRED);
+    EXPECT_EQ(decision.depth(), 2);
+  }
+}
+
 // A client's own CA with the trusted intermediate's name and SKID gains nothing
 // from the trusted intermediate being an anchor.
 TEST_F(ChainPathTest, ImposterOfATrustedIntermediateIsRefused) {
