@@ -209,13 +209,11 @@ class PathSearch {
   struct Candidate {
     std::shared_ptr<X509> cert;
     bool trusted;
-    bool valid_now = true;
   };
 
   // Certificates named as the issuer of `cert`: the trust store's first, then
   // those the client sent (a sent copy of a trusted one counts as trusted), in
-  // their order. Validity is read once here: the search skips those not valid
-  // now, as no path through them could be clean.
+  // their order.
   std::vector<Candidate> CandidatesFor(X509 *cert) {
     std::vector<Candidate> candidates;
     X509_NAME *issuer = X509_get_issuer_name(cert);
@@ -223,16 +221,17 @@ class PathSearch {
       ossl::UniquePtr<STACK_OF(X509)> trusted(X509_STORE_CTX_get1_certs(lookup_.get(), issuer));
       for (int i = 0; trusted && i < sk_X509_num(trusted.get()); ++i) {
         X509 *known = sk_X509_value(trusted.get(), i);
-        candidates.push_back({Share(known), true, ValidNow(known)});
+        candidates.push_back({Share(known), true});
       }
     }
+    const auto trusted_end = static_cast<std::ptrdiff_t>(candidates.size());
     for (int i = 0; untrusted_ != nullptr && i < sk_X509_num(untrusted_); ++i) {
       X509 *sent = sk_X509_value(untrusted_, i);
       if (X509_NAME_cmp(X509_get_subject_name(sent), issuer) != 0) continue;
-      const bool known = std::any_of(candidates.begin(), candidates.end(), [&](const Candidate &c) {
-        return X509_cmp(c.cert.get(), sent) == 0;
-      });
-      if (!known) candidates.push_back({Share(sent), false, ValidNow(sent)});
+      const bool trusted =
+          std::any_of(candidates.begin(), candidates.begin() + trusted_end,
+                      [&](const Candidate &c) { return X509_cmp(c.cert.get(), sent) == 0; });
+      if (!trusted) candidates.push_back({Share(sent), false});
     }
     return candidates;
   }
@@ -243,13 +242,15 @@ class PathSearch {
   }
 
   // Subject and key already on the path: a loop (cross-certificates), or the
-  // same CA twice.
+  // same CA twice. Keys compare as their encoded bits (cheap, unlike
+  // EVP_PKEY_eq, and this runs for every same-named candidate).
   static bool OnPath(const std::vector<Candidate> &path, X509 *cert) {
-    return std::any_of(path.begin(), path.end(), [cert](const Candidate &on) {
-      return X509_cmp(on.cert.get(), cert) == 0 ||
-             (X509_NAME_cmp(X509_get_subject_name(on.cert.get()), X509_get_subject_name(cert)) ==
-                  0 &&
-              EVP_PKEY_eq(X509_get0_pubkey(on.cert.get()), X509_get0_pubkey(cert)) == 1);
+    const ASN1_BIT_STRING *key = X509_get0_pubkey_bitstr(cert);
+    return std::any_of(path.begin(), path.end(), [&](const Candidate &on) {
+      X509 *other = on.cert.get();
+      return X509_cmp(other, cert) == 0 ||
+             (X509_NAME_cmp(X509_get_subject_name(other), X509_get_subject_name(cert)) == 0 &&
+              key != nullptr && ASN1_STRING_cmp(X509_get0_pubkey_bitstr(other), key) == 0);
     });
   }
 
@@ -264,7 +265,7 @@ class PathSearch {
         X509 *issuer = candidate.cert.get();
         if (OnPath(path, issuer) || X509_check_issued(issuer, top) != X509_V_OK) continue;
         trusted_issuer |= candidate.trusted;
-        if (!candidate.valid_now) continue;
+        if (!ValidNow(issuer)) continue;  // no path through it could be clean
         if (++signature_checks_ > kMaxIssuerSignatureChecks) {
           stopped_ = true;
           return false;

@@ -365,6 +365,7 @@ TEST_F(ChainPathTest, SameNamedCasIssuingOneAnotherAreBoundedAndRefused) {
   const auto start = std::chrono::steady_clock::now();
   const ChainEvidence evidence = Build(leaf, sent, {*root_});
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_TRUE(evidence.path_search_stopped);
   EXPECT_EQ(Judge(evidence).verdict(), CG_VERDICT_DENY);
 }
 
