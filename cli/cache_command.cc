@@ -37,8 +37,8 @@ int Fetch(RevocationChecker &checker, const std::string &ca_path, const std::str
     X509_up_ref(certs.value()[i].get());
     sk_X509_push(sent.get(), certs.value()[i].get());
   }
-  const ChainEvidence evidence =
-      BuildChainEvidence(certs.value().front().get(), sent.get(), trust.get());
+  const ChainEvidence evidence = BuildChainEvidence(certs.value().front().get(), sent.get(),
+                                                    trust.get(), SystemClock::Instance().Now());
   if (!evidence.anchored) {
     std::cerr << "certgate cache: the chain of " << cert_path
               << " does not reach a trust anchor in " << ca_path

@@ -179,7 +179,7 @@ int RunCheck(const std::vector<std::string> &args) {
   for (size_t i = 1; i < certs.value().size(); ++i) add_untrusted(certs.value()[i]);
 
   const ChainEvidence evidence =
-      BuildChainEvidence(certs.value().front().get(), untrusted.get(), trust.get());
+      BuildChainEvidence(certs.value().front().get(), untrusted.get(), trust.get(), clock.Now());
   Decision decision = Evaluate(options.policy, &evidence, clock);
   PrintChain(std::cout, evidence);
   std::cout << "\n";

@@ -193,7 +193,8 @@ cg_decision *cg_evaluate(const cg_policy *policy, X509 *leaf, STACK_OF(X509) * u
     if (leaf == nullptr) {
       return new cg_decision{certgate::Evaluate(policy->policy, nullptr, clock)};
     }
-    const certgate::ChainEvidence evidence = certgate::BuildChainEvidence(leaf, untrusted, trust);
+    const certgate::ChainEvidence evidence =
+        certgate::BuildChainEvidence(leaf, untrusted, trust, clock.Now());
     return new cg_decision{certgate::Evaluate(policy->policy, &evidence, clock)};
   } catch (...) {
     return new (std::nothrow) cg_decision{certgate::Decision::InternalError("evaluation failed")};

@@ -169,16 +169,29 @@ class ChainJudge {
       switch (reason) {
         case CG_REASON_UNTRUSTED_ISSUER:
           Add(reason, static_cast<int>(depth),
-              depth == 0 ? "the client certificate " + SubjectOf(cert) +
-                               " is self-signed and not trusted here"
-                         : "the chain ends in the self-signed certificate " + SubjectOf(cert) +
-                               ", which is not a trusted CA here");
+              (depth == 0 ? "the client certificate " + SubjectOf(cert) +
+                                " is self-signed and not trusted here"
+                          : "the chain ends in the self-signed certificate " + SubjectOf(cert) +
+                                ", which is not a trusted CA here") +
+                  OtherIssuersTried(depth));
           break;
         case CG_REASON_CHAIN_INCOMPLETE: {
           const std::vector<std::string> urls = AiaUrls(cert, NID_ad_ca_issuers);
           std::string detail = "the issuer " + Quoted(NameToString(X509_get_issuer_name(cert))) +
-                               " of " + Describe(static_cast<int>(depth)) + " " + SubjectOf(cert) +
-                               " was neither sent by the client nor is known locally";
+                               " of " + Describe(static_cast<int>(depth)) + " " + SubjectOf(cert);
+          const UnusedIssuers *known = UnusedAt(depth);
+          if (known == nullptr) {
+            detail += " was neither sent by the client nor is known locally";
+          } else {
+            // Found, but OpenSSL could not chain to it: say why, not that it is unknown.
+            detail +=
+                " is not usable: " + Found(*known) + ", but " +
+                (known->usable > 0 ? "no chain through it reaches a trust anchor" + SearchStopped()
+                                   : std::string(known->sent + known->trusted > 1
+                                                     ? "none of them can have issued it ("
+                                                     : "it cannot have issued it (") +
+                                         X509_verify_cert_error_string(known->cannot_issue) + ")");
+          }
           if (!urls.empty()) detail += "; its certificate is published at " + urls.front();
           Add(reason, static_cast<int>(depth), std::move(detail));
           break;
@@ -186,12 +199,13 @@ class ChainJudge {
         case CG_REASON_BAD_SIGNATURE:
           Add(reason, static_cast<int>(depth),
               "the signature on " + Describe(static_cast<int>(depth)) + " " + SubjectOf(cert) +
-                  " does not verify with its issuer's key (" + openssl + ")");
+                  " does not verify with its issuer's key (" + openssl + ")" +
+                  OtherIssuersTried(depth));
           break;
         case CG_REASON_INVALID_CA:
           Add(reason, static_cast<int>(depth),
               Describe(static_cast<int>(depth)) + " " + SubjectOf(cert) +
-                  " cannot issue certificates: " + openssl);
+                  " cannot issue certificates: " + openssl + OtherIssuersTried(depth));
           break;
         case CG_REASON_CHAIN_TOO_LONG:
         case CG_REASON_EXPIRED:
@@ -231,12 +245,73 @@ class ChainJudge {
     }
   }
 
+  const UnusedIssuers *UnusedAt(size_t depth) const {
+    for (const UnusedIssuers &unused : evidence_.unused_issuers) {
+      if (unused.depth == static_cast<int>(depth)) return &unused;
+    }
+    return nullptr;
+  }
+
+  // "1 certificate with that name is in the trust store", "3 certificates ...".
+  static std::string Found(const UnusedIssuers &unused) {
+    const int count = unused.sent + unused.trusted;
+    const bool one = count == 1;
+    return std::to_string(count) + (one ? " certificate" : " certificates") + " with that name " +
+           (unused.sent > 0 && unused.trusted > 0 ? "were sent by the client or are trusted"
+            : unused.sent > 0 ? std::string(one ? "was" : "were") + " sent by the client"
+                              : std::string(one ? "is" : "are") + " in the trust store");
+  }
+
+  std::string SearchStopped() const {
+    return evidence_.path_search_stopped
+               ? " (the search stopped at its bound: " + std::to_string(kMaxIssuerSignatureChecks) +
+                     " signature checks, " + std::to_string(kMaxAlternativePaths) +
+                     " alternative paths)"
+               : std::string();
+  }
+
+  // Other certificates with the name of chain[depth]'s issuer could issue it
+  // and were tried: the refusal says so, as they gave no clean chain either.
+  const UnusedIssuers *Tried(size_t depth) const {
+    const UnusedIssuers *unused = UnusedAt(depth);
+    return unused != nullptr && unused->usable > 0 ? unused : nullptr;
+  }
+
+  std::string TriedNote(const UnusedIssuers *tried) const {
+    if (tried == nullptr) return {};
+    const bool one = tried->usable == 1;
+    return "; " +
+           (one ? std::string("another certificate")
+                : std::to_string(tried->usable) + " other certificates") +
+           " named " + Quoted(NameToString(X509_get_issuer_name(At(tried->depth)))) +
+           " could issue " + Describe(tried->depth) + (one ? " and was" : " and were") +
+           " tried too, without a clean chain" + SearchStopped();
+  }
+
+  // For a defect found at chain[depth]: its own issuer choice, or the choice
+  // that put it into the chain.
+  std::string OtherIssuersTried(size_t depth) const {
+    const UnusedIssuers *tried = Tried(depth);
+    if (tried == nullptr && depth > 0) tried = Tried(depth - 1);
+    return TriedNote(tried);
+  }
+
+  // Self-issued CA certificates (subject == issuer: a CA key rollover) do not
+  // count toward the path length (RFC 5280 6.1.4 (l)); the leaf and the top
+  // of the chain always do.
   void Depth() {
     const int deepest = static_cast<int>(size()) - 1;
-    if (deepest > policy_.EffectiveMaxDepth()) {
+    int self_issued = 0;
+    for (int depth = 1; depth < deepest; ++depth) self_issued += Summary(depth).self_issued;
+    const int counted = deepest - self_issued;
+    if (counted > policy_.EffectiveMaxDepth()) {
       Add(CG_REASON_CHAIN_TOO_LONG, deepest,
-          "the chain reaches depth " + std::to_string(deepest) + " but certgate_max_depth is " +
-              std::to_string(policy_.EffectiveMaxDepth()));
+          "the chain reaches depth " + std::to_string(counted) +
+              (self_issued > 0
+                   ? " (not counting " + std::to_string(self_issued) +
+                         " self-issued CA certificate" + (self_issued > 1 ? "s" : "") + ")"
+                   : std::string()) +
+              " but certgate_max_depth is " + std::to_string(policy_.EffectiveMaxDepth()));
     }
   }
 
@@ -249,13 +324,15 @@ class ChainJudge {
       const std::string at = Describe(static_cast<int>(depth)) + " " + SubjectOf(At(depth));
       const std::string now =
           " (now " + FormatTime(now_) + ", clock_skew " + std::to_string(skew) + "s)";
+      // An issuer out of its dates may have been picked over another of its name.
+      const std::string tried = depth > 0 ? TriedNote(Tried(depth - 1)) : std::string();
       if (expired) {
         Add(CG_REASON_EXPIRED, static_cast<int>(depth),
-            at + " expired " + FormatTime(cert.not_after) + now,
+            at + " expired " + FormatTime(cert.not_after) + now + tried,
             depth == 0 ? "" : "renew the CA certificate at this depth and reinstall the chain");
       } else {
         Add(CG_REASON_NOT_YET_VALID, static_cast<int>(depth),
-            at + " is valid only from " + FormatTime(cert.not_before) + now);
+            at + " is valid only from " + FormatTime(cert.not_before) + now + tried);
       }
     }
   }

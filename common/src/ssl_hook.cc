@@ -131,7 +131,7 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
   }
   state->evidence =
       BuildChainEvidence(X509_STORE_CTX_get0_cert(ctx), X509_STORE_CTX_get0_untrusted(ctx),
-                         X509_STORE_CTX_get0_store(ctx));
+                         X509_STORE_CTX_get0_store(ctx), g_clock.load()->Now());
   state->examined = true;
   state->earliest_not_after = EarliestExpiry(*state->evidence);
   IntermediateCache::Process().Learn(*state->evidence);
@@ -273,7 +273,8 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
           IntermediateCache::Process().CandidatesFor(leaf, SSL_get_peer_cert_chain(ssl));
       AddChainFromSession(SSL_get_session(ssl), candidates.get());
       state->evidence =
-          BuildChainEvidence(leaf, candidates.get(), SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)));
+          BuildChainEvidence(leaf, candidates.get(), SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
+                             g_clock.load()->Now());
       state->earliest_not_after = EarliestExpiry(*state->evidence);
     }
     state->examined = true;

@@ -66,7 +66,7 @@ void BM_BuildChainEvidence(benchmark::State &state) {
   Chain &chain = TheChain();
   for (auto _ : state) {
     benchmark::DoNotOptimize(
-        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get()));
+        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get(), kNow));
   }
 }
 BENCHMARK(BM_BuildChainEvidence);
@@ -76,7 +76,7 @@ BENCHMARK(BM_BuildChainEvidence);
 void BM_StrictChecks(benchmark::State &state) {
   Chain &chain = TheChain();
   const ChainEvidence evidence =
-      BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get());
+      BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get(), kNow);
   if (!evidence.strict_defects.empty()) state.SkipWithError("the bench chain has a strict defect");
   for (auto _ : state) {
     benchmark::DoNotOptimize(FindStrictDefects(evidence.chain, evidence.anchored));
@@ -89,7 +89,7 @@ void BM_EvaluateCachedChain(benchmark::State &state) {
   Chain &chain = TheChain();
   const Policy policy = AllRules();
   const ChainEvidence evidence =
-      BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get());
+      BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get(), kNow);
   const FixedClock clock(kNow);
   for (auto _ : state) {
     Decision decision = Evaluate(policy, &evidence, clock);
@@ -106,7 +106,7 @@ void BM_FullDecision(benchmark::State &state) {
   const FixedClock clock(kNow);
   for (auto _ : state) {
     const ChainEvidence evidence =
-        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get());
+        BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get(), kNow);
     benchmark::DoNotOptimize(Evaluate(policy, &evidence, clock));
   }
 }

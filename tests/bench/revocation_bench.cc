@@ -257,7 +257,8 @@ void BM_CheckLeaf1MCrl(benchmark::State &state) {
   ossl::UniquePtr<STACK_OF(X509)> sent(sk_X509_new_null());
   X509_up_ref(f.ca.cert.get());
   sk_X509_push(sent.get(), f.ca.cert.get());
-  ChainEvidence evidence = BuildChainEvidence(leaf.cert.get(), sent.get(), trust.get());
+  ChainEvidence evidence =
+      BuildChainEvidence(leaf.cert.get(), sent.get(), trust.get(), f.pki->now());
   Policy policy;
   (void)policy.Set("revocation", {"cache_only"});
   (void)policy.Set("revocation_scope", {"leaf"});

@@ -58,6 +58,34 @@ expect chain_too_long 2 chain_too_long
 expect ou_missing 2 identity_mismatch --set subject=OU=People
 expect good 0 allow --set subject=OU=People
 expect other_issuer 2 issuer_not_allowed --set trusted_issuers=ca/intermediate.pem
+# Issue 15. A trusted intermediate whose root is not configured ends the chain
+# (the later --ca wins); with both trusted, the chain goes on to the root.
+expect good 0 allow --ca ca/intermediate.pem
+expect other_issuer 2 chain_incomplete --ca ca/intermediate.pem
+out=$("$certgate" check --ca ca/intermediate.pem clients/good.crt)
+if [ $? = 0 ] && grep -q 'Chain (2 certificates, ends at a trust anchor)' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: the trusted intermediate as the anchor: $out"
+fi
+out=$("$certgate" check --ca ca/trust-with-intermediate.pem clients/good.crt)
+if [ $? = 0 ] && grep -q 'Chain (3 certificates, ends at a trust anchor)' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: with the root trusted too the chain must reach it: $out"
+fi
+# A forged CA with the intermediate's name and key identifier, sent first: the
+# genuine intermediate after it is found.
+expect same_name_issuer 0 allow
+# A self-issued CA certificate (key rollover) does not count toward max_depth.
+expect rollover 0 allow --set max_depth=2
+expect rollover 2 chain_too_long --set max_depth=1
+out=$("$certgate" check --ca ca/trust.pem --set max_depth=1 clients/rollover.chain.pem)
+if grep -q 'the chain reaches depth 2 (not counting 1 self-issued CA certificate)' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: chain_too_long detail does not mention the self-issued CA: $out"
+fi
 expect good 2 pin_mismatch --set "pin=sha256:$(printf '0%.0s' {1..64})"
 # spki: pins are SHA-256 of the DER SubjectPublicKeyInfo (RFC 7469, curl
 # --pinnedpubkey), computed here exactly as operators do.

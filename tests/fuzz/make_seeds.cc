@@ -103,6 +103,22 @@ void EvaluateSeeds(pki::PkiBuilder &builder, const pki::Issued &ca, const pki::I
   pki::Issued bob = builder.Issue(inter, bob_spec);
   Seed("evaluate", "chain-via-intermediate", Byte(0) + bob.Der() + inter.Der());
   Seed("evaluate", "chain-missing-intermediate", Byte(0) + bob.Der());
+  // A made-up CA with the intermediate's name and key identifier sent first:
+  // the path search past OpenSSL's first pick (issue 15).
+  auto imposter_spec = pki::PkiBuilder::CaSpec("CN=Fuzz Issuing CA,O=certgate fuzz");
+  imposter_spec.skid_akid = false;
+  {
+    const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(inter.cert.get());
+    std::string hex;
+    for (int i = 0; skid != nullptr && i < ASN1_STRING_length(skid); ++i) {
+      char byte[4];
+      std::snprintf(byte, sizeof(byte), i == 0 ? "%02X" : ":%02X", ASN1_STRING_get0_data(skid)[i]);
+      hex += byte;
+    }
+    imposter_spec.extra_extensions = {{"subjectKeyIdentifier", hex}};
+  }
+  Seed("evaluate", "same-name-imposter",
+       Byte(0) + bob.Der() + builder.SelfSigned(imposter_spec).Der() + inter.Der());
   auto rsa_spec = pki::PkiBuilder::LeafSpec("CN=carol\\, jr,OU=People,O=Example");
   rsa_spec.key = {pki::KeySpec::Type::kRsa, 1024};
   rsa_spec.digest = "sha1";

@@ -49,7 +49,7 @@ Fixture &Fixed() {
     std::vector<std::string> cache_only{"cache_only"}, chain{"leaf"};
     if (!f->policy.Set("revocation", cache_only).ok()) Fail("policy");
     if (!f->policy.Set("revocation_scope", chain).ok()) Fail("policy");
-    f->evidence = BuildChainEvidence(FixedLeaf().cert.get(), nullptr, f->trust);
+    f->evidence = BuildChainEvidence(FixedLeaf().cert.get(), nullptr, f->trust, kNow);
     {
       const std::string cache = ProcessTempDir() + "/template";
       auto checker = RevocationChecker::Open(cache, FuzzClock());

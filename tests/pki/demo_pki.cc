@@ -449,6 +449,40 @@ bool DemoPki::Run() {
       !nc_client("nc_too_complex", nc_complex, many_names)) {
     return false;
   }
+  // same_name_issuer: the client sends, before the intermediate, a self-signed
+  // CA it made up with the intermediate's name and subjectKeyIdentifier.
+  // OpenSSL picks that one first; certgate must go on to the genuine one.
+  spec = PkiBuilder::CaSpec("CN=Example Issuing CA,O=Example");
+  spec.skid_akid = false;
+  {
+    const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(inter.cert.get());
+    std::string hex;
+    for (int i = 0; skid != nullptr && i < ASN1_STRING_length(skid); ++i) {
+      const unsigned char byte = ASN1_STRING_get0_data(skid)[i];
+      hex += (i == 0 ? "" : ":") + Hex(&byte, 1, true);
+    }
+    spec.extra_extensions = {{"subjectKeyIdentifier", hex}};
+  }
+  Issued forged_inter = b_.SelfSigned(spec);
+  if (!Ok(forged_inter, "forged intermediate")) return false;
+  spec = Client("same_name_issuer");
+  WithRevocationUrls(&spec);
+  Issued same_name = b_.Issue(inter, spec);
+  Index(same_name);
+  if (!PutClient("same_name_issuer", same_name, {forged_inter, inter})) return false;
+
+  // rollover: root -> Example Rollover CA (old key) -> Example Rollover CA (new
+  // key, self-issued: subject == issuer) -> leaf; the root at depth 3, but the
+  // self-issued certificate does not count toward max_depth (RFC 5280 6.1.4 (l)).
+  Issued rollover_old = b_.Issue(root, PkiBuilder::CaSpec("CN=Example Rollover CA,O=Example"));
+  if (!Ok(rollover_old, "rollover CA (old key)")) return false;
+  Issued rollover_new =
+      b_.Issue(rollover_old, PkiBuilder::CaSpec("CN=Example Rollover CA,O=Example"));
+  if (!Ok(rollover_new, "rollover CA (new key)")) return false;
+  if (!PutClient("rollover", b_.Issue(rollover_new, Client("rollover")),
+                 {rollover_new, rollover_old})) {
+    return false;
+  }
   if (!Put("clients/fingerprints.txt", fingerprints_)) return false;
   if (!PutStrictVectors()) return false;
 

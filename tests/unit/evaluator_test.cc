@@ -68,7 +68,8 @@ class EvaluatorTest : public ::testing::Test {
       X509_up_ref(cert.cert.get());
       sk_X509_push(chain.get(), cert.cert.get());
     }
-    const ChainEvidence evidence = BuildChainEvidence(leaf.cert.get(), chain.get(), store.get());
+    const ChainEvidence evidence =
+        BuildChainEvidence(leaf.cert.get(), chain.get(), store.get(), kNow);
     return Evaluate(policy_, &evidence, FixedClock(kNow));
   }
 

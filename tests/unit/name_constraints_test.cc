@@ -56,7 +56,7 @@ class NameConstraintsTest : public ::testing::Test {
       X509_up_ref(cert.cert.get());
       sk_X509_push(chain.get(), cert.cert.get());
     }
-    return BuildChainEvidence(leaf.cert.get(), chain.get(), store.get());
+    return BuildChainEvidence(leaf.cert.get(), chain.get(), store.get(), kNow);
   }
 
   static Decision Judge(const ChainEvidence &evidence, bool strict) {

@@ -332,7 +332,8 @@ TEST_F(RevocationFetchTest, HangingCdpDoesNotDelayAnotherIssuer) {
   ossl::UniquePtr<STACK_OF(X509)> sent(sk_X509_new_null());
   X509_up_ref(other_ca.cert.get());
   sk_X509_push(sent.get(), other_ca.cert.get());
-  ChainEvidence bob_chain = BuildChainEvidence(bob.cert.get(), sent.get(), store.get());
+  ChainEvidence bob_chain =
+      BuildChainEvidence(bob.cert.get(), sent.get(), store.get(), pki_->now());
   checker_->Check(bob_chain, policy_);
   auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(checker_->WaitForFetches(bob_chain, kWait));

@@ -77,7 +77,7 @@ class RevocationFixture : public ::testing::Test {
     ossl::UniquePtr<STACK_OF(X509)> sent(sk_X509_new_null());
     X509_up_ref(issuing_.cert.get());
     sk_X509_push(sent.get(), issuing_.cert.get());
-    return BuildChainEvidence(leaf.cert.get(), sent.get(), store.get());
+    return BuildChainEvidence(leaf.cert.get(), sent.get(), store.get(), pki_->now());
   }
 
   // A trust store holding the root and, when asked, the issuing CA.

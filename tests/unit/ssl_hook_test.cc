@@ -199,6 +199,36 @@ TEST_F(SslHookTest, UntrustedSelfSignedClientFinishesTheHandshake) {
             CG_REASON_UNTRUSTED_ISSUER);
 }
 
+// Issue 15 through a real handshake: a trusted intermediate whose root is not
+// configured ends the chain.
+TEST_F(SslHookTest, TrustedIntermediateWithoutItsRootIsAnAnchor) {
+  X509_STORE *intermediate_only = X509_STORE_new();
+  X509_STORE_add_cert(intermediate_only, issuing_->cert.get());
+  SSL_CTX_set_cert_store(server_ctx_.get(), intermediate_only);
+  Attach();
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=erin"));
+  Connection conn = Handshake(&leaf, {*issuing_});
+  ASSERT_TRUE(conn.handshake_ok);
+  const cg_decision *decision = cg_ssl_decide(conn.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_verdict(decision), CG_VERDICT_ALLOW) << Field(decision, CG_FIELD_DETAIL);
+}
+
+// An expired copy of the intermediate sent before the current one: the
+// connection's clock (kNow here, not the wall clock) picks the current one.
+TEST_F(SslHookTest, ExpiredCopyOfTheIntermediateSentFirstIsPassedOver) {
+  Attach();
+  X509 *expired = X509_dup(issuing_->cert.get());
+  ASN1_TIME_set(X509_getm_notBefore(expired), static_cast<time_t>(kNow - 400 * 86400));
+  ASN1_TIME_set(X509_getm_notAfter(expired), static_cast<time_t>(kNow - 86400));
+  ASSERT_GT(X509_sign(expired, root_->key.get(), EVP_sha256()), 0);
+  const Issued expired_copy{std::shared_ptr<X509>(expired, X509_free), issuing_->key};
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=frank"));
+  Connection conn = Handshake(&leaf, {expired_copy, *issuing_});
+  ASSERT_TRUE(conn.handshake_ok);
+  const cg_decision *decision = cg_ssl_decide(conn.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_verdict(decision), CG_VERDICT_ALLOW) << Field(decision, CG_FIELD_DETAIL);
+}
+
 TEST_F(SslHookTest, AttachAsksForACertificate) {
   Attach();
   EXPECT_TRUE(SSL_CTX_get_verify_mode(server_ctx_.get()) & SSL_VERIFY_PEER);

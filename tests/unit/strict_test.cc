@@ -44,7 +44,7 @@ class StrictTest : public ::testing::TestWithParam<StrictVector> {
       X509_up_ref(cert.cert.get());
       sk_X509_push(sent.get(), cert.cert.get());
     }
-    evidence_ = BuildChainEvidence(chain.leaf.cert.get(), sent.get(), store.get());
+    evidence_ = BuildChainEvidence(chain.leaf.cert.get(), sent.get(), store.get(), kNow);
     return Evaluate(policy, &evidence_, FixedClock(kNow));
   }
 
@@ -113,7 +113,8 @@ TEST(StrictChecksTest, AGoodChainHasNoDefect) {
   ossl::UniquePtr<STACK_OF(X509)> sent(sk_X509_new_null());
   X509_up_ref(chain.sent.front().cert.get());
   sk_X509_push(sent.get(), chain.sent.front().cert.get());
-  const ChainEvidence evidence = BuildChainEvidence(chain.leaf.cert.get(), sent.get(), store.get());
+  const ChainEvidence evidence =
+      BuildChainEvidence(chain.leaf.cert.get(), sent.get(), store.get(), kNow);
   EXPECT_TRUE(evidence.strict_defects.empty()) << evidence.strict_defects.front().check->name;
 }
 

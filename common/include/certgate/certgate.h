@@ -42,7 +42,9 @@ struct stack_st_X509;
   X(MALFORMED, "malformed", 403, "403.16",                                                     \
     "a certificate cannot be parsed or has invalid encoding or extensions",                    \
     "re-issue the certificate; the client sent a certificate that does not decode")            \
-  X(CHAIN_TOO_LONG, "chain_too_long", 403, "403.16", "the chain is deeper than max_depth",     \
+  X(CHAIN_TOO_LONG, "chain_too_long", 403, "403.16",                                           \
+    "the chain is deeper than max_depth (self-issued CA certificates, as in a key rollover, "  \
+    "do not count)",                                                                           \
     "raise certgate_max_depth or issue the client certificate from a shorter chain")           \
   X(UNTRUSTED_ISSUER, "untrusted_issuer", 403, "403.16",                                       \
     "the chain ends in a self-signed certificate that is not trusted",                         \

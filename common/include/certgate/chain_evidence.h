@@ -35,6 +35,7 @@ struct CertSummary {
   int key_bits = 0;
   std::string signature_digest;   // lowercase OpenSSL short name ("sha256"); empty: none
   bool invalid_encoding = false;  // an extension does not decode
+  bool self_issued = false;       // subject == issuer (a root, or a CA key rollover)
 };
 
 // What identity rules read from the leaf.
@@ -48,6 +49,20 @@ struct LeafSummary {
 
 CertSummary SummarizeCert(X509 *cert);
 LeafSummary SummarizeLeaf(X509 *leaf);
+
+// Certificates named as the issuer of chain[depth] that the built chain does
+// not use, so a refusal never calls a sent or trusted issuer unknown, and says
+// when another same-named issuer was tried.
+struct UnusedIssuers {
+  int depth = 0;    // of the certificate they are named as the issuer of
+  int sent = 0;     // how many the client sent
+  int trusted = 0;  // how many the trust store holds
+  // How many of them could issue it (X509_check_issued): the search tried
+  // them, unless it stopped at its bound first.
+  int usable = 0;
+  // When none could: why the first of them cannot (X509_V_ERR_*).
+  int cannot_issue = 0;
+};
 
 struct ChainEvidence {
   // The chain as OpenSSL built it, leaf first; it ends at a trust anchor when
@@ -64,6 +79,11 @@ struct ChainEvidence {
   // Name-constraint violations OpenSSL misses, and a chain too complex to
   // check (name_constraints.h).
   std::vector<NameConstraintFinding> name_constraint_findings;
+  // Filled only for a chain with a defect; at most one entry per depth.
+  std::vector<UnusedIssuers> unused_issuers;
+  // The search for another path stopped at its bound (kMaxIssuerSignatureChecks
+  // signature checks or kMaxAlternativePaths verifications).
+  bool path_search_stopped = false;
 
   // Fills summaries, strict_defects and name_constraint_findings from chain (BuildChainEvidence
   // does it).
@@ -80,8 +100,25 @@ struct ChainEvidence {
   mutable std::shared_ptr<const LeafSummary> leaf_summary_;
 };
 
+// Bounds of the search for another path when the first one has a defect: a
+// hostile client may send many certificates with one name.
+constexpr int kMaxIssuerSignatureChecks = 32;
+constexpr int kMaxAlternativePaths = 3;
+
 // Runs X509_verify_cert over `leaf` + `untrusted` against `trust` and records
-// every error with its depth. Validity dates are not checked here.
-ChainEvidence BuildChainEvidence(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust);
+// every error with its depth. Validity dates are not judged here (the
+// evaluator does, with certgate_clock_skew); `now` only steers the choice
+// between issuers.
+//
+// A good chain costs one X509_verify_cert. Otherwise, because OpenSSL never
+// backs off from an issuer it picked:
+// - a chain that reaches no self-signed anchor is rebuilt with
+//   X509_V_FLAG_PARTIAL_CHAIN, so a trusted intermediate ends it;
+// - when several certificates carry an issuer's name, other paths are searched
+//   depth first (signature checked, valid at `now`), within the bounds above,
+//   and the first clean one is used. Without one, the first chain stays and
+//   `unused_issuers` says what else was there.
+ChainEvidence BuildChainEvidence(X509 *leaf, STACK_OF(X509) * untrusted, X509_STORE *trust,
+                                 int64_t now);
 
 }  // namespace certgate
