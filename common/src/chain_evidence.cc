@@ -80,12 +80,17 @@ bool ValidAt(const CertSummary &cert, int64_t now) {
   return cert.not_before <= now && now <= cert.not_after;
 }
 
-// Nothing a different choice of issuers could improve: anchored, no error, and
-// every CA valid now (the leaf's dates do not depend on the path).
+// Nothing a different choice of issuers could improve: anchored, no error, no
+// CA breaking RFC 5280 (certgate_strict) or name constraints, and every CA
+// valid now (the leaf's dates and structure do not depend on the path).
 bool Clean(const ChainEvidence &evidence, int64_t now) {
   if (!evidence.internal_error.empty() || !evidence.anchored || !evidence.errors.empty()) {
     return false;
   }
+  for (const StrictDefect &defect : evidence.strict_defects) {
+    if (defect.depth > 0) return false;
+  }
+  if (!evidence.name_constraint_findings.empty()) return false;
   for (size_t depth = 1; depth < evidence.summaries.size(); ++depth) {
     if (!ValidAt(evidence.summaries[depth], now)) return false;
   }

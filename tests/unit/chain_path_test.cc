@@ -250,6 +250,25 @@ TEST_F(ChainPathTest, SameNameDifferentKeyFindsTheIssuerThatSigned) {
   }
 }
 
+// Two copies of the root in the store, one with a defect certgate_strict
+// refuses (basicConstraints not critical): the chain is built through the
+// sound one, in either order; with only the legacy copy it is refused.
+TEST_F(ChainPathTest, AStrictDefectInOneOfTwoSameNamedRootsIsPassedOver) {
+  X509 *copy = X509_dup(root_->cert.get());
+  X509_EXTENSION_set_critical(
+      X509_get_ext(copy, X509_get_ext_by_NID(copy, NID_basic_constraints, -1)), 0);
+  X509_sign(copy, root_->key.get(), EVP_sha256());
+  const Issued legacy_root{std::shared_ptr<X509>(copy, X509_free), root_->key};
+  const Issued leaf = pki_->Issue(*issuing_, Leaf());
+  for (const std::vector<Issued> &anchors :
+       {std::vector<Issued>{legacy_root, *root_}, std::vector<Issued>{*root_, legacy_root}}) {
+    const ChainEvidence evidence = Build(leaf, {*issuing_}, anchors);
+    EXPECT_TRUE(evidence.strict_defects.empty());
+    EXPECT_ALLOWED(Judge(evidence));
+  }
+  EXPECT_REFUSED(Judge(Build(leaf, {*issuing_}, {legacy_root})), CG_REASON_INVALID_CA);
+}
+
 TEST_F(ChainPathTest, ForgedNameAndKeyIdentifierSentFirstIsPassedOver) {
   const Issued imposter = Imposter(*issuing_);
   ASSERT_TRUE(imposter) << pki_->last_error();
