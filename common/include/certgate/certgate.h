@@ -51,7 +51,7 @@ struct stack_st_X509;
     "add the issuing root CA to the server's trusted client CAs, or issue the client "         \
     "certificate from a CA the server trusts")                                                 \
   X(CHAIN_INCOMPLETE, "chain_incomplete", 403, "403.16",                                       \
-    "the issuer of the last certificate sent is neither sent nor known locally",               \
+    "no certificate that could have issued the top of the chain was sent or is known here",  \
     "have the client send its intermediate CA certificate, or add the intermediate to the "    \
     "server's trusted client CAs")                                                             \
   X(BAD_SIGNATURE, "bad_signature", 403, "403.16", "a signature in the chain does not verify", \
