@@ -4,6 +4,7 @@
 #include <certgate/cert_facts.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
+#include <chain_evidence_for.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
@@ -88,14 +89,7 @@ class ChainPathTest : public ::testing::Test {
 
   static ChainEvidence Build(const Issued &leaf, const std::vector<Issued> &sent,
                              const std::vector<Issued> &anchors) {
-    ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
-    for (const Issued &anchor : anchors) X509_STORE_add_cert(store.get(), anchor.cert.get());
-    ossl::UniquePtr<STACK_OF(X509)> chain(sk_X509_new_null());
-    for (const Issued &cert : sent) {
-      X509_up_ref(cert.cert.get());
-      sk_X509_push(chain.get(), cert.cert.get());
-    }
-    return BuildChainEvidence(leaf.cert.get(), chain.get(), store.get(), kNow);
+    return pki::EvidenceFor(leaf, sent, anchors, kNow);
   }
 
   Decision Judge(const ChainEvidence &evidence) {

@@ -1,6 +1,7 @@
 // Every reason has a case that produces it and a near miss that does not.
 #include <certgate/cert_facts.h>
 #include <certgate/evaluator.h>
+#include <chain_evidence_for.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -61,15 +62,7 @@ class EvaluatorTest : public ::testing::Test {
   Decision Judge(const Issued &leaf, const std::vector<Issued> &sent,
                  std::vector<Issued> anchors = {}) {
     if (anchors.empty()) anchors = {*root_, *other_root_};
-    ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
-    for (const Issued &anchor : anchors) X509_STORE_add_cert(store.get(), anchor.cert.get());
-    ossl::UniquePtr<STACK_OF(X509)> chain(sk_X509_new_null());
-    for (const Issued &cert : sent) {
-      X509_up_ref(cert.cert.get());
-      sk_X509_push(chain.get(), cert.cert.get());
-    }
-    const ChainEvidence evidence =
-        BuildChainEvidence(leaf.cert.get(), chain.get(), store.get(), kNow);
+    const ChainEvidence evidence = pki::EvidenceFor(leaf, sent, anchors, kNow);
     return Evaluate(policy_, &evidence, FixedClock(kNow));
   }
 

@@ -2,6 +2,7 @@
 // One named vector per case, judged under certgate_strict on and off.
 #include <certgate/evaluator.h>
 #include <certgate/name_constraints.h>
+#include <chain_evidence_for.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <pki_builder.h>
@@ -49,14 +50,7 @@ class NameConstraintsTest : public ::testing::Test {
   }
 
   static ChainEvidence Evidence(const Issued &leaf, const std::vector<Issued> &sent) {
-    ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
-    X509_STORE_add_cert(store.get(), root_->cert.get());
-    ossl::UniquePtr<STACK_OF(X509)> chain(sk_X509_new_null());
-    for (const Issued &cert : sent) {
-      X509_up_ref(cert.cert.get());
-      sk_X509_push(chain.get(), cert.cert.get());
-    }
-    return BuildChainEvidence(leaf.cert.get(), chain.get(), store.get(), kNow);
+    return pki::EvidenceFor(leaf, sent, {*root_}, kNow);
   }
 
   static Decision Judge(const ChainEvidence &evidence, bool strict) {

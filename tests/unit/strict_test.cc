@@ -6,6 +6,7 @@
 // and the decision warns strict_off:<check>.
 #include <certgate/evaluator.h>
 #include <certgate/strict_checks.h>
+#include <chain_evidence_for.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <pki_builder.h>
@@ -37,14 +38,7 @@ class StrictTest : public ::testing::TestWithParam<StrictVector> {
       const Status status = policy.Set(key, args);
       EXPECT_TRUE(status.ok()) << status.message();
     }
-    ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
-    for (const Issued &anchor : chain.anchors) X509_STORE_add_cert(store.get(), anchor.cert.get());
-    ossl::UniquePtr<STACK_OF(X509)> sent(sk_X509_new_null());
-    for (const Issued &cert : chain.sent) {
-      X509_up_ref(cert.cert.get());
-      sk_X509_push(sent.get(), cert.cert.get());
-    }
-    evidence_ = BuildChainEvidence(chain.leaf.cert.get(), sent.get(), store.get(), kNow);
+    evidence_ = pki::EvidenceFor(chain.leaf, chain.sent, chain.anchors, kNow);
     return Evaluate(policy, &evidence_, FixedClock(kNow));
   }
 
@@ -108,13 +102,7 @@ TEST(StrictChecksTest, AGoodChainHasNoDefect) {
   const Issued root = pki.SelfSigned(PkiBuilder::CaSpec("CN=Good Root"));
   const Issued ca = pki.Issue(root, PkiBuilder::CaSpec("CN=Good CA"));
   const StrictChain chain{pki.Issue(ca, PkiBuilder::LeafSpec("CN=good")), {ca}, {root}};
-  ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
-  X509_STORE_add_cert(store.get(), chain.anchors.front().cert.get());
-  ossl::UniquePtr<STACK_OF(X509)> sent(sk_X509_new_null());
-  X509_up_ref(chain.sent.front().cert.get());
-  sk_X509_push(sent.get(), chain.sent.front().cert.get());
-  const ChainEvidence evidence =
-      BuildChainEvidence(chain.leaf.cert.get(), sent.get(), store.get(), kNow);
+  const ChainEvidence evidence = pki::EvidenceFor(chain.leaf, chain.sent, chain.anchors, kNow);
   EXPECT_TRUE(evidence.strict_defects.empty()) << evidence.strict_defects.front().check->name;
 }
 
