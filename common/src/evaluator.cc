@@ -108,20 +108,6 @@ class ChainJudge {
                        });
   }
 
-  static bool IsNameConstraintError(int code) {
-    switch (code) {
-      case X509_V_ERR_PERMITTED_VIOLATION:
-      case X509_V_ERR_EXCLUDED_VIOLATION:
-      case X509_V_ERR_SUBTREE_MINMAX:
-      case X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE:
-      case X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX:
-      case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
-        return true;
-      default:
-        return false;
-    }
-  }
-
   // A name-constraint error, worded for what it is (the certificate's name is
   // outside a CA's subtrees, not the certificate unable to issue). Only on the
   // refusal path: naming the name and the CA re-runs OpenSSL's check per name.

@@ -20,7 +20,22 @@ const ReasonInfo &Info(Reason reason) {
   return kReasons[index < kReasons.size() ? index : static_cast<size_t>(CG_REASON_INTERNAL_ERROR)];
 }
 
+bool IsNameConstraintError(int x509_error) {
+  switch (x509_error) {
+    case X509_V_ERR_PERMITTED_VIOLATION:
+    case X509_V_ERR_EXCLUDED_VIOLATION:
+    case X509_V_ERR_SUBTREE_MINMAX:
+    case X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE:
+    case X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX:
+    case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Reason ReasonForVerifyError(int x509_error) {
+  if (IsNameConstraintError(x509_error)) return CG_REASON_INVALID_CA;
   switch (x509_error) {
     case X509_V_OK:
       return CG_REASON_NONE;
@@ -41,12 +56,6 @@ Reason ReasonForVerifyError(int x509_error) {
     case X509_V_ERR_INVALID_CA:
     case X509_V_ERR_PATH_LENGTH_EXCEEDED:
     case X509_V_ERR_KEYUSAGE_NO_CERTSIGN:
-    case X509_V_ERR_PERMITTED_VIOLATION:
-    case X509_V_ERR_EXCLUDED_VIOLATION:
-    case X509_V_ERR_SUBTREE_MINMAX:
-    case X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE:
-    case X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX:
-    case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
     case X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED:
     case X509_V_ERR_PROXY_CERTIFICATES_NOT_ALLOWED:
     case X509_V_ERR_INVALID_POLICY_EXTENSION:

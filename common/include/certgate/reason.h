@@ -25,6 +25,9 @@ inline bool TakesPrecedence(Reason a, Reason b) {
   return static_cast<int>(a) < static_cast<int>(b);
 }
 
+// An X509_V_ERR_* of OpenSSL's name-constraint check (all invalid_ca).
+bool IsNameConstraintError(int x509_error);
+
 // Maps an OpenSSL X509_V_ERR_* code to the reason it stands for.
 Reason ReasonForVerifyError(int x509_error);
 
