@@ -136,7 +136,12 @@ void BM_RevocationForAndPreloadInProgress(benchmark::State &state) {
     auto *made = new Policy();
     (void)made->Set("revocation", {"cache_only"});
     (void)made->Set("cache", {dir});
-    (void)made->Set("crl", {std::string(dir) + "/ca.crl", std::string(dir) + "/sub.crl"});
+    std::vector<std::string> crls;
+    for (const char *name : {"/ca.crl", "/sub.crl"}) {
+      crls.push_back(dir + std::string(name));
+      if (FILE *file = fopen(crls.back().c_str(), "w")) fclose(file);  // no CRL: preloads fail fast
+    }
+    if (!made->Set("crl", crls).ok()) abort();
     return made;
   }();
   static const FixedClock clock(kNow);
