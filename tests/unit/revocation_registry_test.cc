@@ -11,6 +11,8 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace certgate {
 namespace {
@@ -63,6 +65,41 @@ TEST_F(RevocationRegistryTest, AnUnopenableCacheIsAnErrorEveryTime) {
     EXPECT_EQ(RevocationFor(policy, nullptr, clock_, &error), nullptr);
     EXPECT_NE(error.find("file-parent/plain"), std::string::npos) << error;
   }
+}
+
+// Threads of a threaded server meeting on a first use: one checker, one
+// preload, and every thread gets that checker.
+TEST_F(RevocationRegistryTest, ThreadsMeetingOnFirstUseShareOneChecker) {
+  Policy policy = CachePolicy("threads");
+  {
+    FILE *file = fopen((dir_ + "/threads.crl").c_str(), "w");
+    ASSERT_NE(file, nullptr);
+    fclose(file);
+  }
+  ASSERT_TRUE(policy.Set("crl", {dir_ + "/threads.crl"}).ok());
+  constexpr int kThreads = 4;
+  std::vector<RevocationChecker *> first(kThreads, nullptr);
+  std::vector<int> changed(kThreads, 0);  // calls that returned another checker
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string error;
+      for (int i = 0; i < 200; ++i) {
+        RevocationChecker *checker = RevocationFor(policy, nullptr, clock_, &error);
+        if (i == 0) first[t] = checker;
+        changed[t] += checker != first[t];
+        (void)PreloadInProgress();
+      }
+    });
+  }
+  for (std::thread &thread : threads) thread.join();
+  ASSERT_NE(first[0], nullptr);
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(first[t], first[0]) << "thread " << t;
+    EXPECT_EQ(changed[t], 0) << "thread " << t;
+  }
+  WaitForPreloads(std::chrono::seconds(5));
+  EXPECT_FALSE(PreloadInProgress());
 }
 
 // A forked child (an nginx worker, an Apache child) gets its own checker and
