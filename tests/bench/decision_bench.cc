@@ -4,7 +4,9 @@
 #include <benchmark/benchmark.h>
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
+#include <certgate/revocation_registry.h>
 #include <pki_builder.h>
+#include <stdlib.h>
 
 namespace certgate {
 namespace {
@@ -122,6 +124,39 @@ void BM_FormatLogLine(benchmark::State &state) {
   }
 }
 BENCHMARK(BM_FormatLogLine);
+
+// What every request with revocation on pays before the lookup (issue 10 §1):
+// the process's checker for the policy's cache, with its certgate_crl already
+// preloaded, then whether a preload still runs (ssl_hook's WithRevocation).
+// Threads(2) shows what the requests of a threaded server pay when they meet.
+void BM_RevocationForAndPreloadInProgress(benchmark::State &state) {
+  static const Policy *policy = [] {
+    char dir[] = "/tmp/certgate_bench_registry.XXXXXX";
+    if (mkdtemp(dir) == nullptr) abort();
+    auto *made = new Policy();
+    (void)made->Set("revocation", {"cache_only"});
+    (void)made->Set("cache", {dir});
+    std::vector<std::string> crls;
+    for (const char *name : {"/ca.crl", "/sub.crl"}) {
+      crls.push_back(dir + std::string(name));
+      if (FILE *file = fopen(crls.back().c_str(), "w")) fclose(file);  // no CRL: preloads fail fast
+    }
+    if (!made->Set("crl", crls).ok()) abort();
+    return made;
+  }();
+  static const FixedClock clock(kNow);
+  std::string error;
+  if (RevocationFor(*policy, nullptr, clock, &error) == nullptr) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  WaitForPreloads(std::chrono::seconds(5));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(RevocationFor(*policy, nullptr, clock, &error));
+    benchmark::DoNotOptimize(PreloadInProgress());
+  }
+}
+BENCHMARK(BM_RevocationForAndPreloadInProgress)->Threads(1)->Threads(2);
 
 }  // namespace
 }  // namespace certgate

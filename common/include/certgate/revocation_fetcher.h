@@ -24,7 +24,7 @@
 
 namespace certgate {
 
-struct HttpTransfer;  // one transfer's curl state (revocation_fetcher.cc)
+struct HttpTransfer;  // one transfer's curl state (revocation/fetcher.cc)
 
 struct FetchLimits {
   std::chrono::milliseconds timeout{5000};

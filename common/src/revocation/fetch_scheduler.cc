@@ -1,0 +1,315 @@
+#include "fetch_scheduler.h"
+
+#include <certgate/cert_facts.h>
+#include <certgate/issuer_keys.h>
+#include <certgate/ossl_ptr.h>
+#include <certgate/revocation_crl.h>
+#include <certgate/revocation_ocsp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "text.h"
+
+namespace certgate {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int64_t kBackoffFirst = 30;
+constexpr int64_t kBackoffMax = 3600;
+constexpr auto kLeasePoll = std::chrono::milliseconds(200);
+
+bool LeaseHeldByOther(const UrlState &state, int64_t now) {
+  if (state.lease_pid == 0 || state.lease_pid == getpid() || state.lease_expiry <= now)
+    return false;
+  return kill(static_cast<pid_t>(state.lease_pid), 0) == 0 || errno == EPERM;
+}
+
+std::shared_ptr<X509> Held(X509 *cert) {
+  return std::shared_ptr<X509>(ossl::UpRef(cert).release(), X509_free);
+}
+
+}  // namespace
+
+void FetchScheduler::Stop() {
+  if (fetcher_) fetcher_->Stop();
+}
+
+RevocationFetcher &FetchScheduler::Fetcher() {  // created once, with or without mutex_
+  std::call_once(fetcher_once_, [this] { fetcher_ = std::make_unique<RevocationFetcher>(); });
+  return *fetcher_;
+}
+
+void FetchScheduler::Post(std::function<void()> task, std::chrono::milliseconds delay) {
+  Fetcher().Post(std::move(task), delay);
+}
+
+bool FetchScheduler::IsPending(const std::string &key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pending_.count(key) != 0;
+}
+
+bool FetchScheduler::MarkPending(const std::string &key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pending_.insert(key).second;
+}
+
+void FetchScheduler::Done(const std::string &key) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.erase(key);
+  }
+  cv_.notify_all();
+}
+
+void FetchScheduler::ScheduleCrl(const std::string &key, X509 *cert, X509 *issuer,
+                                 std::vector<std::string> urls, const FetchLimits &limits) {
+  if (!MarkPending(key)) return;
+  auto job = std::make_shared<Job>();
+  job->key = key;
+  job->cert = Held(cert);
+  job->issuer = Held(issuer);
+  job->urls = std::move(urls);
+  job->limits = limits;
+  job->created = clock_.Now();
+  Fetcher().Post([this, job] { RunUrl(job, 0, /*ocsp=*/false); });
+}
+
+void FetchScheduler::ScheduleOcsp(const std::string &key, const std::string &cert_id, X509 *cert,
+                                  X509 *issuer, std::vector<std::string> urls,
+                                  const FetchLimits &limits) {
+  Result<std::string> request = OcspRequestDer(cert, issuer);
+  if (!request.ok() || !MarkPending(key)) return;
+  auto job = std::make_shared<Job>();
+  job->key = key;
+  job->cert = Held(cert);
+  job->issuer = Held(issuer);
+  job->cert_id = cert_id;
+  job->urls = std::move(urls);
+  job->limits = limits;
+  job->request = std::move(request).value();
+  job->created = clock_.Now();
+  Fetcher().Post([this, job] { RunUrl(job, 0, /*ocsp=*/true); });
+}
+
+FetchScheduler::Lease FetchScheduler::TakeLease(const std::string &url, const FetchLimits &limits,
+                                                int64_t now, bool ignore_backoff) {
+  Result<RevocationStore::WriteTxn> txn = store_.Write();
+  if (!txn.ok()) return Lease::kTaken;  // fetch anyway; the result write will report
+  UrlState state = txn->GetUrl(url).value_or(UrlState{});
+  if (LeaseHeldByOther(state, now)) return Lease::kHeld;
+  if (!ignore_backoff && state.backoff_until > now) return Lease::kBackoff;
+  state.lease_pid = getpid();
+  state.lease_expiry = now + limits.timeout.count() / 1000 + 10;
+  if (txn->PutUrl(url, state).ok()) (void)txn->Commit();
+  return Lease::kTaken;
+}
+
+void FetchScheduler::RecordUrl(const std::string &url, bool ok, const std::string &result,
+                               const HttpResponse &response) {
+  Result<RevocationStore::WriteTxn> txn = store_.Write();
+  if (!txn.ok()) return;
+  const int64_t now = clock_.Now();
+  UrlState state = txn->GetUrl(url).value_or(UrlState{});
+  state.last_ok = ok;
+  state.last_result = result;
+  state.last_attempt = now;
+  state.duration_ms = response.duration_ms;
+  if (ok) {
+    state.last_success = now;
+    state.failures = 0;
+    state.backoff_until = 0;
+    if (response.status == 200) {
+      state.etag = response.etag;
+      state.last_modified = response.last_modified;
+    }
+  } else {
+    state.failures += 1;
+    int64_t backoff = kBackoffFirst;
+    for (int64_t i = 1; i < state.failures && backoff < kBackoffMax; ++i) backoff *= 2;
+    state.backoff_until = now + std::min(backoff, kBackoffMax);
+  }
+  if (state.lease_pid == getpid()) {
+    state.lease_pid = 0;
+    state.lease_expiry = 0;
+  }
+  if (txn->PutUrl(url, state).ok()) (void)txn->Commit();
+}
+
+HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url, bool ocsp) {
+  HttpRequest request;
+  request.limits = job.limits;
+  if (ocsp) {
+    std::string get = OcspGetUrl(url, job.request);
+    if (!get.empty()) {
+      request.url = get;
+    } else {
+      request.url = url;
+      request.post_body = job.request;
+      request.content_type = "application/ocsp-request";
+    }
+    return request;
+  }
+  request.url = url;
+  // Conditional GET only when the cached CRL came from this very URL.
+  Result<RevocationStore::ReadTxn> txn = store_.Read();
+  if (txn.ok()) {
+    std::optional<CrlMeta> meta = txn->GetCrl(IssuerId(job.issuer.get()));
+    std::optional<UrlState> state = txn->GetUrl(url);
+    // (Not for a record from before certgate_strict: its CRL is to be read again.)
+    if (meta && state && meta->source == url && (meta->flags & kCrlDefectsRecorded) != 0) {
+      request.if_none_match = state->etag;
+      request.if_modified_since = state->last_modified;
+    }
+  }
+  return request;
+}
+
+std::string FetchScheduler::Process(const Job &job, const std::string &url, bool ocsp,
+                                    const HttpResponse &response, bool *ok) {
+  *ok = false;
+  if (!response.completed) return response.error;
+  const int64_t now = clock_.Now();
+  if (!ocsp && response.status == 304) {
+    Result<RevocationStore::WriteTxn> txn = store_.Write();
+    const std::string id = IssuerId(job.issuer.get());
+    if (txn.ok()) {
+      if (std::optional<CrlMeta> meta = txn->GetCrl(id)) {
+        meta->checked_at = now;
+        Status confirmed = txn->PutCrl(id, *meta);
+        if (confirmed.ok()) confirmed = txn->Commit();
+        if (!confirmed.ok()) return "not modified (HTTP 304), not recorded: " + confirmed.message();
+      }
+    }
+    *ok = true;
+    return "not modified (HTTP 304)";
+  }
+  if (response.status != 200) return "HTTP " + std::to_string(response.status);
+  if (ocsp) {
+    Result<OcspRecord> record =
+        VerifyOcspResponse(response.body, job.cert.get(), job.issuer.get(), url, now);
+    if (!record.ok()) return record.status().message();
+    Status stored = StoreOcsp(store_, job.cert_id, record.value());
+    if (!stored.ok()) return stored.message();
+    *ok = true;
+    static const char *kStatus[] = {"good", "revoked", "unknown"};
+    return std::string("ok ") + kStatus[std::clamp(record->status, 0, 2)] +
+           " thisUpdate=" + FormatTime(record->this_update) +
+           (record->next_update != 0 ? " nextUpdate=" + FormatTime(record->next_update) : "");
+  }
+  Result<ParsedCrl> crl = ParseCrl(response.body);
+  if (!crl.ok()) return crl.status().message();
+  if (!CrlScopeCovers(crl->scope_urls, {url})) {
+    return "a CRL for another distribution point (its issuingDistributionPoint names " +
+           crl->scope_urls.front() + ")";
+  }
+  Result<IngestResult> ingested = IngestCrl(store_, crl.value(), job.issuer.get(), url, now);
+  if (!ingested.ok()) return ingested.status().message();
+  *ok = true;
+  const CrlMeta &meta = ingested->meta;
+  return std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored" : "unchanged") +
+         " crl_number=" + CrlNumberText(meta.crl_number_dec) +
+         " entries=" + std::to_string(meta.count) +
+         (meta.next_update != 0 ? " nextUpdate=" + FormatTime(meta.next_update) : "");
+}
+
+// Tries job->urls[index..] in order; the first URL that delivers wins.
+void FetchScheduler::RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp) {
+  if (index >= job->urls.size()) {
+    Done(job->key);
+    return;
+  }
+  const std::string url = job->urls[index];
+  const int64_t now = clock_.Now();
+  switch (TakeLease(url, job->limits, now, false)) {
+    case Lease::kBackoff:
+      RunUrl(job, index + 1, ocsp);
+      return;
+    case Lease::kHeld: {
+      // Another process fetches it: wait for its result in the store.
+      if (job->lease_wait_until == SteadyClock::time_point()) {
+        job->lease_wait_until = SteadyClock::now() + job->limits.timeout + std::chrono::seconds(5);
+      }
+      if (SteadyClock::now() < job->lease_wait_until) {
+        Fetcher().Post([this, job, index, ocsp] { RunUrl(job, index, ocsp); }, kLeasePoll);
+      } else {
+        Done(job->key);
+      }
+      return;
+    }
+    case Lease::kTaken:
+      break;
+  }
+  // If another process finished this URL while we waited, its data is in the store.
+  if (job->lease_wait_until != SteadyClock::time_point()) {
+    Result<RevocationStore::ReadTxn> txn = store_.Read();
+    std::optional<UrlState> state = txn.ok() ? txn->GetUrl(url) : std::nullopt;
+    if (state && state->last_attempt >= job->created && state->last_ok) {
+      RecordUrlLeaseRelease(url);
+      Done(job->key);
+      return;
+    }
+  }
+  Fetcher().Submit(BuildRequest(*job, url, ocsp),
+                   [this, job, index, ocsp, url](HttpResponse response) {
+                     bool ok = false;
+                     std::string result = Process(*job, url, ocsp, response, &ok);
+                     RecordUrl(url, ok, result, response);
+                     // Once this callback has released the body.
+                     if (response.body.size() > kTrimAfterBytes) {
+                       Fetcher().Post([] { ReturnFreedMemory(); });
+                     }
+                     if (ok) {
+                       Done(job->key);
+                     } else {
+                       RunUrl(job, index + 1, ocsp);
+                     }
+                   });
+}
+
+void FetchScheduler::RecordUrlLeaseRelease(const std::string &url) {
+  Result<RevocationStore::WriteTxn> txn = store_.Write();
+  if (!txn.ok()) return;
+  std::optional<UrlState> state = txn->GetUrl(url);
+  if (state && state->lease_pid == getpid()) {
+    state->lease_pid = 0;
+    state->lease_expiry = 0;
+    if (txn->PutUrl(url, *state).ok()) (void)txn->Commit();
+  }
+}
+
+std::vector<std::string> FetchScheduler::ChainKeys(const ChainEvidence &evidence) {
+  std::vector<std::string> keys;
+  for (size_t d = 0; d + 1 < evidence.chain.size(); ++d) {
+    X509 *cert = evidence.chain[d].get();
+    X509 *issuer = evidence.chain[d + 1].get();
+    keys.push_back("crl:" + LowerHex(IssuerId(issuer)));
+    keys.push_back("ocsp:" + LowerHex(OcspCertIdKey(cert, issuer)));
+  }
+  return keys;
+}
+
+bool FetchScheduler::AnyPending(const std::vector<std::string> &keys) {
+  for (const std::string &key : keys) {
+    if (pending_.count(key) != 0) return true;
+  }
+  return false;
+}
+
+bool FetchScheduler::WaitForFetches(const ChainEvidence &evidence, std::chrono::milliseconds wait) {
+  const std::vector<std::string> keys = ChainKeys(evidence);
+  std::unique_lock<std::mutex> lock(mutex_);
+  return cv_.wait_for(lock, wait, [&] { return !AnyPending(keys); });
+}
+
+bool FetchScheduler::FetchPending(const ChainEvidence &evidence) {
+  const std::vector<std::string> keys = ChainKeys(evidence);
+  std::lock_guard<std::mutex> lock(mutex_);
+  return AnyPending(keys);
+}
+
+}  // namespace certgate

@@ -1,0 +1,98 @@
+// The background side of revocation checking (DESIGN §5): which fetches are
+// pending in this process, the per-URL leases that keep processes from
+// fetching the same URL at once, backoff after failures, and the HTTP
+// exchange itself (request building, response handling, ingest). One thread
+// per process (RevocationFetcher) runs every task. Private to certgate_core.
+#pragma once
+
+#include <certgate/chain_evidence.h>
+#include <certgate/clock.h>
+#include <certgate/revocation_fetcher.h>
+#include <certgate/revocation_store.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace certgate {
+
+class FetchScheduler {
+ public:
+  FetchScheduler(RevocationStore &store, const Clock &clock) : store_(store), clock_(clock) {}
+  ~FetchScheduler() { Stop(); }
+  FetchScheduler(const FetchScheduler &) = delete;
+  FetchScheduler &operator=(const FetchScheduler &) = delete;
+
+  // Joins the thread: its tasks use the store and whoever posted them, so the
+  // checker stops it before anything goes away. Later posts are dropped.
+  void Stop();
+
+  // Runs `task` on the background thread (started on first use) after `delay`.
+  void Post(std::function<void()> task,
+            std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+
+  // Pending keys ("crl:<issuer id hex>", "ocsp:<cert id hex>"): work for them is
+  // scheduled or in flight in this process.
+  bool IsPending(const std::string &key);
+  bool MarkPending(const std::string &key);  // false when already pending
+  void Done(const std::string &key);         // and wakes WaitForFetches
+
+  // Schedules fetching `urls` in order (the first that delivers wins), unless
+  // `key` is already pending.
+  void ScheduleCrl(const std::string &key, X509 *cert, X509 *issuer, std::vector<std::string> urls,
+                   const FetchLimits &limits);
+  void ScheduleOcsp(const std::string &key, const std::string &cert_id, X509 *cert, X509 *issuer,
+                    std::vector<std::string> urls, const FetchLimits &limits);
+
+  bool WaitForFetches(const ChainEvidence &evidence, std::chrono::milliseconds wait);
+  bool FetchPending(const ChainEvidence &evidence);
+
+  // What one fetch is about.
+  struct Job {
+    std::string key;
+    std::shared_ptr<X509> cert, issuer;
+    std::string cert_id;
+    std::vector<std::string> urls;
+    FetchLimits limits;
+    std::string request;  // OCSP request DER
+    int64_t created = 0;
+    std::chrono::steady_clock::time_point lease_wait_until;
+  };
+
+  // The pieces of one URL's fetch, also used by FetchNow (admin.cc).
+  enum class Lease { kTaken, kHeld, kBackoff };
+  Lease TakeLease(const std::string &url, const FetchLimits &limits, int64_t now,
+                  bool ignore_backoff);
+  HttpRequest BuildRequest(const Job &job, const std::string &url, bool ocsp);
+  // Interprets a response: ingests a CRL / stores an OCSP answer. Returns the
+  // result text; *ok when the URL delivered usable data.
+  std::string Process(const Job &job, const std::string &url, bool ocsp,
+                      const HttpResponse &response, bool *ok);
+  // Records a URL's result, sets or clears its backoff, releases the lease.
+  void RecordUrl(const std::string &url, bool ok, const std::string &result,
+                 const HttpResponse &response);
+
+ private:
+  RevocationFetcher &Fetcher();
+  void RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp);
+  void RecordUrlLeaseRelease(const std::string &url);
+  static std::vector<std::string> ChainKeys(const ChainEvidence &evidence);
+  bool AnyPending(const std::vector<std::string> &keys);  // mutex_ held
+
+  RevocationStore &store_;
+  const Clock &clock_;
+  std::once_flag fetcher_once_;
+  std::unique_ptr<RevocationFetcher> fetcher_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::set<std::string> pending_;  // mutex_
+};
+
+}  // namespace certgate
