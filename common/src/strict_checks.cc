@@ -49,7 +49,7 @@ const std::vector<StrictCheck> kChecks = {
      "under a CA with DNS name constraints, every DNS subjectAltName is a hostname: "
      "letter-digit-hyphen labels, no empty label or trailing dot, a wildcard only as the whole "
      "leftmost label"},
-    // Of a CRL, not of the chain: checked at the revocation lookup (revocation_checker.cc).
+    // Of a CRL, not of the chain: checked at the revocation lookup (revocation/lookup.cc).
     {"crl_without_crl_number", CG_REASON_REVOCATION_UNAVAILABLE, "RFC 5280 §5.2.3",
      "a CRL that vouches for a certificate has a crlNumber"},
     {"crl_number_critical", CG_REASON_REVOCATION_UNAVAILABLE, "RFC 5280 §5.2.3",

@@ -411,7 +411,8 @@ TEST_F(RevocationLookupEdgeTest, LookupWithoutStoreOrIssuerSaysWhy) {
   EXPECT_TRUE(unreadable[0].wanted.empty());
 
   ossl::UniquePtr<X509_STORE> empty(X509_STORE_new());
-  const ChainEvidence unanchored = BuildChainEvidence(leaf.cert.get(), nullptr, empty.get());
+  const ChainEvidence unanchored =
+      BuildChainEvidence(leaf.cert.get(), nullptr, empty.get(), kRevNow);
   Result<RevocationStore::ReadTxn> txn = checker_->store().Read();
   ASSERT_TRUE(txn.ok());
   const std::vector<CertLookup> lone = LookUpChain(txn, unanchored, settings, kRevNow);

@@ -6,7 +6,7 @@
 // evaluator refuses for it under `certgate_strict on` (the default) and only
 // warns (`warning=strict_off:<name>`) under `off`. The table also names the
 // checks of a CRL (crl_*, RFC 5280 §5.2.3), made at the revocation lookup
-// (revocation_checker.cc), not by FindStrictDefects.
+// (revocation/lookup.cc), not by FindStrictDefects.
 #pragma once
 
 #include <certgate/reason.h>
