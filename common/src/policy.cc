@@ -2,6 +2,7 @@
 // nginx, Apache and CLI front ends so they accept and reject exactly the same text.
 #include <arpa/inet.h>
 #include <certgate/cert_file.h>
+#include <certgate/certgate.h>
 #include <certgate/policy.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -234,22 +235,28 @@ bool ParseSize(std::string_view text, uint64_t *out) {
   return true;
 }
 
-// ---- one parser per key ----
+// ---- one parser per key: Set<CG_KEY_...>, named in CERTGATE_KEYS ----
 
-Status SetMode(Policy &p, const Errors &err, const Args &args) {
+template <cg_key K>
+Status Set(Policy &p, const Errors &err, const Args &args);
+
+template <>
+Status Set<CG_KEY_MODE>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<Mode> kWords{
       {{"off", Mode::kOff}, {"optional", Mode::kOptional}, {"require", Mode::kRequire}}};
   return ParseKeyword(err, kWords, args[0], &p.mode);
 }
 
-Status SetTrustedIssuers(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_TRUSTED_ISSUERS>(Policy &p, const Errors &err, const Args &args) {
   auto certs = ReadPemCertificates(args[0]);
   if (!certs.ok()) return err.Error(certs.status().message());
   p.trusted_issuers = CertList{args[0], std::move(certs).value()};
   return Status::Ok();
 }
 
-Status SetRequireEku(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REQUIRE_EKU>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<EkuRequirement> kWords{
       {{"clientAuth", EkuRequirement::kClientAuth}, {"any", EkuRequirement::kAny}}};
   std::optional<EkuRequirement> eku;
@@ -264,7 +271,8 @@ Status SetRequireEku(Policy &p, const Errors &err, const Args &args) {
   return Status::Ok();
 }
 
-Status SetRequireKeyUsage(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REQUIRE_KEY_USAGE>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<KeyUsageMask> kWords{{{"digitalSignature", KU_DIGITAL_SIGNATURE},
                                               {"nonRepudiation", KU_NON_REPUDIATION},
                                               {"contentCommitment", KU_NON_REPUDIATION},
@@ -361,7 +369,8 @@ std::optional<std::string_view> UnparsableRepeat(std::string_view pattern) {
   return std::nullopt;
 }
 
-Status SetSubject(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_SUBJECT>(Policy &p, const Errors &err, const Args &args) {
   std::vector<SubjectRule> rules;
   for (const std::string &arg : args) {
     SubjectRule rule;
@@ -407,7 +416,8 @@ bool IsIpLiteral(const std::string &text) {
   return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
-Status SetSan(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_SAN>(Policy &p, const Errors &err, const Args &args) {
   static const std::pair<const char *, SanType> kPrefixes[] = {{"dns:", SanType::kDns},
                                                                {"email:", SanType::kEmail},
                                                                {"uri:", SanType::kUri},
@@ -484,14 +494,17 @@ Status ParsePins(const Errors &err, const Args &args, std::optional<std::vector<
   return Status::Ok();
 }
 
-Status SetPin(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_PIN>(Policy &p, const Errors &err, const Args &args) {
   return ParsePins(err, args, &p.pin);
 }
-Status SetDeny(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_DENY>(Policy &p, const Errors &err, const Args &args) {
   return ParsePins(err, args, &p.deny);
 }
 
-Status SetMinKey(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_MIN_KEY>(Policy &p, const Errors &err, const Args &args) {
   MinKey min_key;
   bool seen_rsa = false;
   bool seen_ec = false;
@@ -519,7 +532,8 @@ Status SetMinKey(Policy &p, const Errors &err, const Args &args) {
   return Status::Ok();
 }
 
-Status SetDenySignature(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_DENY_SIGNATURE>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<const char *> kWords{{{"md5", "md5"},
                                               {"sha1", "sha1"},
                                               {"sha224", "sha224"},
@@ -542,27 +556,34 @@ Status SetDenySignature(Policy &p, const Errors &err, const Args &args) {
   return Status::Ok();
 }
 
-Status SetMaxDepth(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_MAX_DEPTH>(Policy &p, const Errors &err, const Args &args) {
   return ParseIntInRange(err, args[0], 1, 32, &p.max_depth);
 }
 
-Status SetClockSkew(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_CLOCK_SKEW>(Policy &p, const Errors &err, const Args &args) {
   return ParseSeconds(err, args[0], kClockSkewRange, &p.clock_skew);
 }
-Status SetExpiryWarning(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_EXPIRY_WARNING>(Policy &p, const Errors &err, const Args &args) {
   return ParseSeconds(err, args[0], kExpiryWarningRange, &p.expiry_warning);
 }
-Status SetMaxStale(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_MAX_STALE>(Policy &p, const Errors &err, const Args &args) {
   return ParseSeconds(err, args[0], kMaxStaleRange, &p.max_stale);
 }
-Status SetRevocationWait(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REVOCATION_WAIT>(Policy &p, const Errors &err, const Args &args) {
   return ParseMillis(err, args[0], kRevocationWaitRange, &p.revocation_wait);
 }
-Status SetFetchTimeout(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_FETCH_TIMEOUT>(Policy &p, const Errors &err, const Args &args) {
   return ParseMillis(err, args[0], kFetchTimeoutRange, &p.fetch_timeout);
 }
 
-Status SetRevocation(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REVOCATION>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<RevocationMode> kWords{{{"off", RevocationMode::kOff},
                                                 {"cache_only", RevocationMode::kCacheOnly},
                                                 {"soft_fail", RevocationMode::kSoftFail},
@@ -570,13 +591,15 @@ Status SetRevocation(Policy &p, const Errors &err, const Args &args) {
   return ParseKeyword(err, kWords, args[0], &p.revocation);
 }
 
-Status SetRevocationScope(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REVOCATION_SCOPE>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<RevocationScope> kWords{
       {{"leaf", RevocationScope::kLeaf}, {"chain", RevocationScope::kChain}}};
   return ParseKeyword(err, kWords, args[0], &p.revocation_scope);
 }
 
-Status SetRevocationSources(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REVOCATION_SOURCES>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<RevocationSource> kWords{
       {{"crl", RevocationSource::kCrl}, {"ocsp", RevocationSource::kOcsp}}};
   std::vector<RevocationSource> sources;
@@ -592,7 +615,8 @@ Status SetRevocationSources(Policy &p, const Errors &err, const Args &args) {
   return Status::Ok();
 }
 
-Status SetCrl(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_CRL>(Policy &p, const Errors &err, const Args &args) {
   std::vector<std::string> paths;
   for (const std::string &arg : args) {
     struct stat st {};
@@ -608,7 +632,8 @@ Status SetCrl(Policy &p, const Errors &err, const Args &args) {
   return Status::Ok();
 }
 
-Status SetFetchMaxSize(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_FETCH_MAX_SIZE>(Policy &p, const Errors &err, const Args &args) {
   uint64_t size = 0;
   if (!ParseSize(args[0], &size)) return err.IsNot(args[0], "a size (like 512k, 32m, 1g)");
   if (size == 0) return err.IsNot(args[0], "a positive size");
@@ -617,7 +642,8 @@ Status SetFetchMaxSize(Policy &p, const Errors &err, const Args &args) {
 }
 
 // An empty fetch_proxy means "off": set, so a parent's proxy is not inherited.
-Status SetFetchProxy(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_FETCH_PROXY>(Policy &p, const Errors &err, const Args &args) {
   const std::string &arg = args[0];
   if (EqualsIgnoreCase(arg, "off")) {
     p.fetch_proxy = std::string();
@@ -648,7 +674,8 @@ bool IsHostPattern(const std::string &pattern) {
   return true;
 }
 
-Status SetFetchAllow(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_FETCH_ALLOW>(Policy &p, const Errors &err, const Args &args) {
   std::vector<std::string> hosts;
   for (const std::string &arg : args) {
     if (!IsHostPattern(arg)) {
@@ -660,17 +687,20 @@ Status SetFetchAllow(Policy &p, const Errors &err, const Args &args) {
   return Status::Ok();
 }
 
-Status SetCache(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_CACHE>(Policy &p, const Errors &err, const Args &args) {
   if (args[0].empty() || args[0][0] != '/') return err.IsNot(args[0], "an absolute path");
   p.cache = args[0];
   return Status::Ok();
 }
 
-Status SetRejectStatus(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REJECT_STATUS>(Policy &p, const Errors &err, const Args &args) {
   return ParseIntInRange(err, args[0], 400, 599, &p.reject_status);
 }
 
-Status SetRejectBody(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REJECT_BODY>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<RejectBody> kWords{{{"text", RejectBody::kText},
                                             {"json", RejectBody::kJson},
                                             {"html", RejectBody::kHtml},
@@ -678,22 +708,26 @@ Status SetRejectBody(Policy &p, const Errors &err, const Args &args) {
   return ParseKeyword(err, kWords, args[0], &p.reject_body);
 }
 
-Status SetStrict(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_STRICT>(Policy &p, const Errors &err, const Args &args) {
   return ParseKeyword(err, kOnOff, args[0], &p.strict);
 }
 
-Status SetRejectDetail(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REJECT_DETAIL>(Policy &p, const Errors &err, const Args &args) {
   return ParseKeyword(err, kOnOff, args[0], &p.reject_detail);
 }
 
-Status SetRejectAt(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_REJECT_AT>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<RejectAt> kWords{
       {{"request", RejectAt::kRequest}, {"handshake", RejectAt::kHandshake}}};
   return ParseKeyword(err, kWords, args[0], &p.reject_at);
 }
 
 // Sets both fields, so `log json` in a child does not inherit a parent's `accepts`.
-Status SetLog(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_LOG>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<LogFormat> kFormats{{{"kv", LogFormat::kKv}, {"json", LogFormat::kJson}}};
   std::optional<LogFormat> format;
   bool accepts = false;
@@ -708,12 +742,12 @@ Status SetLog(Policy &p, const Errors &err, const Args &args) {
     if (format) return err.Error(Quote(arg) + ": only one of kv, json may be given");
     format = value;
   }
-  p.log_format = format.value_or(LogFormat::kKv);
-  p.log_accepts = accepts;
+  p.log = LogSettings{format.value_or(LogFormat::kKv), accepts};
   return Status::Ok();
 }
 
-Status SetStatus(Policy &p, const Errors &err, const Args &args) {
+template <>
+Status Set<CG_KEY_STATUS>(Policy &p, const Errors &err, const Args &args) {
   return ParseKeyword(err, kOnOff, args[0], &p.status);
 }
 
@@ -723,45 +757,21 @@ struct KeySpec {
   const char *name;
   size_t min_args;
   size_t max_args;
+  int path;  // CG_KEY_PATH_*
   Setter set;
 };
 
-constexpr size_t kMany = std::numeric_limits<size_t>::max();
+constexpr size_t kMany = CG_KEY_MANY;
 
-// DESIGN §2 order; PolicyKeys() and CanonicalKey() are derived from this table.
+// Generated from CERTGATE_KEYS (DESIGN §2 order); PolicyKeys() and
+// CanonicalKey() are derived from it.
 const KeySpec kKeys[] = {
-    {"certgate", 1, 1, SetMode},
-    {"trusted_issuers", 1, 1, SetTrustedIssuers},
-    {"require_eku", 1, 2, SetRequireEku},
-    {"require_key_usage", 1, kMany, SetRequireKeyUsage},
-    {"subject", 1, kMany, SetSubject},
-    {"san", 1, kMany, SetSan},
-    {"pin", 1, kMany, SetPin},
-    {"deny", 1, kMany, SetDeny},
-    {"min_key", 1, 3, SetMinKey},
-    {"deny_signature", 1, kMany, SetDenySignature},
-    {"max_depth", 1, 1, SetMaxDepth},
-    {"clock_skew", 1, 1, SetClockSkew},
-    {"strict", 1, 1, SetStrict},
-    {"expiry_warning", 1, 1, SetExpiryWarning},
-    {"revocation", 1, 1, SetRevocation},
-    {"revocation_scope", 1, 1, SetRevocationScope},
-    {"revocation_sources", 1, 2, SetRevocationSources},
-    {"crl", 1, kMany, SetCrl},
-    {"revocation_wait", 1, 1, SetRevocationWait},
-    {"max_stale", 1, 1, SetMaxStale},
-    {"fetch_timeout", 1, 1, SetFetchTimeout},
-    {"fetch_max_size", 1, 1, SetFetchMaxSize},
-    {"fetch_proxy", 1, 1, SetFetchProxy},
-    {"fetch_allow", 1, kMany, SetFetchAllow},
-    {"cache", 1, 1, SetCache},
-    {"reject_status", 1, 1, SetRejectStatus},
-    {"reject_body", 1, 1, SetRejectBody},
-    {"reject_detail", 1, 1, SetRejectDetail},
-    {"reject_at", 1, 1, SetRejectAt},
-    {"log", 1, 2, SetLog},
-    {"status", 1, 1, SetStatus},
+#define CG_KEY_SPEC(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
+  {key, min_args, max_args, path, Set<CG_KEY_##id>},
+    CERTGATE_KEYS(CG_KEY_SPEC)
+#undef CG_KEY_SPEC
 };
+static_assert(sizeof(kKeys) / sizeof(kKeys[0]) == CG_KEY_COUNT, "one row per cg_key");
 
 const KeySpec *FindKey(const std::string &canonical) {
   for (const KeySpec &spec : kKeys) {
@@ -798,6 +808,11 @@ std::string CanonicalKey(std::string_view key) {
   return std::string();
 }
 
+int KeyPathKind(std::string_view canonical) {
+  const KeySpec *spec = FindKey(std::string(canonical));
+  return spec != nullptr ? spec->path : CG_KEY_PATH_NONE;
+}
+
 const std::vector<std::string_view> &PolicyKeys() {
   static const std::vector<std::string_view> kNames = [] {
     std::vector<std::string_view> names;
@@ -828,42 +843,20 @@ void Policy::InheritFrom(const Policy &parent) {
   auto inherit = [](auto &field, const auto &from) {
     if (!field.has_value()) field = from;
   };
-  inherit(mode, parent.mode);
-  inherit(trusted_issuers, parent.trusted_issuers);
-  inherit(require_eku, parent.require_eku);
-  inherit(require_key_usage, parent.require_key_usage);
-  inherit(subject, parent.subject);
-  inherit(san, parent.san);
-  inherit(pin, parent.pin);
-  inherit(deny, parent.deny);
-  inherit(min_key, parent.min_key);
-  inherit(deny_signature, parent.deny_signature);
-  inherit(max_depth, parent.max_depth);
-  inherit(clock_skew, parent.clock_skew);
-  inherit(strict, parent.strict);
-  inherit(expiry_warning, parent.expiry_warning);
-  inherit(revocation, parent.revocation);
-  inherit(revocation_scope, parent.revocation_scope);
-  inherit(revocation_sources, parent.revocation_sources);
-  inherit(crl, parent.crl);
-  inherit(revocation_wait, parent.revocation_wait);
-  inherit(max_stale, parent.max_stale);
-  inherit(fetch_timeout, parent.fetch_timeout);
-  inherit(fetch_max_size, parent.fetch_max_size);
-  inherit(fetch_proxy, parent.fetch_proxy);
-  inherit(fetch_allow, parent.fetch_allow);
-  inherit(cache, parent.cache);
-  inherit(reject_status, parent.reject_status);
-  inherit(reject_body, parent.reject_body);
-  inherit(reject_detail, parent.reject_detail);
-  inherit(reject_at, parent.reject_at);
-  inherit(log_format, parent.log_format);
-  inherit(log_accepts, parent.log_accepts);
-  inherit(status, parent.status);
+#define CG_KEY_INHERIT(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
+  inherit(field, parent.field);
+  CERTGATE_KEYS(CG_KEY_INHERIT)
+#undef CG_KEY_INHERIT
 }
 
 KeyUsageMask Policy::EffectiveKeyUsage() const {
   return require_key_usage.value_or(KU_DIGITAL_SIGNATURE);
+}
+
+const std::vector<RevocationSource> &Policy::EffectiveRevocationSources() const {
+  static const std::vector<RevocationSource> kDefault = {RevocationSource::kCrl,
+                                                         RevocationSource::kOcsp};
+  return revocation_sources ? *revocation_sources : kDefault;
 }
 
 const std::vector<std::string> &Policy::EffectiveDenySignature() const {
