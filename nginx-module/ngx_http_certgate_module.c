@@ -158,6 +158,9 @@ static ngx_conf_enum_t  ngx_http_certgate_log_levels[] = {
                                    min_args, max_args, path, help)            \
     path,
 
+/* clcf->set has a bit for every key */
+typedef char  ngx_http_certgate_keys_fit[(CG_KEY_COUNT <= 64) ? 1 : -1];
+
 static const ngx_uint_t  ngx_http_certgate_key_paths[] = {
     CERTGATE_KEYS(ngx_http_certgate_key_path)
 };
@@ -878,9 +881,7 @@ ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (cmd->offset == CG_KEY_STATUS
-        && value[1].len == 2 && ngx_strncasecmp(value[1].data, (u_char *) "on", 2) == 0)
-    {
+    if (cmd->offset == CG_KEY_STATUS && cg_policy_status_page(clcf->policy)) {
         hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
         hclcf->handler = ngx_http_certgate_status_handler;
     }
