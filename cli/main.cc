@@ -1,3 +1,5 @@
+#include <certgate/policy.h>
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -6,7 +8,7 @@
 
 namespace {
 
-constexpr const char *kUsage =
+const std::string kUsage =
     "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
     "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] CERT\n"
     "       certgate cache list|show TEXT|fetch --ca FILE CERT|purge [--cache DIR]\n"
@@ -17,7 +19,9 @@ constexpr const char *kUsage =
     "          print the chain, the verdict and the log line the server would write.\n"
     "          Exit 0: allowed, 2: refused, 1: usage or input error. With\n"
     "          certgate_revocation set, revocation is judged from the shared cache\n"
-    "          (certgate_cache, /var/cache/certgate, or --cache); --fetch first fetches\n"
+    "          (certgate_cache, " +
+    std::string(certgate::kDefaultCacheDir) +
+    ", or --cache); --fetch first fetches\n"
     "          every CRL and OCSP URL of the chain and prints each with its result.\n"
     "  cache   list or show what the revocation cache holds, fetch a chain's URLs into it, purge "
     "it.\n"
