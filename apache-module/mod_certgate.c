@@ -278,28 +278,35 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
 static const int key_paths[] = {CERTGATE_KEYS(CG_KEY_PATH_ROW)};
 #undef CG_KEY_PATH_ROW
 
-/* httpd has split the arguments as everywhere in its configuration ("..." and
- * '...' quoting); cmd->info is the key's cg_key. */
-static const char *set_key(cmd_parms *cmd, void *mconfig, int argc, char *const argv[])
+/* cmd->info is the key's cg_key. The values are split here, not by httpd's
+ * TAKE_ARGV: that stops at 64 words and drops the rest of the line, which
+ * would lose a long list of denied pins without a word. */
+static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
 {
     certgate_dir_conf *conf = mconfig;
     const char *key = cmd->cmd->name;
     cg_key id = (cg_key)(uintptr_t)cmd->info;
-    cg_str *words = apr_palloc(cmd->temp_pool, sizeof(cg_str) * (argc > 0 ? argc : 1));
+    apr_array_header_t *words = apr_array_make(cmd->temp_pool, 4, sizeof(cg_str));
+    const char *line = raw;
     cg_error error;
-    int i;
 
-    for (i = 0; i < argc; i++) {
-        const char *word = argv[i];
+    /* Quoting as everywhere in httpd configuration ("..." and '...'). */
+    while (*line != '\0') {
+        char *word = ap_getword_conf(cmd->temp_pool, &line);
+        cg_str *arg;
+        if (*word == '\0' && *line == '\0') {
+            break;
+        }
         /* Files named by a key are relative to ServerRoot, as in every module. */
         if (key_paths[id] != CG_KEY_PATH_NONE && *word != '\0') {
-            const char *resolved = ap_server_root_relative(cmd->temp_pool, word);
+            char *resolved = ap_server_root_relative(cmd->temp_pool, word);
             if (resolved != NULL) {
                 word = resolved;
             }
         }
-        words[i].data = word;
-        words[i].len = strlen(word);
+        arg = apr_array_push(words);
+        arg->data = word;
+        arg->len = strlen(word);
     }
 
     if (conf->policy == NULL) {
@@ -314,7 +321,8 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, int argc, char *const 
             section->conf = conf;
         }
     }
-    if (cg_policy_set(conf->policy, key, words, (size_t)argc, &error) != CG_OK) {
+    if (cg_policy_set(conf->policy, key, (const cg_str *)words->elts, (size_t)words->nelts,
+                      &error) != CG_OK) {
         /* httpd prefixes the file and line ("Syntax error on line N of F:"); the
          * core names the key in nginx spelling, so say it as it was written. */
         const char *rest = strchr(error.message, ':');
@@ -333,24 +341,24 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, int argc, char *const 
 }
 
 /* Keys that are not accepted in <Directory>, <Location> or <Files>. */
-static const char *set_server_key(cmd_parms *cmd, void *mconfig, int argc, char *const argv[])
+static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
     if (err != NULL) {
         return err;
     }
-    return set_key(cmd, mconfig, argc, argv);
+    return set_key(cmd, mconfig, raw);
 }
 
 /* One directive per row of CERTGATE_KEYS: server and section keys through
  * set_key, server-level keys through set_server_key, a page's in sections only. */
 #define CG_KEY_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help)      \
-    AP_INIT_TAKE_ARGV(httpd,                                                                   \
-                      ((contexts) & CG_KEY_CTX_HTTPD_DIR) ? set_key : set_server_key,          \
-                      (void *)(uintptr_t)CG_KEY_##id,                                          \
-                      (((contexts) & CG_KEY_CTX_HTTPD_SERVER) ? RSRC_CONF : 0) |               \
-                          (((contexts) & CG_KEY_CTX_HTTPD_DIR) ? ACCESS_CONF : 0),             \
-                      help),
+    AP_INIT_RAW_ARGS(httpd,                                                                    \
+                     ((contexts) & CG_KEY_CTX_HTTPD_DIR) ? set_key : set_server_key,           \
+                     (void *)(uintptr_t)CG_KEY_##id,                                           \
+                     (((contexts) & CG_KEY_CTX_HTTPD_SERVER) ? RSRC_CONF : 0) |                \
+                         (((contexts) & CG_KEY_CTX_HTTPD_DIR) ? ACCESS_CONF : 0),              \
+                     help),
 
 static const command_rec certgate_cmds[] = {CERTGATE_KEYS(CG_KEY_ROW){NULL}};
 #undef CG_KEY_ROW
