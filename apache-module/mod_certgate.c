@@ -272,10 +272,20 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
 
 /* ---- directives ------------------------------------------------------------ */
 
+/* How a relative value of each key is resolved (CG_KEY_PATH_*), by cg_key. */
+#define CG_KEY_PATH_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
+    path,
+static const int key_paths[] = {CERTGATE_KEYS(CG_KEY_PATH_ROW)};
+#undef CG_KEY_PATH_ROW
+
+/* cmd->info is the key's cg_key. The values are split here, not by httpd's
+ * TAKE_ARGV: that stops at 64 words and drops the rest of the line, which
+ * would lose a long list of denied pins without a word. */
 static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
 {
     certgate_dir_conf *conf = mconfig;
     const char *key = cmd->cmd->name;
+    cg_key id = (cg_key)(uintptr_t)cmd->info;
     apr_array_header_t *words = apr_array_make(cmd->temp_pool, 4, sizeof(cg_str));
     const char *line = raw;
     cg_error error;
@@ -288,9 +298,7 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
             break;
         }
         /* Files named by a key are relative to ServerRoot, as in every module. */
-        if (words->nelts == 0 && *word != '\0' &&
-            (!strcasecmp(key, "CertGateTrustedIssuers") || !strcasecmp(key, "CertGateCrl") ||
-             !strcasecmp(key, "CertGateCache"))) {
+        if (key_paths[id] != CG_KEY_PATH_NONE && *word != '\0') {
             char *resolved = ap_server_root_relative(cmd->temp_pool, word);
             if (resolved != NULL) {
                 word = resolved;
@@ -325,13 +333,14 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
     }
 
     /* Remember which servers need certgate's verification on their SSL_CTX. */
-    if (!strcasecmp(key, "CertGate") && cg_policy_enabled(conf->policy)) {
+    if (id == CG_KEY_MODE && cg_policy_enabled(conf->policy)) {
         certgate_srv_conf *srv = ap_get_module_config(cmd->server->module_config, &certgate_module);
         srv->enables = 1;
     }
     return NULL;
 }
 
+/* Keys that are not accepted in <Directory>, <Location> or <Files>. */
 static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
@@ -341,45 +350,18 @@ static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw
     return set_key(cmd, mconfig, raw);
 }
 
-#define CG_KEY(name, help) AP_INIT_RAW_ARGS(name, set_key, NULL, RSRC_CONF | ACCESS_CONF, help)
-#define CG_SERVER_KEY(name, help) AP_INIT_RAW_ARGS(name, set_server_key, NULL, RSRC_CONF, help)
+/* One directive per row of CERTGATE_KEYS: server and section keys through
+ * set_key, server-level keys through set_server_key, a page's in sections only. */
+#define CG_KEY_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help)      \
+    AP_INIT_RAW_ARGS(httpd,                                                                    \
+                     ((contexts) & CG_KEY_CTX_HTTPD_DIR) ? set_key : set_server_key,           \
+                     (void *)(uintptr_t)CG_KEY_##id,                                           \
+                     (((contexts) & CG_KEY_CTX_HTTPD_SERVER) ? RSRC_CONF : 0) |                \
+                         (((contexts) & CG_KEY_CTX_HTTPD_DIR) ? ACCESS_CONF : 0),              \
+                     help),
 
-static const command_rec certgate_cmds[] = {
-    CG_KEY("CertGate", "off | optional | require"),
-    CG_KEY("CertGateTrustedIssuers", "PEM file of the CAs allowed to issue client certs here"),
-    CG_KEY("CertGateRequireEku", "clientAuth [strict] | any"),
-    CG_KEY("CertGateRequireKeyUsage", "keyUsage bits required (digitalSignature ...) | off"),
-    CG_KEY("CertGateSubject", "ATTR=value ... that must all be present, or ~regex"),
-    CG_KEY("CertGateSan", "dns: email: uri: ip: patterns, any one must match"),
-    CG_KEY("CertGatePin", "sha256:<hex> or spki:<hex> pins"),
-    CG_KEY("CertGateDeny", "sha256:<hex> or spki:<hex> denied certificates"),
-    CG_KEY("CertGateMinKey", "rsa=2048 ec=256 [dsa=N]"),
-    CG_KEY("CertGateDenySignature", "signature digests refused (sha1 md5)"),
-    CG_KEY("CertGateMaxDepth", "maximum chain depth"),
-    CG_KEY("CertGateClockSkew", "tolerated clock skew (time)"),
-    CG_KEY("CertGateStrict", "on | off: refuse chains that break RFC 5280 (default on)"),
-    CG_KEY("CertGateExpiryWarning", "warn when an accepted certificate expires sooner (time)"),
-    CG_KEY("CertGateRevocation", "off | cache_only | soft_fail | hard_fail"),
-    CG_KEY("CertGateRevocationScope", "leaf | chain"),
-    CG_KEY("CertGateRevocationSources", "ordered subset of crl ocsp"),
-    CG_KEY("CertGateCrl", "file or directory of CRLs to preload"),
-    CG_KEY("CertGateRevocationWait", "time a request may wait for a fetch"),
-    CG_KEY("CertGateMaxStale", "how long stale revocation data is still used"),
-    CG_KEY("CertGateFetchTimeout", "CRL/OCSP fetch timeout"),
-    CG_KEY("CertGateFetchMaxSize", "CRL/OCSP fetch size limit"),
-    CG_KEY("CertGateFetchProxy", "proxy URL for CRL/OCSP fetches | off"),
-    CG_KEY("CertGateFetchAllow", "host patterns CDP/AIA URLs may point to"),
-    CG_SERVER_KEY("CertGateCache", "directory of the shared revocation cache"),
-    CG_KEY("CertGateRejectStatus", "HTTP status of a refusal"),
-    CG_KEY("CertGateRejectBody", "text | json | html | off"),
-    CG_KEY("CertGateRejectDetail", "on | off: show the hint to the client"),
-    /* The handshake knows the virtual host, not yet the <Location>. */
-    CG_SERVER_KEY("CertGateRejectAt", "request | handshake (server or virtual host)"),
-    CG_KEY("CertGateLog", "kv | json [accepts]"),
-    /* A page, so only in <Location>/<Directory>/<Files> (nginx: location). */
-    AP_INIT_RAW_ARGS("CertGateStatus", set_key, NULL, ACCESS_CONF,
-                     "on | off: this location serves certgate's counters"),
-    {NULL}};
+static const command_rec certgate_cmds[] = {CERTGATE_KEYS(CG_KEY_ROW){NULL}};
+#undef CG_KEY_ROW
 
 /* ---- TLS side ----------------------------------------------------------------- */
 

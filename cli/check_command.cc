@@ -99,7 +99,7 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
 // opened (a usage error here: the CLI names the path to use instead).
 bool CheckRevocation(const CheckOptions &options, const ChainEvidence &evidence, X509_STORE *trust,
                      const Clock &clock, Decision *decision) {
-  auto checker = RevocationChecker::Open(options.policy.cache.value_or(kDefaultCacheDir), clock);
+  auto checker = RevocationChecker::Open(options.policy.EffectiveCacheDir(), clock);
   if (!checker.ok()) {
     std::cerr << "certgate check: " << checker.status().message()
               << " (choose another with --cache DIR)\n";
@@ -120,8 +120,7 @@ bool CheckRevocation(const CheckOptions &options, const ChainEvidence &evidence,
   }
   auto answers = checker.value()->Check(evidence, options.policy);
   if (std::any_of(answers.begin(), answers.end(), [](const auto &a) { return a.fetch_pending; })) {
-    checker.value()->WaitForFetches(
-        evidence, options.policy.revocation_wait.value_or(std::chrono::milliseconds(2000)));
+    checker.value()->WaitForFetches(evidence, options.policy.EffectiveRevocationWait());
     answers = checker.value()->Check(evidence, options.policy);
   }
   ApplyRevocation(options.policy, answers, decision);

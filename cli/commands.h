@@ -18,6 +18,7 @@ constexpr int kExitDeny = 2;
 int RunCheck(const std::vector<std::string> &args);
 int RunReasons(const std::vector<std::string> &args);
 int RunCache(const std::vector<std::string> &args);
+int RunDirectives(const std::vector<std::string> &args);
 
 // The certutil -verify view: every certificate of the chain with its facts.
 void PrintChain(std::ostream &out, const ChainEvidence &evidence);

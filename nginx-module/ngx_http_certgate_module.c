@@ -134,50 +134,40 @@ static ngx_conf_enum_t  ngx_http_certgate_log_levels[] = {
 #define NGX_HTTP_CERTGATE_CONF                                                \
     (NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE)
 
-/* cmd->offset is the key's bit for the "is duplicate" check */
-#define ngx_http_certgate_key(name, n)                                        \
-    { ngx_string(name), NGX_HTTP_CERTGATE_CONF, ngx_http_certgate_set,         \
-      NGX_HTTP_LOC_CONF_OFFSET, n, NULL }
+/* where a key is accepted: its CG_KEY_CTX_NGX_* bits */
+#define ngx_http_certgate_contexts(contexts)                                  \
+    ((((contexts) & CG_KEY_CTX_NGX_MAIN) ? NGX_HTTP_MAIN_CONF : 0)            \
+     | (((contexts) & CG_KEY_CTX_NGX_SRV) ? NGX_HTTP_SRV_CONF : 0)            \
+     | (((contexts) & CG_KEY_CTX_NGX_LOC) ? NGX_HTTP_LOC_CONF : 0))
+
+/*
+ * One directive per row of CERTGATE_KEYS.  cmd->offset is the key's cg_key,
+ * also its bit for the "is duplicate" check; the core counts the values.
+ */
+#define ngx_http_certgate_key(id, key, nginx, httpd, field, contexts,         \
+                              min_args, max_args, path, help)                 \
+    { ngx_string(nginx),                                                      \
+      ngx_http_certgate_contexts(contexts)|NGX_CONF_1MORE,                    \
+      ngx_http_certgate_set,                                                  \
+      NGX_HTTP_LOC_CONF_OFFSET,                                               \
+      CG_KEY_##id,                                                            \
+      NULL },
+
+/* how a relative value of each key is resolved: CG_KEY_PATH_*, by cg_key */
+#define ngx_http_certgate_key_path(id, key, nginx, httpd, field, contexts,    \
+                                   min_args, max_args, path, help)            \
+    path,
+
+/* clcf->set has a bit for every key */
+typedef char  ngx_http_certgate_keys_fit[(CG_KEY_COUNT <= 64) ? 1 : -1];
+
+static const ngx_uint_t  ngx_http_certgate_key_paths[] = {
+    CERTGATE_KEYS(ngx_http_certgate_key_path)
+};
 
 static ngx_command_t  ngx_http_certgate_commands[] = {
 
-    ngx_http_certgate_key("certgate", 0),
-    ngx_http_certgate_key("certgate_trusted_issuers", 1),
-    ngx_http_certgate_key("certgate_require_eku", 2),
-    ngx_http_certgate_key("certgate_require_key_usage", 3),
-    ngx_http_certgate_key("certgate_subject", 4),
-    ngx_http_certgate_key("certgate_san", 5),
-    ngx_http_certgate_key("certgate_pin", 6),
-    ngx_http_certgate_key("certgate_deny", 7),
-    ngx_http_certgate_key("certgate_min_key", 8),
-    ngx_http_certgate_key("certgate_deny_signature", 9),
-    ngx_http_certgate_key("certgate_max_depth", 10),
-    ngx_http_certgate_key("certgate_clock_skew", 11),
-    ngx_http_certgate_key("certgate_expiry_warning", 12),
-    ngx_http_certgate_key("certgate_revocation", 13),
-    ngx_http_certgate_key("certgate_revocation_scope", 14),
-    ngx_http_certgate_key("certgate_revocation_sources", 15),
-    ngx_http_certgate_key("certgate_crl", 16),
-    ngx_http_certgate_key("certgate_revocation_wait", 17),
-    ngx_http_certgate_key("certgate_max_stale", 18),
-    ngx_http_certgate_key("certgate_fetch_timeout", 19),
-    ngx_http_certgate_key("certgate_fetch_max_size", 20),
-    ngx_http_certgate_key("certgate_fetch_proxy", 21),
-    ngx_http_certgate_key("certgate_fetch_allow", 22),
-    ngx_http_certgate_key("certgate_cache", 23),
-    ngx_http_certgate_key("certgate_reject_status", 24),
-    ngx_http_certgate_key("certgate_reject_body", 25),
-    ngx_http_certgate_key("certgate_reject_detail", 26),
-    ngx_http_certgate_key("certgate_reject_at", 27),
-    ngx_http_certgate_key("certgate_log", 28),
-    ngx_http_certgate_key("certgate_strict", 30),
-
-    { ngx_string("certgate_status"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_certgate_set,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      29,
-      NULL },
+    CERTGATE_KEYS(ngx_http_certgate_key)
 
     /* nginx only: the error-log level of refusals (default: error) */
     { ngx_string("certgate_log_level"),
@@ -843,8 +833,8 @@ ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     cg_str                    *argv;
     cg_error                   error;
-    ngx_str_t                 *value;
-    ngx_uint_t                 i, argc;
+    ngx_str_t                 *value, name;
+    ngx_uint_t                 i, argc, path;
     ngx_http_core_loc_conf_t  *hclcf;
 
     if (clcf->set & ((uint64_t) 1 << cmd->offset)) {
@@ -862,8 +852,25 @@ ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (i = 0; i < argc; i++) {
-        argv[i].data = (const char *) value[i + 1].data;
-        argv[i].len = value[i + 1].len;
+        name = value[i + 1];
+
+        /*
+         * Files the server reads are found relative to the configuration
+         * directory (as ssl_crl is), directories it writes relative to the
+         * prefix (as proxy_cache_path is).
+         */
+        path = ngx_http_certgate_key_paths[cmd->offset];
+
+        if (path != CG_KEY_PATH_NONE && name.len > 0) {
+            if (ngx_conf_full_name(cf->cycle, &name, path == CG_KEY_PATH_CONF)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        argv[i].data = (const char *) name.data;
+        argv[i].len = name.len;
     }
 
     if (cg_policy_set(clcf->policy, (const char *) cmd->name.data, argv, argc,
@@ -874,9 +881,7 @@ ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (cmd->offset == 29
-        && value[1].len == 2 && ngx_strncasecmp(value[1].data, (u_char *) "on", 2) == 0)
-    {
+    if (cmd->offset == CG_KEY_STATUS && cg_policy_status_page(clcf->policy)) {
         hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
         hclcf->handler = ngx_http_certgate_status_handler;
     }

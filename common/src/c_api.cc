@@ -71,6 +71,12 @@ size_t CopyOut(const std::string &text, char *buf, size_t size) {
   return text.size();
 }
 
+// A NULL policy answers with every default.
+const certgate::Policy &PolicyOrUnset(const cg_policy *policy) {
+  static const certgate::Policy kUnset;
+  return policy != nullptr ? policy->policy : kUnset;
+}
+
 }  // namespace
 
 extern "C" {
@@ -124,8 +130,8 @@ int cg_policy_load_file(cg_policy *policy, const char *path, cg_error *error) {
 }
 
 int cg_policy_reject_status(const cg_policy *policy, cg_reason reason) {
-  if (reason == CG_REASON_INTERNAL_ERROR) return 500;
-  return policy != nullptr ? policy->policy.EffectiveRejectStatus() : 403;
+  if (reason == CG_REASON_INTERNAL_ERROR) return certgate::Policy::kInternalErrorStatus;
+  return PolicyOrUnset(policy).EffectiveRejectStatus();
 }
 
 int cg_policy_reject_at_handshake(const cg_policy *policy) {
@@ -133,7 +139,7 @@ int cg_policy_reject_at_handshake(const cg_policy *policy) {
 }
 
 int cg_policy_status_page(const cg_policy *policy) {
-  return policy != nullptr && policy->policy.status.value_or(false);
+  return PolicyOrUnset(policy).EffectiveStatusPage();
 }
 
 int cg_policy_log_accepts(const cg_policy *policy) {
@@ -152,13 +158,11 @@ int cg_policy_revocation_enabled(const cg_policy *policy) {
 }
 
 const char *cg_policy_cache_dir(const cg_policy *policy) {
-  if (policy == nullptr || !policy->policy.cache) return certgate::kDefaultCacheDir;
-  return policy->policy.cache->c_str();
+  return PolicyOrUnset(policy).EffectiveCacheDir();
 }
 
 int cg_policy_revocation_wait_ms(const cg_policy *policy) {
-  const auto wait = policy != nullptr ? policy->policy.revocation_wait : std::nullopt;
-  return static_cast<int>(wait.value_or(std::chrono::milliseconds(2000)).count());
+  return static_cast<int>(PolicyOrUnset(policy).EffectiveRevocationWait().count());
 }
 
 int cg_cache_dir_prepare(const char *dir, long worker_uid, long worker_gid, cg_error *error) {

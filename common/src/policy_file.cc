@@ -1,6 +1,7 @@
 // Policy::LoadFile: the CLI's policy files, `key value...;` statements with the
 // same tokenizing rules as nginx.conf so a directive can be pasted either way.
 #include <certgate/cert_file.h>
+#include <certgate/certgate.h>
 #include <certgate/policy.h>
 
 #include <cerrno>
@@ -151,7 +152,8 @@ class Tokenizer {
 // Files named in a policy file are found next to it, wherever the CLI runs from.
 void ResolveRelativePaths(const std::string &policy_path, const std::string &key,
                           std::vector<std::string> *args) {
-  if (key != "trusted_issuers" && key != "crl") return;
+  // Files read (CG_KEY_PATH_CONF); certgate_cache must stay absolute here.
+  if (KeyPathKind(key) != CG_KEY_PATH_CONF) return;
   size_t slash = policy_path.rfind('/');
   if (slash == std::string::npos) return;  // the file is in the working directory
   std::string dir = policy_path.substr(0, slash + 1);

@@ -210,8 +210,7 @@ const cg_decision *WithRevocation(SSL *ssl, ConnectionState *state, const Policy
     if (state->waiting_since == std::chrono::steady_clock::time_point()) {
       state->waiting_since = now;
     }
-    pending = now - state->waiting_since <
-              policy.revocation_wait.value_or(std::chrono::milliseconds(2000));
+    pending = now - state->waiting_since < policy.EffectiveRevocationWait();
   }
 
   const std::string key = OutcomeKey(answers) + (pending ? "pending" : "");

@@ -1,5 +1,7 @@
 // Tests of the directive vocabulary: every key's accepted and rejected values with
 // the exact error text the three front ends will show, spellings, merging, files.
+#include <certgate/certgate.h>
+#include <certgate/directive_names.h>
 #include <certgate/policy.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -158,6 +161,72 @@ TEST(PolicyKeysTest, EveryKeyHasNginxApacheAndBareSpellings) {
     EXPECT_EQ(CanonicalKey(apache), key) << apache;
     EXPECT_EQ(CanonicalKey(key), key) << key;
   }
+}
+
+// CERTGATE_KEYS: the spellings both adapters register are the ones the core
+// reads, and the ones its messages use (SpellDirectives), in the core's order.
+TEST(PolicyKeysTest, KeyTableSpellingsAreTheCoresOwn) {
+  struct Row {
+    const char *key, *nginx, *httpd;
+  };
+  const Row rows[] = {
+#define CG_KEY_TEST_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
+  {key, nginx, httpd},
+      CERTGATE_KEYS(CG_KEY_TEST_ROW)
+#undef CG_KEY_TEST_ROW
+  };
+  ASSERT_EQ(std::size(rows), PolicyKeys().size());
+  for (size_t i = 0; i < std::size(rows); ++i) {
+    const Row &row = rows[i];
+    EXPECT_EQ(PolicyKeys()[i], row.key);
+    EXPECT_EQ(CanonicalKey(row.nginx), row.key) << row.nginx;
+    EXPECT_EQ(CanonicalKey(row.httpd), row.key) << row.httpd;
+    if (std::string_view(row.key) != "certgate") {
+      EXPECT_EQ(SpellDirectives(row.nginx, DirectiveStyle::kHttpd), row.httpd) << row.nginx;
+    }
+  }
+}
+
+// Path keys: files read (resolved from a policy file's directory) and the
+// cache directory (a server's prefix); nothing else is a path.
+TEST(PolicyKeysTest, PathKinds) {
+  for (std::string_view key : PolicyKeys()) {
+    const int want = key == "trusted_issuers" || key == "crl" ? CG_KEY_PATH_CONF
+                     : key == "cache"                         ? CG_KEY_PATH_PREFIX
+                                                              : CG_KEY_PATH_NONE;
+    EXPECT_EQ(KeyPathKind(key), want) << key;
+  }
+  EXPECT_EQ(KeyPathKind("nonsense"), CG_KEY_PATH_NONE);
+}
+
+// Each default is written once, in Policy; the C API and the revocation
+// settings read it from there.
+TEST(PolicyDefaultsTest, OnePlaceForEachDefault) {
+  const Policy unset;
+  EXPECT_EQ(unset.EffectiveRevocationWait(), std::chrono::milliseconds(2000));
+  EXPECT_EQ(unset.EffectiveMaxStale(), std::chrono::seconds(3600));
+  EXPECT_EQ(unset.EffectiveRevocationScope(), RevocationScope::kChain);
+  EXPECT_EQ(unset.EffectiveRevocationSources(),
+            (std::vector<RevocationSource>{RevocationSource::kCrl, RevocationSource::kOcsp}));
+  EXPECT_EQ(unset.EffectiveRejectStatus(), 403);
+  EXPECT_STREQ(unset.EffectiveCacheDir(), "/var/cache/certgate");
+  EXPECT_EQ(cg_policy_revocation_wait_ms(nullptr), 2000);
+  EXPECT_STREQ(cg_policy_cache_dir(nullptr), "/var/cache/certgate");
+  EXPECT_EQ(cg_policy_reject_status(nullptr, CG_REASON_EXPIRED), 403);
+  EXPECT_EQ(cg_policy_reject_status(nullptr, CG_REASON_INTERNAL_ERROR), 500);
+
+  Policy set;
+  ASSERT_TRUE(set.Set("revocation_wait", {"750ms"}).ok());
+  ASSERT_TRUE(set.Set("max_stale", {"2h"}).ok());
+  ASSERT_TRUE(set.Set("revocation_scope", {"leaf"}).ok());
+  ASSERT_TRUE(set.Set("revocation_sources", {"ocsp"}).ok());
+  ASSERT_TRUE(set.Set("cache", {"/srv/cg"}).ok());
+  EXPECT_EQ(set.EffectiveRevocationWait(), std::chrono::milliseconds(750));
+  EXPECT_EQ(set.EffectiveMaxStale(), std::chrono::seconds(7200));
+  EXPECT_EQ(set.EffectiveRevocationScope(), RevocationScope::kLeaf);
+  EXPECT_EQ(set.EffectiveRevocationSources(),
+            std::vector<RevocationSource>{RevocationSource::kOcsp});
+  EXPECT_STREQ(set.EffectiveCacheDir(), "/srv/cg");
 }
 
 // ---- accepted values ----

@@ -51,7 +51,7 @@ struct stack_st_X509;
     "add the issuing root CA to the server's trusted client CAs, or issue the client "         \
     "certificate from a CA the server trusts")                                                 \
   X(CHAIN_INCOMPLETE, "chain_incomplete", 403, "403.16",                                       \
-    "no certificate that could have issued the top of the chain was sent or is known here",  \
+    "no certificate that could have issued the top of the chain was sent or is known here",    \
     "have the client send its intermediate CA certificate, or add the intermediate to the "    \
     "server's trusted client CAs")                                                             \
   X(BAD_SIGNATURE, "bad_signature", 403, "403.16", "a signature in the chain does not verify", \
@@ -115,6 +115,121 @@ typedef enum { CG_LOG_KV = 0, CG_LOG_JSON = 1 } cg_log_format;
  * default) or CertGateMaxStale (httpd). Set once, when the module loads. */
 typedef enum { CG_DIRECTIVES_NGINX = 0, CG_DIRECTIVES_HTTPD = 1 } cg_directive_style;
 CG_API void cg_set_directive_style(cg_directive_style style);
+
+/*
+ * The directive vocabulary: one row per key. The core's key table and its
+ * inheritance, both adapters' directive tables and docs/directives.md are
+ * generated from it (certgate_log_level, nginx only, is the adapter's own).
+ *
+ * X(ID, key, nginx, httpd, field, contexts, min_args, max_args, path, help)
+ *   key       the bare key, as in policy files and `certgate check --set`
+ *   nginx     the nginx directive; httpd: the Apache directive
+ *   field     the certgate::Policy member the key sets (C++ only)
+ *   contexts  CG_KEY_CTX_* bits: where each server accepts the directive
+ *   min_args, max_args  how many values (CG_KEY_MANY: no upper bound)
+ *   path      CG_KEY_PATH_*: how a relative value is resolved by a server
+ */
+#define CG_KEY_CTX_NGX_MAIN 0x01u     /* nginx http{} */
+#define CG_KEY_CTX_NGX_SRV 0x02u      /* nginx server{} */
+#define CG_KEY_CTX_NGX_LOC 0x04u      /* nginx location{} */
+#define CG_KEY_CTX_HTTPD_SERVER 0x10u /* httpd server config, <VirtualHost> */
+#define CG_KEY_CTX_HTTPD_DIR 0x20u    /* httpd <Directory>, <Location>, <Files> */
+#define CG_KEY_CTX_NGX_ANY (CG_KEY_CTX_NGX_MAIN | CG_KEY_CTX_NGX_SRV | CG_KEY_CTX_NGX_LOC)
+#define CG_KEY_CTX_ANY (CG_KEY_CTX_NGX_ANY | CG_KEY_CTX_HTTPD_SERVER | CG_KEY_CTX_HTTPD_DIR)
+/* httpd: server level only (the handshake knows the virtual host, not yet the
+ * <Location>, and the cache is per server); nginx: any level, as it always was */
+#define CG_KEY_CTX_SERVER (CG_KEY_CTX_NGX_ANY | CG_KEY_CTX_HTTPD_SERVER)
+/* a page: nginx location, httpd <Location>/<Directory>/<Files> */
+#define CG_KEY_CTX_PAGE (CG_KEY_CTX_NGX_LOC | CG_KEY_CTX_HTTPD_DIR)
+
+#define CG_KEY_MANY ((size_t)-1)
+
+/* A value that is not a path; a file the server reads (nginx: relative to the
+ * configuration directory, like ssl_crl); a directory the server writes
+ * (nginx: relative to the prefix, like proxy_cache_path). httpd resolves both
+ * against ServerRoot. */
+#define CG_KEY_PATH_NONE 0
+#define CG_KEY_PATH_CONF 1
+#define CG_KEY_PATH_PREFIX 2
+
+#define CERTGATE_KEYS(X)                                                                          \
+  X(MODE, "certgate", "certgate", "CertGate", mode, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE,       \
+    "off | optional | require")                                                                   \
+  X(TRUSTED_ISSUERS, "trusted_issuers", "certgate_trusted_issuers", "CertGateTrustedIssuers",     \
+    trusted_issuers, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_CONF,                                      \
+    "PEM file of the CAs allowed to issue client certs here")                                     \
+  X(REQUIRE_EKU, "require_eku", "certgate_require_eku", "CertGateRequireEku", require_eku,        \
+    CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE, "clientAuth [strict] | any")                          \
+  X(REQUIRE_KEY_USAGE, "require_key_usage", "certgate_require_key_usage",                         \
+    "CertGateRequireKeyUsage", require_key_usage, CG_KEY_CTX_ANY, 1, CG_KEY_MANY,                 \
+    CG_KEY_PATH_NONE, "keyUsage bits required (digitalSignature ...) | off")                      \
+  X(SUBJECT, "subject", "certgate_subject", "CertGateSubject", subject, CG_KEY_CTX_ANY, 1,        \
+    CG_KEY_MANY, CG_KEY_PATH_NONE, "ATTR=value ... that must all be present, or ~regex")          \
+  X(SAN, "san", "certgate_san", "CertGateSan", san, CG_KEY_CTX_ANY, 1, CG_KEY_MANY,               \
+    CG_KEY_PATH_NONE, "dns: email: uri: ip: patterns, any one must match")                        \
+  X(PIN, "pin", "certgate_pin", "CertGatePin", pin, CG_KEY_CTX_ANY, 1, CG_KEY_MANY,               \
+    CG_KEY_PATH_NONE, "sha256:<hex> or spki:<hex> pins")                                          \
+  X(DENY, "deny", "certgate_deny", "CertGateDeny", deny, CG_KEY_CTX_ANY, 1, CG_KEY_MANY,          \
+    CG_KEY_PATH_NONE, "sha256:<hex> or spki:<hex> denied certificates")                           \
+  X(MIN_KEY, "min_key", "certgate_min_key", "CertGateMinKey", min_key, CG_KEY_CTX_ANY, 1, 3,      \
+    CG_KEY_PATH_NONE, "rsa=2048 ec=256 [dsa=N]")                                                  \
+  X(DENY_SIGNATURE, "deny_signature", "certgate_deny_signature", "CertGateDenySignature",         \
+    deny_signature, CG_KEY_CTX_ANY, 1, CG_KEY_MANY, CG_KEY_PATH_NONE,                             \
+    "signature digests refused (sha1 md5)")                                                       \
+  X(MAX_DEPTH, "max_depth", "certgate_max_depth", "CertGateMaxDepth", max_depth, CG_KEY_CTX_ANY,  \
+    1, 1, CG_KEY_PATH_NONE, "maximum chain depth")                                                \
+  X(CLOCK_SKEW, "clock_skew", "certgate_clock_skew", "CertGateClockSkew", clock_skew,             \
+    CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "tolerated clock skew (time)")                        \
+  X(STRICT, "strict", "certgate_strict", "CertGateStrict", strict, CG_KEY_CTX_ANY, 1, 1,          \
+    CG_KEY_PATH_NONE, "on | off: refuse chains that break RFC 5280 (default on)")                 \
+  X(EXPIRY_WARNING, "expiry_warning", "certgate_expiry_warning", "CertGateExpiryWarning",         \
+    expiry_warning, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE,                                       \
+    "warn when an accepted certificate expires sooner (time)")                                    \
+  X(REVOCATION, "revocation", "certgate_revocation", "CertGateRevocation", revocation,            \
+    CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "off | cache_only | soft_fail | hard_fail")           \
+  X(REVOCATION_SCOPE, "revocation_scope", "certgate_revocation_scope", "CertGateRevocationScope", \
+    revocation_scope, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "leaf | chain")                     \
+  X(REVOCATION_SOURCES, "revocation_sources", "certgate_revocation_sources",                      \
+    "CertGateRevocationSources", revocation_sources, CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE,      \
+    "ordered subset of crl ocsp")                                                                 \
+  X(CRL, "crl", "certgate_crl", "CertGateCrl", crl, CG_KEY_CTX_ANY, 1, CG_KEY_MANY,               \
+    CG_KEY_PATH_CONF, "file or directory of CRLs to preload")                                     \
+  X(REVOCATION_WAIT, "revocation_wait", "certgate_revocation_wait", "CertGateRevocationWait",     \
+    revocation_wait, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE,                                      \
+    "time a request may wait for a fetch")                                                        \
+  X(MAX_STALE, "max_stale", "certgate_max_stale", "CertGateMaxStale", max_stale, CG_KEY_CTX_ANY,  \
+    1, 1, CG_KEY_PATH_NONE, "how long stale revocation data is still used")                       \
+  X(FETCH_TIMEOUT, "fetch_timeout", "certgate_fetch_timeout", "CertGateFetchTimeout",             \
+    fetch_timeout, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "CRL/OCSP fetch timeout")              \
+  X(FETCH_MAX_SIZE, "fetch_max_size", "certgate_fetch_max_size", "CertGateFetchMaxSize",          \
+    fetch_max_size, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "CRL/OCSP fetch size limit")          \
+  X(FETCH_PROXY, "fetch_proxy", "certgate_fetch_proxy", "CertGateFetchProxy", fetch_proxy,        \
+    CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "proxy URL for CRL/OCSP fetches | off")               \
+  X(FETCH_ALLOW, "fetch_allow", "certgate_fetch_allow", "CertGateFetchAllow", fetch_allow,        \
+    CG_KEY_CTX_ANY, 1, CG_KEY_MANY, CG_KEY_PATH_NONE, "host patterns CDP/AIA URLs may point to")  \
+  X(CACHE, "cache", "certgate_cache", "CertGateCache", cache, CG_KEY_CTX_SERVER, 1, 1,            \
+    CG_KEY_PATH_PREFIX, "directory of the shared revocation cache")                               \
+  X(REJECT_STATUS, "reject_status", "certgate_reject_status", "CertGateRejectStatus",             \
+    reject_status, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "HTTP status of a refusal")            \
+  X(REJECT_BODY, "reject_body", "certgate_reject_body", "CertGateRejectBody", reject_body,        \
+    CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "text | json | html | off")                           \
+  X(REJECT_DETAIL, "reject_detail", "certgate_reject_detail", "CertGateRejectDetail",             \
+    reject_detail, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE,                                        \
+    "on | off: show the hint to the client")                                                      \
+  X(REJECT_AT, "reject_at", "certgate_reject_at", "CertGateRejectAt", reject_at,                  \
+    CG_KEY_CTX_SERVER, 1, 1, CG_KEY_PATH_NONE, "request | handshake (server or virtual host)")    \
+  X(LOG, "log", "certgate_log", "CertGateLog", log, CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE,       \
+    "kv | json [accepts]")                                                                        \
+  X(STATUS, "status", "certgate_status", "CertGateStatus", status, CG_KEY_CTX_PAGE, 1, 1,         \
+    CG_KEY_PATH_NONE, "on | off: this location serves certgate's counters")
+
+typedef enum {
+#define CG_KEY_ENUM(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
+  CG_KEY_##id,
+  CERTGATE_KEYS(CG_KEY_ENUM)
+#undef CG_KEY_ENUM
+      CG_KEY_COUNT
+} cg_key;
 
 typedef struct {
   const char *data;

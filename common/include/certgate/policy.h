@@ -29,6 +29,12 @@ enum class RejectBody { kText, kJson, kHtml, kOff };
 enum class RejectAt { kRequest, kHandshake };
 enum class LogFormat { kKv, kJson };
 
+// `log kv|json [accepts]`.
+struct LogSettings {
+  LogFormat format = LogFormat::kKv;
+  bool accepts = false;
+};
+
 // keyUsage bits as in X509_get_key_usage() (KU_DIGITAL_SIGNATURE, ...).
 using KeyUsageMask = uint32_t;
 
@@ -75,6 +81,9 @@ struct CertList {
   std::vector<std::shared_ptr<X509>> certs;
 };
 
+// Where the shared revocation cache lives when certgate_cache is not set.
+constexpr const char *kDefaultCacheDir = "/var/cache/certgate";
+
 // Every field is unset (nullopt) until its key is set or inherited; the accessors
 // below give the effective value with the documented default.
 struct Policy {
@@ -108,8 +117,7 @@ struct Policy {
   std::optional<RejectBody> reject_body;
   std::optional<bool> reject_detail;
   std::optional<RejectAt> reject_at;
-  std::optional<LogFormat> log_format;
-  std::optional<bool> log_accepts;
+  std::optional<LogSettings> log;  // both parts set together (`log json`: no accepts)
   std::optional<bool> status;
 
   // Parses and validates one key (any spelling, see certgate.h) and its
@@ -124,7 +132,7 @@ struct Policy {
   // error the policy is left unchanged.
   Status LoadFile(const std::string &path);
 
-  // Effective values.
+  // Effective values: the one place each default is written.
   Mode EffectiveMode() const { return mode.value_or(Mode::kOff); }
   EkuRequirement EffectiveEku() const { return require_eku.value_or(EkuRequirement::kClientAuth); }
   KeyUsageMask EffectiveKeyUsage() const;
@@ -139,18 +147,36 @@ struct Policy {
     return expiry_warning.value_or(std::chrono::seconds(14 * 86400));
   }
   RevocationMode EffectiveRevocation() const { return revocation.value_or(RevocationMode::kOff); }
+  RevocationScope EffectiveRevocationScope() const {
+    return revocation_scope.value_or(RevocationScope::kChain);
+  }
+  const std::vector<RevocationSource> &EffectiveRevocationSources() const;
+  std::chrono::milliseconds EffectiveRevocationWait() const {
+    return revocation_wait.value_or(std::chrono::milliseconds(2000));
+  }
+  std::chrono::seconds EffectiveMaxStale() const {
+    return max_stale.value_or(std::chrono::seconds(3600));
+  }
+  const char *EffectiveCacheDir() const { return cache ? cache->c_str() : kDefaultCacheDir; }
+  // A refusal's status; an internal error is always kInternalErrorStatus.
   int EffectiveRejectStatus() const { return reject_status.value_or(403); }
+  static constexpr int kInternalErrorStatus = 500;
+  bool EffectiveStatusPage() const { return status.value_or(false); }
   RejectBody EffectiveRejectBody() const { return reject_body.value_or(RejectBody::kText); }
   bool EffectiveRejectDetail() const { return reject_detail.value_or(false); }
   RejectAt EffectiveRejectAt() const { return reject_at.value_or(RejectAt::kRequest); }
-  LogFormat EffectiveLogFormat() const { return log_format.value_or(LogFormat::kKv); }
-  bool EffectiveLogAccepts() const { return log_accepts.value_or(false); }
+  LogFormat EffectiveLogFormat() const { return log.value_or(LogSettings{}).format; }
+  bool EffectiveLogAccepts() const { return log.value_or(LogSettings{}).accepts; }
 };
 
 // The canonical (bare, lowercase) key for any spelling: "certgate_subject",
 // "CertGateSubject", "subject" -> "subject"; "certgate"/"CertGate" -> "certgate".
 // Returns "" for a key that is not in PolicyKeys().
 std::string CanonicalKey(std::string_view key);
+
+// How a server resolves a relative value of a canonical key: CG_KEY_PATH_*
+// (CERTGATE_KEYS in certgate.h); CG_KEY_PATH_NONE for an unknown key.
+int KeyPathKind(std::string_view canonical);
 
 // Every canonical key, in DESIGN §2 order (for adapters and docs).
 const std::vector<std::string_view> &PolicyKeys();

@@ -12,9 +12,6 @@
 
 namespace certgate {
 
-// Where the shared cache lives when certgate_cache is not set.
-constexpr const char *kDefaultCacheDir = "/var/cache/certgate";
-
 // The checker for `policy`'s cache. Its certgate_crl files are preloaded in
 // the background the first time (verified against `trust`), so no request
 // thread or event loop waits for a large ingest. Null with `error` set when the

@@ -230,10 +230,9 @@ const char *RevocationStatusName(RevocationStatus status) {
 RevocationSettings RevocationSettings::From(const Policy &policy, int64_t refresh_interval) {
   RevocationSettings settings;
   settings.mode = policy.EffectiveRevocation();
-  settings.chain_scope =
-      policy.revocation_scope.value_or(RevocationScope::kChain) == RevocationScope::kChain;
-  if (policy.revocation_sources) settings.sources = *policy.revocation_sources;
-  settings.max_stale = policy.max_stale.value_or(std::chrono::seconds(3600)).count();
+  settings.chain_scope = policy.EffectiveRevocationScope() == RevocationScope::kChain;
+  settings.sources = policy.EffectiveRevocationSources();
+  settings.max_stale = policy.EffectiveMaxStale().count();
   settings.strict = policy.EffectiveStrict();
   settings.limits = FetchLimitsFrom(policy);
   settings.refresh_interval = refresh_interval;

@@ -23,6 +23,7 @@ namespace certgate {
 // (or per check) instead of being re-derived for every certificate.
 struct RevocationSettings {
   RevocationMode mode = RevocationMode::kOff;
+  // Defaults are Policy's (RevocationSettings::From); these are a test's.
   bool chain_scope = true;  // certgate_revocation_scope chain (else leaf)
   std::vector<RevocationSource> sources{RevocationSource::kCrl, RevocationSource::kOcsp};
   int64_t max_stale = 3600;  // seconds a good answer is used past nextUpdate

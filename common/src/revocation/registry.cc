@@ -133,9 +133,7 @@ void StartPreload(Registry &registry, RevocationChecker *checker, std::vector<st
   }).detach();
 }
 
-std::string_view CacheDirOf(const Policy &policy) {
-  return policy.cache ? std::string_view(*policy.cache) : std::string_view(kDefaultCacheDir);
-}
+std::string_view CacheDirOf(const Policy &policy) { return policy.EffectiveCacheDir(); }
 
 bool WantsPreload(const Policy &policy) { return policy.crl && !policy.crl->empty(); }
 

@@ -1128,6 +1128,30 @@ TEST_F(ApacheConfig, MissingFileNamesTheFile) {
   EXPECT_NE(r.err.find("/nonexistent/issuers.pem"), std::string::npos) << r.err;
 }
 
+// Relative paths are httpd's: every value of a path key is taken from
+// ServerRoot (quoted or not), never from the working directory.
+TEST_F(ApacheConfig, RelativePathsAreUnderServerRoot) {
+  // logs/ and run/ exist under ServerRoot only; a relative cache would be refused.
+  h::RunResult r = ConfigTest("  CertGateCrl \"logs\" 'run'\n  CertGateCache relative-cache\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = ConfigTest("  CertGateTrustedIssuers \"ca/missing issuers.pem\"\n");
+  EXPECT_NE(r.exit_code, 0);
+  const std::string root = conf_.substr(0, conf_.rfind('/'));
+  EXPECT_NE(r.err.find(root + "/ca/missing issuers.pem"), std::string::npos) << r.err;
+}
+
+// Every value is read, however many: httpd's own TAKE_ARGV splitting stops
+// at 64 and drops the rest of the line, which would lose deny pins silently.
+TEST_F(ApacheConfig, EveryValueOfALongLineIsRead) {
+  std::string hosts;
+  for (int i = 0; i < 70; ++i) hosts += " host" + std::to_string(i) + ".example";
+  h::RunResult r = ConfigTest("  CertGateFetchAllow" + hosts + "\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = ConfigTest("  CertGateFetchAllow" + hosts + " bad/host\n");
+  EXPECT_NE(r.exit_code, 0) << "the 71st value was not read";
+  EXPECT_NE(r.err.find("bad/host"), std::string::npos) << r.err;
+}
+
 TEST_F(ApacheConfig, ServerOnlyKeyRefusedInLocation) {
   h::RunResult r = ConfigTest("  <Location /x>\n    CertGateCache /tmp/cg\n  </Location>\n");
   EXPECT_NE(r.exit_code, 0);

@@ -6,6 +6,7 @@
 // freshly generated demo PKI. CERTGATE_KEEP_TMP=1 keeps the directory.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <map>
@@ -1113,6 +1114,31 @@ TEST_F(NginxConfig, DuplicateDirective) {
   EXPECT_NE(r.err.find("\"certgate\" directive is duplicate in " + nginx().dir() + "/dup.conf:10"),
             std::string::npos)
       << r.err;
+}
+
+// Relative paths are nginx's: files certgate reads are found from the
+// configuration directory (as ssl_crl), its cache from the prefix (as
+// proxy_cache_path); never from the working directory.
+TEST_F(NginxConfig, RelativePathsAreResolvedAsNginxDoes) {
+  const std::string conf_dir = nginx().dir() + "/relative";
+  ASSERT_TRUE(h::MakeDirs(conf_dir + "/ca"));
+  ASSERT_TRUE(h::MakeDirs(conf_dir + "/crl"));  // an empty directory of CRLs
+  h::WriteFile(conf_dir + "/ca/issuers.pem", h::ReadFile(nginx().pki() + "/ca/intermediate.pem"));
+  h::RunResult r = TestConfig("relative/good.conf",
+                              "      certgate require;\n"
+                              "      certgate_trusted_issuers ca/issuers.pem;\n"
+                              "      certgate_crl crl;\n"
+                              "      certgate_revocation soft_fail;\n"
+                              "      certgate_cache relative-cache;\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  struct stat st {};
+  EXPECT_EQ(stat((nginx().dir() + "/relative-cache").c_str(), &st), 0)
+      << "the cache is not under the prefix";
+  EXPECT_NE(stat((conf_dir + "/relative-cache").c_str(), &st), 0);
+
+  r = TestConfig("relative/missing.conf", "      certgate_trusted_issuers ca/missing.pem;\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(conf_dir + "/ca/missing.pem"), std::string::npos) << r.err;
 }
 
 TEST_F(NginxConfig, GoodConfigPasses) {
