@@ -51,7 +51,7 @@ struct stack_st_X509;
     "add the issuing root CA to the server's trusted client CAs, or issue the client "         \
     "certificate from a CA the server trusts")                                                 \
   X(CHAIN_INCOMPLETE, "chain_incomplete", 403, "403.16",                                       \
-    "no certificate that could have issued the top of the chain was sent or is known here",  \
+    "no certificate that could have issued the top of the chain was sent or is known here",    \
     "have the client send its intermediate CA certificate, or add the intermediate to the "    \
     "server's trusted client CAs")                                                             \
   X(BAD_SIGNATURE, "bad_signature", 403, "403.16", "a signature in the chain does not verify", \
@@ -173,6 +173,17 @@ CG_API const char *cg_policy_cache_dir(const cg_policy *policy);
  * revocation fetch in flight. */
 CG_API int cg_policy_revocation_wait_ms(const cg_policy *policy);
 
+/*
+ * `add` (a section's own keys) over `base` (the policy it sits in): every key
+ * unset in `add` is taken from `base`. The result is made once per `base` and
+ * kept in `add`, so it lives as long as `add` and is the same object on every
+ * call: safe to hand to cg_ssl_decide, which keeps decisions by policy
+ * address. Lock-free once made (httpd merges per request). Returns the address
+ * of the cell holding the merged policy (a struct whose only member is a
+ * cg_policy pointer may point there), or NULL when out of memory.
+ */
+CG_API cg_policy *const *cg_policy_merged(const cg_policy *base, const cg_policy *add);
+
 /* Whether this location serves the counters page (certgate_status on). */
 CG_API int cg_policy_status_page(const cg_policy *policy);
 
@@ -252,6 +263,37 @@ CG_API size_t cg_decision_format_log(const cg_decision *decision, cg_log_format 
 CG_API size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *policy,
                                       const char **content_type, char *buf, size_t size);
 
+/* ---- outcome: what a server does with a decision ---- */
+
+/* How loud a judgement is logged; each server maps these to its own levels. */
+typedef enum {
+  CG_LOG_NONE = 0, /* no line */
+  CG_LOG_DEBUG,    /* a judgement the client's request was already answered by */
+  CG_LOG_NOTICE,   /* an accept, asked for with certgate_log ... accepts */
+  CG_LOG_WARN,     /* an accept that deserves a warning (cg_decision_warning) */
+  CG_LOG_REFUSAL   /* a refusal of the client's request: the server's error level */
+} cg_log_level;
+
+typedef struct {
+  int status;       /* 0: allowed, go on; else answer with this HTTP status */
+  cg_log_level log; /* whether and how loud to log the decision's line */
+  int counted;      /* whether cg_counters_add counts it */
+  cg_verdict verdict;
+  cg_reason reason;
+} cg_outcome;
+
+/*
+ * The one rule for every server. `decision` is final (not pending), or NULL
+ * when certgate could not decide (then a 500, reason internal_error). A
+ * `subrequest` (an SSI include, auth_request, httpd's DirectoryIndex probe)
+ * or a request `judged_before` (the client's request again, after an internal
+ * redirect, an error page / ErrorDocument, a named location) is judged and
+ * refused like any request, but neither counted nor logged above
+ * CG_LOG_DEBUG: only what the client asked for is.
+ */
+CG_API cg_outcome cg_outcome_of(const cg_policy *policy, const cg_decision *decision,
+                                int subrequest, int judged_before);
+
 /* ---- counters: the certgate_status page ---- */
 
 /* What a server counts, summed over all its workers; the adapter keeps them in
@@ -279,6 +321,9 @@ typedef struct {
  */
 CG_API int cg_counters_add_decision(cg_counters *shared, const cg_decision *decision,
                                     int subrequest, int judged_before);
+
+/* Counts `outcome` into `shared` (atomically) when it is counted. */
+CG_API void cg_counters_add(cg_counters *shared, const cg_outcome *outcome);
 
 /* Counts one handshake aborted under reject_at handshake into `shared`. */
 CG_API void cg_counters_add_handshake_refusal(cg_counters *shared);
