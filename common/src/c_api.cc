@@ -12,6 +12,9 @@
 #include <openssl/err.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -227,6 +230,19 @@ int cg_cache_dir_prepare(const char *dir, long worker_uid, long worker_gid, cg_e
   });
 }
 
+const char *cg_field_env_name(cg_field field) {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> upper;
+    for (const char *name : kFieldNames) {
+      std::string var = std::string("CERTGATE_") + name;
+      for (char &c : var) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      upper.push_back(std::move(var));
+    }
+    return upper;
+  }();
+  return field >= 0 && field < CG_FIELD_COUNT ? names[field].c_str() : "";
+}
+
 const char *cg_field_name(cg_field field) {
   return field >= 0 && field < CG_FIELD_COUNT ? kFieldNames[field] : "";
 }
@@ -347,6 +363,26 @@ void cg_ssl_wait(SSL *ssl, const cg_policy *policy, int max_ms) {
     certgate::WaitForRevocation(ssl, policy->policy, std::chrono::milliseconds(max_ms));
   } catch (...) {
   }
+}
+
+const cg_decision *cg_ssl_decide_final(SSL *ssl, const cg_policy *policy) {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kStep = std::chrono::milliseconds(100);
+  const cg_decision *decision = cg_ssl_decide(ssl, policy);
+  if (decision == nullptr || ssl == nullptr) return decision;
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(2 * cg_policy_revocation_wait_ms(policy) + 1000);
+  while (cg_decision_pending(decision)) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return cg_decision_verdict(decision) == CG_VERDICT_ALLOW ? nullptr : decision;
+    }
+    cg_ssl_wait(ssl, policy,
+                static_cast<int>(std::min(left + std::chrono::milliseconds(1), kStep).count()));
+    decision = cg_ssl_decide(ssl, policy);
+  }
+  return decision;
 }
 
 }  // extern "C"

@@ -216,6 +216,9 @@ typedef enum {
 /* Names of the fields as variables: "verdict", "reason", ... */
 CG_API const char *cg_field_name(cg_field field);
 CG_API int cg_field_from_name(const char *name, size_t len);
+/* The field's environment variable: "CERTGATE_VERDICT", ... (httpd's CGI
+ * environment). */
+CG_API const char *cg_field_env_name(cg_field field);
 
 /*
  * Judges a chain outside any server (the CLI, tests): `leaf` may be NULL (no
@@ -370,7 +373,7 @@ CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_f
  * leaf and the trust store); each policy's decision is kept on the connection
  * and is valid until the connection closes. Decisions are kept by the policy's
  * address, so `policy` must live as long as the configuration (not be a
- * per-request merge). Returns NULL only when `policy` is off. Never returns an
+ * per-request merge: use cg_policy_merged). Returns NULL only when `policy` is off. Never returns an
  * allow it could not establish.
  */
 CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
@@ -378,6 +381,16 @@ CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
 /* Blocks the calling thread up to `max_ms` while a revocation fetch for this
  * connection's chain is in flight (Apache; never from an event loop). */
 CG_API void cg_ssl_wait(SSL *ssl, const cg_policy *policy, int max_ms);
+
+/*
+ * cg_ssl_decide for a threaded server (Apache; never from an event loop): a
+ * pending decision blocks the calling thread, in cg_ssl_wait steps, until it
+ * is final; the core makes it final once the policy's revocation_wait has run
+ * out. Should it not, a guard (twice revocation_wait plus a second) ends the
+ * wait: then a pending deny is returned as is, a pending allow as NULL (never
+ * an allow it could not establish).
+ */
+CG_API const cg_decision *cg_ssl_decide_final(SSL *ssl, const cg_policy *policy);
 
 #ifdef __cplusplus
 }
