@@ -1,23 +1,10 @@
 /*
- * mod_certgate: client-certificate (mTLS) policy for Apache httpd 2.4.
- *
- * A thin adapter over the certgate core (certgate.h). It does these things only:
- *   - forwards the CertGate<Key> directives to the core (cg_policy_set) and lets
- *     the core merge them (server -> virtual host -> <Directory>/<Location>);
- *   - hands the core the TLS objects it needs: every SSL vhost's SSL_CTX (mod_ssl's
- *     init_server hook) and every connection's SSL* (mod_ssl's pre_handshake hook);
- *   - turns the core's decision into httpd's outputs: status, body, CERTGATE_*
- *     environment variables, one error-log line per refusal; a decision still
- *     waiting for a revocation fetch blocks the request thread, bounded;
- *   - prepares the revocation cache directories for the child user (the core
- *     opens the cache itself, in each child);
- *   - counts decisions in shared memory and serves them where CertGateStatus is
- *     on (the core writes the page);
- *   - nothing else: every rule lives in the core.
- *
- * Layout follows modules/aaa/mod_authz_core.c: per-directory and per-server
- * config records, "new if set, else base" merging, a command table, hooks
- * registered in register_hooks, and the module record at the end.
+ * mod_certgate: client-certificate (mTLS) policy for Apache httpd 2.4, a thin
+ * adapter over the certgate core (certgate.h), where every rule lives. It
+ * forwards the CertGate<Key> directives, hands the core each SSL vhost's
+ * SSL_CTX and each connection's SSL* (mod_ssl's hooks), and turns the core's
+ * outcome into a status, a body, CERTGATE_* variables, a log line and a count.
+ * Laid out like modules/aaa/mod_authz_core.c.
  */
 
 #include "httpd.h"
@@ -33,11 +20,9 @@
 
 #include "apr_atomic.h"
 #include "apr_hash.h"
-#include "apr_lib.h"
 #include "apr_optional_hooks.h"
 #include "apr_shm.h"
 #include "apr_strings.h"
-#include "apr_thread_mutex.h"
 
 #include <errno.h>
 #include <string.h>
@@ -47,11 +32,8 @@
 
 #include <certgate/certgate.h>
 
-/*
- * mod_ssl's OpenSSL-level optional hooks. Their header (mod_ssl_openssl.h) is not
- * shipped by Debian's apache2-dev; the hooks are found by name at run time, so
- * declaring the same prototypes here is enough (mod_ssl 2.4.20 and later).
- */
+/* mod_ssl's OpenSSL-level hooks (2.4.20+), found by name at run time: Debian's
+ * apache2-dev lacks mod_ssl_openssl.h, so the prototypes are declared here. */
 #ifndef SSL_DECLARE
 #define SSL_DECLARE(type) type
 #endif
@@ -59,8 +41,7 @@ APR_DECLARE_EXTERNAL_HOOK(ssl, SSL, int, init_server,
                           (server_rec * s, apr_pool_t *p, int is_proxy, SSL_CTX *ctx))
 APR_DECLARE_EXTERNAL_HOOK(ssl, SSL, int, pre_handshake, (conn_rec * c, SSL *ssl, int is_proxy))
 
-/* The one exported symbol: AP_MODULE_DECLARE_DATA is empty on Unix, and the
- * module is built with -fvisibility=hidden. */
+/* The one exported symbol (built with -fvisibility=hidden). */
 #if defined(__GNUC__)
 #define CG_MODULE_EXPORT __attribute__((visibility("default")))
 #else
@@ -78,6 +59,10 @@ APLOG_USE_MODULE(certgate);
 #define CG_NOTE_CONTENT_TYPE "certgate-content-type"
 #define CG_ERROR_FILTER "CERTGATE_ERROR_TYPE"
 
+/* A stable tag on every log line, as httpd's APLOGNO(); listed in
+ * docs/apache-log-tags.md. */
+#define CGLOGNO(n) "CG" #n ": "
+
 typedef struct {
     cg_policy *policy; /* what was set here, or the merge result; NULL: nothing */
 } certgate_dir_conf;
@@ -86,21 +71,9 @@ typedef struct {
     int enables; /* a CertGate optional|require directive appears in this server */
 } certgate_srv_conf;
 
-/* ---- counters ----------------------------------------------------------------
- *
- * What CertGateStatus shows, summed over every child: one decision per client
- * request by verdict and reason (the core's rule: not the subrequests, not the
- * judgements after an internal redirect or ErrorDocument), and the handshakes
- * aborted under CertGateRejectAt handshake. They live in an anonymous shared
- * memory segment the parent creates in post_config; children inherit it at
- * fork and the core adds with atomics, so no lock is needed.
- *
- * The segment is kept in the process pool, not pconf, and found again by its
- * userdata key on a graceful restart (the module itself is unloaded and loaded
- * again then, which resets every static): the counters go on across restarts,
- * like nginx's shared zone across reloads, and the old generation's children
- * still finishing their requests keep counting into the same memory.
- */
+/* CertGateStatus's counters, in shared memory the parent creates: children
+ * inherit it and the core adds atomically. Kept in the process pool and found
+ * again by key, they go on across graceful restarts. */
 #define CG_COUNTERS_KEY "certgate-counters"
 #define CG_COUNTERS_FILE "certgate-counters"
 
@@ -109,47 +82,14 @@ static cg_counters *counters;
 /* Set on the first request of an internal-redirect chain once it is judged. */
 #define CG_NOTE_JUDGED "certgate-judged"
 
-/* Counts the decision of `r` by the core's rule: told whether `r` is a
- * subrequest and whether the client's request was judged before (in the
- * request an internal redirect or ErrorDocument started from). */
-static void count_decision(request_rec *r, const cg_decision *decision)
+/* The request an internal redirect or ErrorDocument chain started from. */
+static request_rec *first_of_chain(request_rec *r)
 {
-    request_rec *first = r;
-    while (first->prev != NULL) {
-        first = first->prev;
+    while (r->prev != NULL) {
+        r = r->prev;
     }
-    if (decision != NULL && cg_decision_pending(decision)) {
-        return;
-    }
-    cg_counters_add_decision(counters, decision, r->main != NULL,
-                             apr_table_get(first->notes, CG_NOTE_JUDGED) != NULL);
-    if (r->main == NULL) {
-        apr_table_setn(first->notes, CG_NOTE_JUDGED, "1");
-    }
+    return r;
 }
-
-/* ---- merging ---------------------------------------------------------------
- *
- * httpd merges <Directory>/<Location> configs per request, in the request pool.
- * cg_ssl_decide() keeps one decision per (connection, policy object), so policy
- * objects must live as long as the configuration: a per-request merge result
- * would make a keep-alive connection collect one decision per request, and a
- * freed policy's address could be reused by another location's policy. So every
- * merge result is memoized for the configuration's life, keyed by its two inputs
- * (which are themselves configuration-lifetime: parsed records or memoized
- * merges). The table only ever holds the distinct section combinations the
- * configuration can produce.
- */
-typedef struct {
-    const certgate_dir_conf *base;
-    const certgate_dir_conf *add;
-} merge_key;
-
-static apr_pool_t *memo_pool;
-static apr_hash_t *memo;
-#if APR_HAS_THREADS
-static apr_thread_mutex_t *memo_lock;
-#endif
 
 /* Every <Directory>/<Location>/<Files> section that sets a CertGate key, with
  * the server it appears in: check_config looks for revocation there to know
@@ -161,18 +101,10 @@ typedef struct {
 
 static apr_array_header_t *sections;
 
-static apr_status_t memo_reset(void *unused)
+static apr_status_t sections_reset(void *unused)
 {
     (void)unused;
-    if (memo_pool != NULL) {
-        apr_pool_destroy(memo_pool);
-    }
-    memo_pool = NULL;
-    memo = NULL;
     sections = NULL;
-#if APR_HAS_THREADS
-    memo_lock = NULL;
-#endif
     return APR_SUCCESS;
 }
 
@@ -190,84 +122,28 @@ static void *create_dir_config(apr_pool_t *p, char *dir)
     return conf;
 }
 
-static int dir_conf_is_empty(const certgate_dir_conf *conf)
-{
-    return conf->policy == NULL;
-}
-
-static certgate_dir_conf *merge_now(apr_pool_t *p, const certgate_dir_conf *base,
-                                    const certgate_dir_conf *add)
-{
-    certgate_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
-    cg_error error;
-    conf->policy = cg_policy_new();
-    if (conf->policy == NULL) {
-        return NULL;
-    }
-    apr_pool_cleanup_register(p, conf->policy, policy_cleanup, apr_pool_cleanup_null);
-    if (cg_policy_inherit(conf->policy, add->policy, &error) != CG_OK ||
-        cg_policy_inherit(conf->policy, base->policy, &error) != CG_OK) {
-        return NULL;
-    }
-    return conf;
-}
-
+/* httpd merges per request; cg_ssl_decide() keeps decisions by policy address,
+ * so the core makes each merge once and keeps it in the section's policy. Its
+ * cell is a certgate_dir_conf: a struct of one cg_policy pointer. */
 static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
 {
-    const certgate_dir_conf *base = basev;
-    const certgate_dir_conf *add = addv;
-    certgate_dir_conf *conf;
-    merge_key key;
-
-    /* Nothing to combine: hand back the configuration-lifetime record itself. */
-    if (dir_conf_is_empty(add)) {
-        return (void *)base;
+    const certgate_dir_conf *base = basev, *add = addv;
+    cg_policy *const *merged;
+    (void)p;
+    if (add->policy == NULL || base->policy == NULL) {
+        return add->policy == NULL ? basev : addv;
     }
-    if (dir_conf_is_empty(base)) {
-        return (void *)add;
-    }
-    if (memo == NULL) {
-        /* No table (cannot happen after pre_config): merge in the caller's pool.
-         * Still correct per request, only not cached. */
-        conf = merge_now(p, base, add);
-        return conf != NULL ? conf : (void *)add;
-    }
-
-    key.base = base;
-    key.add = add;
-#if APR_HAS_THREADS
-    apr_thread_mutex_lock(memo_lock);
-#endif
-    conf = apr_hash_get(memo, &key, sizeof key);
-    if (conf == NULL) {
-        merge_key *stored = apr_pmemdup(memo_pool, &key, sizeof key);
-        conf = merge_now(memo_pool, base, add);
-        if (conf != NULL) {
-            apr_hash_set(memo, stored, sizeof *stored, conf);
-        }
-    }
-#if APR_HAS_THREADS
-    apr_thread_mutex_unlock(memo_lock);
-#endif
-    /* Out of memory: the more specific record is the safer answer (it still
-     * holds every rule set in that section). */
-    return conf != NULL ? conf : (void *)add;
+    merged = cg_policy_merged(base->policy, add->policy);
+    /* Out of memory: the section's own rules are the safer answer. */
+    return merged != NULL ? (void *)merged : addv;
 }
 
+/* Not merged: a virtual host's flag is its own (init_server also looks at the
+ * main server's). */
 static void *create_server_config(apr_pool_t *p, server_rec *s)
 {
-    certgate_srv_conf *conf = apr_pcalloc(p, sizeof *conf);
     (void)s;
-    conf->enables = 0;
-    return conf;
-}
-
-static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
-{
-    const certgate_srv_conf *add = addv;
-    certgate_srv_conf *conf = apr_pmemdup(p, add, sizeof *conf);
-    (void)basev; /* the main server's own flag is consulted in init_server */
-    return conf;
+    return apr_pcalloc(p, sizeof(certgate_srv_conf));
 }
 
 /* ---- directives ------------------------------------------------------------ */
@@ -371,9 +247,10 @@ static void handshake_log(SSL *ssl, const char *line, size_t len, void *data)
     conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
     cg_counters_add_handshake_refusal(counters);
     if (c != NULL) {
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "%.*s", (int)len, line);
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, CGLOGNO(00002) "%.*s", (int)len, line);
     } else {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)data, "%.*s", (int)len, line);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)data, CGLOGNO(00003) "%.*s", (int)len,
+                     line);
     }
 }
 
@@ -408,13 +285,13 @@ static int certgate_init_server(server_rec *s, apr_pool_t *p, int is_proxy, SSL_
     }
     if (cg_ssl_ctx_attach(ctx, conf->policy, handshake_log, s, &error) != CG_OK) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "certgate: cannot attach to the SSL context of %s:%u: %s",
+                     CGLOGNO(00004) "certgate: cannot attach to the SSL context of %s:%u: %s",
                      s->server_hostname ? s->server_hostname : "?", (unsigned)s->port,
                      error.message);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "certgate: verification attached to the SSL context of %s:%u",
+                 CGLOGNO(00005) "certgate: verification attached to the SSL context of %s:%u",
                  s->server_hostname ? s->server_hostname : "?", (unsigned)s->port);
     return DECLINED;
 }
@@ -442,87 +319,49 @@ static void export_fields(request_rec *r, const cg_decision *decision)
 {
     int field;
     for (field = 0; field < CG_FIELD_COUNT; ++field) {
-        const char *name = cg_field_name((cg_field)field);
         cg_str value = cg_decision_field(decision, (cg_field)field);
-        char *var = apr_pstrcat(r->pool, "CERTGATE_", name, NULL);
-        char *v;
-        for (v = var; *v != '\0'; ++v) {
-            *v = apr_toupper(*v);
-        }
-        apr_table_setn(r->subprocess_env, var, apr_pstrmemdup(r->pool, value.data, value.len));
+        apr_table_setn(r->subprocess_env, cg_field_env_name((cg_field)field),
+                       apr_pstrmemdup(r->pool, value.data, value.len));
     }
 }
+
+/* The core's log level in httpd's; NOTICE is written whatever the LogLevel,
+ * as CertGateLog ... accepts asks. */
+static const int log_levels[] = {
+    [CG_LOG_DEBUG] = APLOG_DEBUG,
+    [CG_LOG_NOTICE] = APLOG_NOTICE,
+    [CG_LOG_WARN] = APLOG_WARNING,
+    [CG_LOG_REFUSAL] = APLOG_ERR,
+};
 
 static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg_decision *decision,
-                         int level)
+                         cg_log_level cg_level)
 {
-    /* The core bounds the line itself; it is never cut here. */
     const cg_log_format format = cg_policy_log_format(conf->policy);
-    size_t len = cg_decision_format_log(decision, format, NULL, 0);
-    char *line = apr_palloc(r->pool, len + 1);
-    len = cg_decision_format_log(decision, format, line, len + 1);
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", (int)len, line);
-}
+    int level;
+    size_t len;
+    char *line;
 
-/*
- * The final decision for this request. A decision that is still pending (a
- * revocation fetch for the chain is in flight and the policy waits up to
- * CertGateRevocationWait for it) blocks this request thread: cg_ssl_wait()
- * returns as soon as the fetch is done or after one step, and the core itself
- * makes the decision final once the policy's wait has run out (hard_fail: then
- * revocation_unavailable). Only this request's thread waits; others go on.
- * The vhost's Timeout bounds the whole wait in case the core never settles; a
- * decision still pending then is a refusal (revocation_unavailable), never an
- * allow.
- */
-#define CG_WAIT_STEP_MS 100
-
-static const cg_decision *decide(request_rec *r, const cg_policy *policy)
-{
-    SSL *ssl = connection_ssl(r->connection);
-    const cg_decision *decision = cg_ssl_decide(ssl, policy);
-    /* The core turns a pending decision final after certgate_revocation_wait;
-     * the deadline here only guards against a core that would not. */
-    apr_time_t deadline =
-        apr_time_now() + apr_time_from_msec(2 * cg_policy_revocation_wait_ms(policy) + 1000);
-
-    while (decision != NULL && ssl != NULL && cg_decision_pending(decision)) {
-        apr_time_t left = deadline - apr_time_now();
-        if (left <= 0) {
-            /* A pending decision is a refusal; never let one allow. */
-            return cg_decision_verdict(decision) == CG_VERDICT_ALLOW ? NULL : decision;
-        }
-        cg_ssl_wait(ssl, policy,
-                    (int)(apr_time_as_msec(left) < CG_WAIT_STEP_MS ? apr_time_as_msec(left) + 1
-                                                                   : CG_WAIT_STEP_MS));
-        decision = cg_ssl_decide(ssl, policy);
+    if (cg_level == CG_LOG_NONE) {
+        return;
     }
-    return decision;
+    level = log_levels[cg_level];
+    if (!APLOG_R_IS_LEVEL(r, level) && level != APLOG_NOTICE) {
+        return;
+    }
+    /* The core bounds the line itself; it is never cut here. */
+    len = cg_decision_format_log(decision, format, NULL, 0);
+    line = apr_palloc(r->pool, len + 1);
+    len = cg_decision_format_log(decision, format, line, len + 1);
+    ap_log_rerror(APLOG_MARK, level, 0, r, CGLOGNO(00001) "%.*s", (int)len, line);
 }
 
 /*
- * Where certgate enforces: post_perdir_config.
- *
- * ap_process_request_internal() (server/request.c, 2.4.x) runs, per request and
- * subrequest: the location/directory walks, post_perdir_config, header_parser
- * (main requests only), then the authn/authz block, type_checker, fixups.
- *   - check_access (access_checker) is inside the authn/authz block. Under
- *     "Satisfy Any" a refusal there is only a vote: if access_checker_ex
- *     (mod_authz_core's "Require all granted" and friends) or authentication
- *     succeeds, the request goes on. The whole block is also skipped for an
- *     internal redirect whose per-dir config equals the previous request's.
- *   - check_access_ex is the "authorized without authentication" vote itself.
- *   - fixups cannot be skipped either, but run after authentication, so a client
- *     without a certificate would first be asked for a password.
- *   - post_perdir_config runs right after the merged per-dir config is known,
- *     for every request, subrequest and internal redirect, before any of
- *     Satisfy/Require/auth, and a non-OK return ends the request through
- *     ap_die() (so ErrorDocument applies). Nothing configurable skips it.
- * mod_ssl's own check_access (per-directory SSLVerifyClient renegotiation /
- * post-handshake auth) comes later, but certgate asks for the certificate in
- * the initial handshake on every SSL_CTX it is attached to, so the certificate
- * is already there. (Only mod_cache's CacheQuickHandler, which serves before
- * ap_process_request_internal, skips every access hook, as for httpd's own.)
+ * Where certgate enforces: post_perdir_config. It runs for every request,
+ * subrequest and internal redirect right after the per-dir config is merged,
+ * before Satisfy/Require/authentication, and nothing configurable skips it
+ * (under "Satisfy Any" an access_checker refusal is only a vote); a non-OK
+ * return ends the request through ap_die(), so ErrorDocument applies.
  */
 /* The request certgate refused whose ErrorDocument `r` is (an internal redirect
  * from it), or NULL. */
@@ -559,8 +398,9 @@ static int certgate_check(request_rec *r)
     certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
     request_rec *refused = refused_by_certgate(r);
     const cg_decision *decision;
+    request_rec *first;
+    cg_outcome outcome;
     int status;
-    int repeated;
 
     /* The ErrorDocument of a certgate refusal keeps the refusal's variables
      * (for its own use and the access log), also where certgate is off. */
@@ -579,44 +419,28 @@ static int certgate_check(request_rec *r)
         return DECLINED;
     }
 
-    /*
-     * Every request is judged under its own policy, the ErrorDocument of a
-     * refusal too (as mod_authz_core checks it): a local ErrorDocument such as
-     * a front controller (/index.php), a CGI or a ProxyPass path runs only
-     * where the client is allowed anyway (a <Location> with CertGate off, or
-     * one whose policy the client meets). Refused again, httpd falls back to
-     * answering the original request with its status and certgate's body.
-     */
-    decision = decide(r, conf->policy);
+    /* Every request is judged under its own policy, an ErrorDocument too (as
+     * mod_authz_core does). A pending decision blocks this thread, bounded. */
+    decision = cg_ssl_decide_final(connection_ssl(r->connection), conf->policy);
+    first = first_of_chain(r);
+    outcome = cg_outcome_of(conf->policy, decision, r->main != NULL,
+                            apr_table_get(first->notes, CG_NOTE_JUDGED) != NULL);
+    cg_counters_add(counters, &outcome);
+    if (r->main == NULL) {
+        apr_table_setn(first->notes, CG_NOTE_JUDGED, "1");
+    }
     if (decision == NULL) {
-        /* A policy that is off (excluded above), or a wait that never settled. */
-        count_decision(r, NULL);
+        /* A wait that never settled: never an allow. */
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     export_fields(r, decision);
-    count_decision(r, decision);
-
-    /* Subrequests (mod_dir's DirectoryIndex probe, mod_include, ...) and the
-     * ErrorDocument of a refusal are judged and refused like any request, but
-     * only what the client asked for is logged: their verdict is at most a
-     * debug line. */
-    repeated = r->main != NULL || refused != NULL;
-    if (cg_decision_verdict(decision) == CG_VERDICT_ALLOW) {
-        if (repeated) {
-            log_decision(r, conf, decision, APLOG_DEBUG);
-        } else if (cg_decision_warning(decision)) {
-            log_decision(r, conf, decision, APLOG_WARNING);
-        } else if (cg_policy_log_accepts(conf->policy)) {
-            /* Asked for with CertGateLog ... accepts: NOTICE, which httpd
-             * writes whatever the LogLevel. */
-            log_decision(r, conf, decision, APLOG_NOTICE);
-        }
+    log_decision(r, conf, decision, outcome.log);
+    if (outcome.status == 0) {
         return DECLINED;
     }
 
-    /* Refused: one error-log line, the configured status and body. */
-    log_decision(r, conf, decision, repeated ? APLOG_DEBUG : APLOG_ERR);
-    status = cg_policy_reject_status(conf->policy, cg_decision_reason(decision));
+    /* Refused: the configured status and body. */
+    status = outcome.status;
     apr_table_setn(r->notes, CG_NOTE_DENIED, "1");
     if (strtol(ap_get_status_line(status), NULL, 10) != status) {
         /* A status httpd has no reason phrase for (nginx's 495/496, ...):
@@ -661,12 +485,9 @@ static void certgate_insert_error_filter(request_rec *r)
     }
 }
 
-/* CertGateStatus on: the counters, in the same format as nginx's certgate_status
- * (the core writes both). The location's content handler, ahead of any other;
- * like every handler it comes after the fixups, so a URL that is a directory
- * first gets mod_dir's trailing-slash redirect (as with SetHandler
- * server-status). The page itself is judged like any URL: put CertGate off in
- * its <Location> to read it without a client certificate. */
+/* CertGateStatus on: the counters page (the core writes it, as for nginx), the
+ * location's content ahead of any other handler. The page is judged like any
+ * URL: CertGate off in its <Location> makes it readable without a certificate. */
 static int certgate_status_handler(request_rec *r)
 {
     certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
@@ -704,54 +525,19 @@ static int certgate_status_handler(request_rec *r)
 
 static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    apr_allocator_t *allocator = NULL;
     (void)plog;
     (void)ptemp;
-    /* The memo table gets its own pool and allocator: it is only touched under
-     * memo_lock, while request threads allocate elsewhere. It is destroyed by a
-     * pconf cleanup registered here, before any directive runs, so it goes
-     * last: after mod_ssl's SSL_CTXs, which point at its merged policies. */
-    if (apr_allocator_create(&allocator) != APR_SUCCESS ||
-        apr_pool_create_unmanaged_ex(&memo_pool, NULL, allocator) != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    apr_allocator_owner_set(allocator, memo_pool);
-    apr_pool_tag(memo_pool, "certgate_merge_memo");
-    memo = apr_hash_make(memo_pool);
-#if APR_HAS_THREADS
-    if (apr_thread_mutex_create(&memo_lock, APR_THREAD_MUTEX_DEFAULT, pconf) != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-#endif
     sections = apr_array_make(pconf, 8, sizeof(section_rec));
-    apr_pool_cleanup_register(pconf, NULL, memo_reset, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(pconf, NULL, sections_reset, apr_pool_cleanup_null);
     return OK;
 }
 
 /*
- * The revocation cache directories.
- *
- * The core opens its LMDB cache lazily, in each child, on the first request
- * that needs it (an LMDB environment must not cross fork(), so the parent never
- * opens it). The children run as User/Group, the parent as root: so the parent
- * creates every directory a revocation-checking policy will use (mode 0700, the
- * missing parents 0755) and gives it, and the LMDB files already in it, to the
- * child user. This runs in check_config, i.e. on every (re)start and for
- * `apache2 -t` too (as nginx -t creates its paths); a directory that cannot be
- * prepared fails there, naming it.
+ * The revocation cache directories, in check_config (every start, and
+ * `apache2 -t`): the parent, as root, makes every directory a revocation
+ * checking policy uses ready for the child user; each child opens the cache
+ * itself (an LMDB environment must not cross fork()).
  */
-static const char *prepare_cache_dir(apr_pool_t *p, const char *dir)
-{
-    cg_error error;
-    if (cg_cache_dir_prepare(dir, (long)ap_unixd_config.user_id, (long)ap_unixd_config.group_id,
-                             &error) != CG_OK) {
-        return apr_pstrdup(p, error.message);
-    }
-    return NULL;
-}
-
-/* Whether a policy of server `s` (its own, or one of its sections merged over
- * it) checks revocation. */
 static int server_checks_revocation(server_rec *s, server_rec *main_server, const cg_policy *base)
 {
     int i;
@@ -760,22 +546,14 @@ static int server_checks_revocation(server_rec *s, server_rec *main_server, cons
     }
     for (i = 0; sections != NULL && i < sections->nelts; ++i) {
         const section_rec *section = &APR_ARRAY_IDX(sections, i, section_rec);
-        cg_policy *merged;
-        cg_error error;
-        int enabled = 0;
+        cg_policy *const *merged = NULL;
         if (section->server != s && section->server != main_server) {
             continue;
         }
-        merged = cg_policy_new();
-        if (merged == NULL) {
-            return 1; /* be safe: prepare the directory */
+        if (base != NULL && (merged = cg_policy_merged(base, section->conf->policy)) == NULL) {
+            return 1; /* out of memory: prepare the directory anyway */
         }
-        if (cg_policy_inherit(merged, section->conf->policy, &error) == CG_OK &&
-            (base == NULL || cg_policy_inherit(merged, base, &error) == CG_OK)) {
-            enabled = cg_policy_revocation_enabled(merged);
-        }
-        cg_policy_free(merged);
-        if (enabled) {
+        if (cg_policy_revocation_enabled(merged != NULL ? *merged : section->conf->policy)) {
             return 1;
         }
     }
@@ -788,39 +566,39 @@ static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
     apr_hash_t *dirs = apr_hash_make(ptemp);
     apr_hash_index_t *hi;
     server_rec *v;
+    cg_error error;
     (void)pconf;
     (void)plog;
 
     for (v = s; v != NULL; v = v->next) {
         const certgate_dir_conf *conf = ap_get_module_config(v->lookup_defaults, &certgate_module);
         const cg_policy *base = conf != NULL ? conf->policy : NULL;
-        if (server_checks_revocation(v, s, base)) {
-            const char *dir = apr_pstrdup(ptemp, cg_policy_cache_dir(base));
-            if (apr_hash_get(dirs, dir, APR_HASH_KEY_STRING) == NULL) {
-                apr_hash_set(dirs, dir, APR_HASH_KEY_STRING, v);
-            }
+        const char *dir = cg_policy_cache_dir(base);
+        if (server_checks_revocation(v, s, base) &&
+            apr_hash_get(dirs, dir, APR_HASH_KEY_STRING) == NULL) {
+            apr_hash_set(dirs, apr_pstrdup(ptemp, dir), APR_HASH_KEY_STRING, v);
         }
     }
     for (hi = apr_hash_first(ptemp, dirs); hi != NULL; hi = apr_hash_next(hi)) {
-        const void *key;
-        void *val;
-        const char *why;
-        apr_hash_this(hi, &key, NULL, &val);
-        why = prepare_cache_dir(ptemp, key);
-        if (why != NULL) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, val,
-                         "certgate: cannot prepare the revocation cache directory %s "
-                         "(CertGateCache) for the child processes: %s",
-                         (const char *)key, why);
+        const void *dir;
+        void *server;
+        apr_hash_this(hi, &dir, NULL, &server);
+        if (cg_cache_dir_prepare(dir, (long)ap_unixd_config.user_id, (long)ap_unixd_config.group_id,
+                                 &error) != CG_OK) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, server,
+                         CGLOGNO(00006) "certgate: cannot prepare the revocation cache "
+                                        "directory %s (CertGateCache) for the child processes: %s",
+                         (const char *)dir, error.message);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, val,
-                     "certgate: revocation cache directory %s ready", (const char *)key);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server,
+                     CGLOGNO(00007) "certgate: revocation cache directory %s ready",
+                     (const char *)dir);
     }
     return OK;
 }
 
-/* The shared counters: created once, in the process pool; see "counters" above. */
+/* The shared counters: created once, in the process pool (see above). */
 static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                 server_rec *s)
 {
@@ -846,8 +624,9 @@ static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
             rv = apr_shm_create(&shm, sizeof(cg_counters), file, pool);
         }
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                         "certgate: cannot create the shared memory of the counters");
+            ap_log_error(
+                APLOG_MARK, APLOG_EMERG, rv, s,
+                CGLOGNO(00008) "certgate: cannot create the shared memory of the counters");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         memset(apr_shm_baseaddr_get(shm), 0, sizeof(cg_counters));
@@ -878,11 +657,12 @@ static void register_hooks(apr_pool_t *p)
 
 /* AP_DECLARE_MODULE(certgate) spelled out: APLOG_USE_MODULE is needed at the top. */
 CG_MODULE_EXPORT module AP_MODULE_DECLARE_DATA certgate_module = {
-    STANDARD20_MODULE_STUFF, create_dir_config, /* per-directory config */
-    merge_dir_config,                           /* merge per-directory */
-    create_server_config,                       /* per-server config */
-    merge_server_config,                        /* merge per-server */
-    certgate_cmds,                              /* directives */
-    register_hooks,                             /* hooks */
-    AP_MODULE_FLAG_NONE                         /* flags */
+    STANDARD20_MODULE_STUFF,
+    create_dir_config,    /* per-directory config */
+    merge_dir_config,     /* merge per-directory */
+    create_server_config, /* per-server config */
+    NULL,                 /* merge per-server */
+    certgate_cmds,        /* directives */
+    register_hooks,       /* hooks */
+    AP_MODULE_FLAG_NONE   /* flags */
 };

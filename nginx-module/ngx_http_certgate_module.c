@@ -88,10 +88,12 @@ static ngx_int_t ngx_http_certgate_refuse_response(ngx_http_request_t *r,
     const cg_decision *d, ngx_int_t status);
 static ngx_int_t ngx_http_certgate_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
-static void ngx_http_certgate_count(ngx_http_request_t *r,
-    ngx_http_certgate_ctx_t *ctx, const cg_decision *d);
+static cg_outcome ngx_http_certgate_judge(ngx_http_request_t *r,
+    ngx_http_certgate_ctx_t *ctx, ngx_http_certgate_loc_conf_t *clcf,
+    const cg_decision *d);
 static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
-    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d,
+    ngx_int_t status);
 static ngx_int_t ngx_http_certgate_body(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_str_t *body,
     const char **type);
@@ -214,6 +216,10 @@ ngx_module_t  ngx_http_certgate_module = {
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+/* the core's log levels (cg_log_level); a refusal's is certgate_log_level */
+static ngx_uint_t  ngx_http_certgate_log_map[] = {
+    0, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_LOG_ERR
+};
 /* in the shared zone; the core counts into it atomically */
 static cg_counters                      *ngx_http_certgate_counters;
 /*
@@ -227,7 +233,7 @@ static ngx_str_t  ngx_http_certgate_zone_name;
 static ngx_int_t
 ngx_http_certgate_handler(ngx_http_request_t *r)
 {
-    ngx_uint_t                     repeated;
+    cg_outcome                     out;
     const cg_decision             *d;
     ngx_http_certgate_ctx_t       *ctx;
     ngx_http_certgate_loc_conf_t  *clcf;
@@ -249,43 +255,18 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return ngx_http_certgate_wait(r);
     }
 
-    /*
-     * As in httpd, only what the client asked for is logged: a subrequest's
-     * verdict, and the request's after an internal redirect, error_page or
-     * named location, are at most an info line.
-     */
+    out = ngx_http_certgate_judge(r, ctx, clcf, d);
 
-    repeated = (r != r->main || ctx->judged);
-
-    ngx_http_certgate_count(r, ctx, d);
-
-    if (cg_decision_verdict(d) == CG_VERDICT_ALLOW) {
-
-        if (repeated) {
-            /* nothing to add */
-
-        } else if (cg_decision_warning(d)) {
-            ngx_http_certgate_log(r, NGX_LOG_WARN,
-                                  clcf, d);
-
-        } else if (cg_policy_log_accepts(clcf->policy)) {
-            ngx_http_certgate_log(r, NGX_LOG_NOTICE,
-                                  clcf, d);
-        }
-
+    if (out.status == 0) {
         ctx->allowed = clcf->policy;
-
         return NGX_DECLINED;
     }
-
-    ngx_http_certgate_log(r, repeated ? NGX_LOG_INFO : clcf->log_level, clcf,
-                          d);
 
     /* everything this pass sends from now on is the refusal */
     ctx->allowed = NULL;
     ctx->refusing = 1;
 
-    return ngx_http_certgate_deny(r, clcf, d);
+    return ngx_http_certgate_deny(r, clcf, d, out.status);
 }
 
 
@@ -415,14 +396,11 @@ ngx_http_certgate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
 
 static ngx_int_t
 ngx_http_certgate_deny(ngx_http_request_t *r,
-    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_int_t status)
 {
-    ngx_int_t                  status;
     ngx_str_t                  ct, body;
     const char                *type;
     ngx_http_complex_value_t   cv;
-
-    status = cg_policy_reject_status(clcf->policy, cg_decision_reason(d));
 
     if (r != r->main) {
         return status;
@@ -528,8 +506,7 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_certgate_header_filter(ngx_http_request_t *r)
 {
-    ngx_int_t                      status;
-    ngx_uint_t                     repeated;
+    cg_outcome                     out;
     const cg_decision             *d;
     ngx_http_certgate_ctx_t       *ctx;
     ngx_http_certgate_loc_conf_t  *clcf;
@@ -549,39 +526,24 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
     d = ngx_http_certgate_decide(r, clcf);
     ctx = ngx_http_get_module_ctx(r, ngx_http_certgate_module);
 
-    /* a pending decision is a refusal here: a filter cannot wait */
-
-    if (d && ctx && !cg_decision_pending(d)
-        && cg_decision_verdict(d) == CG_VERDICT_ALLOW)
-    {
-        ngx_http_certgate_count(r, ctx, d);
-        ctx->allowed = clcf->policy;
-        return ngx_http_next_header_filter(r);
-    }
-
-    repeated = (r != r->main || (ctx && ctx->judged));
-
-    if (ctx) {
-        ngx_http_certgate_count(r, ctx, d);
-        ctx->allowed = NULL;
-        ctx->refusing = 1;
-    }
-
-    if (d) {
-        ngx_http_certgate_log(r, repeated ? NGX_LOG_INFO : clcf->log_level,
-                              clcf, d);
-    }
-
-    status = (d && ctx) ? cg_policy_reject_status(clcf->policy,
-                                                  cg_decision_reason(d))
-                        : NGX_HTTP_INTERNAL_SERVER_ERROR;
-
     if (ctx == NULL) {
         /* cannot mark the refusal: nothing may go out */
         return NGX_ERROR;
     }
 
-    return ngx_http_certgate_refuse_response(r, ctx, clcf, d, status);
+    /* a pending decision is a refusal here: a filter cannot wait */
+
+    out = ngx_http_certgate_judge(r, ctx, clcf, d);
+
+    if (out.status == 0) {
+        ctx->allowed = clcf->policy;
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx->allowed = NULL;
+    ctx->refusing = 1;
+
+    return ngx_http_certgate_refuse_response(r, ctx, clcf, d, out.status);
 }
 
 
@@ -678,22 +640,33 @@ ngx_http_certgate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
 
 /*
- * One decision per client request, the core's rule: the main request's first
- * judgement.  The main request's ctx keeps "judged" across internal
- * redirects, error pages and named locations.
+ * The core's outcome of a final decision: counted and logged by its rule
+ * (only the client's own request, once), and "judged" kept in the main
+ * request's ctx across internal redirects, error pages and named locations.
  */
 
-static void
-ngx_http_certgate_count(ngx_http_request_t *r, ngx_http_certgate_ctx_t *ctx,
-    const cg_decision *d)
+static cg_outcome
+ngx_http_certgate_judge(ngx_http_request_t *r, ngx_http_certgate_ctx_t *ctx,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
 {
-    if (d && cg_decision_pending(d)) {
-        return;
+    cg_outcome  out;
+
+    out = cg_outcome_of(clcf->policy, d, r != r->main, ctx->judged);
+
+    cg_counters_add(ngx_http_certgate_counters, &out);
+
+    if (!cg_decision_pending(d)) {
+        ctx->judged = 1;
     }
 
-    (void) cg_counters_add_decision(ngx_http_certgate_counters, d,
-                                    r != r->main, ctx->judged);
-    ctx->judged = 1;
+    if (out.log != CG_LOG_NONE) {
+        ngx_http_certgate_log(r, out.log == CG_LOG_REFUSAL
+                                 ? clcf->log_level
+                                 : ngx_http_certgate_log_map[out.log],
+                              clcf, d);
+    }
+
+    return out;
 }
 
 

@@ -12,6 +12,9 @@
 #include <openssl/err.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -106,8 +109,41 @@ int cg_policy_set(cg_policy *policy, const char *key, const cg_str *argv, size_t
     std::vector<std::string> args;
     args.reserve(argc);
     for (size_t i = 0; i < argc; ++i) args.emplace_back(argv[i].data, argv[i].len);
-    return FromStatus(policy->policy.Set(key, args), error);
+    // Errors name the key as the operator wrote it (CertGateMaxStale in httpd).
+    const certgate::Status set = policy->policy.Set(key, args);
+    if (set.ok()) return static_cast<int>(CG_OK);
+    SetError(error, certgate::SpellDirectives(set.message(), certgate::CurrentDirectiveStyle()));
+    return static_cast<int>(CG_ERR_INVALID);
   });
+}
+
+cg_policy *const *cg_policy_merged(const cg_policy *base, const cg_policy *add) {
+  if (base == nullptr || add == nullptr) return nullptr;
+  auto *owner = const_cast<cg_policy *>(add);  // the cache, not the policy, changes
+  auto find = [&]() -> cg_merge * {
+    for (cg_merge *m = owner->merges.load(std::memory_order_acquire); m != nullptr; m = m->next) {
+      if (m->base == base) return m;
+    }
+    return nullptr;
+  };
+  if (cg_merge *found = find()) return &found->cell;
+  ErrorQueueGuard guard;
+  try {
+    std::lock_guard<std::mutex> lock(owner->merging);
+    if (cg_merge *found = find()) return &found->cell;
+    auto merge = std::make_unique<cg_merge>();
+    merge->base = base;
+    merge->merged = std::make_unique<cg_policy>();
+    merge->merged->policy.InheritFrom(add->policy);
+    merge->merged->policy.InheritFrom(base->policy);
+    merge->cell = merge->merged.get();
+    merge->next = owner->merges.load(std::memory_order_relaxed);
+    cg_merge *published = merge.release();
+    owner->merges.store(published, std::memory_order_release);
+    return &published->cell;
+  } catch (...) {
+    return nullptr;
+  }
 }
 
 int cg_policy_inherit(cg_policy *child, const cg_policy *parent, cg_error *error) {
@@ -127,6 +163,29 @@ int cg_policy_load_file(cg_policy *policy, const char *path, cg_error *error) {
     if (policy == nullptr || path == nullptr) return static_cast<int>(CG_ERR_INVALID);
     return FromStatus(policy->policy.LoadFile(path), error);
   });
+}
+
+cg_outcome cg_outcome_of(const cg_policy *policy, const cg_decision *decision, int subrequest,
+                         int judged_before) {
+  const bool repeat = subrequest || judged_before;
+  cg_outcome outcome{};
+  outcome.verdict = cg_decision_verdict(decision);  // NULL: deny, internal_error
+  outcome.reason = cg_decision_reason(decision);
+  outcome.counted = !repeat && !cg_decision_pending(decision);
+  if (outcome.verdict == CG_VERDICT_ALLOW && !cg_decision_pending(decision)) {
+    outcome.status = 0;
+    outcome.log = repeat                          ? CG_LOG_DEBUG
+                  : cg_decision_warning(decision) ? CG_LOG_WARN
+                  : cg_policy_log_accepts(policy) ? CG_LOG_NOTICE
+                                                  : CG_LOG_NONE;
+    return outcome;
+  }
+  // Never an allow it could not establish: a pending decision here is refused.
+  outcome.verdict = CG_VERDICT_DENY;
+  if (outcome.reason == CG_REASON_NONE) outcome.reason = CG_REASON_REVOCATION_UNAVAILABLE;
+  outcome.status = cg_policy_reject_status(policy, outcome.reason);
+  outcome.log = decision == nullptr ? CG_LOG_NONE : repeat ? CG_LOG_DEBUG : CG_LOG_REFUSAL;
+  return outcome;
 }
 
 int cg_policy_reject_status(const cg_policy *policy, cg_reason reason) {
@@ -173,6 +232,19 @@ int cg_cache_dir_prepare(const char *dir, long worker_uid, long worker_gid, cg_e
     }
     return FromStatus(certgate::PrepareCacheDir(dir != nullptr ? dir : "", owner), error);
   });
+}
+
+const char *cg_field_env_name(cg_field field) {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> upper;
+    for (const char *name : kFieldNames) {
+      std::string var = std::string("CERTGATE_") + name;
+      for (char &c : var) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      upper.push_back(std::move(var));
+    }
+    return upper;
+  }();
+  return field >= 0 && field < CG_FIELD_COUNT ? names[field].c_str() : "";
 }
 
 const char *cg_field_name(cg_field field) {
@@ -295,6 +367,26 @@ void cg_ssl_wait(SSL *ssl, const cg_policy *policy, int max_ms) {
     certgate::WaitForRevocation(ssl, policy->policy, std::chrono::milliseconds(max_ms));
   } catch (...) {
   }
+}
+
+const cg_decision *cg_ssl_decide_final(SSL *ssl, const cg_policy *policy) {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kStep = std::chrono::milliseconds(100);
+  const cg_decision *decision = cg_ssl_decide(ssl, policy);
+  if (decision == nullptr || ssl == nullptr) return decision;
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(2 * cg_policy_revocation_wait_ms(policy) + 1000);
+  while (cg_decision_pending(decision)) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return cg_decision_verdict(decision) == CG_VERDICT_ALLOW ? nullptr : decision;
+    }
+    cg_ssl_wait(ssl, policy,
+                static_cast<int>(std::min(left + std::chrono::milliseconds(1), kStep).count()));
+    decision = cg_ssl_decide(ssl, policy);
+  }
+  return decision;
 }
 
 }  // extern "C"

@@ -60,9 +60,9 @@ class Fd {
 
 }  // namespace
 
-Status PrepareCacheDir(const std::string &dir, std::optional<Owner> owner) {
-  if (dir.empty() || dir[0] != '/') return Status::Error(dir + " is not an absolute path");
+Status MakeCacheDirs(const std::string &dir, const Owner *searchable_by, struct stat *made) {
   struct stat st = {};
+  if (dir.empty()) return Status::Error("no directory given");
   for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
     const bool last = slash == std::string::npos || slash + 1 == dir.size();
     const std::string path = last ? dir : dir.substr(0, slash);
@@ -73,12 +73,20 @@ Status PrepareCacheDir(const std::string &dir, std::optional<Owner> owner) {
       }
     }
     if (!S_ISDIR(st.st_mode)) return Status::Error(path + " is not a directory");
-    if (owner && !last && !Searchable(st, *owner)) {
+    if (searchable_by != nullptr && !last && !Searchable(st, *searchable_by)) {
       return Status::Error(path + " is not searchable by the worker user, so " + dir +
                            " would be out of its reach");
     }
     if (last) break;
   }
+  if (made != nullptr) *made = st;
+  return Status::Ok();
+}
+
+Status PrepareCacheDir(const std::string &dir, std::optional<Owner> owner) {
+  if (dir.empty() || dir[0] != '/') return Status::Error(dir + " is not an absolute path");
+  struct stat st = {};
+  if (Status made = MakeCacheDirs(dir, owner ? &*owner : nullptr, &st); !made.ok()) return made;
   if (!owner) {
     if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
       return Status::Error(Errno("write into", dir));

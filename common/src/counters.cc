@@ -74,6 +74,14 @@ extern "C" int cg_counters_add_decision(cg_counters *shared, const cg_decision *
   return 1;
 }
 
+extern "C" void cg_counters_add(cg_counters *shared, const cg_outcome *outcome) {
+  if (shared == nullptr || outcome == nullptr || !outcome->counted) return;
+  if (static_cast<unsigned>(outcome->reason) >= static_cast<unsigned>(CG_REASON_COUNT)) return;
+  __atomic_fetch_add(
+      &shared->decisions[outcome->verdict == CG_VERDICT_DENY ? 1 : 0][outcome->reason], 1,
+      __ATOMIC_RELAXED);
+}
+
 extern "C" void cg_counters_add_handshake_refusal(cg_counters *shared) {
   if (shared != nullptr) __atomic_fetch_add(&shared->handshake_refusals, 1, __ATOMIC_RELAXED);
 }

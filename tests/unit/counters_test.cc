@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -135,6 +136,91 @@ TEST(CountersTest, OneDecisionPerClientRequest) {
 
   cg_decision_free(no_cert);
   cg_policy_free(policy);
+}
+
+// What a server does with a decision: the same rule for nginx and httpd.
+TEST(OutcomeTest, OnlyTheClientsRequestIsCountedAndLoggedAloud) {
+  cg_policy *policy = cg_policy_new();
+  ASSERT_NE(policy, nullptr);
+  const cg_str require{"require", 7};
+  const cg_str status{"496", 3};
+  ASSERT_EQ(cg_policy_set(policy, "certgate", &require, 1, nullptr), CG_OK);
+  ASSERT_EQ(cg_policy_set(policy, "certgate_reject_status", &status, 1, nullptr), CG_OK);
+  cg_decision *no_cert = cg_evaluate(policy, nullptr, nullptr, nullptr, 0);
+  ASSERT_NE(no_cert, nullptr);
+
+  const cg_outcome first = cg_outcome_of(policy, no_cert, 0, 0);
+  EXPECT_EQ(first.status, 496);
+  EXPECT_EQ(first.log, CG_LOG_REFUSAL);
+  EXPECT_EQ(first.counted, 1);
+  EXPECT_EQ(first.verdict, CG_VERDICT_DENY);
+  EXPECT_EQ(first.reason, CG_REASON_NO_CERT);
+  for (const auto &[sub, before] : {std::pair{1, 0}, std::pair{0, 1}, std::pair{1, 1}}) {
+    const cg_outcome again = cg_outcome_of(policy, no_cert, sub, before);
+    EXPECT_EQ(again.status, 496);  // refused all the same
+    EXPECT_EQ(again.log, CG_LOG_DEBUG);
+    EXPECT_EQ(again.counted, 0);
+  }
+  // Could not decide: a 500, counted as internal_error, never an allow.
+  const cg_outcome unknown = cg_outcome_of(policy, nullptr, 0, 0);
+  EXPECT_EQ(unknown.status, 500);
+  EXPECT_EQ(unknown.reason, CG_REASON_INTERNAL_ERROR);
+  EXPECT_EQ(unknown.counted, 1);
+
+  cg_counters shared{};
+  cg_counters_add(&shared, &first);
+  cg_counters_add(&shared, &unknown);
+  const cg_outcome repeat = cg_outcome_of(policy, no_cert, 0, 1);
+  cg_counters_add(&shared, &repeat);
+  cg_counters_add(nullptr, &first);
+  EXPECT_EQ(shared.decisions[CG_VERDICT_DENY][CG_REASON_NO_CERT], 1u);
+  EXPECT_EQ(shared.decisions[CG_VERDICT_DENY][CG_REASON_INTERNAL_ERROR], 1u);
+
+  // An optional location lets the client in: nothing to answer, no line.
+  const cg_str optional{"optional", 8};
+  ASSERT_EQ(cg_policy_set(policy, "certgate", &optional, 1, nullptr), CG_OK);
+  cg_decision *allowed = cg_evaluate(policy, nullptr, nullptr, nullptr, 0);
+  ASSERT_EQ(cg_decision_verdict(allowed), CG_VERDICT_ALLOW);
+  const cg_outcome in = cg_outcome_of(policy, allowed, 0, 0);
+  EXPECT_EQ(in.status, 0);
+  EXPECT_EQ(in.log, CG_LOG_NONE);
+  EXPECT_EQ(in.counted, 1);
+  EXPECT_EQ(cg_outcome_of(policy, allowed, 1, 0).log, CG_LOG_DEBUG);
+  const cg_str accepts[] = {{"kv", 2}, {"accepts", 7}};
+  ASSERT_EQ(cg_policy_set(policy, "certgate_log", accepts, 2, nullptr), CG_OK);
+  EXPECT_EQ(cg_outcome_of(policy, allowed, 0, 0).log, CG_LOG_NOTICE);
+
+  cg_decision_free(allowed);
+  cg_decision_free(no_cert);
+  cg_policy_free(policy);
+}
+
+// httpd merges per request; the merge is made once and is the same object
+// after, so decisions kept by policy address stay one per section.
+TEST(MergedPolicyTest, MadeOnceAndKeptInTheSection) {
+  cg_policy *server = cg_policy_new();
+  cg_policy *section = cg_policy_new();
+  cg_policy *other = cg_policy_new();
+  const cg_str require{"require", 7};
+  const cg_str status{"495", 3};
+  ASSERT_EQ(cg_policy_set(server, "certgate", &require, 1, nullptr), CG_OK);
+  ASSERT_EQ(cg_policy_set(section, "CertGateRejectStatus", &status, 1, nullptr), CG_OK);
+
+  cg_policy *const *merged = cg_policy_merged(server, section);
+  ASSERT_NE(merged, nullptr);
+  EXPECT_EQ(cg_policy_merged(server, section), merged);
+  EXPECT_TRUE(cg_policy_enabled(*merged));                              // from the server
+  EXPECT_EQ(cg_policy_reject_status(*merged, CG_REASON_NO_CERT), 495);  // the section's own
+  EXPECT_FALSE(cg_policy_enabled(section));  // the section itself is unchanged
+  cg_policy *const *over_other = cg_policy_merged(other, section);
+  ASSERT_NE(over_other, nullptr);
+  EXPECT_NE(*over_other, *merged);
+  EXPECT_FALSE(cg_policy_enabled(*over_other));
+  EXPECT_EQ(cg_policy_merged(nullptr, section), nullptr);
+
+  cg_policy_free(other);
+  cg_policy_free(section);
+  cg_policy_free(server);
 }
 
 }  // namespace

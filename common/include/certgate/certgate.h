@@ -288,6 +288,17 @@ CG_API const char *cg_policy_cache_dir(const cg_policy *policy);
  * revocation fetch in flight. */
 CG_API int cg_policy_revocation_wait_ms(const cg_policy *policy);
 
+/*
+ * `add` (a section's own keys) over `base` (the policy it sits in): every key
+ * unset in `add` is taken from `base`. The result is made once per `base` and
+ * kept in `add`, so it lives as long as `add` and is the same object on every
+ * call: safe to hand to cg_ssl_decide, which keeps decisions by policy
+ * address. Lock-free once made (httpd merges per request). Returns the address
+ * of the cell holding the merged policy (a struct whose only member is a
+ * cg_policy pointer may point there), or NULL when out of memory.
+ */
+CG_API cg_policy *const *cg_policy_merged(const cg_policy *base, const cg_policy *add);
+
 /* Whether this location serves the counters page (certgate_status on). */
 CG_API int cg_policy_status_page(const cg_policy *policy);
 
@@ -320,6 +331,9 @@ typedef enum {
 /* Names of the fields as variables: "verdict", "reason", ... */
 CG_API const char *cg_field_name(cg_field field);
 CG_API int cg_field_from_name(const char *name, size_t len);
+/* The field's environment variable: "CERTGATE_VERDICT", ... (httpd's CGI
+ * environment). */
+CG_API const char *cg_field_env_name(cg_field field);
 
 /*
  * Judges a chain outside any server (the CLI, tests): `leaf` may be NULL (no
@@ -367,6 +381,37 @@ CG_API size_t cg_decision_format_log(const cg_decision *decision, cg_log_format 
 CG_API size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *policy,
                                       const char **content_type, char *buf, size_t size);
 
+/* ---- outcome: what a server does with a decision ---- */
+
+/* How loud a judgement is logged; each server maps these to its own levels. */
+typedef enum {
+  CG_LOG_NONE = 0, /* no line */
+  CG_LOG_DEBUG,    /* a judgement the client's request was already answered by */
+  CG_LOG_NOTICE,   /* an accept, asked for with certgate_log ... accepts */
+  CG_LOG_WARN,     /* an accept that deserves a warning (cg_decision_warning) */
+  CG_LOG_REFUSAL   /* a refusal of the client's request: the server's error level */
+} cg_log_level;
+
+typedef struct {
+  int status;       /* 0: allowed, go on; else answer with this HTTP status */
+  cg_log_level log; /* whether and how loud to log the decision's line */
+  int counted;      /* whether cg_counters_add counts it */
+  cg_verdict verdict;
+  cg_reason reason;
+} cg_outcome;
+
+/*
+ * The one rule for every server. `decision` is final (not pending), or NULL
+ * when certgate could not decide (then a 500, reason internal_error). A
+ * `subrequest` (an SSI include, auth_request, httpd's DirectoryIndex probe)
+ * or a request `judged_before` (the client's request again, after an internal
+ * redirect, an error page / ErrorDocument, a named location) is judged and
+ * refused like any request, but neither counted nor logged above
+ * CG_LOG_DEBUG: only what the client asked for is.
+ */
+CG_API cg_outcome cg_outcome_of(const cg_policy *policy, const cg_decision *decision,
+                                int subrequest, int judged_before);
+
 /* ---- counters: the certgate_status page ---- */
 
 /* What a server counts, summed over all its workers; the adapter keeps them in
@@ -394,6 +439,9 @@ typedef struct {
  */
 CG_API int cg_counters_add_decision(cg_counters *shared, const cg_decision *decision,
                                     int subrequest, int judged_before);
+
+/* Counts `outcome` into `shared` (atomically) when it is counted. */
+CG_API void cg_counters_add(cg_counters *shared, const cg_outcome *outcome);
 
 /* Counts one handshake aborted under reject_at handshake into `shared`. */
 CG_API void cg_counters_add_handshake_refusal(cg_counters *shared);
@@ -440,7 +488,7 @@ CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_f
  * leaf and the trust store); each policy's decision is kept on the connection
  * and is valid until the connection closes. Decisions are kept by the policy's
  * address, so `policy` must live as long as the configuration (not be a
- * per-request merge). Returns NULL only when `policy` is off. Never returns an
+ * per-request merge: use cg_policy_merged). Returns NULL only when `policy` is off. Never returns an
  * allow it could not establish.
  */
 CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
@@ -448,6 +496,16 @@ CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
 /* Blocks the calling thread up to `max_ms` while a revocation fetch for this
  * connection's chain is in flight (Apache; never from an event loop). */
 CG_API void cg_ssl_wait(SSL *ssl, const cg_policy *policy, int max_ms);
+
+/*
+ * cg_ssl_decide for a threaded server (Apache; never from an event loop): a
+ * pending decision blocks the calling thread, in cg_ssl_wait steps, until it
+ * is final; the core makes it final once the policy's revocation_wait has run
+ * out. Should it not, a guard (twice revocation_wait plus a second) ends the
+ * wait: then a pending deny is returned as is, a pending allow as NULL (never
+ * an allow it could not establish).
+ */
+CG_API const cg_decision *cg_ssl_decide_final(SSL *ssl, const cg_policy *policy);
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+#include <certgate/cache_dir.h>
 #include <certgate/revocation_store.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -192,8 +193,8 @@ void KeepTailPad(MDB_env *env) {
 Result<std::unique_ptr<RevocationStore>> RevocationStore::Open(const std::string &dir,
                                                                size_t map_size) {
   if (dir.empty()) return Status::Error("revocation cache: no directory given");
-  Status made = MakeDirs(dir);
-  if (!made.ok()) return made;
+  Status made = MakeCacheDirs(dir);
+  if (!made.ok()) return Status::Error("revocation cache: " + made.message());
   std::unique_ptr<RevocationStore> store(new RevocationStore());
   store->dir_ = dir;
   store->map_size_ = map_size;

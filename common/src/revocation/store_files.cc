@@ -15,26 +15,6 @@
 
 namespace certgate::store_detail {
 
-Status MakeDirs(const std::string &dir) {
-  std::string path;
-  size_t pos = 0;
-  while (pos != std::string::npos) {
-    pos = dir.find('/', pos + 1);
-    path = dir.substr(0, pos);
-    if (path.empty()) continue;
-    struct stat st {};
-    if (stat(path.c_str(), &st) == 0) {
-      if (!S_ISDIR(st.st_mode))
-        return Status::Error("revocation cache " + dir + ": " + path + " is not a directory");
-      continue;
-    }
-    if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-      return Status::Error("revocation cache: cannot create " + path + ": " + strerror(errno));
-    }
-  }
-  return Status::Ok();
-}
-
 // Who may have written the cache: this user or root; root (the CLI) also
 // trusts the directory's owner, the worker user the servers give it to.
 bool TrustedOwner(uid_t owner, uid_t dir_owner) {

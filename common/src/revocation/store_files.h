@@ -26,8 +26,6 @@ struct Precheck {
   ino_t ino = 0;
 };
 
-// mkdir -p with mode 0700.
-Status MakeDirs(const std::string &dir);
 // The cache directory's owner and mode; *owner is set when it exists.
 Status CheckDirectory(const std::string &dir, uid_t *owner);
 // data.mdb and lock.mdb in `dir` before LMDB maps them.
