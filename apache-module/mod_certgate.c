@@ -199,12 +199,8 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
     }
     if (cg_policy_set(conf->policy, key, (const cg_str *)words->elts, (size_t)words->nelts,
                       &error) != CG_OK) {
-        /* httpd prefixes the file and line ("Syntax error on line N of F:"); the
-         * core names the key in nginx spelling, so say it as it was written. */
-        const char *rest = strchr(error.message, ':');
-        if (strncmp(error.message, "certgate", 8) == 0 && rest != NULL) {
-            return apr_pstrcat(cmd->pool, key, rest, NULL);
-        }
+        /* httpd prefixes the file and line ("Syntax error on line N of F:");
+         * the core already names the key as httpd spells it. */
         return apr_pstrdup(cmd->pool, error.message);
     }
 
