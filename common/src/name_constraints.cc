@@ -8,6 +8,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "chain_wording.h"
+
 namespace certgate {
 namespace {
 
@@ -18,8 +20,6 @@ constexpr int kMaxListedSubtrees = 4;
 // Names tried one by one to find the one OpenSSL refused; past this the detail
 // says only that one of them is outside the subtrees.
 constexpr int kMaxExplainedNames = 1024;
-
-std::string Quoted(const std::string &text) { return "'" + text + "'"; }
 
 std::string Shown(std::string text) {
   if (text.size() > kMaxShownName) text = text.substr(0, kMaxShownName) + "...";
