@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,5 +29,8 @@ struct StrictVector {
 };
 
 const std::vector<StrictVector> &StrictVectors();
+
+// gtest prints a parameter with this (not as bytes) in test listings.
+inline void PrintTo(const StrictVector &vector, std::ostream *out) { *out << vector.check; }
 
 }  // namespace certgate::pki

@@ -77,6 +77,8 @@ struct Vector {
   std::string warning;  // the strict-off warning when allowed ("" none)
 };
 
+void PrintTo(const Vector &vector, std::ostream *out) { *out << vector.name; }
+
 // DER of a nameConstraints as hex for OpenSSL's "DER:" syntax.
 const std::string kEmptySequence = "critical,DER:30:00";
 const std::string kEmptyPermitted = "critical,DER:30:02:a0:00";

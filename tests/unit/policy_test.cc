@@ -87,6 +87,7 @@ struct SpellingCase {
   const char *spelling;
   const char *canonical;
 };
+void PrintTo(const SpellingCase &c, std::ostream *out) { *out << '"' << c.spelling << '"'; }
 
 class PolicyCanonicalKeyTest : public ::testing::TestWithParam<SpellingCase> {};
 
@@ -614,6 +615,7 @@ struct DurationCase {
   const char *text;
   int64_t ms;
 };
+void PrintTo(const DurationCase &c, std::ostream *out) { *out << '"' << c.text << '"'; }
 
 class PolicyDurationTest : public ::testing::TestWithParam<DurationCase> {};
 
