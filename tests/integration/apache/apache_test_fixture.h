@@ -26,7 +26,6 @@
 #ifndef CERTGATE_TESTS_INTEGRATION_APACHE_TEST_FIXTURE_H
 #define CERTGATE_TESTS_INTEGRATION_APACHE_TEST_FIXTURE_H
 
-#include <gtest/gtest.h>
 #include <harness.h>
 #include <signal.h>
 #include <sys/stat.h>

@@ -1,6 +1,5 @@
 // certgate integration-test harness (harness.h): the CDP fault drill (issue 5) and the
 // damaged-cache drill (issue 9 §4).
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>

@@ -13,7 +13,6 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <thread>
 
 #include "harness.h"
 #include "harness_internal.h"

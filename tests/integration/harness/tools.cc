@@ -2,7 +2,6 @@
 // (certgate-mkpki, programs in PATH, client and nginx configs).
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
 #include <sstream>
 
