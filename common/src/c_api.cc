@@ -108,8 +108,9 @@ cg_policy *cg_policy_new(void) { return new (std::nothrow) cg_policy(); }
 void cg_policy_free(cg_policy *policy) { delete policy; }
 
 const cg_policy *cg_policy_unset(void) {
-  static cg_policy unset;  // only read: no key is ever set on it
-  return &unset;
+  // Never destroyed: SSL_CTXs keep it until the process ends, exit() included.
+  static const cg_policy *const unset = new cg_policy();
+  return unset;
 }
 
 int cg_policy_set(cg_policy *policy, const char *key, const cg_str *argv, size_t argc,
