@@ -74,22 +74,12 @@ typedef struct {
 /* CertGateStatus's counters, in shared memory the parent creates: children
  * inherit it and the core adds atomically. Kept in the process pool and found
  * again by key, they go on across graceful restarts. */
-#define CG_COUNTERS_KEY "certgate-counters"
-#define CG_COUNTERS_FILE "certgate-counters"
+#define CG_COUNTERS_KEY "certgate-counters" /* also the file's name, if one is needed */
 
 static cg_counters *counters;
 
 /* Set on the first request of an internal-redirect chain once it is judged. */
 #define CG_NOTE_JUDGED "certgate-judged"
-
-/* The request an internal redirect or ErrorDocument chain started from. */
-static request_rec *first_of_chain(request_rec *r)
-{
-    while (r->prev != NULL) {
-        r = r->prev;
-    }
-    return r;
-}
 
 /* Every <Directory>/<Location>/<Files> section that sets a CertGate key, with
  * the server it appears in: check_config looks for revocation there to know
@@ -114,12 +104,16 @@ static apr_status_t policy_cleanup(void *policy)
     return APR_SUCCESS;
 }
 
+/* The core writes its texts whole into memory from the request's pool. */
+static void *pool_alloc(void *pool, size_t size)
+{
+    return apr_palloc(pool, size);
+}
+
 static void *create_dir_config(apr_pool_t *p, char *dir)
 {
-    certgate_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
     (void)dir;
-    conf->policy = NULL;
-    return conf;
+    return apr_pcalloc(p, sizeof(certgate_dir_conf));
 }
 
 /* httpd merges per request; cg_ssl_decide() keeps decisions by policy address,
@@ -148,12 +142,6 @@ static void *create_server_config(apr_pool_t *p, server_rec *s)
 
 /* ---- directives ------------------------------------------------------------ */
 
-/* How a relative value of each key is resolved (CG_KEY_PATH_*), by cg_key. */
-#define CG_KEY_PATH_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
-    path,
-static const int key_paths[] = {CERTGATE_KEYS(CG_KEY_PATH_ROW)};
-#undef CG_KEY_PATH_ROW
-
 /* cmd->info is the key's cg_key. The values are split here, not by httpd's
  * TAKE_ARGV: that stops at 64 words and drops the rest of the line, which
  * would lose a long list of denied pins without a word. */
@@ -174,7 +162,7 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
             break;
         }
         /* Files named by a key are relative to ServerRoot, as in every module. */
-        if (key_paths[id] != CG_KEY_PATH_NONE && *word != '\0') {
+        if (cg_key_path(id) != CG_KEY_PATH_NONE && *word != '\0') {
             char *resolved = ap_server_root_relative(cmd->temp_pool, word);
             if (resolved != NULL) {
                 word = resolved;
@@ -261,25 +249,17 @@ static int server_uses_certgate(server_rec *s)
 
 static int certgate_init_server(server_rec *s, apr_pool_t *p, int is_proxy, SSL_CTX *ctx)
 {
-    certgate_dir_conf *conf;
+    /* The virtual host's policy: its server-level directives merged over the
+     * main server's (ap_fixup_virtual_hosts ran before post_config). */
+    const certgate_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &certgate_module);
     cg_error error;
     (void)p;
     if (is_proxy || ctx == NULL || !server_uses_certgate(s)) {
         return DECLINED;
     }
-    /* The virtual host's policy: its server-level directives merged over the
-     * main server's (ap_fixup_virtual_hosts ran before post_config). */
-    conf = ap_get_module_config(s->lookup_defaults, &certgate_module);
-    if (conf == NULL || conf->policy == NULL) {
-        conf = create_dir_config(s->process->pconf, NULL);
-        conf->policy = cg_policy_new();
-        if (conf->policy == NULL) {
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        apr_pool_cleanup_register(s->process->pconf, conf->policy, policy_cleanup,
-                                  apr_pool_cleanup_null);
-    }
-    if (cg_ssl_ctx_attach(ctx, conf->policy, handshake_log, s, &error) != CG_OK) {
+    if (cg_ssl_ctx_attach(ctx,
+                          conf != NULL && conf->policy != NULL ? conf->policy : cg_policy_unset(),
+                          handshake_log, s, &error) != CG_OK) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      CGLOGNO(00004) "certgate: cannot attach to the SSL context of %s:%u: %s",
                      s->server_hostname ? s->server_hostname : "?", (unsigned)s->port,
@@ -311,62 +291,25 @@ static SSL *connection_ssl(conn_rec *c)
 
 /* ---- requests ---------------------------------------------------------------- */
 
-static void export_fields(request_rec *r, const cg_decision *decision)
+/* One CERTGATE_* variable (cg_decision_export). */
+static void export_field(void *rv, const char *name, cg_str value)
 {
-    int field;
-    for (field = 0; field < CG_FIELD_COUNT; ++field) {
-        cg_str value = cg_decision_field(decision, (cg_field)field);
-        apr_table_setn(r->subprocess_env, cg_field_env_name((cg_field)field),
-                       apr_pstrmemdup(r->pool, value.data, value.len));
-    }
+    request_rec *r = rv;
+    apr_table_setn(r->subprocess_env, name, apr_pstrmemdup(r->pool, value.data, value.len));
 }
 
-/* The core's log level in httpd's; NOTICE is written whatever the LogLevel,
- * as CertGateLog ... accepts asks. */
-static const int log_levels[] = {
-    [CG_LOG_DEBUG] = APLOG_DEBUG,
-    [CG_LOG_NOTICE] = APLOG_NOTICE,
-    [CG_LOG_WARN] = APLOG_WARNING,
-    [CG_LOG_REFUSAL] = APLOG_ERR,
-};
-
+/* The core's level is a syslog one, as httpd's; NOTICE is written whatever the
+ * LogLevel, as CertGateLog ... accepts asks. */
 static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg_decision *decision,
                          cg_log_level cg_level)
 {
-    const cg_log_format format = cg_policy_log_format(conf->policy);
-    int level;
-    size_t len;
-    char *line;
-
-    if (cg_level == CG_LOG_NONE) {
+    const int level = cg_log_level_syslog(cg_level);
+    cg_str line;
+    if (cg_level == CG_LOG_NONE || (!APLOG_R_IS_LEVEL(r, level) && level != APLOG_NOTICE)) {
         return;
     }
-    level = log_levels[cg_level];
-    if (!APLOG_R_IS_LEVEL(r, level) && level != APLOG_NOTICE) {
-        return;
-    }
-    /* The core bounds the line itself; it is never cut here. */
-    len = cg_decision_format_log(decision, format, NULL, 0);
-    line = apr_palloc(r->pool, len + 1);
-    len = cg_decision_format_log(decision, format, line, len + 1);
-    ap_log_rerror(APLOG_MARK, level, 0, r, CGLOGNO(00001) "%.*s", (int)len, line);
-}
-
-/*
- * Where certgate enforces: post_perdir_config. It runs for every request,
- * subrequest and internal redirect right after the per-dir config is merged,
- * before Satisfy/Require/authentication, and nothing configurable skips it
- * (under "Satisfy Any" an access_checker refusal is only a vote); a non-OK
- * return ends the request through ap_die(), so ErrorDocument applies.
- */
-/* The request certgate refused whose ErrorDocument `r` is (an internal redirect
- * from it), or NULL. */
-static request_rec *refused_by_certgate(request_rec *r)
-{
-    if (r->prev != NULL && apr_table_get(r->prev->notes, CG_NOTE_DENIED) != NULL) {
-        return r->prev;
-    }
-    return NULL;
+    line = cg_decision_log_alloc(decision, conf->policy, pool_alloc, r->pool);
+    ap_log_rerror(APLOG_MARK, level, 0, r, CGLOGNO(00001) "%.*s", (int)line.len, line.data);
 }
 
 /* Makes certgate's body the answer of `r` (a refused request, status `status`):
@@ -377,11 +320,9 @@ static request_rec *refused_by_certgate(request_rec *r)
 static void set_refusal_body(request_rec *r, int status, const certgate_dir_conf *conf,
                              const cg_decision *decision)
 {
-    /* The core says how long the body is: it is never cut. */
     const char *content_type = "text/plain";
-    size_t len = cg_decision_format_body(decision, conf->policy, &content_type, NULL, 0);
-    char *text = apr_palloc(r->pool, len + 1);
-    cg_decision_format_body(decision, conf->policy, &content_type, text, len + 1);
+    const char *text =
+        cg_decision_body_alloc(decision, conf->policy, &content_type, pool_alloc, r->pool).data;
     if (ap_is_url(text) || *text == '/') {
         text = apr_pstrcat(r->pool, " ", text, NULL);
     }
@@ -389,10 +330,19 @@ static void set_refusal_body(request_rec *r, int status, const certgate_dir_conf
     apr_table_setn(r->notes, CG_NOTE_CONTENT_TYPE, content_type);
 }
 
+/*
+ * Where certgate enforces: post_perdir_config. It runs for every request,
+ * subrequest and internal redirect right after the per-dir config is merged,
+ * before Satisfy/Require/authentication, and nothing configurable skips it
+ * (under "Satisfy Any" an access_checker refusal is only a vote); a non-OK
+ * return ends the request through ap_die(), so ErrorDocument applies.
+ */
 static int certgate_check(request_rec *r)
 {
     certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
-    request_rec *refused = refused_by_certgate(r);
+    /* The request certgate refused whose ErrorDocument `r` is, or NULL. */
+    request_rec *refused =
+        r->prev != NULL && apr_table_get(r->prev->notes, CG_NOTE_DENIED) != NULL ? r->prev : NULL;
     const cg_decision *decision;
     request_rec *first;
     cg_outcome outcome;
@@ -418,7 +368,9 @@ static int certgate_check(request_rec *r)
     /* Every request is judged under its own policy, an ErrorDocument too (as
      * mod_authz_core does). A pending decision blocks this thread, bounded. */
     decision = cg_ssl_decide_final(connection_ssl(r->connection), conf->policy);
-    first = first_of_chain(r);
+    for (first = r; first->prev != NULL; first = first->prev) {
+        /* the request the internal-redirect / ErrorDocument chain started from */
+    }
     outcome = cg_outcome_of(conf->policy, decision, r->main != NULL,
                             apr_table_get(first->notes, CG_NOTE_JUDGED) != NULL);
     cg_counters_add(counters, &outcome);
@@ -429,7 +381,7 @@ static int certgate_check(request_rec *r)
         /* A wait that never settled: never an allow. */
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    export_fields(r, decision);
+    cg_decision_export(decision, export_field, r);
     log_decision(r, conf, decision, outcome.log);
     if (outcome.status == 0) {
         return DECLINED;
@@ -441,10 +393,7 @@ static int certgate_check(request_rec *r)
     if (strtol(ap_get_status_line(status), NULL, 10) != status) {
         /* A status httpd has no reason phrase for (nginx's 495/496, ...):
          * without a status line of its own httpd would answer 500. */
-        r->status_line = apr_psprintf(r->pool, "%d %s", status,
-                                      status == 495   ? "SSL Certificate Error"
-                                      : status == 496 ? "SSL Certificate Required"
-                                                      : "Client Certificate Refused");
+        r->status_line = apr_psprintf(r->pool, "%d %s", status, cg_refusal_status_phrase(status));
     }
     if (refused != NULL) {
         /* A refused ErrorDocument: httpd answers the first refused request
@@ -487,9 +436,7 @@ static void certgate_insert_error_filter(request_rec *r)
 static int certgate_status_handler(request_rec *r)
 {
     certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
-    cg_counters snapshot;
-    size_t len;
-    char *page;
+    cg_str page;
     int status;
 
     if (conf == NULL || !cg_policy_status_page(conf->policy)) {
@@ -504,15 +451,11 @@ static int certgate_status_handler(request_rec *r)
         return status;
     }
 
-    cg_counters_snapshot(counters, &snapshot);
-    len = cg_counters_format(&snapshot, NULL, 0);
-    page = apr_palloc(r->pool, len + 1);
-    len = cg_counters_format(&snapshot, page, len + 1);
-
+    page = cg_counters_page_alloc(counters, pool_alloc, r->pool);
     ap_set_content_type(r, CG_COUNTERS_CONTENT_TYPE);
-    ap_set_content_length(r, (apr_off_t)len);
+    ap_set_content_length(r, (apr_off_t)page.len);
     if (!r->header_only) {
-        ap_rwrite(page, (int)len, r);
+        ap_rwrite(page.data, (int)page.len, r);
     }
     return OK;
 }
@@ -542,14 +485,8 @@ static int server_checks_revocation(server_rec *s, server_rec *main_server, cons
     }
     for (i = 0; sections != NULL && i < sections->nelts; ++i) {
         const section_rec *section = &APR_ARRAY_IDX(sections, i, section_rec);
-        cg_policy *const *merged = NULL;
-        if (section->server != s && section->server != main_server) {
-            continue;
-        }
-        if (base != NULL && (merged = cg_policy_merged(base, section->conf->policy)) == NULL) {
-            return 1; /* out of memory: prepare the directory anyway */
-        }
-        if (cg_policy_revocation_enabled(merged != NULL ? *merged : section->conf->policy)) {
+        if ((section->server == s || section->server == main_server) &&
+            cg_policy_revocation_enabled_under(base, section->conf->policy)) {
             return 1;
         }
     }
@@ -559,8 +496,7 @@ static int server_checks_revocation(server_rec *s, server_rec *main_server, cons
 static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                  server_rec *s)
 {
-    apr_hash_t *dirs = apr_hash_make(ptemp);
-    apr_hash_index_t *hi;
+    apr_hash_t *dirs = apr_hash_make(ptemp); /* each directory once */
     server_rec *v;
     cg_error error;
     (void)pconf;
@@ -570,26 +506,21 @@ static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
         const certgate_dir_conf *conf = ap_get_module_config(v->lookup_defaults, &certgate_module);
         const cg_policy *base = conf != NULL ? conf->policy : NULL;
         const char *dir = cg_policy_cache_dir(base);
-        if (server_checks_revocation(v, s, base) &&
-            apr_hash_get(dirs, dir, APR_HASH_KEY_STRING) == NULL) {
-            apr_hash_set(dirs, apr_pstrdup(ptemp, dir), APR_HASH_KEY_STRING, v);
+        if (!server_checks_revocation(v, s, base) ||
+            apr_hash_get(dirs, dir, APR_HASH_KEY_STRING) != NULL) {
+            continue;
         }
-    }
-    for (hi = apr_hash_first(ptemp, dirs); hi != NULL; hi = apr_hash_next(hi)) {
-        const void *dir;
-        void *server;
-        apr_hash_this(hi, &dir, NULL, &server);
+        apr_hash_set(dirs, apr_pstrdup(ptemp, dir), APR_HASH_KEY_STRING, v);
         if (cg_cache_dir_prepare(dir, (long)ap_unixd_config.user_id, (long)ap_unixd_config.group_id,
                                  &error) != CG_OK) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, server,
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, v,
                          CGLOGNO(00006) "certgate: cannot prepare the revocation cache "
                                         "directory %s (CertGateCache) for the child processes: %s",
-                         (const char *)dir, error.message);
+                         dir, error.message);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, server,
-                     CGLOGNO(00007) "certgate: revocation cache directory %s ready",
-                     (const char *)dir);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, v,
+                     CGLOGNO(00007) "certgate: revocation cache directory %s ready", dir);
     }
     return OK;
 }
@@ -600,7 +531,6 @@ static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
 {
     apr_pool_t *pool = s->process->pool;
     apr_shm_t *shm = NULL;
-    void *data = NULL;
     apr_status_t rv;
     (void)pconf;
     (void)plog;
@@ -609,13 +539,12 @@ static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    apr_pool_userdata_get(&data, CG_COUNTERS_KEY, pool);
-    shm = data;
+    apr_pool_userdata_get((void **)&shm, CG_COUNTERS_KEY, pool);
     if (shm == NULL || apr_shm_size_get(shm) != sizeof(cg_counters)) {
         /* Anonymous where APR has it (Linux), else a file in DefaultRuntimeDir. */
         rv = apr_shm_create(&shm, sizeof(cg_counters), NULL, pool);
         if (rv == APR_ENOTIMPL) {
-            const char *file = ap_runtime_dir_relative(ptemp, CG_COUNTERS_FILE);
+            const char *file = ap_runtime_dir_relative(ptemp, CG_COUNTERS_KEY);
             apr_shm_remove(file, ptemp);
             rv = apr_shm_create(&shm, sizeof(cg_counters), file, pool);
         }

@@ -155,17 +155,8 @@ static ngx_conf_enum_t  ngx_http_certgate_log_levels[] = {
       CG_KEY_##id,                                                            \
       NULL },
 
-/* how a relative value of each key is resolved: CG_KEY_PATH_*, by cg_key */
-#define ngx_http_certgate_key_path(id, key, nginx, httpd, field, contexts,    \
-                                   min_args, max_args, path, help)            \
-    path,
-
 /* clcf->set has a bit for every key */
 typedef char  ngx_http_certgate_keys_fit[(CG_KEY_COUNT <= 64) ? 1 : -1];
-
-static const ngx_uint_t  ngx_http_certgate_key_paths[] = {
-    CERTGATE_KEYS(ngx_http_certgate_key_path)
-};
 
 static ngx_command_t  ngx_http_certgate_commands[] = {
 
@@ -832,7 +823,7 @@ ngx_http_certgate_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
          * directory (as ssl_crl is), directories it writes relative to the
          * prefix (as proxy_cache_path is).
          */
-        path = ngx_http_certgate_key_paths[cmd->offset];
+        path = cg_key_path((cg_key) cmd->offset);
 
         if (path != CG_KEY_PATH_NONE && name.len > 0) {
             if (ngx_conf_full_name(cf->cycle, &name, path == CG_KEY_PATH_CONF)

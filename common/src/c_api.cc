@@ -80,6 +80,14 @@ const certgate::Policy &PolicyOrUnset(const cg_policy *policy) {
   return policy != nullptr ? policy->policy : kUnset;
 }
 
+// Sizes with `format`, then writes the whole text into one block from `alloc`.
+template <typename Format>
+cg_str AllocOut(cg_alloc_fn alloc, void *pool, Format &&format) {
+  const size_t len = format(nullptr, 0);
+  char *text = alloc != nullptr ? static_cast<char *>(alloc(pool, len + 1)) : nullptr;
+  if (text == nullptr) return {nullptr, 0};
+  return {text, std::min(format(text, len + 1), len)};
+}
 }  // namespace
 
 extern "C" {
@@ -98,6 +106,12 @@ const char *cg_reason_hint(cg_reason reason) { return Info(reason).hint.data(); 
 cg_policy *cg_policy_new(void) { return new (std::nothrow) cg_policy(); }
 
 void cg_policy_free(cg_policy *policy) { delete policy; }
+
+const cg_policy *cg_policy_unset(void) {
+  // Never destroyed: SSL_CTXs keep it until the process ends, exit() included.
+  static const cg_policy *const unset = new cg_policy();
+  return unset;
+}
 
 int cg_policy_set(cg_policy *policy, const char *key, const cg_str *argv, size_t argc,
                   cg_error *error) {
@@ -216,6 +230,42 @@ int cg_policy_revocation_enabled(const cg_policy *policy) {
          policy->policy.EffectiveRevocation() != certgate::RevocationMode::kOff;
 }
 
+int cg_policy_revocation_enabled_under(const cg_policy *base, const cg_policy *section) {
+  if (base == nullptr) return cg_policy_revocation_enabled(section);
+  cg_policy *const *merged = cg_policy_merged(base, section);
+  return merged == nullptr || cg_policy_revocation_enabled(*merged);
+}
+
+int cg_key_path(cg_key key) {
+#define CG_KEY_PATH_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
+  path,
+  static const int kPaths[] = {CERTGATE_KEYS(CG_KEY_PATH_ROW)};
+#undef CG_KEY_PATH_ROW
+  return key >= 0 && key < CG_KEY_COUNT ? kPaths[key] : CG_KEY_PATH_NONE;
+}
+
+int cg_log_level_syslog(cg_log_level level) {
+  switch (level) {
+    case CG_LOG_DEBUG:
+      return 7;  // LOG_DEBUG
+    case CG_LOG_NOTICE:
+      return 5;  // LOG_NOTICE
+    case CG_LOG_WARN:
+      return 4;  // LOG_WARNING
+    case CG_LOG_REFUSAL:
+      return 3;  // LOG_ERR
+    case CG_LOG_NONE:
+      break;
+  }
+  return -1;
+}
+
+const char *cg_refusal_status_phrase(int status) {
+  return status == 495   ? "SSL Certificate Error"
+         : status == 496 ? "SSL Certificate Required"
+                         : "Client Certificate Refused";
+}
+
 const char *cg_policy_cache_dir(const cg_policy *policy) {
   return PolicyOrUnset(policy).EffectiveCacheDir();
 }
@@ -306,6 +356,14 @@ cg_str cg_decision_field(const cg_decision *decision, cg_field field) {
   }
 }
 
+void cg_decision_export(const cg_decision *decision, cg_env_fn set, void *ctx) {
+  if (set == nullptr) return;
+  for (int field = 0; field < CG_FIELD_COUNT; ++field) {
+    set(ctx, cg_field_env_name(static_cast<cg_field>(field)),
+        cg_decision_field(decision, static_cast<cg_field>(field)));
+  }
+}
+
 size_t cg_decision_format_log(const cg_decision *decision, cg_log_format format, char *buf,
                               size_t size) {
   if (decision == nullptr) return CopyOut("", buf, size);
@@ -339,6 +397,28 @@ size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *pol
   } catch (...) {
     return CopyOut("", buf, size);
   }
+}
+
+cg_str cg_decision_log_alloc(const cg_decision *decision, const cg_policy *policy,
+                             cg_alloc_fn alloc, void *pool) {
+  const cg_log_format format = cg_policy_log_format(policy);
+  return AllocOut(alloc, pool, [&](char *buf, size_t size) {
+    return cg_decision_format_log(decision, format, buf, size);
+  });
+}
+
+cg_str cg_decision_body_alloc(const cg_decision *decision, const cg_policy *policy,
+                              const char **content_type, cg_alloc_fn alloc, void *pool) {
+  return AllocOut(alloc, pool, [&](char *buf, size_t size) {
+    return cg_decision_format_body(decision, policy, content_type, buf, size);
+  });
+}
+
+cg_str cg_counters_page_alloc(const cg_counters *shared, cg_alloc_fn alloc, void *pool) {
+  cg_counters snapshot;
+  cg_counters_snapshot(shared, &snapshot);
+  return AllocOut(alloc, pool,
+                  [&](char *buf, size_t size) { return cg_counters_format(&snapshot, buf, size); });
 }
 
 int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log, void *log_data,

@@ -4,6 +4,7 @@
 #include <pki_builder.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,99 @@ TEST(CApiTest, FormatReturnsTheNeededLengthLikeSnprintf) {
     EXPECT_EQ(std::string(tiny), std::string(line.data(), 9));
   }
   EXPECT_EQ(cg_decision_format_log(nullptr, CG_LOG_KV, nullptr, 0), 0u);
+  cg_decision_free(decision);
+  cg_policy_free(policy);
+}
+
+// Issue 10 §4: what the adapters no longer decide or size themselves.
+void *VectorAlloc(void *pool, size_t size) {
+  auto *blocks = static_cast<std::vector<std::unique_ptr<char[]>> *>(pool);
+  blocks->push_back(std::make_unique<char[]>(size));
+  return blocks->back().get();
+}
+
+void *FailingAlloc(void *, size_t) { return nullptr; }
+
+TEST(CApiTest, AdapterHelpersWriteWholeTextsAndDecideForTheServer) {
+  certgate::pki::PkiBuilder pki(kNow);
+  const auto root = pki.SelfSigned(certgate::pki::PkiBuilder::CaSpec("CN=Root"));
+  const auto leaf = pki.Issue(root, certgate::pki::PkiBuilder::LeafSpec("CN=alice"));
+  certgate::ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
+  X509_STORE_add_cert(store.get(), root.cert.get());
+  cg_policy *policy = cg_policy_new();
+  for (const auto &[key, value] :
+       std::vector<std::pair<const char *, std::string>>{{"certgate", "require"},
+                                                         {"certgate_subject", "OU=People"},
+                                                         {"certgate_reject_body", "json"},
+                                                         {"certgate_log", "json"}}) {
+    const cg_str arg{value.data(), value.size()};
+    ASSERT_EQ(cg_policy_set(policy, key, &arg, 1, nullptr), CG_OK) << key;
+  }
+  cg_decision *decision = cg_evaluate(policy, leaf.cert.get(), nullptr, store.get(), kNow);
+  ASSERT_EQ(cg_decision_reason(decision), CG_REASON_IDENTITY_MISMATCH);
+  std::vector<std::unique_ptr<char[]>> pool;
+
+  // The same bytes as the snprintf-like calls, whole and NUL terminated.
+  const char *type = nullptr;
+  const cg_str body = cg_decision_body_alloc(decision, policy, &type, VectorAlloc, &pool);
+  const size_t body_need = cg_decision_format_body(decision, policy, nullptr, nullptr, 0);
+  ASSERT_NE(body.data, nullptr);
+  EXPECT_EQ(body.len, body_need);
+  EXPECT_EQ(body.data[body.len], '\0');
+  EXPECT_STREQ(type, "application/json");
+  EXPECT_EQ(std::string(body.data, body.len).rfind("{\"verdict\":\"deny\"", 0), 0u);
+  const cg_str line = cg_decision_log_alloc(decision, policy, VectorAlloc, &pool);
+  ASSERT_NE(line.data, nullptr);
+  EXPECT_EQ(line.len, cg_decision_format_log(decision, CG_LOG_JSON, nullptr, 0));
+  std::vector<char> json(line.len + 1);
+  cg_decision_format_log(decision, CG_LOG_JSON, json.data(), json.size());
+  EXPECT_STREQ(line.data, json.data()) << "in the policy's log format";
+  EXPECT_NE(std::string(line.data).find("{\""), std::string::npos);
+  cg_counters counters{};
+  counters.handshake_refusals = 7;
+  const cg_str page = cg_counters_page_alloc(&counters, VectorAlloc, &pool);
+  ASSERT_NE(page.data, nullptr);
+  EXPECT_NE(std::string(page.data, page.len).find("certgate_handshake_refusals_total 7"),
+            std::string::npos);
+  EXPECT_EQ(cg_decision_body_alloc(decision, policy, &type, FailingAlloc, nullptr).data, nullptr);
+
+  // Every field under its environment name, in cg_field order.
+  std::vector<std::pair<std::string, std::string>> env;
+  cg_decision_export(
+      decision,
+      [](void *ctx, const char *name, cg_str value) {
+        static_cast<decltype(env) *>(ctx)->emplace_back(name, std::string(value.data, value.len));
+      },
+      &env);
+  ASSERT_EQ(env.size(), static_cast<size_t>(CG_FIELD_COUNT));
+  EXPECT_EQ(env[CG_FIELD_VERDICT],
+            std::make_pair(std::string("CERTGATE_VERDICT"), std::string("deny")));
+
+  EXPECT_EQ(cg_log_level_syslog(CG_LOG_NONE), -1);
+  EXPECT_EQ(cg_log_level_syslog(CG_LOG_DEBUG), 7);
+  EXPECT_EQ(cg_log_level_syslog(CG_LOG_NOTICE), 5);
+  EXPECT_EQ(cg_log_level_syslog(CG_LOG_WARN), 4);
+  EXPECT_EQ(cg_log_level_syslog(CG_LOG_REFUSAL), 3);
+  EXPECT_STREQ(cg_refusal_status_phrase(495), "SSL Certificate Error");
+  EXPECT_STREQ(cg_refusal_status_phrase(496), "SSL Certificate Required");
+  EXPECT_STREQ(cg_refusal_status_phrase(499), "Client Certificate Refused");
+  EXPECT_EQ(cg_key_path(CG_KEY_MODE), CG_KEY_PATH_NONE);
+  EXPECT_NE(cg_key_path(CG_KEY_TRUSTED_ISSUERS), CG_KEY_PATH_NONE);
+
+  // Revocation under a base: the merge decides; the unset policy is all defaults.
+  EXPECT_FALSE(cg_policy_enabled(cg_policy_unset()));
+  EXPECT_FALSE(cg_policy_revocation_enabled_under(nullptr, policy));
+  cg_policy *base = cg_policy_new();
+  const cg_str soft{"soft_fail", 9};
+  ASSERT_EQ(cg_policy_set(base, "certgate_revocation", &soft, 1, nullptr), CG_OK);
+  EXPECT_TRUE(cg_policy_revocation_enabled_under(base, policy));
+  cg_policy *section_off = cg_policy_new();  // a merge is cached: a new section
+  const cg_str off{"off", 3};
+  ASSERT_EQ(cg_policy_set(section_off, "certgate_revocation", &off, 1, nullptr), CG_OK);
+  EXPECT_FALSE(cg_policy_revocation_enabled_under(base, section_off))
+      << "the section's own value wins";
+  cg_policy_free(section_off);
+  cg_policy_free(base);
   cg_decision_free(decision);
   cg_policy_free(policy);
 }

@@ -236,6 +236,14 @@ typedef struct {
   size_t len;
 } cg_str;
 
+/* How a relative value of `key` is resolved by a server (CG_KEY_PATH_*). */
+CG_API int cg_key_path(cg_key key);
+
+/* Memory the caller owns (a request pool, say): `size` bytes, or NULL. The
+ * *_alloc calls below write their text whole (never cut) into one such block,
+ * NUL terminated, so an adapter needs no sizing pass of its own. */
+typedef void *(*cg_alloc_fn)(void *pool, size_t size);
+
 /* Error text of a failed call: names the key and the offending value. */
 typedef struct {
   char message[512];
@@ -253,6 +261,9 @@ typedef struct cg_policy cg_policy;
 
 CG_API cg_policy *cg_policy_new(void);
 CG_API void cg_policy_free(cg_policy *policy);
+/* A policy with every key unset (every default), for a server with nothing
+ * set at its own level; it lives as long as the process and is never freed. */
+CG_API const cg_policy *cg_policy_unset(void);
 
 /*
  * Sets one key. `key` is the nginx spelling ("certgate", "certgate_subject"), the
@@ -280,6 +291,10 @@ CG_API int cg_policy_log_accepts(const cg_policy *policy);
 CG_API cg_log_format cg_policy_log_format(const cg_policy *policy);
 /* Whether this policy checks revocation (certgate_revocation not off). */
 CG_API int cg_policy_revocation_enabled(const cg_policy *policy);
+/* Whether `section` checks revocation under `base` (their cached merge; the
+ * section alone when `base` is NULL). Out of memory answers 1: a cache
+ * directory prepared for nothing is the safer mistake. */
+CG_API int cg_policy_revocation_enabled_under(const cg_policy *base, const cg_policy *section);
 /* The revocation cache directory this policy uses: certgate_cache, or the
  * default. Servers create it (owned by the worker user) before forking; the
  * cache itself is opened in each worker on first use. */
@@ -358,6 +373,10 @@ CG_API int cg_decision_warning(const cg_decision *decision);
 CG_API int cg_decision_pending(const cg_decision *decision);
 /* A field's value; valid as long as the decision. Empty when not known. */
 CG_API cg_str cg_decision_field(const cg_decision *decision, cg_field field);
+/* Hands `set` every field under its environment name (cg_field_env_name),
+ * in cg_field order; the value is valid as long as the decision. */
+typedef void (*cg_env_fn)(void *ctx, const char *name, cg_str value);
+CG_API void cg_decision_export(const cg_decision *decision, cg_env_fn set, void *ctx);
 
 /*
  * Writes the one-line log entry ("certgate: verdict=deny reason=..."). The
@@ -380,6 +399,18 @@ CG_API size_t cg_decision_format_log(const cg_decision *decision, cg_log_format 
  */
 CG_API size_t cg_decision_format_body(const cg_decision *decision, const cg_policy *policy,
                                       const char **content_type, char *buf, size_t size);
+
+/* cg_decision_format_log and _body, whole, in memory from `alloc` ({NULL, 0}
+ * when it fails). */
+CG_API cg_str cg_decision_log_alloc(const cg_decision *decision, const cg_policy *policy,
+                                    cg_alloc_fn alloc, void *pool);
+CG_API cg_str cg_decision_body_alloc(const cg_decision *decision, const cg_policy *policy,
+                                     const char **content_type, cg_alloc_fn alloc, void *pool);
+
+/* The reason phrase of a refusal status a server may not know (nginx's 495
+ * "SSL Certificate Error", 496 "SSL Certificate Required"; any other: "Client
+ * Certificate Refused"), for the status line. */
+CG_API const char *cg_refusal_status_phrase(int status);
 
 /* ---- outcome: what a server does with a decision ---- */
 
@@ -411,6 +442,10 @@ typedef struct {
  */
 CG_API cg_outcome cg_outcome_of(const cg_policy *policy, const cg_decision *decision,
                                 int subrequest, int judged_before);
+
+/* The syslog(3) priority of a log level (LOG_DEBUG, LOG_NOTICE, LOG_WARNING,
+ * LOG_ERR; httpd's APLOG_* are the same numbers); -1 for CG_LOG_NONE. */
+CG_API int cg_log_level_syslog(cg_log_level level);
 
 /* ---- counters: the certgate_status page ---- */
 
@@ -464,6 +499,10 @@ CG_API void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapsho
  */
 CG_API size_t cg_counters_format(const cg_counters *counters, char *buf, size_t size);
 
+/* A snapshot of `shared` formatted as by cg_counters_format, whole, in memory
+ * from `alloc` ({NULL, 0} when it fails). */
+CG_API cg_str cg_counters_page_alloc(const cg_counters *shared, cg_alloc_fn alloc, void *pool);
+
 /* ---- inside a TLS server ---- */
 
 /* How the core hands a log line to the server (refusals at handshake time). */
@@ -488,8 +527,8 @@ CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_f
  * leaf and the trust store); each policy's decision is kept on the connection
  * and is valid until the connection closes. Decisions are kept by the policy's
  * address, so `policy` must live as long as the configuration (not be a
- * per-request merge: use cg_policy_merged). Returns NULL only when `policy` is off. Never returns an
- * allow it could not establish.
+ * per-request merge: use cg_policy_merged). Returns NULL only when `policy` is off. Never returns
+ * an allow it could not establish.
  */
 CG_API const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy);
 
