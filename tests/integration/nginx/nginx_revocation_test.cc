@@ -143,6 +143,16 @@ class Instance {
            Location("soft", crl_only + "      certgate_revocation soft_fail;\n") +
            Location("cacheonly", "      certgate_revocation cache_only;\n      certgate_crl " + p +
                                      "/crl/intermediate.crl " + p + "/crl/root.crl;\n") +
+           // Issue 15: the issuing CA's CRL without a crlNumber (RFC 5280 5.2.3).
+           Location("strictcrl",
+                    "      certgate_revocation cache_only;\n"
+                    "      certgate_revocation_scope leaf;\n      certgate_crl " +
+                        p + "/crl-strict/intermediate-no-crl-number.crl;\n") +
+           Location("strictcrloff",
+                    "      certgate_strict off;\n"
+                    "      certgate_revocation cache_only;\n"
+                    "      certgate_revocation_scope leaf;\n      certgate_crl " +
+                        p + "/crl-strict/intermediate-no-crl-number.crl;\n") +
            Location("update", crl_only) + Location("h2", crl_only) +
            Location("longwait", crl_only +
                                     "      certgate_revocation_wait 3s;\n"
@@ -338,6 +348,26 @@ TEST_F(NginxRevocation, CacheOnlyWithPreloadedCrlAndNoNetwork) {
   EXPECT_EQ(good.status, 200) << good.body;
   const std::string access = AccessLine("/cacheonly?case=good");
   EXPECT_NE(access.find("revocation=\"good crl"), std::string::npos) << access;
+}
+
+// certgate_strict and CRLs, end to end: a CRL without a crlNumber is no proof
+// of "good" by default (cache_only: refused, the defect named); under
+// certgate_strict off it counts, and the allow is logged with the warning.
+TEST_F(NginxRevocation, CrlWithoutCrlNumberIsNoProofOfGoodUnlessStrictIsOff) {
+  Response refused = n().Curl("/strictcrl?case=no-crl-number", "good");
+  ASSERT_EQ(refused.curl_exit, 0) << refused.err;
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(refused.body, "403.13 client certificate refused: revocation_unavailable\n");
+  const std::string line = WaitLine(n().error_log(), {"GET /strictcrl?case=no-crl-number "});
+  EXPECT_NE(line.find("has no crlNumber"), std::string::npos) << line;
+
+  Response allowed = n().Curl("/strictcrloff?case=no-crl-number", "good");
+  EXPECT_EQ(allowed.status, 200) << allowed.body;
+  const std::string warned =
+      WaitLine(n().notice_log(), {"GET /strictcrloff?case=no-crl-number ", "[warn]"});
+  EXPECT_NE(warned.find("strict_off:crl_without_crl_number"), std::string::npos) << warned;
+  Response revoked = n().Curl("/strictcrloff?case=revoked", "revoked");
+  EXPECT_EQ(revoked.status, 403) << "its revocations stand under either setting";
 }
 
 TEST_F(NginxRevocation, UpdatedCrlAtTheCdpRevokesWithoutReloadAlsoResumedSessions) {
