@@ -211,7 +211,9 @@ static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw
 }
 
 /* One directive per row of CERTGATE_KEYS: server and section keys through
- * set_key, server-level keys through set_server_key, a page's in sections only. */
+ * set_key, server-level keys through set_server_key, a page's in sections only.
+ * clang-format 14 reads "(contexts) & X" in a macro as a cast of &X. */
+/* clang-format off */
 #define CG_KEY_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help)      \
     AP_INIT_RAW_ARGS(httpd,                                                                    \
                      ((contexts) & CG_KEY_CTX_HTTPD_DIR) ? set_key : set_server_key,           \
@@ -219,6 +221,7 @@ static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw
                      (((contexts) & CG_KEY_CTX_HTTPD_SERVER) ? RSRC_CONF : 0) |                \
                          (((contexts) & CG_KEY_CTX_HTTPD_DIR) ? ACCESS_CONF : 0),              \
                      help),
+/* clang-format on */
 
 static const command_rec certgate_cmds[] = {CERTGATE_KEYS(CG_KEY_ROW){NULL}};
 #undef CG_KEY_ROW

@@ -99,9 +99,9 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
   }
   const std::string hint =
       is_stale ? "make the CRL distribution point reachable, or raise certgate_max_stale"
-      : !doubtful->crl_defects.empty()
-          ? "have the CA publish CRLs with a non-critical crlNumber (RFC 5280 section 5.2.3), or set "
-            "certgate_strict off to accept them with a warning"
+      : !doubtful->crl_defects.empty() ? "have the CA publish CRLs with a non-critical crlNumber "
+                                         "(RFC 5280 section 5.2.3), or set "
+                                         "certgate_strict off to accept them with a warning"
       : mode == RevocationMode::kCacheOnly
           ? "preload the issuer's CRL with certgate_crl, or choose certgate_revocation "
             "soft_fail/hard_fail so certgate fetches it"
