@@ -41,6 +41,20 @@ TEST(CApiTest, EvaluateFromC) {
   EXPECT_EQ(cg_c_test_evaluate(leaf.cert.get(), nullptr, store.get(), kNow), 0);
 }
 
+// A policy with one value per key; null (and a test failure) if a key refuses it.
+cg_policy *PolicyWith(const std::vector<std::pair<const char *, std::string>> &settings) {
+  cg_policy *policy = cg_policy_new();
+  for (const auto &[key, value] : settings) {
+    const cg_str arg{value.data(), value.size()};
+    if (cg_policy_set(policy, key, &arg, 1, nullptr) != CG_OK) {
+      ADD_FAILURE() << key << " " << value;
+      cg_policy_free(policy);
+      return nullptr;
+    }
+  }
+  return policy;
+}
+
 // Issue 9 §5: cg_decision_format_* are snprintf-like, so a caller can tell a
 // cut body (a JSON one would not parse) and allocate what it needs.
 TEST(CApiTest, FormatReturnsTheNeededLengthLikeSnprintf) {
@@ -52,15 +66,11 @@ TEST(CApiTest, FormatReturnsTheNeededLengthLikeSnprintf) {
   ASSERT_TRUE(leaf.cert);
   certgate::ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
   X509_STORE_add_cert(store.get(), root.cert.get());
-  cg_policy *policy = cg_policy_new();
-  for (const auto &[key, value] :
-       std::vector<std::pair<const char *, std::string>>{{"certgate", "require"},
-                                                         {"certgate_subject", "OU=People"},
-                                                         {"certgate_reject_body", "json"},
-                                                         {"certgate_reject_detail", "on"}}) {
-    const cg_str arg{value.data(), value.size()};
-    ASSERT_EQ(cg_policy_set(policy, key, &arg, 1, nullptr), CG_OK) << key;
-  }
+  cg_policy *policy = PolicyWith({{"certgate", "require"},
+                                  {"certgate_subject", "OU=People"},
+                                  {"certgate_reject_body", "json"},
+                                  {"certgate_reject_detail", "on"}});
+  ASSERT_NE(policy, nullptr);
   cg_decision *decision = cg_evaluate(policy, leaf.cert.get(), nullptr, store.get(), kNow);
   ASSERT_EQ(cg_decision_reason(decision), CG_REASON_IDENTITY_MISMATCH);
 
@@ -126,15 +136,11 @@ TEST(CApiTest, AdapterHelpersWriteWholeTextsAndDecideForTheServer) {
   const auto leaf = pki.Issue(root, certgate::pki::PkiBuilder::LeafSpec("CN=alice"));
   certgate::ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
   X509_STORE_add_cert(store.get(), root.cert.get());
-  cg_policy *policy = cg_policy_new();
-  for (const auto &[key, value] :
-       std::vector<std::pair<const char *, std::string>>{{"certgate", "require"},
-                                                         {"certgate_subject", "OU=People"},
-                                                         {"certgate_reject_body", "json"},
-                                                         {"certgate_log", "json"}}) {
-    const cg_str arg{value.data(), value.size()};
-    ASSERT_EQ(cg_policy_set(policy, key, &arg, 1, nullptr), CG_OK) << key;
-  }
+  cg_policy *policy = PolicyWith({{"certgate", "require"},
+                                  {"certgate_subject", "OU=People"},
+                                  {"certgate_reject_body", "json"},
+                                  {"certgate_log", "json"}});
+  ASSERT_NE(policy, nullptr);
   cg_decision *decision = cg_evaluate(policy, leaf.cert.get(), nullptr, store.get(), kNow);
   ASSERT_EQ(cg_decision_reason(decision), CG_REASON_IDENTITY_MISMATCH);
   std::vector<std::unique_ptr<char[]>> pool;
