@@ -72,7 +72,10 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
   const int64_t max_stale = settings.max_stale;
   const std::vector<std::string_view> defects = CrlStrictDefects(*meta);
   // A record from before certgate_strict: whether its crlNumber is critical
-  // is unknown until it is ingested again (forced below).
+  // is unknown until it is ingested again (forced below). Meanwhile it is
+  // judged as the certgate that stored it judged it: after a module upgrade
+  // with the CDP down, hard_fail must not lock every client out for a flag
+  // that almost no CA sets (a missing crlNumber is known, and refused).
   const bool unrecorded = strict && defects.empty() && (meta->flags & kCrlDefectsRecorded) == 0;
   if (found.kind == SerialLookup::kRevoked) {
     // Still refreshed when due: the CRL serves every cert of this issuer, and a
@@ -85,12 +88,6 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
     view.crl_defects = JoinNames(defects);
     view.note = DescribeCrlStrictDefects(*meta) +
                 ", so it is no proof of \"good\" under certgate_strict on";
-  } else if (unrecorded) {
-    view.kind = View::kMissing;
-    view.note = "the cached CRL (" + view.source +
-                ") was stored by an earlier certgate, which did not record whether its "
-                "crlNumber is critical (certgate_strict): no proof of \"good\" until it is "
-                "read again";
   } else if (next == 0 || now <= next) {
     view.kind = View::kGood;
   } else if (now <= next + max_stale) {
