@@ -12,8 +12,8 @@ const std::string kUsage =
     "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
     "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] CERT\n"
     "       certgate cache list|show TEXT|fetch --ca FILE CERT|purge [--cache DIR]\n"
-    "       certgate reasons [--markdown]\n"
-    "       certgate directives [--markdown]\n"
+    "       certgate reasons [--markdown|--man]\n"
+    "       certgate directives [--markdown|--man]\n"
     "\n"
     "  check   judge a client certificate exactly as the nginx and Apache modules do,\n"
     "          print the chain, the verdict and the log line the server would write.\n"
@@ -25,10 +25,11 @@ const std::string kUsage =
     "          every CRL and OCSP URL of the chain and prints each with its result.\n"
     "  cache   list or show what the revocation cache holds, fetch a chain's URLs into it, purge "
     "it.\n"
-    "  reasons [--markdown]\n"
+    "  reasons [--markdown|--man]\n"
     "          list every reason code with its sub-status, meaning and hint.\n"
-    "  directives [--markdown]\n"
-    "          list every directive in its nginx and httpd spelling, with what it sets.\n";
+    "  directives [--markdown|--man]\n"
+    "          list every directive in its nginx and httpd spelling, with what it sets\n"
+    "          (--man: the certgate(5) page). See certgate(1).\n";
 
 }  // namespace
 

@@ -6,10 +6,35 @@
 #include <iostream>
 
 #include "commands.h"
+#include "roff.h"
 
 namespace certgate::cli {
 
+namespace {
+
+// The REASON CODES section of certgate(1), between its "generated" markers.
+void PrintManSection() {
+  std::cout << ".SH REASON CODES\n"
+               "Every refusal names one reason, with the HTTP status and the IIS\\-style "
+               "sub\\-status operators know. When one chain has several defects, the earliest "
+               "row below is reported (then the lowest depth), so the same chain always gets the "
+               "same answer.\n";
+  for (int i = CG_REASON_NONE + 1; i < CG_REASON_COUNT; ++i) {
+    const ReasonInfo &info = Info(static_cast<Reason>(i));
+    std::cout << ".TP\n.B " << RoffText(info.code) << "\n"
+              << info.http_status << " (" << RoffText(info.substatus)
+              << "): " << RoffText(info.meaning) << ".\n"
+              << ".br\nHint: " << RoffText(info.hint) << "\n";
+  }
+}
+
+}  // namespace
+
 int RunReasons(const std::vector<std::string> &args) {
+  if (!args.empty() && args[0] == "--man" && args.size() == 1) {
+    PrintManSection();
+    return kExitAllow;
+  }
   const bool markdown = !args.empty() && args[0] == "--markdown";
   if (!args.empty() && !markdown) {
     std::cerr << "certgate reasons: unknown option \"" << args[0] << "\"\n";

@@ -10,8 +10,11 @@ packages=(
   nginx-core nginx-dev
   apache2 apache2-dev libapr1-dev libaprutil1-dev
   liblmdb-dev libcurl4-openssl-dev libre2-dev
-  python3
+  python3 man-db
 )
+# More for one caller (scripts/package.sh: debhelper dpkg-dev lintian).
+read -r -a extra <<<"${CERTGATE_SETUP_EXTRA_PACKAGES:-}"
+packages+=("${extra[@]}")
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
