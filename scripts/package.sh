@@ -8,12 +8,12 @@
 # The version is project(certgate VERSION ...) in CMakeLists.txt, the only place
 # it is written: debian/changelog is generated from it. Run as root (or with sudo)
 # the first time: it installs what is missing (scripts/setup.sh's packages plus
-# debhelper, dpkg-dev and lintian). Exit 1 when lintian reports an error.
+# debhelper, dpkg-dev, lintian and apache2-ssl-dev). Exit 1 when lintian reports an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-CERTGATE_SETUP_PACKAGES_ONLY=1 CERTGATE_SETUP_EXTRA_PACKAGES="debhelper dpkg-dev lintian" \
+CERTGATE_SETUP_PACKAGES_ONLY=1 CERTGATE_SETUP_EXTRA_PACKAGES="debhelper dpkg-dev lintian apache2-ssl-dev" \
   ./scripts/setup.sh
 
 version=$(sed -n 's/^project(certgate VERSION \([0-9][0-9.]*\).*/\1/p' CMakeLists.txt)
