@@ -319,6 +319,12 @@ rm /etc/nginx/sites-enabled/certgate-test /etc/nginx/sites-available/certgate-te
 a2dissite -q --purge certgate-test >/dev/null
 rm /etc/apache2/sites-available/certgate-test.conf
 
+# The cache is shared: purging one package leaves it to the others.
+dpkg --purge certgate >"$work/dpkg-purge-cli.log" 2>&1 ||
+  { cat "$work/dpkg-purge-cli.log" >&2; fail "dpkg --purge certgate failed"; }
+[ "$(stat -c '%U %a' /var/cache/certgate 2>&1)" = "www-data 700" ] ||
+  fail "purging certgate alone took /var/cache/certgate from the modules"
+[ ! -e /usr/bin/certgate ] || fail "purge left /usr/bin/certgate"
 dpkg --remove "${packages[@]}" >"$work/dpkg-remove.log" 2>&1 ||
   { cat "$work/dpkg-remove.log" >&2; fail "dpkg --remove failed"; }
 [ ! -e /usr/lib/nginx/modules/ngx_http_certgate_module.so ] || fail "remove left the nginx module"
