@@ -90,7 +90,7 @@ TEST_F(NginxBehaviour, ExpiryWarningIsLoggedAtWarn) {
   Response r = nginx().Curl(kMainPort, "/req?case=expiring", "expiring_soon");
   EXPECT_EQ(r.status, 200);
   const std::string line =
-      WaitLine(nginx().notice_log(), {"request: \"GET /req?case=expiring HTTP/"});
+      h::WaitForLine(nginx().notice_log(), {"request: \"GET /req?case=expiring HTTP/"});
   EXPECT_NE(line.find("[warn]"), std::string::npos) << line;
   EXPECT_NE(line.find("certgate: verdict=allow"), std::string::npos) << line;
   EXPECT_TRUE(h::GrepLines(h::ReadFile(nginx().error_log()), {"case=expiring"}).empty())
@@ -109,8 +109,8 @@ TEST_F(NginxBehaviour, StrictRefusesV1AndCaAsLeafAndOffWarns) {
     SCOPED_TRACE(c.client);
     Response refused = nginx().Curl(kMainPort, c.strict_uri, c.client);
     EXPECT_EQ(refused.status, 403) << refused.body << refused.err;
-    const std::string denied =
-        WaitLine(nginx().error_log(), {std::string("request: \"GET ") + c.strict_uri + " HTTP/"});
+    const std::string denied = h::WaitForLine(
+        nginx().error_log(), {std::string("request: \"GET ") + c.strict_uri + " HTTP/"});
     EXPECT_NE(denied.find(std::string("verdict=deny reason=") + c.reason), std::string::npos)
         << denied;
     EXPECT_NE(denied.find(c.fact), std::string::npos) << denied;
@@ -119,7 +119,7 @@ TEST_F(NginxBehaviour, StrictRefusesV1AndCaAsLeafAndOffWarns) {
     Response allowed = nginx().Curl(kMainPort, lenient, c.client);
     EXPECT_EQ(allowed.status, 200) << allowed.body << allowed.err;
     const std::string warned =
-        WaitLine(nginx().notice_log(), {"request: \"GET " + lenient + " HTTP/"});
+        h::WaitForLine(nginx().notice_log(), {"request: \"GET " + lenient + " HTTP/"});
     EXPECT_NE(warned.find("[warn]"), std::string::npos) << warned;
     EXPECT_NE(warned.find(std::string("strict_off:") + c.defect), std::string::npos) << warned;
   }
@@ -129,7 +129,7 @@ TEST_F(NginxBehaviour, AcceptsAreLoggedWithLogAccepts) {
   Response r = nginx().Curl(kMainPort, "/accepts?case=accepts", "good");
   EXPECT_EQ(r.status, 200);
   const std::string line =
-      WaitLine(nginx().notice_log(), {"request: \"GET /accepts?case=accepts HTTP/"});
+      h::WaitForLine(nginx().notice_log(), {"request: \"GET /accepts?case=accepts HTTP/"});
   EXPECT_NE(line.find("[notice]"), std::string::npos) << line;
   EXPECT_NE(line.find("certgate: verdict=allow"), std::string::npos) << line;
   EXPECT_TRUE(h::GrepLines(h::ReadFile(nginx().notice_log()),
@@ -160,7 +160,8 @@ TEST_F(NginxBehaviour, ServerLevelReturnCannotBypass) {
   ASSERT_EQ(none.curl_exit, 0) << none.err;
   EXPECT_EQ(none.status, 403);
   EXPECT_EQ(none.body, "403.7 client certificate refused: no_cert\n") << "certgate's own body";
-  EXPECT_NE(WaitLine(nginx().error_log(), {"reason=no_cert", "host: \"127.0.0.1:18402\""}), "")
+  EXPECT_NE(h::WaitForLine(nginx().error_log(), {"reason=no_cert", "host: \"127.0.0.1:18402\""}),
+            "")
       << "the backstop logs its refusal too";
   Response good = nginx().Curl(kServerReturnPort, "/x", "good");
   EXPECT_EQ(good.status, 200);
@@ -216,7 +217,7 @@ TEST_F(NginxBehaviour, NoFormOfServerLevelReturnAnswersARefusedClient) {
   EXPECT_NE(two.body.find(refused, first + 1), std::string::npos) << two.body;
   EXPECT_EQ(two.body.find("verdict="), std::string::npos) << two.body;
   const std::string refusal =
-      WaitLine(nginx().error_log(), {"reason=expired", "host: \"127.0.0.1:18407\""});
+      h::WaitForLine(nginx().error_log(), {"reason=expired", "host: \"127.0.0.1:18407\""});
   EXPECT_NE(refusal, "") << "the refusal is logged";
   // The variables still work for an allowed client.
   Response good = nginx().Curl(kServerVariablePort, "/", "good");
@@ -259,7 +260,7 @@ TEST_F(NginxBehaviour, ARefusedClientNeverReachesTheProxiedApplication) {
   }
   // One refusal line per request, also when an error page is refused again.
   for (const std::string &tag : tags) {
-    EXPECT_NE(WaitLine(nginx().error_log(), {"tag=" + tag + " HTTP/"}), "") << tag;
+    EXPECT_NE(h::WaitForLine(nginx().error_log(), {"tag=" + tag + " HTTP/"}), "") << tag;
     EXPECT_EQ(h::GrepLines(h::ReadFile(nginx().error_log()),
                            {"tag=" + tag + " HTTP/", "certgate: verdict=deny"})
                   .size(),
@@ -320,7 +321,7 @@ TEST_F(NginxBehaviour, Http2) {
   EXPECT_EQ(none.http_version, "2");
   EXPECT_EQ(none.status, 403);
   const std::string line =
-      WaitLine(nginx().error_log(), {"request: \"GET /req?case=h2-expired HTTP/2.0\""});
+      h::WaitForLine(nginx().error_log(), {"request: \"GET /req?case=h2-expired HTTP/2.0\""});
   EXPECT_NE(line.find("reason=expired"), std::string::npos) << line;
   // Several streams on one connection, each decided.
   Response two = nginx().Curl(kMainPort, "/req?case=h2-a", "good",
@@ -355,7 +356,7 @@ TEST_F(NginxBehaviour, ResumedSessionWithBadCertificateIsStillRefused) {
     EXPECT_NE(second.out.find("Reused, "), std::string::npos) << second.out;
     EXPECT_NE(second.out.find("HTTP/1.1 403"), std::string::npos) << second.out;
     EXPECT_NE(second.out.find("403.17 client certificate refused: expired"), std::string::npos);
-    const std::string line = WaitLine(
+    const std::string line = h::WaitForLine(
         nginx().error_log(), {std::string("request: \"GET /req?case=resume") + version + " "});
     EXPECT_NE(line.find("reason=expired"), std::string::npos) << line;
   }
@@ -375,7 +376,7 @@ TEST_F(NginxBehaviour, RejectAtHandshakeAbortsWithAnAlert) {
   EXPECT_NE(r.curl_exit, 0) << "handshake must fail";
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.err.find("alert"), std::string::npos) << r.err;
-  const std::string line = WaitLine(nginx().error_log(), {"reason=expired", "18404"});
+  const std::string line = h::WaitForLine(nginx().error_log(), {"reason=expired", "18404"});
   EXPECT_NE(line.find("certgate: verdict=deny reason=expired"), std::string::npos)
       << h::ReadFile(nginx().error_log());
   h::RunResult s = nginx().SClient(kHandshakePort, "expired", "/hs", {"-tls1_2"});
@@ -508,7 +509,7 @@ TEST_F(NginxBehaviour, ReloadKeepsWorking) {
   Response bad = nginx().Curl(kMainPort, "/req?case=after-reload", "expired");
   EXPECT_EQ(bad.status, 403);
   EXPECT_EQ(bad.body, "403.17 client certificate refused: expired\n");
-  EXPECT_NE(WaitLine(nginx().error_log(), {"case=after-reload", "reason=expired"}), "");
+  EXPECT_NE(h::WaitForLine(nginx().error_log(), {"case=after-reload", "reason=expired"}), "");
   // A second reload, back to the first configuration, polled without a client
   // certificate: the new workers see no chain before the resumption below.
   ASSERT_TRUE(h::WriteFile(nginx().conf(), nginx().Config(403)));
@@ -523,7 +524,7 @@ TEST_F(NginxBehaviour, ReloadKeepsWorking) {
                                          {"-tls1_2", "-no_ticket", "-sess_in", sess});
   EXPECT_NE(resumed.out.find("Reused, "), std::string::npos) << resumed.out;
   EXPECT_NE(resumed.out.find("HTTP/1.1 200"), std::string::npos)
-      << resumed.out << WaitLine(nginx().error_log(), {"case=resumed-after-reload"});
+      << resumed.out << h::WaitForLine(nginx().error_log(), {"case=resumed-after-reload"});
 }
 
 // Issue 9 §2: a 60 KB certificate (a 60,000-character CN, O=Example,

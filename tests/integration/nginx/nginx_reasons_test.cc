@@ -31,7 +31,7 @@ TEST_P(NginxReasons, StatusBodyAccessLogAndErrorLog) {
       << access;
 
   const std::string line =
-      WaitLine(nginx().error_log(), {std::string("request: \"GET ") + uri + " HTTP/"});
+      h::WaitForLine(nginx().error_log(), {std::string("request: \"GET ") + uri + " HTTP/"});
   EXPECT_NE(line.find(std::string("[error]")), std::string::npos) << line;
   EXPECT_NE(line.find(std::string("certgate: verdict=deny reason=") + c.reason +
                       " substatus=" + c.substatus),

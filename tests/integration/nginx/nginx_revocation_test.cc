@@ -201,7 +201,7 @@ class NginxRevocation : public ::testing::Test {
 };
 
 std::string AccessLine(const std::string &uri) {
-  return WaitLine(g_instance->access_log(), {uri + " "});
+  return h::WaitForLine(g_instance->access_log(), {uri + " "});
 }
 
 TEST_F(NginxRevocation, CacheDirectoryIsHandedToTheWorkerUser) {
@@ -226,7 +226,7 @@ TEST_F(NginxRevocation, RevokedByCrlFromTheCdp) {
   ASSERT_EQ(r.curl_exit, 0) << r.err;
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.body, "403.13 client certificate refused: revoked\n");
-  const std::string line = WaitLine(n().error_log(), {"GET /crl?case=revoked "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /crl?case=revoked "});
   EXPECT_NE(line.find("[error]"), std::string::npos) << line;
   EXPECT_NE(line.find("reason=revoked"), std::string::npos) << line;
   EXPECT_NE(line.find("http://127.0.0.1:18080/intermediate.crl"), std::string::npos) << line;
@@ -254,7 +254,7 @@ TEST_F(NginxRevocation, CdpDownHardFailIsRevocationUnavailable) {
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.body, "403.13 client certificate refused: revocation_unavailable\n");
   EXPECT_LT(r.ms, 1000 + 1500) << "answered within certgate_revocation_wait";
-  const std::string line = WaitLine(n().error_log(), {"GET /down?case=refused "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /down?case=refused "});
   EXPECT_NE(line.find("reason=revocation_unavailable"), std::string::npos) << line;
   EXPECT_NE(line.find("http://127.0.0.1:18080/intermediate.crl"), std::string::npos) << line;
   EXPECT_NE(line.find("hard_fail"), std::string::npos) << line;
@@ -266,7 +266,7 @@ TEST_F(NginxRevocation, SoftFailWithCdpDownIsAllowedAndWarned) {
   Response r = n().Curl("/soft?case=down", "good");
   ASSERT_EQ(r.curl_exit, 0) << r.err;
   EXPECT_EQ(r.status, 200);
-  const std::string line = WaitLine(n().notice_log(), {"GET /soft?case=down "});
+  const std::string line = h::WaitForLine(n().notice_log(), {"GET /soft?case=down "});
   EXPECT_NE(line.find("[warn]"), std::string::npos) << line;
   EXPECT_NE(line.find("verdict=allow"), std::string::npos) << line;
   EXPECT_NE(line.find("soft_fail"), std::string::npos) << line;
@@ -282,7 +282,7 @@ TEST_F(NginxRevocation, CacheOnlyWithPreloadedCrlAndNoNetwork) {
   ASSERT_EQ(revoked.curl_exit, 0) << revoked.err;
   EXPECT_EQ(revoked.status, 403);
   EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
-  const std::string line = WaitLine(n().error_log(), {"GET /cacheonly?case=revoked "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /cacheonly?case=revoked "});
   EXPECT_NE(line.find("intermediate.crl"), std::string::npos) << line;
   Response good = n().Curl("/cacheonly?case=good", "good");
   EXPECT_EQ(good.status, 200) << good.body;
@@ -298,13 +298,13 @@ TEST_F(NginxRevocation, CrlWithoutCrlNumberIsNoProofOfGoodUnlessStrictIsOff) {
   ASSERT_EQ(refused.curl_exit, 0) << refused.err;
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(refused.body, "403.13 client certificate refused: revocation_unavailable\n");
-  const std::string line = WaitLine(n().error_log(), {"GET /strictcrl?case=no-crl-number "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /strictcrl?case=no-crl-number "});
   EXPECT_NE(line.find("has no crlNumber"), std::string::npos) << line;
 
   Response allowed = n().Curl("/strictcrloff?case=no-crl-number", "good");
   EXPECT_EQ(allowed.status, 200) << allowed.body;
   const std::string warned =
-      WaitLine(n().notice_log(), {"GET /strictcrloff?case=no-crl-number ", "[warn]"});
+      h::WaitForLine(n().notice_log(), {"GET /strictcrloff?case=no-crl-number ", "[warn]"});
   EXPECT_NE(warned.find("strict_off:crl_without_crl_number"), std::string::npos) << warned;
   Response revoked = n().Curl("/strictcrloff?case=revoked", "revoked");
   EXPECT_EQ(revoked.status, 403) << "its revocations stand under either setting";
@@ -336,7 +336,7 @@ TEST_F(NginxRevocation, UpdatedCrlAtTheCdpRevokesWithoutReloadAlsoResumedSession
   }
   ASSERT_EQ(status, 403) << "the CRL at the CDP was not picked up";
   const std::string line =
-      WaitLine(n().error_log(), {"GET /update?case=poll-" + std::to_string(i - 1) + " "});
+      h::WaitForLine(n().error_log(), {"GET /update?case=poll-" + std::to_string(i - 1) + " "});
   EXPECT_NE(line.find("reason=revoked"), std::string::npos) << line;
   EXPECT_NE(line.find("crl_number=6"), std::string::npos) << line;
 
@@ -366,7 +366,7 @@ TEST_F(NginxRevocation, HangingCdpDelaysOnlyTheWaitingRequest) {
   EXPECT_GE(r.ms, 900) << "it waited for the fetch";
   EXPECT_LT(r.ms, 1000 + 1000) << "answered within certgate_revocation_wait";
   EXPECT_LT(slowest, 300) << "a request elsewhere waited for the hanging CDP";
-  const std::string line = WaitLine(n().error_log(), {"GET /hang?case=hang "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /hang?case=hang "});
   EXPECT_NE(line.find("reason=revocation_unavailable"), std::string::npos) << line;
   EXPECT_NE(line.find("intermediate.crl"), std::string::npos) << line;
 }
@@ -395,7 +395,7 @@ TEST_F(NginxRevocation, OcspRevokedAndGood) {
   ASSERT_EQ(revoked.curl_exit, 0) << revoked.err;
   EXPECT_EQ(revoked.status, 403);
   EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
-  const std::string line = WaitLine(n().error_log(), {"GET /ocsp?case=revoked "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /ocsp?case=revoked "});
   EXPECT_NE(line.find("ocsp http://127.0.0.1:18081"), std::string::npos) << line;
   EXPECT_NE(line.find("keyCompromise"), std::string::npos) << line;
 
@@ -414,7 +414,7 @@ TEST_F(NginxRevocation, Http2StreamWaitsForTheFetch) {
   EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
   Response good = n().Curl("/h2?case=good", "good", 10, {"--http2"});
   EXPECT_EQ(good.status, 200);
-  const std::string line = WaitLine(n().error_log(), {"GET /h2?case=revoked HTTP/2.0"});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /h2?case=revoked HTTP/2.0"});
   EXPECT_NE(line.find("crl_number=1"), std::string::npos) << line;
   // A stream whose client goes away while it waits.
   n().cdp().SetFault(h::CrlServer::Fault::kHang);
@@ -493,12 +493,12 @@ TEST_F(NginxRevocation, EveryCdpFaultKeepsTheCachedCrl) {
   };
   server.cache_dir = [](const std::string &place) { return g_instance->cache("fx-" + place); };
   server.access_line = [](const std::string &tag) {
-    return WaitLine(g_instance->access_log(), {"?case=" + tag + " "});
+    return h::WaitForLine(g_instance->access_log(), {"?case=" + tag + " "});
   };
   // nginx ends the line with the request ("GET /fx-...?case=TAG HTTP/1.1");
   // the notice log has the warnings as well as the refusals.
   server.refusal_line = [](const std::string &tag) {
-    return WaitLine(g_instance->notice_log(), {"?case=" + tag + " "});
+    return h::WaitForLine(g_instance->notice_log(), {"?case=" + tag + " "});
   };
   server.max_stale_name = "certgate_max_stale";
   server.fail = [](const std::string &problem) { ADD_FAILURE() << problem; };

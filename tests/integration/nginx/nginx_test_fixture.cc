@@ -3,9 +3,7 @@
 
 #include <signal.h>
 
-#include <chrono>
 #include <regex>
-#include <thread>
 
 namespace certgate::nginx_test {
 
@@ -148,17 +146,6 @@ Response Nginx::SClientRequest(int port, const std::string &client, const std::s
   }
   out.body = r.out.substr(end + 4);
   return out;
-}
-
-std::string WaitLine(const std::string &file, const std::vector<std::string> &needles,
-                     int timeout_ms) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  do {
-    auto lines = h::GrepLines(h::ReadFile(file), needles);
-    if (!lines.empty()) return lines.back();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  } while (std::chrono::steady_clock::now() < deadline);
-  return "";
 }
 
 // ---- the main server ----
@@ -384,7 +371,7 @@ void NginxTest::SetUp() {
 MainServer &NginxTest::nginx() { return *g_nginx; }
 
 std::string AccessLine(const std::string &uri) {
-  return WaitLine(g_nginx->access_log(), {uri + " "});
+  return h::WaitForLine(g_nginx->access_log(), {uri + " "});
 }
 
 }  // namespace certgate::nginx_test

@@ -12,8 +12,9 @@
 //   NginxConfig      `nginx -t`: the core's messages with file:line.
 //     These three share MainServer (18401-18409).
 //   NginxRevocation  18410, a real CDP (18080) and OCSP responder (18081).
-// nginx_crash_test.cc (NginxCrash) uses 18470, nginx_restart_test.cc
-// (NginxRestart) 18490.
+// NginxCrash (nginx_crash_test.cc, 18470) uses the harness too; NginxRestart
+// (nginx_restart_test.cc, 18490) runs nginx as a daemon from copies of the
+// module, on its own.
 //
 // nginx_test_fixture.h: the harness (Nginx, one nginx with the module) and the
 // main server; nginx_reasons_test.cc, nginx_behaviour_test.cc,
@@ -94,12 +95,6 @@ class Nginx {
   std::string weak_conf_;
   h::Process process_;
 };
-
-// The last line of `file` with every one of `needles`, waiting up to
-// `timeout_ms` for it (nginx writes a request's lines at its end, before or
-// just after the client returns); "" when none came.
-std::string WaitLine(const std::string &file, const std::vector<std::string> &needles,
-                     int timeout_ms = 3000);
 
 // ---- the main server of NginxReasons, NginxBehaviour and NginxConfig ----
 
