@@ -230,7 +230,9 @@ ngx_http_certgate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         ctx = cln->data;
 
-        if (cln->handler == ngx_http_certgate_ctx_cleanup && ctx->request == r) {
+        if (cln->handler == ngx_http_certgate_ctx_cleanup
+            && ctx->request == r)
+        {
             /* restarted: a new pass, judged afresh */
             ctx->allowed = NULL;
             ctx->refusing = 0;
@@ -289,11 +291,11 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
 
 
 /*
- * Judges this pass under the location's policy: the core's outcome is counted and logged by its rule (only the
- * client's own request, once), and "judged" is kept in the ctx across
- * internal redirects, error pages and named locations.  Returns 0 when the
- * pass is allowed, else the refusal's status; what this pass sends from then
- * on is the refusal.
+ * Judges this pass under the location's policy: the core's outcome is
+ * counted and logged by its rule (only the client's own request, once), and
+ * "judged" is kept in the ctx across internal redirects, error pages and named
+ * locations.  Returns 0 when the pass is allowed, else the refusal's status;
+ * what this pass sends from then on is the refusal.
  */
 
 static ngx_int_t
@@ -435,8 +437,9 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
     }
 
     if (body.len == 0) {
-        return ngx_http_filter_finalize_request(r, &ngx_http_certgate_filter_module,
-                                                status);
+        return ngx_http_filter_finalize_request(r,
+                                            &ngx_http_certgate_filter_module,
+                                            status);
     }
 
     ngx_http_clean_header(r);
