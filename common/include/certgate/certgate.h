@@ -323,6 +323,28 @@ CG_API int cg_policy_status_page(const cg_policy *policy);
  * be searchable by it; otherwise it must be writable by the caller. */
 CG_API int cg_cache_dir_prepare(const char *dir, long worker_uid, long worker_gid, cg_error *error);
 
+/*
+ * The revocation cache directories of one server configuration, collected
+ * while it is read and prepared (cg_cache_dir_prepare) once the worker user is
+ * known, before the server forks. Adapters keep no list of their own.
+ */
+typedef struct cg_cache_dirs cg_cache_dirs;
+
+CG_API cg_cache_dirs *cg_cache_dirs_new(void);
+CG_API void cg_cache_dirs_free(cg_cache_dirs *dirs);
+
+/* Adds `dir`, configured in `file` at `line`; a directory already in the set
+ * is kept once, with where it was first configured. A relative `dir` is
+ * refused (CG_ERR_INVALID, `error` naming it). */
+CG_API int cg_cache_dirs_add(cg_cache_dirs *dirs, const char *dir, const char *file,
+                             unsigned long line, cg_error *error);
+
+/* Prepares every directory in the order added (see cg_cache_dir_prepare); on
+ * the first failure `error` says what is wrong, then names the directory and
+ * where it was configured: `... (certgate_cache "/dir" in file:line)`. */
+CG_API int cg_cache_dirs_prepare(const cg_cache_dirs *dirs, long worker_uid, long worker_gid,
+                                 cg_error *error);
+
 /* ---- decisions ---- */
 typedef struct cg_decision cg_decision;
 
