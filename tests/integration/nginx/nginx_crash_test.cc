@@ -95,8 +95,10 @@ class Server : public Nginx {
            "    certgate require;\n"
            "    certgate_revocation cache_only;\n"
            "    certgate_revocation_scope leaf;\n"
-           "    certgate_revocation_wait 30s;\n" +
-           location("sole") + location("shared") + location("commit") +
+           "    certgate_revocation_wait 30s;\n"
+           // Never the system's default cache: a test stays in its prefix.
+           "    certgate_cache " +
+           cache("server") + ";\n" + location("sole") + location("shared") + location("commit") +
            "  }\n"
            "}\n";
   }

@@ -104,6 +104,9 @@ class RevocationServer : public Nginx {
            "/ca/trust.pem;\n"
            "    certgate require;\n"
            "    certgate_revocation hard_fail;\n"
+           // Never the system's default cache: a test stays in its prefix.
+           "    certgate_cache " +
+           cache("server") + ";\n" +
            "    location = /norev { certgate_revocation off; return 200 \"norev\\n\"; }\n" +
            Location("crl", crl_only) +
            Location("down", crl_only + "      certgate_revocation_wait 1s;\n") +
