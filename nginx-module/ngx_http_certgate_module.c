@@ -97,6 +97,8 @@ static ngx_int_t ngx_http_certgate_deny(ngx_http_request_t *r,
 static ngx_int_t ngx_http_certgate_body(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_str_t *body,
     const char **type);
+static ngx_int_t ngx_http_certgate_reason_header(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
 static const cg_decision *ngx_http_certgate_decide(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf);
 static void ngx_http_certgate_log(ngx_http_request_t *r, ngx_uint_t level,
@@ -397,7 +399,9 @@ ngx_http_certgate_deny(ngx_http_request_t *r,
         return status;
     }
 
-    if (ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK) {
+    if (ngx_http_certgate_reason_header(r, clcf, d) != NGX_OK
+        || ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -450,6 +454,35 @@ ngx_http_certgate_body(ngx_http_request_t *r,
     }
 
     body->len = len;
+
+    return NGX_OK;
+}
+
+
+/* certgate_reject_header on: the core's X-Certgate-Reason header. */
+
+static ngx_int_t
+ngx_http_certgate_reason_header(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
+{
+    cg_str            value;
+    ngx_table_elt_t  *h;
+
+    value = cg_decision_reject_header(d, clcf->policy);
+
+    if (value.data == NULL) {
+        return NGX_OK;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, CG_REJECT_HEADER_NAME);
+    h->value.data = (u_char *) value.data;
+    h->value.len = value.len;
 
     return NGX_OK;
 }
@@ -570,6 +603,10 @@ ngx_http_certgate_refuse_response(ngx_http_request_t *r,
     }
 
     ngx_http_clean_header(r);
+
+    if (ngx_http_certgate_reason_header(r, clcf, d) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_type.data = (u_char *) type;

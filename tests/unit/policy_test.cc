@@ -138,6 +138,7 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "reject_status",
                                                   "reject_body",
                                                   "reject_detail",
+                                                  "reject_header",
                                                   "reject_at",
                                                   "log",
                                                   "status"};
