@@ -4,6 +4,7 @@
 #include <certgate/cert_facts.h>
 #include <certgate/cert_file.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "commands.h"
@@ -228,7 +229,11 @@ void ProbeSni(HandshakeSettings settings, const std::string &name, ProbeReport *
   for (size_t i = 0; i < differs.size(); ++i) {
     report->sni_note += (i ? "; " : "") + differs[i];
   }
-  if (differs.empty()) {
+  const bool any_ok = std::any_of(report->sni.begin(), report->sni.end(),
+                                  [](const SniTry &t) { return t.handshake.ok; });
+  if (!any_ok) {
+    report->sni_note += std::string(name.empty() ? "; " : "") + "no handshake succeeded";
+  } else if (differs.empty()) {
     report->sni_note += std::string(name.empty() ? "; " : "") +
                         "the certificate and the CA names are the same with any name";
   }
@@ -294,9 +299,11 @@ int RunProbe(const std::vector<std::string> &args) {
     report.requested = true;
     report.request_handshake = Connect(settings, &connection);
     if (report.request_handshake.ok) {
+      // The name the client asks for, as `curl --connect-to` would send it: with
+      // SNI and Host apart, httpd answers 421 and nginx picks another server block.
       const bool default_port = report.port == 443;
-      const std::string host =
-          report.host.find(':') != std::string::npos ? "[" + report.host + "]" : report.host;
+      const std::string name = options.servername_given ? options.servername : report.host;
+      const std::string host = name.find(':') != std::string::npos ? "[" + name + "]" : name;
       report.answer = HttpGet(
           &connection, default_port ? host : host + ":" + std::to_string(report.port), report.path);
     }
