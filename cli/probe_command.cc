@@ -178,8 +178,6 @@ void ProbeVersions(HandshakeSettings settings, ProbeReport *report) {
     VersionTry entry{VersionName(version), hs.ok, hs.library_cannot_offer, ""};
     if (hs.ok) {
       entry.detail = hs.cipher;
-    } else if (hs.library_cannot_offer) {
-      entry.detail = "client library cannot offer it (" + hs.error + ")";
     } else {
       entry.detail = hs.error;
     }

@@ -153,7 +153,7 @@ void PrintProbeText(std::ostream &out, const ProbeReport &r) {
   for (const VersionTry &v : r.versions) {
     out << "  " << v.name << ":" << std::string(9 - std::min<size_t>(8, v.name.size()), ' ')
         << (v.accepted               ? "accepted"
-            : v.library_cannot_offer ? "not tried"
+            : v.library_cannot_offer ? "client library cannot offer"
                                      : "refused")
         << " (" << v.detail << ")\n";
   }

@@ -4,7 +4,8 @@
 //   18514  two name-based virtual hosts: a.example (first: the demo server
 //          certificate, CA names Example Root + Other Root) and b.example (its
 //          own certificate, CA names Other Root only); CertGate require with
-//          CertGateRejectHeader on; /detail with CertGateRejectDetail on.
+//          CertGateRejectHeader on; /detail with CertGateRejectDetail on,
+//          /nobody with CertGateRejectBody off.
 //   18515  an SSLCACertificateFile of 302 CAs (a CertificateRequest over 16 KiB).
 //   18516  TLS 1.3 only.
 #include <gtest/gtest.h>
@@ -43,7 +44,7 @@ class ApacheProbe : public ::testing::Test {
     const std::string certgate =
         "  CertGate require\n  CertGateRejectHeader on\n"
         "  <Location /detail>\n    CertGateRejectDetail on\n    CertGateRejectHeader off\n"
-        "  </Location>\n";
+        "  </Location>\n  <Location /nobody>\n    CertGateRejectBody off\n  </Location>\n";
     const std::string sni = std::to_string(kSni);
     const std::string vhosts =
         "Listen 127.0.0.1:" + sni + "\n<VirtualHost 127.0.0.1:" + sni +
@@ -101,6 +102,13 @@ TEST_F(ApacheProbe, AllowedAndRefusedClientsWithTheirExitCodes) {
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.out.find("certgate reason: expired (from the body)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  detail: the client certificate 'CN=expired"), std::string::npos) << r.out;
+  // With CertGateRejectBody off (httpd's own error page) the header still names it.
+  r = h::RunProbe(Url(kSni, "/nobody/"),
+                  With(h::ProbeClient(pki(), "expired"), {"--servername", "a.example"}));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.out.find("certgate reason: expired (from the X-Certgate-Reason header)"),
+            std::string::npos)
+      << r.out;
   r = h::RunProbe(Url(kSni), {"--servername", "a.example", "--json"});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_EQ(h::JsonQuery(r.out,

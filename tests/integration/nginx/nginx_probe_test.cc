@@ -4,7 +4,8 @@
 //   18450  two server blocks: a.example (default; the demo server certificate,
 //          CA names Example Root + Other Root) and b.example (its own
 //          certificate, CA names Other Root only); certgate require with
-//          certgate_reject_header on; /detail with certgate_reject_detail on.
+//          certgate_reject_header on; /detail with certgate_reject_detail on,
+//          /nobody with certgate_reject_body off.
 //   18451  a client-CA file of 302 CAs (a CertificateRequest over 16 KiB).
 //   18452  TLS 1.3 only.
 //   18455  plain nginx, no client certificate asked for.
@@ -64,7 +65,9 @@ class NginxProbe : public ::testing::Test {
         server(kSni, "a.example", demo_cert, demo_key, p + "/ca/trust.pem",
                certgate +
                    "    location /detail { certgate_reject_detail on; "
-                   "certgate_reject_header off; return 200 \"detail\\n\"; }\n") +
+                   "certgate_reject_header off; return 200 \"detail\\n\"; }\n"
+                   "    location /nobody { certgate_reject_body off; "
+                   "return 200 \"nobody\\n\"; }\n") +
         server(kSni, "b.example", d + "/b-example.pem", d + "/b-example.key",
                p + "/ca/other-root.pem", certgate) +
         server(kManyCas, "many", demo_cert, demo_key, d + "/many-cas.pem", certgate) +
@@ -163,6 +166,13 @@ TEST_F(NginxProbe, RefusedClientExitsTwoWithCertgatesReason) {
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.out.find("certgate reason: expired (from the body)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  detail: the client certificate 'CN=expired"), std::string::npos) << r.out;
+  // With certgate_reject_body off (nginx's own error page) the header still names it.
+  r = h::RunProbe(Url(kSni, "/nobody"),
+                  With(h::ProbeClient(pki(), "expired"), {"--servername", "a.example"}));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.out.find("certgate reason: expired (from the X-Certgate-Reason header)"),
+            std::string::npos)
+      << r.out;
   // No certificate at all.
   r = h::RunProbe(Url(kSni), {"--servername", "a.example"});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
@@ -234,6 +244,18 @@ TEST_F(NginxProbe, TlsVersionRefused) {
             "[('TLSv1', False), ('TLSv1.1', False), ('TLSv1.2', False), ('TLSv1.3', True)]");
   EXPECT_EQ(h::JsonQuery(j.out, "'protocol version' in d['versions'][2]['detail']"), "True")
       << h::JsonQuery(j.out, "d['versions'][2]");
+  // A client library that cannot offer 1.0/1.1 (here: an OpenSSL configuration
+  // that turns them off) is said to be the reason, not the server.
+  const std::string conf = dir_->path() + "/no-legacy.cnf";
+  h::WriteFile(conf,
+               "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n"
+               "[ssl_sect]\nsystem_default = system_default_sect\n"
+               "[system_default_sect]\nProtocol = ALL,-TLSv1,-TLSv1.1\n");
+  const h::RunResult legacy =
+      h::Run({h::CertgateCliPath(), "probe", Url(kTls13), "--json"}, {"OPENSSL_CONF=" + conf});
+  EXPECT_EQ(h::JsonQuery(legacy.out, "[v['client_library_cannot_offer'] for v in d['versions']]"),
+            "[True, True, False, False]")
+      << legacy.out;
   // Where 1.2 is on, it is accepted.
   const h::RunResult both = h::RunProbe(Url(kSni), {"--json"});
   EXPECT_EQ(h::JsonQuery(both.out, "[v['accepted'] for v in d['versions']]"),
