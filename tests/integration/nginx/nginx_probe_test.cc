@@ -8,6 +8,7 @@
 //          /nobody with certgate_reject_body off.
 //   18451  a client-CA file of 302 CAs (a CertificateRequest over 16 KiB).
 //   18452  TLS 1.3 only.
+//   18453  certgate_reject_at handshake.
 //   18455  plain nginx, no client certificate asked for.
 //   18456  plain nginx, ssl_verify_client on.
 // CERTGATE_KEEP_TMP=1 keeps the directory.
@@ -25,7 +26,8 @@ namespace {
 
 namespace h = harness;
 
-constexpr int kSni = 18450, kManyCas = 18451, kTls13 = 18452, kPlain = 18455, kPlainVerify = 18456;
+constexpr int kSni = 18450, kManyCas = 18451, kTls13 = 18452, kAtHandshake = 18453;
+constexpr int kPlain = 18455, kPlainVerify = 18456;
 
 std::string Url(int port, const std::string &path = "/") {
   return "https://127.0.0.1:" + std::to_string(port) + path;
@@ -73,6 +75,8 @@ class NginxProbe : public ::testing::Test {
         server(kManyCas, "many", demo_cert, demo_key, d + "/many-cas.pem", certgate) +
         server(kTls13, "tls13", demo_cert, demo_key, p + "/ca/trust.pem",
                certgate + "    ssl_protocols TLSv1.3;\n") +
+        server(kAtHandshake, "handshake", demo_cert, demo_key, p + "/ca/trust.pem",
+               certgate + "    certgate_reject_at handshake;\n") +
         "}\n";
     h::WriteFile(d + "/certgate/nginx.conf", conf);
     // Debian's nginx as it comes: no certgate.
@@ -97,7 +101,7 @@ class NginxProbe : public ::testing::Test {
         return;
       }
     }
-    for (int port : {kSni, kManyCas, kTls13, kPlain, kPlainVerify}) {
+    for (int port : {kSni, kManyCas, kTls13, kAtHandshake, kPlain, kPlainVerify}) {
       if (!h::WaitForPort(port, 10000)) {
         error_ = "nginx is not listening on " + std::to_string(port) + ":\n" +
                  h::ReadFile(d + "/certgate/stderr.log") + h::ReadFile(d + "/plain/stderr.log") +
@@ -260,6 +264,22 @@ TEST_F(NginxProbe, TlsVersionRefused) {
   const h::RunResult both = h::RunProbe(Url(kSni), {"--json"});
   EXPECT_EQ(h::JsonQuery(both.out, "[v['accepted'] for v in d['versions']]"),
             "[False, False, True, True]");
+}
+
+// certgate_reject_at handshake: in TLS 1.3 the client's handshake is done before
+// the server judges its certificate, so the refusal is the alert instead of an
+// answer; in TLS 1.2 the handshake itself fails. Either way: exit 3, alert named.
+TEST_F(NginxProbe, RefusalAtTheHandshakeIsAHandshakeFailure) {
+  h::RunResult r = h::RunProbe(Url(kAtHandshake), h::ProbeClient(pki(), "expired"));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("no answer: the server sent the alert \"certificate expired\" instead of "
+                       "an answer (in TLS 1.3 a server refuses"),
+            std::string::npos)
+      << r.out;
+  r = h::RunProbe(Url(kAtHandshake), With(h::ProbeClient(pki(), "expired"), {"--tls1.2"}));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("(alert from the server: certificate expired)"), std::string::npos) << r.out;
+  EXPECT_EQ(h::RunProbe(Url(kAtHandshake), h::ProbeClient(pki(), "good")).exit_code, 0);
 }
 
 TEST_F(NginxProbe, ThreeHundredTwoCaNamesWarnAbove16KiB) {
