@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <certgate/cert_facts.h>
 #include <certgate/cert_file.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <iostream>
@@ -240,6 +241,9 @@ void ProbeSni(HandshakeSettings settings, const std::string &name, ProbeReport *
 }  // namespace
 
 int RunProbe(const std::vector<std::string> &args) {
+  // A server that refuses at the handshake may close while we write: an error
+  // to report, not a signal to die of.
+  signal(SIGPIPE, SIG_IGN);
   ProbeOptions options;
   ProbeReport report;
   if (Status status = ParseArgs(args, &options); !status.ok()) {

@@ -163,6 +163,7 @@ std::string VersionName(int version) {
 TlsConnection::TlsConnection() : capture_(std::make_unique<HandshakeCapture>()) {}
 
 TlsConnection::~TlsConnection() {
+  if (ssl_ != nullptr && SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);  // close_notify, no wait
   if (ssl_ != nullptr) SSL_free(ssl_);
   if (ctx_ != nullptr) SSL_CTX_free(ctx_);
   if (fd_ >= 0) close(fd_);
