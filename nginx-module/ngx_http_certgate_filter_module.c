@@ -58,6 +58,8 @@ static ngx_int_t ngx_http_certgate_judge(ngx_http_request_t *r,
 static ngx_int_t ngx_http_certgate_body(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_str_t *body,
     ngx_str_t *type);
+static ngx_int_t ngx_http_certgate_reason_header(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
 static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -136,7 +138,9 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK) {
+    if (ngx_http_certgate_reason_header(r, clcf, d) != NGX_OK
+        || ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -376,6 +380,35 @@ ngx_http_certgate_body(ngx_http_request_t *r,
 }
 
 
+/* certgate_reject_header on: the core's X-Certgate-Reason header */
+
+static ngx_int_t
+ngx_http_certgate_reason_header(ngx_http_request_t *r,
+    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
+{
+    cg_str            value;
+    ngx_table_elt_t  *h;
+
+    value = cg_decision_reject_header(d, clcf->policy);
+
+    if (value.data == NULL) {
+        return NGX_OK;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, CG_REJECT_HEADER_NAME);
+    h->value.data = (u_char *) value.data;
+    h->value.len = value.len;
+
+    return NGX_OK;
+}
+
+
 /*
  * The backstop: every response, of the main request and of subrequests, goes
  * out only if certgate judged it in this pass under the policy in effect now
@@ -443,6 +476,10 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
     }
 
     ngx_http_clean_header(r);
+
+    if (ngx_http_certgate_reason_header(r, clcf, d) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_type = type;

@@ -260,6 +260,15 @@ int cg_log_level_syslog(cg_log_level level) {
   return -1;
 }
 
+cg_str cg_decision_reject_header(const cg_decision *decision, const cg_policy *policy) {
+  if (policy == nullptr || !policy->policy.EffectiveRejectHeader() ||
+      cg_decision_verdict(decision) == CG_VERDICT_ALLOW) {
+    return {nullptr, 0};
+  }
+  const std::string_view code = Info(cg_decision_reason(decision)).code;
+  return {code.data(), code.size()};
+}
+
 const char *cg_refusal_status_phrase(int status) {
   return status == 495   ? "SSL Certificate Error"
          : status == 496 ? "SSL Certificate Required"

@@ -216,6 +216,9 @@ CG_API void cg_set_directive_style(cg_directive_style style);
   X(REJECT_DETAIL, "reject_detail", "certgate_reject_detail", "CertGateRejectDetail",             \
     reject_detail, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE,                                        \
     "on | off: show the hint to the client")                                                      \
+  X(REJECT_HEADER, "reject_header", "certgate_reject_header", "CertGateRejectHeader",             \
+    reject_header, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE,                                        \
+    "on | off: name the reason in an X-Certgate-Reason header")                                   \
   X(REJECT_AT, "reject_at", "certgate_reject_at", "CertGateRejectAt", reject_at,                  \
     CG_KEY_CTX_SERVER, 1, 1, CG_KEY_PATH_NONE, "request | handshake (server or virtual host)")    \
   X(LOG, "log", "certgate_log", "CertGateLog", log, CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE,       \
@@ -428,6 +431,15 @@ CG_API cg_str cg_decision_log_alloc(const cg_decision *decision, const cg_policy
                                     cg_alloc_fn alloc, void *pool);
 CG_API cg_str cg_decision_body_alloc(const cg_decision *decision, const cg_policy *policy,
                                      const char **content_type, cg_alloc_fn alloc, void *pool);
+
+/* The response header a refusal carries under certgate_reject_header on. */
+#define CG_REJECT_HEADER_NAME "X-Certgate-Reason"
+
+/* The value of CG_REJECT_HEADER_NAME for a refusal (the reason code, e.g.
+ * "untrusted_issuer"), or {NULL, 0} when the policy does not ask for the
+ * header (off by default: it tells the client why) or `decision` allows.
+ * Static text: valid for the life of the process. */
+CG_API cg_str cg_decision_reject_header(const cg_decision *decision, const cg_policy *policy);
 
 /* The reason phrase of a refusal status a server may not know (nginx's 495
  * "SSL Certificate Error", 496 "SSL Certificate Required"; any other: "Client
