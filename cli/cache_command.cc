@@ -2,11 +2,11 @@
 #include <certgate/cert_file.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/revocation.h>
-#include <certgate/revocation_registry.h>
 
 #include <iostream>
 
 #include "commands.h"
+#include "revocation/registry.h"
 
 namespace certgate::cli {
 namespace {

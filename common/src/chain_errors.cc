@@ -1,7 +1,6 @@
 #include "chain_errors.h"
 
 #include <certgate/cert_facts.h>
-#include <certgate/name_constraints.h>
 #include <certgate/reason.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -10,6 +9,7 @@
 #include <string>
 
 #include "chain_wording.h"
+#include "name_constraints.h"
 
 namespace certgate {
 namespace {

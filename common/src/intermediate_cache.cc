@@ -1,5 +1,6 @@
+#include "intermediate_cache.h"
+
 #include <certgate/cert_facts.h>
-#include <certgate/intermediate_cache.h>
 
 namespace certgate {
 namespace {

@@ -1,6 +1,7 @@
+#include "name_constraints.h"
+
 #include <arpa/inet.h>
 #include <certgate/cert_facts.h>
-#include <certgate/name_constraints.h>
 #include <certgate/ossl_ptr.h>
 #include <openssl/x509v3.h>
 

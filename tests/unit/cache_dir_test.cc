@@ -1,4 +1,5 @@
-#include <certgate/cache_dir.h>
+#include "cache_dir.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,6 +1,7 @@
+#include "revocation/crl.h"
+
 #include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
-#include <certgate/revocation_crl.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>

@@ -1,5 +1,6 @@
+#include "revocation/issuer_keys.h"
+
 #include <certgate/cert_facts.h>
-#include <certgate/issuer_keys.h>
 #include <certgate/ossl_ptr.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>

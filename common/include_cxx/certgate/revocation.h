@@ -1,9 +1,9 @@
 // RevocationChecker: the revocation seam of DESIGN §4.3 and §5.
 //
-// Lookups read only the shared LMDB cache (revocation_store.h) and never block on
+// Lookups read only the shared LMDB cache (common/src/revocation/store.h) and never block on
 // the network; misses and due refreshes are handed to a background thread per
-// process (revocation_fetcher.h) that fetches CRLs from CDPs and OCSP answers
-// from AIA responders, verifies them (revocation_crl.h, revocation_ocsp.h) and
+// process (revocation/fetcher.h) that fetches CRLs from CDPs and OCSP answers
+// from AIA responders, verifies them (revocation/crl.h, revocation/ocsp.h) and
 // writes them to the cache, where every process sees them.
 //
 // Processes and threads:

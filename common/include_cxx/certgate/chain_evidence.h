@@ -5,7 +5,6 @@
 // and depth are left to the evaluator (they depend on the policy).
 #pragma once
 
-#include <certgate/name_constraints.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/strict_checks.h>
 #include <openssl/x509.h>
@@ -15,6 +14,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "name_constraints.h"
 
 namespace certgate {
 
