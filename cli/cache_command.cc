@@ -6,7 +6,6 @@
 #include <iostream>
 
 #include "commands.h"
-#include "revocation/registry.h"
 
 namespace certgate::cli {
 namespace {

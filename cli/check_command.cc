@@ -15,8 +15,6 @@
 #include <sstream>
 
 #include "commands.h"
-#include "revocation/registry.h"
-#include "revocation/verdict.h"
 
 namespace certgate::cli {
 namespace {

@@ -1,11 +1,11 @@
 // certgate reasons: the reason table, generated from the core's one table.
+#include <certgate/chain_evidence.h>  // kNameConstraintBudget
 #include <certgate/reason.h>
 #include <certgate/strict_checks.h>
 
 #include <iostream>
 
 #include "commands.h"
-#include "name_constraints.h"
 
 namespace certgate::cli {
 

@@ -1,6 +1,5 @@
 #include "chain_errors.h"
 
-#include <certgate/cert_facts.h>
 #include <certgate/reason.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -8,6 +7,7 @@
 #include <algorithm>
 #include <string>
 
+#include "cert_fields.h"
 #include "chain_wording.h"
 #include "name_constraints.h"
 

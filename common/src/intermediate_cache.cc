@@ -1,6 +1,6 @@
 #include "intermediate_cache.h"
 
-#include <certgate/cert_facts.h>
+#include "cert_fields.h"
 
 namespace certgate {
 namespace {

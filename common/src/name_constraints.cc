@@ -1,7 +1,6 @@
 #include "name_constraints.h"
 
 #include <arpa/inet.h>
-#include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <openssl/x509v3.h>
 
@@ -9,6 +8,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "cert_fields.h"
 #include "chain_wording.h"
 
 namespace certgate {

@@ -4,6 +4,7 @@
 #include <openssl/x509v3.h>
 
 #include "name_constraints.h"
+#include "strict_defects.h"
 
 namespace certgate {
 namespace {

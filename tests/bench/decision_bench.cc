@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "revocation/registry.h"
+#include "strict_defects.h"
 
 namespace certgate {
 namespace {

@@ -3,7 +3,6 @@
 // per connection, and a resumed session is judged again.
 #include "ssl_hook.h"
 
-#include <certgate/cert_facts.h>
 #include <certgate/certgate.h>
 #include <certgate/ossl_ptr.h>
 #include <gmock/gmock.h>
@@ -16,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cert_fields.h"
 #include "intermediate_cache.h"
 #include "revocation/registry.h"
 #include "session_chain.h"

@@ -20,6 +20,7 @@
 
 #include <certgate/chain_evidence.h>
 #include <certgate/clock.h>
+#include <certgate/decision.h>
 #include <certgate/policy.h>
 #include <certgate/result.h>
 #include <openssl/x509.h>
@@ -127,5 +128,14 @@ class RevocationChecker {
   explicit RevocationChecker(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Folds the answers for an otherwise accepted chain into `decision`:
+//  - revoked (any source, any depth)           -> revoked
+//  - stale / unknown under hard_fail, cache_only -> revocation_stale / _unavailable
+//  - stale / unknown under soft_fail           -> allowed, with a warning
+//  - all good                                  -> allowed, revocation "good <source>"
+// The decision's revocation field says what was found and where.
+void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &answers,
+                     Decision *decision);
 
 }  // namespace certgate

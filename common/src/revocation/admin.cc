@@ -1,11 +1,11 @@
 #include "admin.h"
 
-#include <certgate/cert_facts.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <memory>
 
+#include "cert_fields.h"
 #include "revocation/crl.h"
 #include "revocation/issuer_keys.h"
 #include "revocation/ocsp.h"

@@ -1,6 +1,5 @@
 #include "revocation/crl.h"
 
-#include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -16,6 +15,7 @@
 #include <ctime>
 #include <optional>
 
+#include "cert_fields.h"
 #include "crl_der.h"
 
 namespace certgate {

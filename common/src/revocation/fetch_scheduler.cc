@@ -1,6 +1,5 @@
 #include "fetch_scheduler.h"
 
-#include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <signal.h>
 #include <unistd.h>
@@ -8,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "cert_fields.h"
 #include "revocation/crl.h"
 #include "revocation/issuer_keys.h"
 #include "revocation/ocsp.h"

@@ -1,10 +1,10 @@
 #include "lookup.h"
 
-#include <certgate/cert_facts.h>
 #include <openssl/ocsp.h>
 
 #include <algorithm>
 
+#include "cert_fields.h"
 #include "revocation/crl.h"
 #include "revocation/issuer_keys.h"
 #include "text.h"
