@@ -4,8 +4,6 @@
 #include <certgate/log_format.h>
 #include <certgate/policy.h>
 #include <certgate/revocation.h>
-#include <certgate/revocation_registry.h>
-#include <certgate/revocation_verdict.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 

@@ -1,14 +1,10 @@
 // The C boundary: every export catches everything and leaves the OpenSSL error
 // queue as it found it.
-#include <certgate/cache_dir.h>
 #include <certgate/certgate.h>
 #include <certgate/chain_evidence.h>
-#include <certgate/directive_names.h>
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
 #include <certgate/reason.h>
-#include <certgate/revocation_registry.h>
-#include <certgate/ssl_hook.h>
 #include <openssl/err.h>
 #include <unistd.h>
 
@@ -22,6 +18,10 @@
 #include <vector>
 
 #include "c_handles.h"
+#include "cache_dir.h"
+#include "directive_names.h"
+#include "revocation/registry.h"
+#include "ssl_hook.h"
 
 using certgate::Info;
 

@@ -2,7 +2,7 @@
 // uses, so that an adapter collects them in a directive or merge and prepares
 // them with one call, errors naming where each was configured.
 #include <certgate/certgate.h>
-#include <certgate/directive_names.h>
+#include "directive_names.h"
 
 #include <cstdio>
 #include <new>

@@ -1,5 +1,6 @@
-#include <certgate/cache_dir.h>
+#include "cache_dir.h"
 #include <certgate/certgate.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,7 +1,6 @@
 // Tests of the directive vocabulary: every key's accepted and rejected values with
 // the exact error text the three front ends will show, spellings, merging, files.
 #include <certgate/certgate.h>
-#include <certgate/directive_names.h>
 #include <certgate/policy.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,6 +17,8 @@
 #include <iterator>
 #include <string>
 #include <vector>
+
+#include "directive_names.h"
 
 namespace certgate {
 namespace {

@@ -1,6 +1,8 @@
-// CertFacts: what a certificate says, as text an operator can read.
+// The individual facts of a certificate that CertFacts gathers, each cheap
+// enough for the decision path (implemented in cert_facts.cc).
 #pragma once
 
+#include <certgate/cert_facts.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -11,30 +13,6 @@
 
 namespace certgate {
 
-struct CertFacts {
-  std::string subject;      // RFC 2253
-  std::string issuer;       // RFC 2253
-  std::string serial;       // uppercase hex
-  std::string fingerprint;  // "sha256:" + uppercase hex of the DER
-  int64_t not_before = 0;
-  int64_t not_after = 0;
-  std::vector<std::string> extended_key_usage;  // short names; empty with has_eku = no extension
-  bool has_eku = false;
-  std::vector<std::string> key_usage;  // names of the bits set
-  bool has_key_usage = false;
-  std::string key;                // "EC P-256", "RSA 2048"
-  std::string signature;          // "ecdsa-with-SHA256"
-  std::vector<std::string> sans;  // "DNS:x", "email:x", "URI:x", "IP:x"
-  std::vector<std::string> crl_urls;
-  std::vector<std::string> ocsp_urls;
-  std::vector<std::string> ca_issuer_urls;
-  bool is_ca = false;
-  bool self_signed = false;
-};
-
-CertFacts ExtractFacts(X509 *cert);
-
-// Individual facts, cheap enough for the decision path.
 std::string NameToString(const X509_NAME *name);  // RFC 2253
 std::string NameDer(const X509_NAME *name);       // as encoded (a lookup key)
 std::string SerialHex(X509 *cert);
@@ -55,8 +33,6 @@ std::string GeneralNameToString(const GENERAL_NAME *name);
 // Lowercase hex of raw bytes (cache keys, digests in the store's listings).
 std::string LowerHex(std::string_view bytes);
 
-// 2027-03-01T00:00:00Z
-std::string FormatTime(int64_t unix_seconds);
 int64_t Asn1TimeToUnix(const ASN1_TIME *time);
 
 }  // namespace certgate
