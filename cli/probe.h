@@ -108,6 +108,10 @@ HttpAnswer HttpGet(TlsConnection *connection, const std::string &host_header,
 // "TLSv1.2" etc. for a TLS1_*_VERSION.
 std::string VersionName(int version);
 
+// The DER of a distinguished name: how it travels in a CertificateRequest,
+// and what a certificate's issuer must equal byte for byte to match it.
+std::string NameDer(const X509_NAME *name);
+
 }  // namespace certgate::cli
 
 namespace certgate::cli {

@@ -139,11 +139,21 @@ bool LoadClient(SSL_CTX *ctx, const ClientIdentity &client) {
 }
 
 CertLine Line(X509 *cert) {
-  return {NameToString(X509_get_subject_name(cert)), NameToString(X509_get_issuer_name(cert)),
-          FormatTime(Asn1TimeToUnix(X509_get0_notAfter(cert))), Sha256Hex(cert)};
+  CertFacts facts = ExtractFacts(cert);
+  return {std::move(facts.subject), std::move(facts.issuer), FormatTime(facts.not_after),
+          std::move(facts.fingerprint)};
 }
 
 }  // namespace
+
+std::string NameDer(const X509_NAME *name) {
+  unsigned char *der = nullptr;
+  const int len = i2d_X509_NAME(name, &der);
+  if (len <= 0) return {};
+  std::string out(reinterpret_cast<const char *>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
 
 std::string VersionName(int version) {
   switch (version) {

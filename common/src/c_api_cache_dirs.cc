@@ -2,12 +2,13 @@
 // uses, so that an adapter collects them in a directive or merge and prepares
 // them with one call, errors naming where each was configured.
 #include <certgate/certgate.h>
-#include "directive_names.h"
 
 #include <cstdio>
 #include <new>
 #include <string>
 #include <vector>
+
+#include "directive_names.h"
 
 struct cg_cache_dirs {
   struct Dir {

@@ -13,8 +13,7 @@
 
 namespace certgate {
 
-std::string NameToString(const X509_NAME *name);  // RFC 2253
-std::string NameDer(const X509_NAME *name);       // as encoded (a lookup key)
+std::string NameDer(const X509_NAME *name);  // as encoded (a lookup key)
 std::string SerialHex(X509 *cert);
 std::string Sha256Hex(X509 *cert);  // certificate DER
 // SHA-256 of the DER SubjectPublicKeyInfo, the `spki:` pin: what RFC 7469,

@@ -1,6 +1,6 @@
 #include "cache_dir.h"
-#include <certgate/certgate.h>
 
+#include <certgate/certgate.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>

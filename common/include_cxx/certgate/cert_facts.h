@@ -32,6 +32,9 @@ struct CertFacts {
 
 CertFacts ExtractFacts(X509 *cert);
 
+// A distinguished name as certgate writes it everywhere (RFC 2253).
+std::string NameToString(const X509_NAME *name);
+
 // 2027-03-01T00:00:00Z
 std::string FormatTime(int64_t unix_seconds);
 
