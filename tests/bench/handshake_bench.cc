@@ -97,12 +97,13 @@ struct Setup {
     for (unsigned int i = 0; i < len; ++i)
       hex += "0123456789abcdef"[md[i] >> 4], hex += "0123456789abcdef"[md[i] & 15];
     Set("deny", {hex});
-    certgate_ctx = ServerCtx();
+    certgate_ctx = Attached(policy.get());
+    // `certgate require` alone: what the chain costs whatever the rules.
+    minimal_policy.reset(cg_policy_new());
+    const cg_str require = {"require", 7};
     cg_error error;
-    if (cg_ssl_ctx_attach(certgate_ctx.get(), policy.get(), nullptr, nullptr, &error) != CG_OK) {
-      fprintf(stderr, "attach: %s\n", error.message);
-      abort();
-    }
+    if (cg_policy_set(minimal_policy.get(), "certgate", &require, 1, &error) != CG_OK) abort();
+    minimal_ctx = Attached(minimal_policy.get());
   }
 
   void Set(const char *key, std::vector<std::string> values) {
@@ -113,6 +114,16 @@ struct Setup {
       fprintf(stderr, "%s: %s\n", key, error.message);
       abort();
     }
+  }
+
+  Owned<SSL_CTX> Attached(const cg_policy *with) {
+    Owned<SSL_CTX> ctx = ServerCtx();
+    cg_error error;
+    if (cg_ssl_ctx_attach(ctx.get(), with, nullptr, nullptr, &error) != CG_OK) {
+      fprintf(stderr, "attach: %s\n", error.message);
+      abort();
+    }
+    return ctx;
   }
 
   Owned<SSL_CTX> ServerCtx() {
@@ -130,8 +141,8 @@ struct Setup {
   PkiBuilder pki;
   Issued root, issuing, other_issuing, leaf, server, denied;
   std::string issuers_file;
-  Owned<SSL_CTX> client_ctx, native_ctx, certgate_ctx;
-  Owned<cg_policy> policy;
+  Owned<SSL_CTX> client_ctx, native_ctx, certgate_ctx, minimal_ctx;
+  Owned<cg_policy> policy, minimal_policy;
 };
 
 Setup &TheSetup() {
@@ -199,26 +210,35 @@ bool CertgateRequestApache(SSL *ssl, const cg_policy *policy) {
   return outcome.verdict == CG_VERDICT_ALLOW;
 }
 
-enum Config { kNative, kCertgate };
+enum Config { kNative, kCertgate, kCertgateRequireOnly };
 
 // One full handshake + the first request + the connection's end, server side.
 void BM_ServerHandshake(benchmark::State &state) {
   Setup &setup = TheSetup();
   const Config config = static_cast<Config>(state.range(0));
-  SSL_CTX *ctx = config == kNative ? setup.native_ctx.get() : setup.certgate_ctx.get();
+  SSL_CTX *ctx = config == kNative     ? setup.native_ctx.get()
+                 : config == kCertgate ? setup.certgate_ctx.get()
+                                       : setup.minimal_ctx.get();
+  const cg_policy *policy = config == kCertgate ? setup.policy.get() : setup.minimal_policy.get();
   for (auto _ : state) {
     double server_cpu = 0;
     Owned<SSL> server = Handshake(ctx, &server_cpu, nullptr);
     const double before = ThreadCpuSeconds();
     const bool allowed = config == kNative ? NativeRequest(server.get())
-                                           : CertgateRequestNginx(server.get(), setup.policy.get());
+                                           : CertgateRequestNginx(server.get(), policy);
     server.reset();
     server_cpu += ThreadCpuSeconds() - before;
     if (!allowed) state.SkipWithError("the client was refused");
     state.SetIterationTime(server_cpu);
   }
 }
-BENCHMARK(BM_ServerHandshake)->ArgName("certgate")->Arg(kNative)->Arg(kCertgate)->UseManualTime();
+// 0 native, 1 certgate with the full policy, 2 certgate with `certgate require` alone.
+BENCHMARK(BM_ServerHandshake)
+    ->ArgName("certgate")
+    ->Arg(kNative)
+    ->Arg(kCertgate)
+    ->Arg(kCertgateRequireOnly)
+    ->UseManualTime();
 
 // One keep-alive request on an established connection: 0 native, 1 certgate as
 // nginx reads it, 2 certgate as Apache reads it.
