@@ -96,17 +96,6 @@ int64_t EarliestExpiry(const ChainEvidence &evidence) {
   return earliest;
 }
 
-// False when nothing can resume this session: tickets are off and the session
-// cache stores nothing. Then encoding the chain into it (DER of every
-// intermediate, per handshake) is wasted.
-bool SessionMayResume(SSL *ssl) {
-  if ((SSL_get_options(ssl) & SSL_OP_NO_TICKET) == 0) return true;
-  SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
-  const long mode = SSL_CTX_get_session_cache_mode(ctx);
-  if ((mode & SSL_SESS_CACHE_SERVER) == 0) return false;
-  return (mode & SSL_SESS_CACHE_NO_INTERNAL_STORE) == 0 || SSL_CTX_sess_get_new_cb(ctx) != nullptr;
-}
-
 // The X509_V_ERR_* whose TLS alert fits the reason (OpenSSL maps it to the alert).
 int AlertErrorFor(Reason reason) {
   switch (reason) {
@@ -147,7 +136,7 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
   state->earliest_not_after = EarliestExpiry(*state->evidence);
   IntermediateCache::Process().Learn(*state->evidence);
   // Best effort: a session without its chain is judged from the intermediate cache.
-  if (SessionMayResume(ssl)) (void)RememberChainInSession(SSL_get_session(ssl), *state->evidence);
+  (void)RememberChainInSession(SSL_get_session(ssl), *state->evidence);
 
   const Policy &policy = *attachment->policy;
   if (policy.EffectiveRejectAt() == RejectAt::kHandshake) {
