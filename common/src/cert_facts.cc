@@ -30,6 +30,24 @@ std::string Asn1StringToUtf8(const ASN1_STRING *value) {
   return out;
 }
 
+// Fetched once: with EVP_sha256() every digest looks the implementation up in
+// the provider store again (locks and a name lookup), per handshake.
+const EVP_MD *Sha256() {
+  static const EVP_MD *const fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return fetched != nullptr ? fetched : EVP_sha256();
+}
+
+// Days from 1970-01-01 to a proleptic Gregorian date (month 1-12): timegm()
+// without its normalisation, which costs a handshake a microsecond per date.
+int64_t DaysFromCivil(int64_t year, int month, int day) {
+  year -= month <= 2 ? 1 : 0;
+  const int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const int64_t year_of_era = year - era * 400;
+  const int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + day_of_era - 719468;
+}
+
 struct KeyUsageName {
   uint32_t bit;
   const char *name;
@@ -68,8 +86,15 @@ std::string SerialHex(X509 *cert) {
 std::string Sha256Hex(X509 *cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (!X509_digest(cert, EVP_sha256(), md, &len)) return {};
+  if (!X509_digest(cert, Sha256(), md, &len)) return {};
   return Hex(md, len);
+}
+
+std::vector<uint8_t> CertSha256(X509 *cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!X509_digest(cert, Sha256(), md, &len)) return {};
+  return std::vector<uint8_t>(md, md + len);
 }
 
 std::vector<uint8_t> SpkiSha256(X509 *cert) {
@@ -78,7 +103,7 @@ std::vector<uint8_t> SpkiSha256(X509 *cert) {
   if (der_len <= 0) return {};
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  const bool ok = EVP_Digest(der, static_cast<size_t>(der_len), md, &len, EVP_sha256(), nullptr);
+  const bool ok = EVP_Digest(der, static_cast<size_t>(der_len), md, &len, Sha256(), nullptr);
   OPENSSL_free(der);
   return ok ? std::vector<uint8_t>(md, md + len) : std::vector<uint8_t>();
 }
@@ -174,7 +199,8 @@ std::vector<std::string> SubjectAltNames(X509 *cert) {
 int64_t Asn1TimeToUnix(const ASN1_TIME *time) {
   struct tm tm = {};
   if (time == nullptr || !ASN1_TIME_to_tm(time, &tm)) return 0;
-  return static_cast<int64_t>(timegm(&tm));
+  return DaysFromCivil(tm.tm_year + int64_t{1900}, tm.tm_mon + 1, tm.tm_mday) * 86400 +
+         tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
 }
 
 std::string NameDer(const X509_NAME *name) {

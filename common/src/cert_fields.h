@@ -20,6 +20,7 @@ std::string Sha256Hex(X509 *cert);  // certificate DER
 // curl --pinnedpubkey and Envoy hash (`openssl x509 -pubkey -noout | openssl
 // pkey -pubin -outform der | sha256sum`), not X509_pubkey_digest's hash of the
 // bare key bits. Empty on failure.
+std::vector<uint8_t> CertSha256(X509 *cert);  // certificate DER
 std::vector<uint8_t> SpkiSha256(X509 *cert);
 std::string SpkiSha256Hex(X509 *cert);
 std::string KeyDescription(X509 *cert);  // "RSA 2048", "EC P-256"

@@ -392,14 +392,25 @@ CertSummary SummarizeCert(X509 *cert) {
   summary.self_issued = X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) == 0;
   if (EVP_PKEY *key = X509_get0_pubkey(cert)) {
     summary.key_bits = EVP_PKEY_get_bits(key);
-    if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS")) {
-      summary.key_kind = CertSummary::KeyKind::kRsa;
-    } else if (EVP_PKEY_is_a(key, "EC")) {
-      summary.key_kind = CertSummary::KeyKind::kEc;
-    } else if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) {
-      summary.key_kind = CertSummary::KeyKind::kEdwards;
-    } else if (EVP_PKEY_is_a(key, "DSA")) {
-      summary.key_kind = CertSummary::KeyKind::kDsa;
+    // By id, not EVP_PKEY_is_a: each is_a is a name lookup in the provider
+    // store, up to six per certificate.
+    switch (EVP_PKEY_get_base_id(key)) {
+      case EVP_PKEY_RSA:
+      case EVP_PKEY_RSA_PSS:
+        summary.key_kind = CertSummary::KeyKind::kRsa;
+        break;
+      case EVP_PKEY_EC:
+        summary.key_kind = CertSummary::KeyKind::kEc;
+        break;
+      case EVP_PKEY_ED25519:
+      case EVP_PKEY_ED448:
+        summary.key_kind = CertSummary::KeyKind::kEdwards;
+        break;
+      case EVP_PKEY_DSA:
+        summary.key_kind = CertSummary::KeyKind::kDsa;
+        break;
+      default:
+        break;
     }
   }
   int digest_nid = NID_undef;
@@ -414,25 +425,52 @@ CertSummary SummarizeCert(X509 *cert) {
   return summary;
 }
 
-LeafSummary SummarizeLeaf(X509 *leaf) {
-  LeafSummary summary;
-  X509_NAME *name = X509_get_subject_name(leaf);
-  summary.subject = NameToString(name);
-  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
-    const X509_NAME_ENTRY *entry = X509_NAME_get_entry(name, i);
-    unsigned char *utf8 = nullptr;
-    const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
-    if (len < 0) continue;
-    summary.subject_entries.emplace_back(OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry)),
-                                         std::string(reinterpret_cast<char *>(utf8), len));
-    OPENSSL_free(utf8);
-  }
-  summary.subject_alt_names = SubjectAltNames(leaf);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (X509_digest(leaf, EVP_sha256(), md, &len)) summary.cert_sha256.assign(md, md + len);
-  summary.spki_sha256 = SpkiSha256(leaf);
-  return summary;
+namespace {
+
+template <typename Lazy, typename Decode>
+const auto &Once(const Lazy &lazy, Decode decode) {
+  std::call_once(lazy.once, [&] { lazy.value = decode(); });
+  return lazy.value;
+}
+
+}  // namespace
+
+const std::string &LeafSummary::subject() const {
+  return Once(subject_, [this] {
+    return leaf_ ? NameToString(X509_get_subject_name(leaf_.get())) : std::string();
+  });
+}
+
+const std::vector<std::pair<int, std::string>> &LeafSummary::subject_entries() const {
+  return Once(subject_entries_, [this] {
+    std::vector<std::pair<int, std::string>> entries;
+    X509_NAME *name = leaf_ ? X509_get_subject_name(leaf_.get()) : nullptr;
+    for (int i = 0; name != nullptr && i < X509_NAME_entry_count(name); ++i) {
+      const X509_NAME_ENTRY *entry = X509_NAME_get_entry(name, i);
+      unsigned char *utf8 = nullptr;
+      const int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
+      if (len < 0) continue;
+      entries.emplace_back(OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry)),
+                           std::string(reinterpret_cast<char *>(utf8), len));
+      OPENSSL_free(utf8);
+    }
+    return entries;
+  });
+}
+
+const std::vector<std::string> &LeafSummary::subject_alt_names() const {
+  return Once(subject_alt_names_,
+              [this] { return leaf_ ? SubjectAltNames(leaf_.get()) : std::vector<std::string>(); });
+}
+
+const std::vector<uint8_t> &LeafSummary::cert_sha256() const {
+  return Once(cert_sha256_,
+              [this] { return leaf_ ? CertSha256(leaf_.get()) : std::vector<uint8_t>(); });
+}
+
+const std::vector<uint8_t> &LeafSummary::spki_sha256() const {
+  return Once(spki_sha256_,
+              [this] { return leaf_ ? SpkiSha256(leaf_.get()) : std::vector<uint8_t>(); });
 }
 
 void ChainEvidence::Summarize() {
@@ -445,8 +483,8 @@ void ChainEvidence::Summarize() {
 
 const LeafSummary &ChainEvidence::leaf_summary() const {
   if (!leaf_summary_) {
-    leaf_summary_ = std::make_shared<const LeafSummary>(
-        chain.empty() ? LeafSummary{} : SummarizeLeaf(chain.front().get()));
+    leaf_summary_ = std::make_shared<const LeafSummary>(chain.empty() ? std::shared_ptr<X509>()
+                                                                      : chain.front());
   }
   return *leaf_summary_;
 }

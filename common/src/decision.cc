@@ -1,4 +1,5 @@
 #include <certgate/decision.h>
+#include <openssl/err.h>
 
 #include <algorithm>
 
@@ -76,6 +77,12 @@ void Decision::SetLeaf(std::shared_ptr<X509> leaf) {
 
 const std::string &Decision::LeafFields::Get(cg_field field) const {
   std::call_once(rendered_, [this] {
+    // Errors raised while decoding must not surface in the server's next
+    // SSL_get_error() (cg_decision_field takes no guard of its own).
+    struct ErrorMark {
+      ErrorMark() { ERR_set_mark(); }
+      ~ErrorMark() { ERR_pop_to_mark(); }
+    } mark;
     X509 *leaf = leaf_.get();
     fields_[CG_FIELD_SUBJECT] = NameToString(X509_get_subject_name(leaf));
     fields_[CG_FIELD_ISSUER] = NameToString(X509_get_issuer_name(leaf));

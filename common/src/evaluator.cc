@@ -256,7 +256,7 @@ class ChainJudge {
     if (!policy_.pin && !policy_.deny) return;
     auto matches = [&](const Pin &pin) {
       return pin.digest ==
-             (pin.kind == Pin::Kind::kSpkiSha256 ? Leaf().spki_sha256 : Leaf().cert_sha256);
+             (pin.kind == Pin::Kind::kSpkiSha256 ? Leaf().spki_sha256() : Leaf().cert_sha256());
     };
     if (policy_.deny && std::any_of(policy_.deny->begin(), policy_.deny->end(), matches)) {
       Add(CG_REASON_PIN_MISMATCH, 0,
@@ -270,7 +270,7 @@ class ChainJudge {
   }
 
   bool SubjectHas(const SubjectRule &rule) const {
-    for (const auto &[nid, value] : Leaf().subject_entries) {
+    for (const auto &[nid, value] : Leaf().subject_entries()) {
       if (nid == rule.nid && EqualsIgnoreCase(value, rule.value)) return true;
     }
     return false;
@@ -280,14 +280,15 @@ class ChainJudge {
     if (!policy_.subject) return;
     for (const SubjectRule &rule : *policy_.subject) {
       if (rule.is_regex) {
-        if (!RE2::PartialMatch(Leaf().subject, *rule.regex)) {
+        if (!RE2::PartialMatch(Leaf().subject(), *rule.regex)) {
           Add(CG_REASON_IDENTITY_MISMATCH, 0,
-              "the subject " + Quoted(Leaf().subject) + " does not match ~" + rule.pattern);
+              "the subject " + Quoted(Leaf().subject()) + " does not match ~" + rule.pattern);
           return;
         }
       } else if (!SubjectHas(rule)) {
         Add(CG_REASON_IDENTITY_MISMATCH, 0,
-            "the subject " + Quoted(Leaf().subject) + " lacks " + rule.attribute + "=" + rule.value,
+            "the subject " + Quoted(Leaf().subject()) + " lacks " + rule.attribute + "=" +
+                rule.value,
             "use a certificate whose subject has " + rule.attribute + "=" + rule.value +
                 ", or change certgate_subject");
         return;
@@ -297,7 +298,7 @@ class ChainJudge {
 
   void SubjectAltName() {
     if (!policy_.san || policy_.san->empty()) return;
-    const std::vector<std::string> &sans = Leaf().subject_alt_names;
+    const std::vector<std::string> &sans = Leaf().subject_alt_names();
     for (const SanRule &rule : *policy_.san) {
       const char *prefix = rule.type == SanType::kDns     ? "DNS:"
                            : rule.type == SanType::kEmail ? "email:"

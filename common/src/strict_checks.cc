@@ -145,19 +145,22 @@ class CertChecker {
     for (int i = 0; i < length && zero; ++i) zero = bytes[i] == 0;
     // DER adds a leading zero octet to a magnitude whose top bit is set.
     const int der_octets = length + (length > 0 && (bytes[0] & 0x80) != 0 ? 1 : 0);
-    const std::string hint = kReissue + std::string("with a positive serial of at most 20 octets");
+    // Built only for a defect: this runs for every certificate of every handshake.
+    auto hint = [] {
+      return kReissue + std::string("with a positive serial of at most 20 octets");
+    };
     if (zero) {
       Add("serial_zero", "has serial number 0; RFC 5280 section 4.1.2.2 requires a positive serial",
-          hint);
+          hint());
     } else if (ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER) {
       Add("serial_negative",
           "has a negative serial number; RFC 5280 section 4.1.2.2 requires a positive serial",
-          hint);
+          hint());
     } else if (der_octets > 20) {
       Add("serial_too_long",
           "has a serial number of " + std::to_string(der_octets) +
               " octets; RFC 5280 section 4.1.2.2 allows at most 20",
-          hint);
+          hint());
     }
   }
 

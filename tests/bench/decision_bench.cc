@@ -88,6 +88,44 @@ void BM_StrictChecks(benchmark::State &state) {
 }
 BENCHMARK(BM_StrictChecks);
 
+// The per-handshake decoding (issue 10 §1): what every chain pays (dates, keys,
+// usages, signature digests, strict and name-constraint checks) and what the
+// leaf's identity rules read (digests, subject, SANs), each once per connection.
+void BM_SummarizeChain(benchmark::State &state) {
+  Chain &chain = TheChain();
+  ChainEvidence evidence =
+      BuildChainEvidence(chain.leaf.cert.get(), chain.untrusted.get(), chain.store.get(), kNow);
+  for (auto _ : state) {
+    evidence.Summarize();
+    benchmark::DoNotOptimize(evidence.summaries.data());
+  }
+}
+BENCHMARK(BM_SummarizeChain);
+
+void BM_SummarizeLeaf(benchmark::State &state) {
+  Chain &chain = TheChain();
+  const bool all = state.range(0) != 0;
+  // Parsed from DER, as a server receives it (OpenSSL keeps the encoding).
+  unsigned char *der = nullptr;
+  const int len = i2d_X509(chain.leaf.cert.get(), &der);
+  const unsigned char *next = der;
+  const std::shared_ptr<X509> parsed(d2i_X509(nullptr, &next, len), X509_free);
+  OPENSSL_free(der);
+  for (auto _ : state) {
+    // What the policies of these benchmarks read: subject attributes, SANs and
+    // the certificate digest; `all` adds the RFC 2253 text and the SPKI digest.
+    const LeafSummary leaf(parsed);
+    benchmark::DoNotOptimize(leaf.subject_entries().data());
+    benchmark::DoNotOptimize(leaf.subject_alt_names().data());
+    benchmark::DoNotOptimize(leaf.cert_sha256().data());
+    if (all) {
+      benchmark::DoNotOptimize(leaf.subject().data());
+      benchmark::DoNotOptimize(leaf.spki_sha256().data());
+    }
+  }
+}
+BENCHMARK(BM_SummarizeLeaf)->ArgName("all_parts")->Arg(0)->Arg(1);
+
 // certgate's added work for a cached chain: every policy rule on the evidence.
 void BM_EvaluateCachedChain(benchmark::State &state) {
   Chain &chain = TheChain();

@@ -393,6 +393,15 @@ PY
   for p in $pids; do
     echo "$p $(awk '/^(Pss|Pss_Anon|Pss_File):/ { printf "%s%s ", $1, $2 }' "/proc/$p/smaps_rollup")"
   done >"$run/out/mem-$c-$when.txt"
+  # And by mapping (kB of Pss, then kB anonymous), to see what each process holds:
+  # heap, the LMDB map (data.mdb), the module, the libraries it pulls in.
+  for p in $pids; do
+    echo "== $p"
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6) }
+      /^Pss:/ { pss[name] += $2 } /^Anonymous:/ { anon[name] += $2 }
+      END { for (n in pss) if (pss[n] > 0) printf "%7d %7d %s\n", pss[n], anon[n], n }' \
+      "/proc/$p/smaps" | sort -rn | head -15
+  done >"$run/out/smaps-$c-$when.txt"
 }
 
 measure_reload() {  # CFG REP

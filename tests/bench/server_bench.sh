@@ -32,6 +32,8 @@
 #   -c  parallel s_time clients (default 2)
 #   -p  base port, ports used: BASE+10..11 (nginx), BASE+20..21 (Apache); default 18700
 #   -o  work directory (configs, logs, raw results); default a new /tmp/certgate-bench.*
+#   -m  directory holding the two modules to measure (ngx_http_certgate_module.so,
+#       mod_certgate.so), e.g. a snapshot of an older build; default build/
 # Prints the machine, the raw per-rep numbers and a markdown table on stdout.
 # Needs Debian's nginx and apache2, openssl, curl, python3 and the build tree
 # (cmake -S . -B build && cmake --build build). Run as root or as a user that may
@@ -42,11 +44,11 @@ top=$(pwd)
 # shellcheck source=scripts/lib/servers.sh
 . scripts/lib/servers.sh
 
-T=5 N=20000 REPS=3 CLIENTS=2 SERVERS="nginx apache" ALGS="ec rsa" BASE=18700 run=""
-while getopts "t:n:r:c:s:a:p:o:h" opt; do
+T=5 N=20000 REPS=3 CLIENTS=2 SERVERS="nginx apache" ALGS="ec rsa" BASE=18700 run="" modules=""
+while getopts "t:n:r:c:s:a:p:o:m:h" opt; do
   case $opt in
     t) T=$OPTARG ;; n) N=$OPTARG ;; r) REPS=$OPTARG ;; c) CLIENTS=$OPTARG ;;
-    s) SERVERS=$OPTARG ;; a) ALGS=$OPTARG ;; p) BASE=$OPTARG ;; o) run=$OPTARG ;;
+    s) SERVERS=$OPTARG ;; a) ALGS=$OPTARG ;; p) BASE=$OPTARG ;; o) run=$OPTARG ;; m) modules=$OPTARG ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
   esac
 done
@@ -57,6 +59,10 @@ fi
 
 nginx_mod=$top/build/nginx-module/ngx_http_certgate_module.so
 apache_mod=$top/build/apache-module/mod_certgate.so
+if [ -n "$modules" ]; then
+  nginx_mod=$modules/ngx_http_certgate_module.so
+  apache_mod=$modules/mod_certgate.so
+fi
 mkpki=$top/build/tests/pki/certgate-mkpki
 require_built "$nginx_mod" "$apache_mod" "$mkpki"
 require_tools /usr/sbin/nginx /usr/sbin/apache2 openssl curl python3

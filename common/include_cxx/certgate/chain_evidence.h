@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,17 +55,34 @@ struct CertSummary {
   bool self_issued = false;       // subject == issuer (a root, or a CA key rollover)
 };
 
-// What identity rules read from the leaf.
-struct LeafSummary {
-  std::string subject;                                       // RFC 2253
-  std::vector<std::pair<int, std::string>> subject_entries;  // (nid, UTF-8 value)
-  std::vector<std::string> subject_alt_names;                // "DNS:x", "URI:x", ...
-  std::vector<uint8_t> cert_sha256;
-  std::vector<uint8_t> spki_sha256;
+// What identity rules read from the leaf. Each part is decoded on its first
+// read (thread-safe, then kept): a policy with a subject attribute rule and a
+// certificate pin never pays for the RFC 2253 text or the SPKI digest.
+class LeafSummary {
+ public:
+  explicit LeafSummary(std::shared_ptr<X509> leaf) : leaf_(std::move(leaf)) {}
+
+  const std::string &subject() const;                                       // RFC 2253
+  const std::vector<std::pair<int, std::string>> &subject_entries() const;  // (nid, UTF-8)
+  const std::vector<std::string> &subject_alt_names() const;                // "DNS:x", "URI:x", ...
+  const std::vector<uint8_t> &cert_sha256() const;
+  const std::vector<uint8_t> &spki_sha256() const;
+
+ private:
+  template <typename T>
+  struct Lazy {
+    mutable std::once_flag once;
+    mutable T value;
+  };
+  const std::shared_ptr<X509> leaf_;  // null: no leaf, every part empty
+  Lazy<std::string> subject_;
+  Lazy<std::vector<std::pair<int, std::string>>> subject_entries_;
+  Lazy<std::vector<std::string>> subject_alt_names_;
+  Lazy<std::vector<uint8_t>> cert_sha256_;
+  Lazy<std::vector<uint8_t>> spki_sha256_;
 };
 
 CertSummary SummarizeCert(X509 *cert);
-LeafSummary SummarizeLeaf(X509 *leaf);
 
 // Certificates named as the issuer of chain[depth] that the built chain does
 // not use, so a refusal never calls a sent or trusted issuer unknown, and says
@@ -105,9 +123,10 @@ struct ChainEvidence {
   // does it).
   void Summarize();
 
-  // The leaf's identity facts, decoded on first use: digests, names and SANs
-  // cost a handshake several microseconds and only pin, subject and SAN rules
-  // read them. Not thread-safe; a connection's evidence is used under its lock.
+  // The leaf's identity facts, each decoded on first use: digests, names and
+  // SANs cost a handshake several microseconds and only pin, subject and SAN
+  // rules read them. Creating the summary is not thread-safe (a connection's
+  // evidence is used under its lock); reading its parts is.
   const LeafSummary &leaf_summary() const;
 
   X509 *leaf() const { return chain.empty() ? nullptr : chain.front().get(); }
