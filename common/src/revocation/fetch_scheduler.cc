@@ -158,7 +158,9 @@ HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url,
   // Conditional GET only when the cached CRL came from this very URL.
   Result<RevocationStore::ReadTxn> txn = store_.Read();
   if (txn.ok()) {
-    std::optional<CrlMeta> meta = txn->GetCrl(IssuerId(job.issuer.get()));
+    const std::string id = IssuerId(job.issuer.get());
+    std::optional<CrlMeta> meta = txn->GetCrl(id);
+    if (meta && meta->source != url) meta = txn->GetCrl(DeltaKey(id));  // a delta's URL
     std::optional<UrlState> state = txn->GetUrl(url);
     // (Not for a record from before certgate_strict: its CRL is to be read again.)
     if (meta && state && meta->source == url && (meta->flags & kCrlDefectsRecorded) != 0) {
@@ -178,9 +180,19 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
     Result<RevocationStore::WriteTxn> txn = store_.Write();
     const std::string id = IssuerId(job.issuer.get());
     if (txn.ok()) {
-      if (std::optional<CrlMeta> meta = txn->GetCrl(id)) {
+      // The record that came from this URL: the base, or its delta.
+      std::string key = id;
+      std::optional<CrlMeta> meta = txn->GetCrl(id);
+      if (meta && meta->source != url) {
+        if (std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(id));
+            delta && delta->source == url) {
+          key = DeltaKey(id);
+          meta = delta;
+        }
+      }
+      if (meta) {
         meta->checked_at = now;
-        Status confirmed = txn->PutCrl(id, *meta);
+        Status confirmed = txn->PutCrl(key, *meta);
         if (confirmed.ok()) confirmed = txn->Commit();
         if (!confirmed.ok()) return "not modified (HTTP 304), not recorded: " + confirmed.message();
       }
@@ -203,7 +215,8 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
   }
   Result<ParsedCrl> crl = ParseCrl(response.body);
   if (!crl.ok()) return crl.status().message();
-  if (!CrlScopeCovers(crl->scope_urls, {url})) {
+  // (A delta's scope is its base's, which names the base's URL: checked at ingest.)
+  if (!crl->is_delta && !CrlScopeCovers(crl->scope_urls, {url})) {
     return "a CRL for another distribution point (its issuingDistributionPoint names " +
            crl->scope_urls.front() + ")";
   }
@@ -212,7 +225,9 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
   *ok = true;
   const CrlMeta &meta = ingested->meta;
   return std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored" : "unchanged") +
+         (meta.delta_base_dec.empty() ? "" : " delta") +
          " crl_number=" + CrlNumberText(meta.crl_number_dec) +
+         (meta.delta_base_dec.empty() ? "" : " base=" + meta.delta_base_dec) +
          " entries=" + std::to_string(meta.count) +
          (meta.next_update != 0 ? " nextUpdate=" + FormatTime(meta.next_update) : "");
 }
@@ -288,6 +303,7 @@ std::vector<std::string> FetchScheduler::ChainKeys(const ChainEvidence &evidence
     X509 *cert = evidence.chain[d].get();
     X509 *issuer = evidence.chain[d + 1].get();
     keys.push_back("crl:" + LowerHex(IssuerId(issuer)));
+    keys.push_back("delta:" + LowerHex(IssuerId(issuer)));
     keys.push_back("ocsp:" + LowerHex(OcspCertIdKey(cert, issuer)));
   }
   return keys;

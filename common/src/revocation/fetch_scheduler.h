@@ -38,6 +38,8 @@ class FetchScheduler {
   void Post(std::function<void()> task,
             std::chrono::milliseconds delay = std::chrono::milliseconds(0));
 
+  RevocationStore &store() { return store_; }
+
   // Pending keys ("crl:<issuer id hex>", "ocsp:<cert id hex>"): work for them is
   // scheduled or in flight in this process.
   bool IsPending(const std::string &key);
