@@ -279,11 +279,44 @@ void FetchScheduler::RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp) {
                        Fetcher().Post([] { ReturnFreedMemory(); });
                      }
                      if (ok) {
+                       if (!ocsp) ScheduleDeltaAfterBase(*job);
                        Done(job->key);
                      } else {
                        RunUrl(job, index + 1, ocsp);
                      }
                    });
+}
+
+// A base CRL just stored that names a delta CRL the store lacks: the delta
+// is fetched at once, so that a request waiting for the base (hard_fail)
+// waits for both instead of being answered "unknown" in between. Marked
+// pending before the base's key is done.
+void FetchScheduler::ScheduleDeltaAfterBase(const Job &job) {
+  if (job.key.rfind("crl:", 0) != 0) return;
+  const std::string id = IssuerId(job.issuer.get());
+  std::vector<std::string> urls = FreshestCrlUrls(job.cert.get());
+  {
+    Result<RevocationStore::ReadTxn> txn = store_.Read();
+    if (!txn.ok()) return;
+    std::optional<CrlMeta> base = txn->GetCrl(id);
+    if (!base) return;
+    std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(id));
+    if (delta && DeltaApplies(*base, *delta)) return;
+    for (const std::string &url : base->delta_urls) {
+      if (std::find(urls.begin(), urls.end(), url) == urls.end()) urls.push_back(url);
+    }
+    const int64_t now = clock_.Now();
+    urls.erase(std::remove_if(urls.begin(), urls.end(),
+                              [&](const std::string &url) {
+                                if (!UrlRefusal(url, job.limits.allow).empty()) return true;
+                                std::optional<UrlState> state = txn->GetUrl(url);
+                                return state && state->backoff_until > now;
+                              }),
+               urls.end());
+  }
+  if (urls.empty()) return;
+  ScheduleCrl("delta:" + LowerHex(id), job.cert.get(), job.issuer.get(), std::move(urls),
+              job.limits);
 }
 
 void FetchScheduler::RecordUrlLeaseRelease(const std::string &url) {

@@ -85,6 +85,7 @@ class FetchScheduler {
   RevocationFetcher &Fetcher();
   void RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp);
   void RecordUrlLeaseRelease(const std::string &url);
+  void ScheduleDeltaAfterBase(const Job &job);
   static std::vector<std::string> ChainKeys(const ChainEvidence &evidence);
   bool AnyPending(const std::vector<std::string> &keys);  // mutex_ held
 
