@@ -32,6 +32,7 @@ struct View {
   std::string crl_defects, crl_defects_detail;  // RevocationAnswer's
   std::vector<std::string> delta_urls;          // CRL: where the base's deltas are
   bool delta_due = false;                       // CRL: its delta is missing or due
+  bool delta_missing = false;                   // CRL: no delta applies to the base
 };
 
 // `settings.strict`: a CRL that breaks RFC 5280 §5.2.3 then vouches for no
@@ -153,6 +154,7 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
         delta && delta->next_update != 0
             ? std::min<int64_t>((delta->next_update - delta->this_update) / 10, 3600)
             : 0;
+    view.delta_missing = !delta;
     view.delta_due =
         !delta || (delta->next_update != 0 && now >= delta->next_update - delta_ahead) ||
         (delta->source.rfind("file:", 0) != 0 &&
@@ -372,15 +374,19 @@ CertLookup LookUpCert(const RevocationStore::ReadTxn &txn, X509 *cert, X509 *iss
       if (v.kind == View::kMissing) {
         lookup.wanted.push_back({WantedWork::Kind::kIngestWaitingFile, lookup.crl_key, {}, {}});
       }
-      if (!may_fetch) continue;
-      std::vector<std::string> urls = FetchableUrls(txn, CrlUrls(cert), limits, now);
+      std::vector<std::string> urls =
+          may_fetch ? FetchableUrls(txn, CrlUrls(cert), limits, now) : std::vector<std::string>{};
       if (!urls.empty()) {
         lookup.wanted.push_back({WantedWork::Kind::kFetchCrl, lookup.crl_key, {}, std::move(urls)});
       }
     }
-    if (sources[i] == RevocationSource::kCrl && v.delta_due && may_fetch && !answered_elsewhere) {
+    if (sources[i] == RevocationSource::kCrl && v.delta_due) {
       // After the base (a delta is checked against the cached base).
       lookup.delta_key = "delta:" + LowerHex(issuer_id);
+      if (v.delta_missing) {
+        lookup.wanted.push_back({WantedWork::Kind::kIngestWaitingFile, lookup.delta_key, {}, {}});
+      }
+      if (!may_fetch) continue;
       std::vector<std::string> urls = FetchableUrls(txn, v.delta_urls, limits, now);
       if (!urls.empty()) {
         lookup.wanted.push_back(

@@ -397,7 +397,12 @@ void CrlPreloader::MaybeIngestPendingFile(X509 *issuer, const std::string &key) 
   if (!scheduler_.MarkPending(key)) return;
   std::shared_ptr<X509> held(ossl::UpRef(issuer).release(), X509_free);
   scheduler_.Post([this, paths, held, key] {
-    for (const std::string &path : paths) (void)IngestFile(path, held.get(), true);
+    // A delta waiting for its base is tried again after the base's file.
+    std::vector<std::string> again;
+    for (const std::string &path : paths) {
+      if (WaitsForBase(IngestFile(path, held.get(), true))) again.push_back(path);
+    }
+    for (const std::string &path : again) (void)IngestFile(path, held.get(), true);
     scheduler_.Done(key);
   });
 }
