@@ -145,13 +145,10 @@ std::vector<std::string> AiaUrls(X509 *cert, int method_nid) {
   return urls;
 }
 
-std::vector<std::string> CrlUrls(X509 *cert) {
+std::vector<std::string> DistributionPointUrls(const CRL_DIST_POINTS *points) {
   std::vector<std::string> urls;
-  ossl::UniquePtr<CRL_DIST_POINTS> points(static_cast<CRL_DIST_POINTS *>(
-      X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
-  if (!points) return urls;
-  for (int i = 0; i < sk_DIST_POINT_num(points.get()); ++i) {
-    const DIST_POINT *point = sk_DIST_POINT_value(points.get(), i);
+  for (int i = 0; points != nullptr && i < sk_DIST_POINT_num(points); ++i) {
+    const DIST_POINT *point = sk_DIST_POINT_value(points, i);
     if (point->distpoint == nullptr || point->distpoint->type != 0) continue;
     const GENERAL_NAMES *names = point->distpoint->name.fullname;
     for (int j = 0; j < sk_GENERAL_NAME_num(names); ++j) {
@@ -161,6 +158,18 @@ std::vector<std::string> CrlUrls(X509 *cert) {
     }
   }
   return urls;
+}
+
+std::vector<std::string> CrlUrls(X509 *cert) {
+  ossl::UniquePtr<CRL_DIST_POINTS> points(static_cast<CRL_DIST_POINTS *>(
+      X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
+  return DistributionPointUrls(points.get());
+}
+
+std::vector<std::string> FreshestCrlUrls(X509 *cert) {
+  ossl::UniquePtr<CRL_DIST_POINTS> points(
+      static_cast<CRL_DIST_POINTS *>(X509_get_ext_d2i(cert, NID_freshest_crl, nullptr, nullptr)));
+  return DistributionPointUrls(points.get());
 }
 
 std::string GeneralNameToString(const GENERAL_NAME *name) {

@@ -26,6 +26,10 @@ std::string SpkiSha256Hex(X509 *cert);
 std::string KeyDescription(X509 *cert);  // "RSA 2048", "EC P-256"
 std::vector<std::string> AiaUrls(X509 *cert, int method_nid);
 std::vector<std::string> CrlUrls(X509 *cert);
+// The URIs of a certificate's freshestCRL (where its issuer's delta CRLs are).
+std::vector<std::string> FreshestCrlUrls(X509 *cert);
+// The URIs of CRL distribution points (full names only), in order.
+std::vector<std::string> DistributionPointUrls(const CRL_DIST_POINTS *points);
 std::vector<std::string> SubjectAltNames(X509 *cert);
 // "DNS:x", "email:x", "URI:x", "IP:x", "DirName:x", "othername:<unsupported>".
 std::string GeneralNameToString(const GENERAL_NAME *name);

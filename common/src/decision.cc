@@ -29,6 +29,7 @@ Decision Decision::InternalError(std::string detail) {
 }
 
 void Decision::SetFindings(std::vector<Finding> findings) {
+  ca_subject_.clear();  // named again by whoever sets a revocation finding
   std::stable_sort(findings.begin(), findings.end(), [](const Finding &a, const Finding &b) {
     if (a.reason != b.reason) return TakesPrecedence(a.reason, b.reason);
     return a.depth < b.depth;

@@ -113,6 +113,12 @@ std::string FormatLogLine(const Decision &decision, LogFormat format, size_t max
       complete = false;
       break;
     }
+    // Which CA a depth > 0 revocation refusal is about (the subject is the leaf's).
+    if (field == CG_FIELD_DEPTH && !decision.ca_subject().empty() &&
+        decision.verdict() == CG_VERDICT_DENY && !append("ca_subject", decision.ca_subject())) {
+      complete = false;
+      break;
+    }
   }
   if (complete && !decision.warning().empty() && decision.verdict() == CG_VERDICT_ALLOW) {
     complete = append("warning", decision.warning());

@@ -56,6 +56,11 @@ std::string MakeLargeCrl(const pki::Issued &ca, const LargeCrlSpec &spec) {
   ossl::UniquePtr<ASN1_INTEGER> n(ASN1_INTEGER_new());
   ASN1_INTEGER_set(n.get(), static_cast<long>(spec.number));
   X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, n.get(), 0, 0);
+  if (spec.delta_base >= 0) {
+    ossl::UniquePtr<ASN1_INTEGER> base(ASN1_INTEGER_new());
+    ASN1_INTEGER_set(base.get(), static_cast<long>(spec.delta_base));
+    X509_CRL_add1_ext_i2d(crl.get(), NID_delta_crl, base.get(), 1, 0);
+  }
   if (X509_CRL_sign(crl.get(), ca.key.get(), EVP_sha256()) <= 0) return "";
   return pki::ToDer(crl.get());
 }

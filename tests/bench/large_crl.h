@@ -24,6 +24,8 @@ struct LargeCrlSpec {
   // verdict can show the CRL is in force).
   std::vector<std::string> extra_serials_hex;
   int64_t number = 1;  // crlNumber
+  // >= 0: a delta CRL for this base crlNumber (a critical deltaCRLIndicator).
+  int64_t delta_base = -1;
   // Absolute Unix seconds; thisUpdate is also every entry's revocationDate.
   int64_t this_update = 0;
   int64_t next_update = 0;

@@ -113,6 +113,9 @@ class DemoPki {
   // strict/<NN>_<check>/: chain.pem (leaf first), anchor.pem, and set.txt (the
   // `--set KEY=VALUE` lines that make it acceptable apart from the check).
   bool PutStrictVectors();
+  // adcs/: the Active Directory Certificate Services shape of issue 11 (a base
+  // CRL naming its delta "...(4)+.crl" in freshestCRL).
+  bool PutAdcs();
   // Issued by the Example Issuing CA: listed in ocsp/index.txt.
   void Index(const Issued &issued, bool revoked = false) { index_.push_back({issued, revoked}); }
   std::string IndexText() const;
@@ -197,6 +200,81 @@ std::string DemoPki::IndexText() const {
     out += "\t" + SerialHex(cert) + "\tunknown\t" + dn + "\n";
   }
   return out;
+}
+
+bool DemoPki::PutAdcs() {
+  const std::string http = std::string(kHttpBase) + "adcs/";
+  const std::string base_name = "Corp Enterprise CA 2(4).crl";
+  const std::string delta_name = "Corp Enterprise CA 2(4)+.crl";
+  // AD CS escapes the spaces in its URLs; '+' stays literal.
+  const std::string base_url = http + "Corp%20Enterprise%20CA%202(4).crl";
+  const std::string delta_url = http + "Corp%20Enterprise%20CA%202(4)+.crl";
+  CertSpec spec = PkiBuilder::CaSpec("CN=Corp Root CA,O=Corp");
+  spec.not_after = now_ + 20 * 365 * kDay;
+  Issued root = b_.SelfSigned(spec);
+  if (!Ok(root, "adcs root")) return false;
+  spec = PkiBuilder::CaSpec("CN=Corp Enterprise CA 2,O=Corp");
+  spec.not_after = now_ + 10 * 365 * kDay;
+  spec.crl_urls = {http + "root.crl"};
+  Issued issuing = b_.Issue(root, spec);
+  if (!Ok(issuing, "adcs issuing CA")) return false;
+  if (!PutCertAndKey("adcs/root", root) || !PutCertAndKey("adcs/issuing", issuing)) return false;
+
+  // The AD CS default CDP: the LDAP URL first (skipped), then HTTP.
+  auto client = [&](const std::string &name) {
+    CertSpec leaf = Client("adcs-" + name);
+    // (The DN's commas as %2C: OpenSSL's extension syntax splits on them.)
+    leaf.crl_urls = {
+        "ldap:///CN=Corp%20Enterprise%20CA%202(4)%2CCN=CRL%2CCN=CDP%2CCN=Public%20Key%"
+        "20Services%2CCN=Services%2CCN=Configuration%2CDC=corp%2CDC=example%2CDC=com?"
+        "certificateRevocationList?base?objectClass=cRLDistributionPoint",
+        base_url};
+    Issued issued = b_.Issue(issuing, leaf);
+    return issued;
+  };
+  Issued good = client("good"), base_revoked = client("base-revoked"),
+         delta_revoked = client("delta-revoked"), unheld = client("unheld"), held = client("held");
+  for (const auto &[name, issued] :
+       std::vector<std::pair<std::string, Issued>>{{"good", good},
+                                                   {"base-revoked", base_revoked},
+                                                   {"delta-revoked", delta_revoked},
+                                                   {"unheld", unheld},
+                                                   {"held", held}}) {
+    if (!Ok(issued, "adcs client " + name)) return false;
+    if (!Put("adcs/clients/" + name + ".crt", issued.Pem()) ||
+        !Put("adcs/clients/" + name + ".key", issued.KeyPem()) ||
+        !Put("adcs/clients/" + name + ".chain.pem", issued.Pem() + issuing.Pem())) {
+      return false;
+    }
+  }
+  auto serial = [](const Issued &issued) {
+    uint64_t value = 0;
+    ASN1_INTEGER_get_uint64(&value, X509_get0_serialNumber(issued.cert.get()));
+    return value;
+  };
+  const int64_t this_update = now_ - kHour;
+  // Base weekly, delta daily, as AD CS publishes them by default.
+  auto base = b_.Crl(issuing,
+                     {{serial(base_revoked), now_ - 2 * kDay, CRL_REASON_KEY_COMPROMISE},
+                      {serial(unheld), now_ - 2 * kDay, CRL_REASON_CERTIFICATE_HOLD},
+                      {serial(held), now_ - 2 * kDay, CRL_REASON_CERTIFICATE_HOLD}},
+                     4096, this_update, now_ + 7 * kDay);
+  auto delta = b_.Crl(issuing,
+                      {{serial(delta_revoked), now_ - 2 * kHour, CRL_REASON_KEY_COMPROMISE},
+                       {serial(unheld), now_ - 2 * kHour, CRL_REASON_REMOVE_FROM_CRL}},
+                      4097, this_update, now_ + kDay);
+  auto root_crl = b_.Crl(root, {}, 1, this_update, now_ + 7 * kDay);
+  if (!base || !delta || !root_crl ||
+      !b_.AddDeltaExtensions(base.get(), issuing, -1, {delta_url}) ||
+      !b_.AddDeltaExtensions(delta.get(), issuing, 4096, {})) {
+    return Fail("adcs CRL: " + b_.last_error());
+  }
+  return Put("adcs/crl/" + base_name, ToDer(base.get())) &&
+         Put("adcs/crl/" + delta_name, ToDer(delta.get())) &&
+         Put("adcs/crl/root.crl", ToDer(root_crl.get())) &&
+         Put("www/adcs/" + base_name, ToDer(base.get())) &&
+         Put("www/adcs/" + delta_name, ToDer(delta.get())) &&
+         Put("www/adcs/root.crl", ToDer(root_crl.get()));
 }
 
 bool DemoPki::Run() {
@@ -528,6 +606,8 @@ bool DemoPki::Run() {
       !Put("www/root.crt", root.Der())) {
     return false;
   }
+
+  if (!PutAdcs()) return false;
 
   // ---- OCSP: index for `openssl ocsp -index`, and pre-signed responses ----
   if (!Put("ocsp/index.txt", IndexText()) || !Put("ocsp/index.txt.attr", "unique_subject = no\n")) {

@@ -543,6 +543,41 @@ std::shared_ptr<X509_CRL> PkiBuilder::Crl(const Issued &issuer, const std::vecto
   return Share(std::move(crl));
 }
 
+bool PkiBuilder::AddDeltaExtensions(X509_CRL *crl, const Issued &issuer, int64_t delta_base,
+                                    const std::vector<std::string> &freshest_urls,
+                                    bool indicator_critical, const std::string &digest) {
+  ERR_clear_error();
+  const EVP_MD *md = Digest(digest);
+  if (crl == nullptr || !issuer || md == nullptr) return Fail("delta: no CRL, issuer or digest");
+  if (delta_base >= 0) {
+    UniquePtr<ASN1_INTEGER> base = MakeInteger(static_cast<uint64_t>(delta_base));
+    if (!base ||
+        X509_CRL_add1_ext_i2d(crl, NID_delta_crl, base.get(), indicator_critical ? 1 : 0, 0) != 1) {
+      return Fail("delta: cannot add deltaCRLIndicator");
+    }
+  }
+  if (!freshest_urls.empty()) {
+    UniquePtr<CRL_DIST_POINTS> points(CRL_DIST_POINTS_new());
+    DIST_POINT *point = DIST_POINT_new();
+    point->distpoint = DIST_POINT_NAME_new();
+    point->distpoint->type = 0;
+    point->distpoint->name.fullname = GENERAL_NAMES_new();
+    for (const std::string &url : freshest_urls) {
+      GENERAL_NAME *name = GENERAL_NAME_new();
+      ASN1_IA5STRING *uri = ASN1_IA5STRING_new();
+      ASN1_STRING_set(uri, url.data(), static_cast<int>(url.size()));
+      GENERAL_NAME_set0_value(name, GEN_URI, uri);
+      sk_GENERAL_NAME_push(point->distpoint->name.fullname, name);
+    }
+    sk_DIST_POINT_push(points.get(), point);
+    if (X509_CRL_add1_ext_i2d(crl, NID_freshest_crl, points.get(), 0, 0) != 1) {
+      return Fail("delta: cannot add freshestCRL");
+    }
+  }
+  if (X509_CRL_sign(crl, issuer.key.get(), md) <= 0) return Fail("delta: cannot sign");
+  return true;
+}
+
 std::shared_ptr<OCSP_RESPONSE> PkiBuilder::Ocsp(const Issued &cert, const Issued &issuer,
                                                 const Issued &signer, int status,
                                                 int64_t this_update, int64_t next_update,

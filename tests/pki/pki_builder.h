@@ -125,6 +125,14 @@ class PkiBuilder {
       const std::vector<std::string> &scope_urls = {},
       CrlNumberExtension crl_number_extension = CrlNumberExtension::kNonCritical);
 
+  // Delta CRLs (RFC 5280 §5.2.4): adds to `crl` a deltaCRLIndicator naming
+  // base crlNumber `delta_base` (>= 0; critical unless `indicator_critical` is
+  // false, a defect) and/or a freshestCRL naming `freshest_urls` (a base CRL
+  // saying where its deltas are), then signs it again with `issuer`.
+  bool AddDeltaExtensions(X509_CRL *crl, const Issued &issuer, int64_t delta_base,
+                          const std::vector<std::string> &freshest_urls,
+                          bool indicator_critical = true, const std::string &digest = "sha256");
+
   // A successful OCSP response with one SingleResponse (CertID with SHA-1) for
   // `cert` issued by `issuer`, signed by `signer` (the issuer itself, or a delegated
   // responder with EKU OCSPSigning; its cert is included in the response when it is

@@ -1,4 +1,5 @@
 // How revocation answers turn into a decision, per mode.
+#include <certgate/log_format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -169,6 +170,35 @@ TEST(RevocationVerdictTest, UnknownForADefectiveCrlUnderStrictSaysHowToFixIt) {
     EXPECT_THAT(decision.hint(), HasSubstr("certgate_strict off"));
   }
   EXPECT_NE(OutcomeKey({answer}), OutcomeKey({Answer(RevocationStatus::kUnknown)}));
+}
+
+}  // namespace
+}  // namespace certgate
+
+namespace certgate {
+namespace {
+
+// Issue 11 §4: at depth > 0 the CA certificate is named (its subject and
+// serial in the detail, ca_subject in kv and json logs), not just its depth.
+TEST(RevocationVerdictTest, UnavailableOrRevokedAtDepthNamesTheCa) {
+  for (RevocationStatus status : {RevocationStatus::kUnknown, RevocationStatus::kRevoked}) {
+    RevocationAnswer answer = Answer(status, 1);
+    answer.subject = "CN=Sub CA3,O=Corp";
+    answer.serial = "1A2B";
+    const Decision decision = Judge("hard_fail", {Answer(RevocationStatus::kGood), answer});
+    EXPECT_EQ(decision.verdict(), CG_VERDICT_DENY);
+    EXPECT_THAT(decision.detail(),
+                HasSubstr("the CA certificate at depth 1 (CN=Sub CA3,O=Corp, serial 1A2B)"));
+    EXPECT_EQ(decision.ca_subject(), "CN=Sub CA3,O=Corp");
+    EXPECT_THAT(FormatLogLine(decision, LogFormat::kKv, 4096),
+                HasSubstr("depth=1 ca_subject=\"CN=Sub CA3,O=Corp\""));
+    EXPECT_THAT(FormatLogLine(decision, LogFormat::kJson, 4096),
+                HasSubstr("\"depth\":\"1\",\"ca_subject\":\"CN=Sub CA3,O=Corp\""));
+  }
+  // The leaf is named by subject= already: no ca_subject at depth 0.
+  const Decision leaf = Judge("hard_fail", {Answer(RevocationStatus::kRevoked)});
+  EXPECT_TRUE(leaf.ca_subject().empty());
+  EXPECT_THAT(FormatLogLine(leaf, LogFormat::kKv, 4096), ::testing::Not(HasSubstr("ca_subject")));
 }
 
 }  // namespace

@@ -43,6 +43,10 @@ class Decision {
   // chain certgate_strict would refuse, accepted because it is off); empty: none.
   const std::string &warning() const { return warning_; }
   const std::string &revocation() const { return revocation_; }
+  // The subject of the CA certificate a revocation refusal is about (depth > 0);
+  // empty otherwise. Logged as ca_subject.
+  const std::string &ca_subject() const { return ca_subject_; }
+  void SetCaSubject(std::string subject) { ca_subject_ = std::move(subject); }
   // A revocation fetch is in flight and the policy waits for it (hard_fail):
   // not a final decision; ask again after waiting.
   bool pending() const { return pending_; }
@@ -89,6 +93,7 @@ class Decision {
   std::string warning_;
   bool pending_ = false;
   std::string revocation_ = "unchecked";
+  std::string ca_subject_;
   std::shared_ptr<const LeafFields> leaf_fields_;   // null without a leaf
   std::array<std::string, CG_FIELD_COUNT> fields_;  // the decision's own
 

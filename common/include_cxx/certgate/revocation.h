@@ -43,7 +43,10 @@ const char *RevocationModeName(RevocationMode mode);
 
 struct RevocationAnswer {
   RevocationStatus status = RevocationStatus::kUnknown;
-  int depth = 0;       // which cert of the chain
+  int depth = 0;  // which cert of the chain
+  // That certificate's subject (RFC 2253) and serial (hex): a CA's is named
+  // in the detail and as ca_subject in the log (issue 11 §4).
+  std::string subject, serial;
   std::string source;  // "crl http://pki/ca.crl crl_number=821" or "ocsp http://ocsp/"
   int64_t revoked_at = 0;
   std::string reason;  // CRLReason name, e.g. keyCompromise ("" when none was given)

@@ -37,12 +37,12 @@ std::vector<std::string> FetchNow(FetchScheduler &scheduler, const Clock &clock,
     job->limits = limits;
     job->created = clock.Now();
     const std::string prefix = "depth " + std::to_string(d) + " ";
-    auto run = [&](const std::vector<std::string> &urls, bool ocsp) {
+    auto run = [&](const std::vector<std::string> &urls, bool ocsp, const std::string &kind) {
       if (urls.empty()) {
-        lines.push_back(prefix + (ocsp ? "ocsp" : "crl") + ": no URL in the certificate");
+        lines.push_back(prefix + kind + ": no URL in the certificate");
       }
       for (const std::string &url : urls) {
-        std::string line = prefix + (ocsp ? "ocsp " : "crl ") + url + ": ";
+        std::string line = prefix + kind + " " + url + ": ";
         std::string refusal = UrlRefusal(url, limits.allow);
         if (!refusal.empty()) {
           lines.push_back(line + "skipped, " + refusal);
@@ -63,12 +63,24 @@ std::vector<std::string> FetchNow(FetchScheduler &scheduler, const Clock &clock,
                         " ms: " + (ok ? "" : "failed: ") + result);
       }
     };
-    run(CrlUrls(job->cert.get()), false);
+    run(CrlUrls(job->cert.get()), false, "crl");
+    // Its delta CRLs, after the base they apply to: named by the base CRL
+    // now cached and by the certificate.
+    std::vector<std::string> delta_urls = FreshestCrlUrls(job->cert.get());
+    if (Result<RevocationStore::ReadTxn> txn = scheduler.store().Read(); txn.ok()) {
+      if (std::optional<CrlMeta> base = txn->GetCrl(IssuerId(job->issuer.get()))) {
+        for (const std::string &url : base->delta_urls) {
+          if (std::find(delta_urls.begin(), delta_urls.end(), url) == delta_urls.end())
+            delta_urls.push_back(url);
+        }
+      }
+    }
+    if (!delta_urls.empty()) run(delta_urls, false, "delta crl");
     Result<std::string> request = OcspRequestDer(job->cert.get(), job->issuer.get());
     if (request.ok()) {
       job->request = request.value();
       job->cert_id = OcspCertIdKey(job->cert.get(), job->issuer.get());
-      run(AiaUrls(job->cert.get(), NID_ad_OCSP), true);
+      run(AiaUrls(job->cert.get(), NID_ad_OCSP), true, "ocsp");
     }
   }
   return lines;
@@ -87,12 +99,17 @@ std::vector<std::string> ListStore(RevocationStore &store, const Clock &clock) {
     const std::string strict = !defects.empty() ? " strict_defects=" + JoinNames(defects)
                                : (m.flags & kCrlDefectsRecorded) == 0 ? " strict_defects=unrecorded"
                                                                       : "";
-    lines.push_back("crl issuer=\"" + m.issuer + "\" id=" + LowerHex(id) + " crl_number=" +
-                    CrlNumberText(m.crl_number_dec) + " entries=" + std::to_string(m.count) +
-                    strict + " thisUpdate=" + FormatTime(m.this_update) +
-                    " nextUpdate=" + (m.next_update != 0 ? FormatTime(m.next_update) : "none") +
-                    " source=" + m.source + " stored=" + Ago(m.ingested_at, now) +
-                    " checked=" + Ago(m.checked_at, now));
+    const bool is_delta = !m.delta_base_dec.empty();
+    std::string deltas;
+    for (const std::string &url : m.delta_urls) deltas += (deltas.empty() ? "" : ",") + url;
+    lines.push_back(
+        std::string(is_delta ? "delta" : "crl") + " issuer=\"" + m.issuer +
+        "\" id=" + LowerHex(id.substr(0, 20)) + " crl_number=" + CrlNumberText(m.crl_number_dec) +
+        (is_delta ? " base=" + m.delta_base_dec : "") +
+        (deltas.empty() ? "" : " freshest=" + deltas) + " entries=" + std::to_string(m.count) +
+        strict + " thisUpdate=" + FormatTime(m.this_update) + " nextUpdate=" +
+        (m.next_update != 0 ? FormatTime(m.next_update) : "none") + " source=" + m.source +
+        " stored=" + Ago(m.ingested_at, now) + " checked=" + Ago(m.checked_at, now));
   }
   static const char *kStatus[] = {"good", "revoked", "unknown"};
   for (const auto &[id, o] : listing->ocsp) {

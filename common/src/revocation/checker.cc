@@ -42,8 +42,10 @@ class RevocationChecker::Impl {
     for (CertLookup &lookup : lookups) {
       Schedule(lookup, settings);
       RevocationAnswer &answer = lookup.answer;
-      answer.fetch_pending = (!lookup.crl_key.empty() && scheduler_.IsPending(lookup.crl_key)) ||
-                             (!lookup.ocsp_key.empty() && scheduler_.IsPending(lookup.ocsp_key));
+      answer.fetch_pending =
+          (!lookup.crl_key.empty() && scheduler_.IsPending(lookup.crl_key)) ||
+          (!lookup.delta_key.empty() && scheduler_.IsPending(lookup.delta_key)) ||
+          (!lookup.ocsp_key.empty() && scheduler_.IsPending(lookup.ocsp_key));
       if (lookup.notes_in_flight && answer.fetch_pending) {
         answer.detail += "; a fetch is in flight";
       }

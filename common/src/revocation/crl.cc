@@ -93,7 +93,27 @@ Status ParseExtensions(std::string_view der, ParsedCrl *crl) {
       OPENSSL_free(dec);
       if (X509_EXTENSION_get_critical(ext)) crl->flags |= kCrlNumberCritical;
     } else if (nid == NID_delta_crl) {
-      return Status::Error("a delta CRL (deltaCRLIndicator) is not supported");
+      // RFC 5280 §5.2.4: always critical, so that a client unaware of deltas
+      // never takes one for a complete CRL.
+      if (!X509_EXTENSION_get_critical(ext))
+        return Status::Error("a delta CRL whose deltaCRLIndicator is not critical");
+      UniquePtr<ASN1_INTEGER> base(static_cast<ASN1_INTEGER *>(X509V3_EXT_d2i(ext)));
+      if (!base || ASN1_STRING_type(base.get()) == V_ASN1_NEG_INTEGER)
+        return Status::Error("bad deltaCRLIndicator");
+      std::string mag(reinterpret_cast<const char *>(ASN1_STRING_get0_data(base.get())),
+                      static_cast<size_t>(ASN1_STRING_length(base.get())));
+      size_t skip = 0;
+      while (skip < mag.size() && mag[skip] == '\0') ++skip;
+      crl->is_delta = true;
+      crl->delta_base = mag.substr(skip);
+      UniquePtr<BIGNUM> bn(ASN1_INTEGER_to_BN(base.get(), nullptr));
+      char *dec = bn ? BN_bn2dec(bn.get()) : nullptr;
+      crl->delta_base_dec = dec != nullptr ? dec : "?";
+      OPENSSL_free(dec);
+    } else if (nid == NID_freshest_crl) {
+      UniquePtr<CRL_DIST_POINTS> points(static_cast<CRL_DIST_POINTS *>(X509V3_EXT_d2i(ext)));
+      if (!points) return Status::Error("bad freshestCRL");
+      crl->freshest_urls = DistributionPointUrls(points.get());
     } else if (nid == NID_issuing_distribution_point) {
       UniquePtr<ISSUING_DIST_POINT> idp(static_cast<ISSUING_DIST_POINT *>(X509V3_EXT_d2i(ext)));
       if (!idp) return Status::Error("bad issuingDistributionPoint");
@@ -154,6 +174,16 @@ Result<std::vector<std::string>> CrlsFromPem(const std::string &data) {
 }
 
 }  // namespace
+
+std::string DeltaKey(std::string_view issuer_id) {
+  return std::string(issuer_id) + "+";  // the AD CS spelling of a delta
+}
+
+bool DeltaApplies(const CrlMeta &base, const CrlMeta &delta) {
+  return !base.crl_number_dec.empty() &&
+         CompareMagnitudes(delta.delta_base, base.crl_number) <= 0 &&
+         CompareMagnitudes(base.crl_number, delta.crl_number) < 0;
+}
 
 int CompareMagnitudes(const std::string &a, const std::string &b) {
   if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
@@ -309,6 +339,10 @@ Result<ParsedCrl> ParseCrl(std::string data) {
     more = next(&field);
   }
   if (more || !t.empty()) return Status::Error("not a CRL (unexpected field in tbsCertList)");
+  if (crl.is_delta && crl.crl_number.empty()) {
+    return Status::Error("a delta CRL without a crlNumber (RFC 5280 section 5.2.4)");
+  }
+  if (crl.is_delta) crl.freshest_urls.clear();  // a delta names no delta of its own
   crl.flags |= kCrlDefectsRecorded;
   return crl;
 }

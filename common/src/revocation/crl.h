@@ -8,10 +8,10 @@
 //
 // Trust (DESIGN §5): the CRL's issuer name must equal the issuer cert's subject,
 // its signature must verify with the issuer's key (and the issuer may sign CRLs),
-// thisUpdate must not be in the future, a delta / indirect / reason-partitioned
-// CRL is refused, and a crlNumber lower than the cached one (or, without
-// crlNumbers, an older thisUpdate) is refused with the cached CRL kept. Nothing
-// is written unless the whole CRL parsed and verified.
+// thisUpdate must not be in the future, an indirect / reason-partitioned CRL
+// is refused, a delta CRL (RFC 5280 §5.2.4) is kept beside its base (below), and a crlNumber lower
+// than the cached one (or, without crlNumbers, an older thisUpdate) is refused with the cached CRL
+// kept. Nothing is written unless the whole CRL parsed and verified.
 #pragma once
 
 #include <certgate/cert_facts.h>  // FormatTime
@@ -55,7 +55,19 @@ struct ParsedCrl {
   // the certificates naming one of them in their CRL distribution points (a
   // partitioned, "sharded" CRL). Empty: every certificate of the issuer.
   std::vector<std::string> scope_urls;
+  // A delta CRL: its (critical) deltaCRLIndicator names the base crlNumber it
+  // is to be applied to (magnitude, may be empty for 0); decimal for messages.
+  bool is_delta = false;
+  std::string delta_base, delta_base_dec;
+  // A base CRL's freshestCRL URIs: where its delta CRLs are published.
+  std::vector<std::string> freshest_urls;
 };
+
+// The store key of the delta CRL kept beside the base CRL of `issuer_id`.
+std::string DeltaKey(std::string_view issuer_id);
+// Whether the stored `delta` applies to the stored `base` (RFC 5280 §5.2.4):
+// delta's base number <= base's crlNumber < delta's crlNumber.
+bool DeltaApplies(const CrlMeta &base, const CrlMeta &delta);
 
 // Whether `crl_scope` (a CRL's scope_urls) covers a certificate with these
 // CRL distribution point URLs.
@@ -72,7 +84,8 @@ std::vector<std::string_view> CrlStrictDefects(const CrlMeta &meta);
 std::string DescribeCrlStrictDefects(const CrlMeta &meta);
 
 // Parses a DER or PEM ("X509 CRL") CRL; refuses HTML, truncated DER, trailing
-// garbage, delta/indirect CRLs and unknown critical extensions, naming the defect.
+// garbage, indirect CRLs, a non-critical deltaCRLIndicator, a delta without a
+// crlNumber and unknown critical extensions, naming the defect.
 Result<ParsedCrl> ParseCrl(std::string data);
 
 // Every CRL of a preloaded file: one DER CRL, or a PEM bundle of "X509 CRL"
@@ -89,7 +102,10 @@ struct IngestResult {
 };
 
 // Verifies `crl` against `issuer` and, unless it is older than the cached one,
-// replaces the issuer's CRL: the entries are written under a new generation in
+// replaces the issuer's CRL (a delta CRL: the delta kept beside the cached
+// base, which must be the base it applies to: same scope, an older crlNumber,
+// one no older than the delta's base number; a delta that needs a newer base
+// marks the base due for refresh and is refused): the entries are written under a new generation in
 // transactions of bounded size, then one transaction makes readers switch from
 // the old CRL to the new one, then the old entries are deleted. A process killed
 // on the way leaves an unreferenced generation, which the next ingest deletes.

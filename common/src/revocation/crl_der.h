@@ -31,9 +31,10 @@ const std::string_view kOidReason("\x55\x1d\x15", 3);
 const std::string_view kOidCertIssuer("\x55\x1d\x1d", 3);
 
 // Calls fn(magnitude, negative, revoked_at, reason) for each revokedCertificates
-// entry; stops at the first malformed one or fn error.
+// entry; stops at the first malformed one or fn error. removeFromCRL (8)
+// entries are passed only with `keep_remove_from_crl` (delta CRLs).
 template <typename Fn>
-Status ForEachEntry(std::string_view entries, Fn fn) {
+Status ForEachEntry(std::string_view entries, Fn fn, bool keep_remove_from_crl = false) {
   uint64_t index = 0;
   while (!entries.empty()) {
     Tlv entry, serial, date;
@@ -85,7 +86,7 @@ Status ForEachEntry(std::string_view entries, Fn fn) {
     bool negative = false;
     std::string magnitude = Magnitude(serial.content, &negative);
     ++index;
-    if (reason == 8) continue;  // removeFromCRL: only meaningful in delta CRLs
+    if (reason == 8 && !keep_remove_from_crl) continue;  // removeFromCRL: meaningful in deltas
     Status status = fn(magnitude, negative, when, reason);
     if (!status.ok()) return status;
   }

@@ -22,6 +22,10 @@ namespace {
 // held the single writer lock (every other process's writes) for a second.
 constexpr size_t kEntriesPerTxn = 50000;
 
+// Ends the refusal of a delta that waits for a newer base (the preloader
+// tries such a file again after the others).
+constexpr const char *kDeltaWaitsForBase = "; it waits for a newer base CRL";
+
 // <0 older than the cached CRL, 0 the same, >0 newer: by crlNumber when both
 // have one, else by thisUpdate.
 int CompareToCached(const ParsedCrl &crl, const CrlMeta &cached) {
@@ -88,7 +92,8 @@ Status StageEntries(RevocationStore &store, const ParsedCrl &crl, uint64_t gen, 
   std::optional<RevocationStore::WriteTxn> txn(std::move(first).value());
   size_t in_txn = 0;
   Status entries = ForEachEntry(
-      crl.entries, [&](const std::string &mag, bool negative, int64_t when, int reason) {
+      crl.entries,
+      [&](const std::string &mag, bool negative, int64_t when, int reason) {
         if (in_txn == kEntriesPerTxn) {
           Status commit = txn->Commit();
           if (!commit.ok()) return commit;
@@ -102,9 +107,42 @@ Status StageEntries(RevocationStore &store, const ParsedCrl &crl, uint64_t gen, 
         ++in_txn;
         ++*count;
         return txn->PutRevoked(gen, mag, negative, RevokedEntry{when, reason});
-      });
+      },
+      /*keep_remove_from_crl=*/crl.is_delta);
   if (!entries.ok()) return entries;
   return txn->Commit();
+}
+
+// Whether delta CRL `delta` may be kept beside the cached `base` (RFC 5280
+// §5.2.4, §6.3.3): same issuer and key (one IssuerId), same scope, a base no
+// newer than the cached one and a crlNumber greater than its. *needs_base:
+// it was issued for a newer base than the cached one.
+Status DeltaFitsBase(const ParsedCrl &delta, const std::optional<CrlMeta> &base, bool *needs_base) {
+  *needs_base = false;
+  const std::string what = "delta CRL crl_number=" + delta.crl_number_dec + " (for base " +
+                           delta.delta_base_dec + ") refused: ";
+  if (!base) {
+    *needs_base = true;
+    return Status::Error(what + "no base CRL of " + delta.issuer + " is cached" +
+                         kDeltaWaitsForBase);
+  }
+  if (base->crl_number_dec.empty()) {
+    return Status::Error(what + "the cached base CRL from " + base->source + " has no crlNumber");
+  }
+  if (CompareMagnitudes(delta.delta_base, base->crl_number) > 0) {
+    *needs_base = true;
+    return Status::Error(what + "the cached base CRL is number " + base->crl_number_dec +
+                         kDeltaWaitsForBase);
+  }
+  if (CompareMagnitudes(delta.crl_number, base->crl_number) <= 0) {
+    return Status::Error(what + "its crlNumber is not greater than the cached base CRL's (" +
+                         base->crl_number_dec + ")");
+  }
+  constexpr uint32_t kKinds = kCrlOnlyUserCerts | kCrlOnlyCaCerts;
+  if (delta.scope_urls != base->scope || (delta.flags & kKinds) != (base->flags & kKinds)) {
+    return Status::Error(what + "its scope (issuingDistributionPoint) differs from its base's");
+  }
+  return Status::Ok();
 }
 
 // Cheap, so checked before the signature is.
@@ -135,6 +173,8 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
   if (!times.ok()) return times;
   const std::string id = IssuerId(issuer);
   if (id.empty()) return Status::Error("cannot hash the issuer");
+  // A delta is kept beside its base, under its own key.
+  const std::string key = crl.is_delta ? DeltaKey(id) : id;
   DropAbandonedGenerations(store);
 
   // 1. Against the cached CRL: refuse a rollback, confirm an unchanged one, or
@@ -144,7 +184,20 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
   {
     Result<RevocationStore::WriteTxn> txn = store.Write();
     if (!txn.ok()) return txn.status();
-    std::optional<CrlMeta> old = txn->GetCrl(id);
+    if (crl.is_delta) {
+      std::optional<CrlMeta> base = txn->GetCrl(id);
+      bool needs_base = false;
+      Status fits = DeltaFitsBase(crl, base, &needs_base);
+      if (!fits.ok()) {
+        // The base is refreshed before the delta is tried again.
+        if (needs_base && base && (base->flags & kCrlBaseRefreshWanted) == 0) {
+          base->flags |= kCrlBaseRefreshWanted;
+          if (txn->PutCrl(id, *base).ok()) (void)txn->Commit();
+        }
+        return fits;
+      }
+    }
+    std::optional<CrlMeta> old = txn->GetCrl(key);
     // The store holds one CRL per issuer, so numbers are compared per issuer,
     // across scopes: an older CRL of another partition must not replace a
     // newer one (its certificates would lose the newer revocations). One of
@@ -156,7 +209,10 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
         // A record from before certgate_strict learns its crlNumber's criticality.
         if ((old->flags & kCrlDefectsRecorded) == 0)
           old->flags |= crl.flags & (kCrlNumberCritical | kCrlDefectsRecorded);
-        Status put = txn->PutCrl(id, *old);
+        // Confirmed as the newest: a delta that wanted a newer base waits.
+        old->flags &= ~kCrlBaseRefreshWanted;
+        old->delta_urls = crl.freshest_urls;  // stored by a version unaware of deltas
+        Status put = txn->PutCrl(key, *old);
         if (put.ok()) put = txn->Commit();
         if (!put.ok()) return put;
         IngestResult result;
@@ -183,6 +239,11 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
   meta.flags = crl.flags;
   meta.issuer = crl.issuer;
   meta.scope = crl.scope_urls;
+  meta.delta_urls = crl.freshest_urls;
+  if (crl.is_delta) {
+    meta.delta_base = crl.delta_base;
+    meta.delta_base_dec = crl.delta_base_dec;
+  }
 
   // 2. The entries, out of readers' sight.
   Status staged = StageEntries(store, crl, meta.gen, epoch, &meta.count);
@@ -214,16 +275,20 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
     } else if (Status same = SameStore(epoch, txn->epoch()); !same.ok()) {
       switched = same;
     } else {
-      replaced = txn->GetCrl(id);
+      bool needs_base = false;
+      if (crl.is_delta) switched = DeltaFitsBase(crl, txn->GetCrl(id), &needs_base);
+      replaced = txn->GetCrl(key);
       const bool same_scope = replaced && replaced->scope == crl.scope_urls;
-      if (replaced && CompareToCached(crl, *replaced) < 0) {
+      if (!switched.ok()) {
+        replaced.reset();  // the base changed meanwhile
+      } else if (replaced && CompareToCached(crl, *replaced) < 0) {
         switched = RolledBack(crl, *replaced);
       } else if (same_scope && IsUnchanged(crl, *replaced)) {
         result.outcome = IngestResult::Outcome::kUnchanged;
         result.meta = *replaced;
         replaced.reset();
       } else {
-        switched = txn->PutCrl(id, meta);
+        switched = txn->PutCrl(key, meta);
         if (switched.ok()) switched = txn->ClearStaging(meta.gen);
         if (switched.ok()) switched = txn->Commit();
         if (switched.ok()) result.meta = meta;

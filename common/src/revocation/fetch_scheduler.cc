@@ -158,7 +158,9 @@ HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url,
   // Conditional GET only when the cached CRL came from this very URL.
   Result<RevocationStore::ReadTxn> txn = store_.Read();
   if (txn.ok()) {
-    std::optional<CrlMeta> meta = txn->GetCrl(IssuerId(job.issuer.get()));
+    const std::string id = IssuerId(job.issuer.get());
+    std::optional<CrlMeta> meta = txn->GetCrl(id);
+    if (meta && meta->source != url) meta = txn->GetCrl(DeltaKey(id));  // a delta's URL
     std::optional<UrlState> state = txn->GetUrl(url);
     // (Not for a record from before certgate_strict: its CRL is to be read again.)
     if (meta && state && meta->source == url && (meta->flags & kCrlDefectsRecorded) != 0) {
@@ -178,9 +180,19 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
     Result<RevocationStore::WriteTxn> txn = store_.Write();
     const std::string id = IssuerId(job.issuer.get());
     if (txn.ok()) {
-      if (std::optional<CrlMeta> meta = txn->GetCrl(id)) {
+      // The record that came from this URL: the base, or its delta.
+      std::string key = id;
+      std::optional<CrlMeta> meta = txn->GetCrl(id);
+      if (meta && meta->source != url) {
+        if (std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(id));
+            delta && delta->source == url) {
+          key = DeltaKey(id);
+          meta = delta;
+        }
+      }
+      if (meta) {
         meta->checked_at = now;
-        Status confirmed = txn->PutCrl(id, *meta);
+        Status confirmed = txn->PutCrl(key, *meta);
         if (confirmed.ok()) confirmed = txn->Commit();
         if (!confirmed.ok()) return "not modified (HTTP 304), not recorded: " + confirmed.message();
       }
@@ -203,7 +215,8 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
   }
   Result<ParsedCrl> crl = ParseCrl(response.body);
   if (!crl.ok()) return crl.status().message();
-  if (!CrlScopeCovers(crl->scope_urls, {url})) {
+  // (A delta's scope is its base's, which names the base's URL: checked at ingest.)
+  if (!crl->is_delta && !CrlScopeCovers(crl->scope_urls, {url})) {
     return "a CRL for another distribution point (its issuingDistributionPoint names " +
            crl->scope_urls.front() + ")";
   }
@@ -212,7 +225,9 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
   *ok = true;
   const CrlMeta &meta = ingested->meta;
   return std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored" : "unchanged") +
+         (meta.delta_base_dec.empty() ? "" : " delta") +
          " crl_number=" + CrlNumberText(meta.crl_number_dec) +
+         (meta.delta_base_dec.empty() ? "" : " base=" + meta.delta_base_dec) +
          " entries=" + std::to_string(meta.count) +
          (meta.next_update != 0 ? " nextUpdate=" + FormatTime(meta.next_update) : "");
 }
@@ -264,11 +279,44 @@ void FetchScheduler::RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp) {
                        Fetcher().Post([] { ReturnFreedMemory(); });
                      }
                      if (ok) {
+                       if (!ocsp) ScheduleDeltaAfterBase(*job);
                        Done(job->key);
                      } else {
                        RunUrl(job, index + 1, ocsp);
                      }
                    });
+}
+
+// A base CRL just stored that names a delta CRL the store lacks: the delta
+// is fetched at once, so that a request waiting for the base (hard_fail)
+// waits for both instead of being answered "unknown" in between. Marked
+// pending before the base's key is done.
+void FetchScheduler::ScheduleDeltaAfterBase(const Job &job) {
+  if (job.key.rfind("crl:", 0) != 0) return;
+  const std::string id = IssuerId(job.issuer.get());
+  std::vector<std::string> urls = FreshestCrlUrls(job.cert.get());
+  {
+    Result<RevocationStore::ReadTxn> txn = store_.Read();
+    if (!txn.ok()) return;
+    std::optional<CrlMeta> base = txn->GetCrl(id);
+    if (!base) return;
+    std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(id));
+    if (delta && DeltaApplies(*base, *delta)) return;
+    for (const std::string &url : base->delta_urls) {
+      if (std::find(urls.begin(), urls.end(), url) == urls.end()) urls.push_back(url);
+    }
+    const int64_t now = clock_.Now();
+    urls.erase(std::remove_if(urls.begin(), urls.end(),
+                              [&](const std::string &url) {
+                                if (!UrlRefusal(url, job.limits.allow).empty()) return true;
+                                std::optional<UrlState> state = txn->GetUrl(url);
+                                return state && state->backoff_until > now;
+                              }),
+               urls.end());
+  }
+  if (urls.empty()) return;
+  ScheduleCrl("delta:" + LowerHex(id), job.cert.get(), job.issuer.get(), std::move(urls),
+              job.limits);
 }
 
 void FetchScheduler::RecordUrlLeaseRelease(const std::string &url) {
@@ -288,6 +336,7 @@ std::vector<std::string> FetchScheduler::ChainKeys(const ChainEvidence &evidence
     X509 *cert = evidence.chain[d].get();
     X509 *issuer = evidence.chain[d + 1].get();
     keys.push_back("crl:" + LowerHex(IssuerId(issuer)));
+    keys.push_back("delta:" + LowerHex(IssuerId(issuer)));
     keys.push_back("ocsp:" + LowerHex(OcspCertIdKey(cert, issuer)));
   }
   return keys;

@@ -39,6 +39,8 @@ class FetchScheduler {
   void Post(std::function<void()> task,
             std::chrono::milliseconds delay = std::chrono::milliseconds(0));
 
+  RevocationStore &store() { return store_; }
+
   // Pending keys ("crl:<issuer id hex>", "ocsp:<cert id hex>"): work for them is
   // scheduled or in flight in this process.
   bool IsPending(const std::string &key);
@@ -84,6 +86,7 @@ class FetchScheduler {
   RevocationFetcher &Fetcher();
   void RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp);
   void RecordUrlLeaseRelease(const std::string &url);
+  void ScheduleDeltaAfterBase(const Job &job);
   static std::vector<std::string> ChainKeys(const ChainEvidence &evidence);
   bool AnyPending(const std::vector<std::string> &keys);  // mutex_ held
 

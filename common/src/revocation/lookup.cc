@@ -30,6 +30,9 @@ struct View {
   int reason = -1;
   bool due = true;                              // missing or due for refresh
   std::string crl_defects, crl_defects_detail;  // RevocationAnswer's
+  std::vector<std::string> delta_urls;          // CRL: where the base's deltas are
+  bool delta_due = false;                       // CRL: its delta is missing or due
+  bool delta_missing = false;                   // CRL: no delta applies to the base
 };
 
 // `settings.strict`: a CRL that breaks RFC 5280 §5.2.3 then vouches for no
@@ -55,14 +58,44 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
     return view;
   }
   const bool from_url = meta->source.rfind("file:", 0) != 0;
-  view.source = "crl " + (from_url ? meta->source : meta->source.substr(5)) +
-                (meta->crl_number_dec.empty() ? "" : " crl_number=" + meta->crl_number_dec);
-  const int64_t next = meta->next_update;
+  // Its delta CRL (RFC 5280 §5.2.4), when one is kept that applies to it.
+  std::optional<CrlMeta> delta = txn.GetCrl(DeltaKey(issuer_id));
+  if (delta && !DeltaApplies(*meta, *delta)) delta.reset();
+  // Where deltas are published: the base's freshestCRL, and the certificate's.
+  view.delta_urls = meta->delta_urls;
+  for (std::string &url : FreshestCrlUrls(cert)) {
+    if (std::find(view.delta_urls.begin(), view.delta_urls.end(), url) == view.delta_urls.end())
+      view.delta_urls.push_back(std::move(url));
+  }
+  const std::string numbers =
+      (meta->crl_number_dec.empty() ? "" : " crl_number=" + meta->crl_number_dec) +
+      (delta ? " delta=" + delta->crl_number_dec : "");
+  view.source = "crl " + (from_url ? meta->source : meta->source.substr(5)) + numbers;
   // Damage is never "not revoked": the first use of a CRL in this process
   // checks its serials against their digest, and every lookup its neighbours.
-  const SerialLookup found = txn.VerifySerials(*meta).ok()
-                                 ? txn.FindRevoked(meta->gen, serial, negative)
-                                 : SerialLookup{SerialLookup::kDamaged, {}};
+  SerialLookup found = txn.VerifySerials(*meta).ok() ? txn.FindRevoked(meta->gen, serial, negative)
+                                                     : SerialLookup{SerialLookup::kDamaged, {}};
+  if (delta && found.kind != SerialLookup::kDamaged) {
+    const SerialLookup in_delta = txn.VerifySerials(*delta).ok()
+                                      ? txn.FindRevoked(delta->gen, serial, negative)
+                                      : SerialLookup{SerialLookup::kDamaged, {}};
+    constexpr int kCertificateHold = 6, kRemoveFromCrl = 8;
+    if (in_delta.kind == SerialLookup::kDamaged) {
+      found = in_delta;
+    } else if (in_delta.kind == SerialLookup::kRevoked && in_delta.entry.reason != kRemoveFromCrl) {
+      // Revoked since the base (or its hold made final): the delta says so.
+      found = in_delta;
+      const bool delta_from_url = delta->source.rfind("file:", 0) != 0;
+      view.source = "crl " + (delta_from_url ? delta->source : delta->source.substr(5)) + numbers;
+    } else if (in_delta.kind == SerialLookup::kRevoked && found.kind == SerialLookup::kRevoked &&
+               found.entry.reason == kCertificateHold) {
+      found = SerialLookup{};  // removeFromCRL: the hold was lifted
+    }
+  }
+  // The freshest data's nextUpdate bounds how long the answer holds.
+  int64_t next = meta->next_update;
+  if (delta && delta->next_update != 0 && (next == 0 || delta->next_update < next))
+    next = delta->next_update;
   if (found.kind == SerialLookup::kDamaged) {
     view.note = "the revocation cache is damaged";
     view.due = false;
@@ -83,6 +116,11 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
     view.kind = View::kRevoked;
     view.revoked_at = found.entry.revoked_at;
     view.reason = found.entry.reason;
+  } else if (!delta && !view.delta_urls.empty()) {
+    // AD CS requires its delta once published: without it the base is old news.
+    view.kind = View::kUnknownAnswer;
+    view.note =
+        "the base CRL (" + view.source + ") names a delta CRL, and no valid delta CRL is cached";
   } else if (strict && !defects.empty()) {
     view.kind = View::kUnknownAnswer;
     view.crl_defects = JoinNames(defects);
@@ -104,10 +142,24 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
     view.crl_defects_detail = DescribeCrlStrictDefects(*meta);
   }
   // Refresh ahead of nextUpdate, and periodically for fetched CRLs.
-  int64_t ahead = next != 0 ? std::min<int64_t>((next - meta->this_update) / 10, 3600) : 0;
-  view.due = unrecorded || (next != 0 && now >= next - ahead) ||
+  const int64_t base_next = meta->next_update;
+  const int64_t base_ahead =
+      base_next != 0 ? std::min<int64_t>((base_next - meta->this_update) / 10, 3600) : 0;
+  view.due = unrecorded || (meta->flags & kCrlBaseRefreshWanted) != 0 ||
+             (base_next != 0 && now >= base_next - base_ahead) ||
              (from_url &&
               now - std::max(meta->checked_at, meta->ingested_at) >= settings.refresh_interval);
+  if (!view.delta_urls.empty()) {
+    const int64_t delta_ahead =
+        delta && delta->next_update != 0
+            ? std::min<int64_t>((delta->next_update - delta->this_update) / 10, 3600)
+            : 0;
+    view.delta_missing = !delta;
+    view.delta_due =
+        !delta || (delta->next_update != 0 && now >= delta->next_update - delta_ahead) ||
+        (delta->source.rfind("file:", 0) != 0 &&
+         now - std::max(delta->checked_at, delta->ingested_at) >= settings.refresh_interval);
+  }
   return view;
 }
 
@@ -261,6 +313,10 @@ std::vector<CertLookup> LookUpChain(const Result<RevocationStore::ReadTxn> &txn,
       lookup = LookUpCert(txn.value(), cert, issuer, settings, may_fetch, now);
     }
     lookup.answer.depth = static_cast<int>(depth);
+    if (depth > 0) {
+      lookup.answer.subject = NameToString(X509_get_subject_name(cert));
+      lookup.answer.serial = SerialHex(cert);
+    }
     lookup.cert = cert;
     lookup.issuer = issuer;
     lookups.push_back(std::move(lookup));
@@ -313,17 +369,30 @@ CertLookup LookUpCert(const RevocationStore::ReadTxn &txn, X509 *cert, X509 *iss
     const View &v = views[i];
     const bool answered_elsewhere = chosen != nullptr && chosen != &v &&
                                     (chosen->kind == View::kGood || chosen->kind == View::kRevoked);
-    if (!v.due || answered_elsewhere) continue;
-    if (sources[i] == RevocationSource::kCrl) {
+    if ((!v.due && !v.delta_due) || answered_elsewhere) continue;
+    if (sources[i] == RevocationSource::kCrl && v.due) {
       if (v.kind == View::kMissing) {
         lookup.wanted.push_back({WantedWork::Kind::kIngestWaitingFile, lookup.crl_key, {}, {}});
       }
-      if (!may_fetch) continue;
-      std::vector<std::string> urls = FetchableUrls(txn, CrlUrls(cert), limits, now);
+      std::vector<std::string> urls =
+          may_fetch ? FetchableUrls(txn, CrlUrls(cert), limits, now) : std::vector<std::string>{};
       if (!urls.empty()) {
         lookup.wanted.push_back({WantedWork::Kind::kFetchCrl, lookup.crl_key, {}, std::move(urls)});
       }
-    } else if (may_fetch) {
+    }
+    if (sources[i] == RevocationSource::kCrl && v.delta_due) {
+      // After the base (a delta is checked against the cached base).
+      lookup.delta_key = "delta:" + LowerHex(issuer_id);
+      if (v.delta_missing) {
+        lookup.wanted.push_back({WantedWork::Kind::kIngestWaitingFile, lookup.delta_key, {}, {}});
+      }
+      if (!may_fetch) continue;
+      std::vector<std::string> urls = FetchableUrls(txn, v.delta_urls, limits, now);
+      if (!urls.empty()) {
+        lookup.wanted.push_back(
+            {WantedWork::Kind::kFetchCrl, lookup.delta_key, {}, std::move(urls)});
+      }
+    } else if (sources[i] == RevocationSource::kOcsp && may_fetch) {
       std::vector<std::string> urls = FetchableUrls(txn, AiaUrls(cert, NID_ad_OCSP), limits, now);
       if (!urls.empty()) {
         lookup.wanted.push_back(
@@ -367,6 +436,9 @@ CertLookup LookUpCert(const RevocationStore::ReadTxn &txn, X509 *cert, X509 *iss
       detail += "; " + DescribeUrls(txn, "crl", CrlUrls(cert), limits, now);
       for (const std::string &url : CrlUrls(cert)) {
         if (UrlScheme(url) == "ldap") detail += " (ldap CDPs are not supported yet)";
+      }
+      if (v.kind == View::kUnknownAnswer && !v.delta_urls.empty()) {
+        detail += "; " + DescribeUrls(txn, "delta crl", v.delta_urls, limits, now);
       }
     } else {
       detail += "; " + DescribeUrls(txn, "ocsp", AiaUrls(cert, NID_ad_OCSP), limits, now);

@@ -68,14 +68,36 @@ Status CrlPreloader::Preload(const std::vector<std::string> &paths, X509_STORE *
     }
     last_rescan_ = SteadyClock::now();
   }
+  std::vector<std::string> all;
   for (const std::string &path : paths) {
     std::vector<std::string> files;
     Status listed = ListFiles(path, &files);
     if (!listed.ok()) return listed;
-    for (const std::string &file : files) {
-      Status status = IngestFile(file, nullptr, /*force=*/false);
-      if (!status.ok()) return status;
+    for (const std::string &file : files) all.push_back(file);
+  }
+  return IngestFiles(all, /*stop_at_error=*/true);
+}
+
+// A delta CRL refused for want of its (newer) base, which a later file may hold.
+static bool WaitsForBase(const Status &status) {
+  return status.message().find("it waits for a newer base CRL") != std::string::npos;
+}
+
+// Ingests `files` in order; a file whose delta CRL waits for a base is tried
+// again after the others (AD CS names "CA+.crl" before "CA.crl").
+Status CrlPreloader::IngestFiles(const std::vector<std::string> &files, bool stop_at_error) {
+  std::vector<std::string> again;
+  for (const std::string &file : files) {
+    Status status = IngestFile(file, nullptr, /*force=*/false);
+    if (WaitsForBase(status)) {
+      again.push_back(file);
+    } else if (!status.ok() && stop_at_error) {
+      return status;
     }
+  }
+  for (const std::string &file : again) {
+    Status status = IngestFile(file, nullptr, /*force=*/false);
+    if (!status.ok() && stop_at_error) return status;
   }
   return Status::Ok();
 }
@@ -178,6 +200,9 @@ Status CrlPreloader::IngestFileOnce(const std::string &path, X509 *chain_issuer,
   if (!data.ok()) return Status::Error("certgate_crl " + data.status().message());
   Result<std::vector<ParsedCrl>> crls = ParseCrlFile(std::move(data).value());
   if (!crls.ok()) return Status::Error("certgate_crl " + path + ": " + crls.status().message());
+  // Bases before deltas: a delta is checked against its cached base.
+  std::stable_partition(crls->begin(), crls->end(),
+                        [](const ParsedCrl &crl) { return !crl.is_delta; });
   FileState state;
   state.mtime_ns = mtime_ns;
   state.size = st.st_size;
@@ -199,7 +224,10 @@ Status CrlPreloader::IngestFileOnce(const std::string &path, X509 *chain_issuer,
     }
     if (!issuer) all_stored = false;
     if (state.issuer_id.empty() && issuer) state.issuer_id = IssuerId(issuer.get());
-    if (issuer) state.stored.push_back({IssuerId(issuer.get()), crl.crl_number, crl.this_update});
+    if (issuer) {
+      const std::string id = IssuerId(issuer.get());
+      state.stored.push_back({crl.is_delta ? DeltaKey(id) : id, crl.crl_number, crl.this_update});
+    }
     state.result += (state.result.empty() ? "" : "; ") + which + result;
   }
   // A file with a CRL still waiting for its issuer is parsed again when it
@@ -320,7 +348,9 @@ Status CrlPreloader::IngestOne(const std::string &path, const ParsedCrl &crl, X5
   } else {
     *result =
         std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored" : "unchanged") +
+        (crl.is_delta ? " delta" : "") +
         " crl_number=" + CrlNumberText(ingested->meta.crl_number_dec) +
+        (crl.is_delta ? " base=" + crl.delta_base_dec : "") +
         " entries=" + std::to_string(ingested->meta.count);
   }
   std::lock_guard<std::mutex> lock(mutex_);
@@ -338,11 +368,13 @@ void CrlPreloader::Rescan() {
     std::lock_guard<std::mutex> lock(mutex_);
     paths = preload_paths_;
   }
+  std::vector<std::string> all;
   for (const std::string &path : paths) {
     std::vector<std::string> files;
     if (!ListFiles(path, &files).ok()) continue;
-    for (const std::string &file : files) (void)IngestFile(file, nullptr, false);
+    all.insert(all.end(), files.begin(), files.end());
   }
+  (void)IngestFiles(all, /*stop_at_error=*/false);
   store_.CheckStaleReaders();
 }
 
@@ -365,7 +397,12 @@ void CrlPreloader::MaybeIngestPendingFile(X509 *issuer, const std::string &key) 
   if (!scheduler_.MarkPending(key)) return;
   std::shared_ptr<X509> held(ossl::UpRef(issuer).release(), X509_free);
   scheduler_.Post([this, paths, held, key] {
-    for (const std::string &path : paths) (void)IngestFile(path, held.get(), true);
+    // A delta waiting for its base is tried again after the base's file.
+    std::vector<std::string> again;
+    for (const std::string &path : paths) {
+      if (WaitsForBase(IngestFile(path, held.get(), true))) again.push_back(path);
+    }
+    for (const std::string &path : again) (void)IngestFile(path, held.get(), true);
     scheduler_.Done(key);
   });
 }

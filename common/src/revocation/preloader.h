@@ -52,6 +52,7 @@ class CrlPreloader {
   std::vector<ossl::UniquePtr<X509>> IssuerCandidates(const ParsedCrl &crl);
   X509 *FindIssuerInTrust(const ParsedCrl &crl);
   Status IngestFile(const std::string &path, X509 *chain_issuer, bool force);
+  Status IngestFiles(const std::vector<std::string> &files, bool stop_at_error);
   Status IngestFileOnce(const std::string &path, X509 *chain_issuer, bool force);
   bool StoredCrlsIntact(const RevocationStore::ReadTxn &txn, const FileState &file);
   void RepairStore();

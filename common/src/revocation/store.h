@@ -10,6 +10,7 @@
 //
 // Sub-databases:
 //   crl     issuer id (20 bytes)           -> CrlMeta (the issuer's current CRL)
+//           issuer id + "+" (DeltaKey)     -> CrlMeta (its delta CRL, RFC 5280 §5.2.4)
 //   serial  generation (8, BE) + serial    -> RevokedEntry
 //   ocsp    CertID DER (SHA-1)             -> OcspRecord
 //   url     URL                            -> UrlState (validators, backoff, lease)
@@ -62,6 +63,9 @@ constexpr uint32_t kCrlOnlyCaCerts = 2;
 // under strict on. Older versions of certgate ignore these bits.
 constexpr uint32_t kCrlNumberCritical = 1u << 2;
 constexpr uint32_t kCrlDefectsRecorded = 1u << 3;
+// A base CRL a delta CRL found too old (its deltaCRLIndicator names a newer
+// base): due for refresh. Cleared by the next ingest of the base.
+constexpr uint32_t kCrlBaseRefreshWanted = 1u << 4;
 
 struct CrlMeta {
   uint64_t gen = 0;  // key prefix of this CRL's serials
@@ -78,6 +82,11 @@ struct CrlMeta {
   std::vector<std::string> scope;  // ParsedCrl::scope_urls; empty: the whole issuer
   uint64_t stored = 0;             // serials in the table under `gen` (duplicates once)
   std::string serial_digest;       // SHA-256 over those serials' keys and values, in order
+  // Delta CRLs. Stored after the fields above only when set, so that a base
+  // CRL without freshestCRL keeps the record format of older versions.
+  std::vector<std::string> delta_urls;  // a base CRL's freshestCRL URIs
+  std::string delta_base;               // a delta CRL's base crlNumber (magnitude)
+  std::string delta_base_dec;           // decimal; non-empty: this record is a delta
 };
 
 // The fixed part of a CrlMeta, read without allocating (the lookup fast path).

@@ -36,6 +36,11 @@ std::string Encode(const CrlMeta &m) {
   std::string scope;
   for (const std::string &url : m.scope) scope += url + '\n';
   w.Str(scope).Int(static_cast<int64_t>(m.stored)).Str(m.serial_digest);
+  if (!m.delta_urls.empty() || !m.delta_base_dec.empty()) {
+    std::string urls;
+    for (const std::string &url : m.delta_urls) urls += url + '\n';
+    w.Str(urls).Str(m.delta_base).Str(m.delta_base_dec);
+  }
   return w.Finish();
 }
 std::optional<CrlMeta> DecodeCrl(std::string_view in) {
@@ -59,6 +64,15 @@ std::optional<CrlMeta> DecodeCrl(std::string_view in) {
   }
   m.stored = static_cast<uint64_t>(r.Int());
   m.serial_digest = r.Str();
+  if (r.good() && !r.ok()) {  // the delta fields (records of delta-aware versions)
+    const std::string urls = r.Str();
+    for (size_t start = 0, end; (end = urls.find('\n', start)) != std::string::npos;
+         start = end + 1) {
+      m.delta_urls.push_back(urls.substr(start, end - start));
+    }
+    m.delta_base = r.Str();
+    m.delta_base_dec = r.Str();
+  }
   if (!r.ok()) return std::nullopt;
   return m;
 }

@@ -24,9 +24,17 @@ const RevocationAnswer *First(const std::vector<RevocationAnswer> &answers,
   return nullptr;
 }
 
-std::string CertAtDepth(int depth) {
-  return depth == 0 ? std::string("the client certificate")
-                    : "the CA certificate at depth " + std::to_string(depth);
+std::string CertAtDepth(const RevocationAnswer &answer) {
+  if (answer.depth == 0) return "the client certificate";
+  std::string text = "the CA certificate at depth " + std::to_string(answer.depth);
+  if (!answer.subject.empty()) text += " (" + answer.subject + ", serial " + answer.serial + ")";
+  return text;
+}
+
+// The CA certificate a refusal is about, for ca_subject= in the log.
+void NameCa(const RevocationAnswer &answer, Decision *decision) {
+  if (answer.depth > 0 && decision->depth() == answer.depth && !answer.subject.empty())
+    decision->SetCaSubject(answer.subject);
 }
 
 // Good answers from CRLs that break RFC 5280 §5.2.3, accepted because
@@ -40,7 +48,7 @@ void WarnStrictOff(const std::vector<RevocationAnswer> &answers, Decision *decis
       names += (names.empty() ? "" : ",") + answer.crl_defects;
     }
     if (detail.empty()) {
-      detail = answer.crl_defects_detail + ", yet it vouches for " + CertAtDepth(answer.depth) +
+      detail = answer.crl_defects_detail + ", yet it vouches for " + CertAtDepth(answer) +
                "; accepted because certgate_strict is off";
     }
   }
@@ -64,10 +72,11 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
     decision->SetFindings(
         {{CG_REASON_REVOKED,
           revoked->depth,
-          CertAtDepth(revoked->depth) + " was revoked " + FormatTime(revoked->revoked_at) +
+          CertAtDepth(*revoked) + " was revoked " + FormatTime(revoked->revoked_at) +
               (revoked->reason.empty() ? "" : " (" + revoked->reason + ")") + " according to " +
               revoked->source,
           {}}});
+    NameCa(*revoked, decision);
     return;
   }
   const RevocationAnswer *stale = First(answers, RevocationStatus::kStale);
@@ -79,9 +88,8 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
     // but the operator hears of the failing refresh before max_stale runs out.
     for (const RevocationAnswer &answer : answers) {
       if (answer.detail.empty()) continue;
-      decision->SetWarning(
-          "revocation_past_next_update",
-          CertAtDepth(answer.depth) + " is good by " + answer.source + "; " + answer.detail);
+      decision->SetWarning("revocation_past_next_update", CertAtDepth(answer) + " is good by " +
+                                                              answer.source + "; " + answer.detail);
       return;
     }
     WarnStrictOff(answers, decision);
@@ -89,7 +97,7 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
   }
   const bool is_stale = doubtful == stale;
   std::string detail = std::string("mode ") + RevocationModeName(mode) + ": " +
-                       CertAtDepth(doubtful->depth) +
+                       CertAtDepth(*doubtful) +
                        (is_stale ? " has only revocation data older than nextUpdate + max_stale"
                                  : " has no known revocation status") +
                        (doubtful->detail.empty() ? "" : "; " + doubtful->detail);
@@ -111,6 +119,7 @@ void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &
             "certgate_revocation soft_fail";
   decision->SetFindings({{is_stale ? CG_REASON_REVOCATION_STALE : CG_REASON_REVOCATION_UNAVAILABLE,
                           doubtful->depth, detail, hint}});
+  NameCa(*doubtful, decision);
 }
 
 std::vector<RevocationAnswer> UnavailableAnswers(const std::string &why) {

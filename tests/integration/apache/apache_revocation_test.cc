@@ -40,6 +40,7 @@ enum : int {
   kRevCacheOnly,  // cache_only with CertGateCrl crl/intermediate.crl
   kRevOcsp,       // hard_fail, OCSP only
   kRevUpdate,     // hard_fail, CRLs: refresh and resumption
+  kRevAdcs,       // hard_fail, CRLs, trusting the AD CS-shaped PKI (pki/adcs/): deltas
   kRevPrefork = 10,
 };
 constexpr int kRevBase = 18530;
@@ -127,7 +128,14 @@ class ApacheRevocation : public ::testing::Test {
                            cache("ocsp")) +
            VirtualHost(kRevBase + kRevUpdate, "optional_no_ca",
                        crl + "  CertGateRevocationScope leaf\n" + cache("update")) +
+           AdcsVhost(VirtualHost(kRevBase + kRevAdcs, "optional_no_ca", crl + cache("adcs"))) +
            FaultVhosts(root);
+  }
+  // The virtual host trusting the AD CS-shaped root instead of the demo's.
+  static std::string AdcsVhost(std::string vhost) {
+    const std::string trust = "/ca/trust.pem";
+    vhost.replace(vhost.find(trust), trust.size(), "/adcs/root.pem");
+    return vhost;
   }
 
   // A virtual host per place of the CDP fault drill, each with its own cache
@@ -185,6 +193,11 @@ class ApacheRevocation : public ::testing::Test {
     const std::string www = s.dir->path() + "/www";
     h::MakeDirs(www);
     for (const char *file : {"intermediate.crl", "root.crl", "intermediate.crt", "root.crt"}) {
+      h::WriteFile(www + "/" + file, h::ReadFile(SharedPki().path + "/www/" + file));
+    }
+    h::MakeDirs(www + "/adcs");
+    for (const char *file : {"adcs/Corp Enterprise CA 2(4).crl",
+                             "adcs/Corp Enterprise CA 2(4)+.crl", "adcs/root.crl"}) {
       h::WriteFile(www + "/" + file, h::ReadFile(SharedPki().path + "/www/" + file));
     }
     s.cdp = std::make_unique<h::CrlServer>();
@@ -260,6 +273,24 @@ TEST_F(ApacheRevocation, RevokedByCdpCrlIsRefusedNamingTheCrl) {
   EXPECT_NE(AccessLine(access, "crl-revoked").find("403 reason=revoked substatus=403.13"),
             std::string::npos)
       << AccessLine(access, "crl-revoked");
+}
+
+// Issue 11 §1: a certificate revoked only in the delta CRL that the base CRL
+// names in freshestCRL ("...(4)+.crl", AD CS style) is refused, naming the
+// delta; the base's hold lifted by the delta (removeFromCRL) is allowed.
+TEST_F(ApacheRevocation, DeltaOnlyRevocationIsRefusedNamingTheDelta) {
+  h::LogTail errors(server_->error_log());
+  const Reply reply = Get(Port(kRevAdcs), "/?adcs-delta-revoked", "../adcs/clients/delta-revoked");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody("revoked", "403.13"));
+  const std::string line = ErrorLine(errors, {"reason=revoked", "adcs-delta-revoked"});
+  EXPECT_NE(line.find("http://127.0.0.1:18080/adcs/Corp%20Enterprise%20CA%202(4)+.crl"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("crl_number=4096 delta=4097"), std::string::npos) << line;
+  EXPECT_EQ(cdp_->Requests("/adcs/Corp%20Enterprise%20CA%202(4)+.crl").size(), 1u);
+  EXPECT_EQ(Get(Port(kRevAdcs), "/?adcs-unheld", "../adcs/clients/unheld").status, 200);
+  EXPECT_EQ(Get(Port(kRevAdcs), "/?adcs-held", "../adcs/clients/held").status, 403);
 }
 
 TEST_F(ApacheRevocation, GoodByCdpCrlIsAllowedWithRevocationVariable) {

@@ -30,6 +30,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kPort = 18410;      // the server under test
+constexpr int kAdcsPort = 18411;  // the same, trusting the AD CS-shaped PKI (pki/adcs/)
 constexpr int kCdpPort = 18080;   // fixed in the demo certificates (CDP, caIssuers)
 constexpr int kOcspPort = 18081;  // fixed in the demo certificates (AIA OCSP)
 
@@ -135,6 +136,20 @@ class RevocationServer : public Nginx {
                     "      certgate_revocation_scope leaf;\n") +
            FaultLocations() +
            "  }\n"
+           // Issue 11: an AD CS-shaped PKI whose base CRL names a delta CRL.
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kAdcsPort) +
+           " ssl;\n"
+           "    server_name localhost;\n"
+           "    ssl_certificate " +
+           p + "/server/server-chain.pem;\n    ssl_certificate_key " + p +
+           "/server/server.key;\n    ssl_trusted_certificate " + p +
+           "/adcs/root.pem;\n"
+           "    certgate require;\n"
+           "    certgate_revocation hard_fail;\n" +
+           Location("adcs", crl_only + "      certgate_fetch_allow 127.0.0.1;\n") +
+           "  }\n"
            "}\n";
   }
 
@@ -237,6 +252,33 @@ TEST_F(NginxRevocation, RevokedByCrlFromTheCdp) {
   EXPECT_NE(line.find("keyCompromise"), std::string::npos) << line;
   EXPECT_TRUE(std::regex_search(line, std::regex("revoked 20\\d\\d-\\d\\d-\\d\\d"))) << line;
   EXPECT_FALSE(n().cdp().Requests("/intermediate.crl").empty());
+}
+
+// Issue 11 §1: a certificate revoked only in the delta CRL that the base CRL
+// names in freshestCRL ("...(4)+.crl", AD CS style) is refused, naming the
+// delta; the base's hold lifted by the delta (removeFromCRL) is allowed.
+TEST_F(NginxRevocation, DeltaOnlyRevocationIsRefusedNamingTheDelta) {
+  const std::string url = "https://127.0.0.1:" + std::to_string(kAdcsPort);
+  Response r = h::CurlAsClient(url + "/adcs?case=delta-revoked", n().pki(),
+                               "../adcs/clients/delta-revoked", 10);
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "403.13 client certificate refused: revoked\n");
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /adcs?case=delta-revoked "});
+  EXPECT_NE(line.find("reason=revoked"), std::string::npos) << line;
+  EXPECT_NE(line.find("http://127.0.0.1:18080/adcs/Corp%20Enterprise%20CA%202(4)+.crl"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("crl_number=4096 delta=4097"), std::string::npos) << line;
+  EXPECT_EQ(n().cdp().Requests("/adcs/Corp%20Enterprise%20CA%202(4)+.crl").size(), 1u);
+
+  r = h::CurlAsClient(url + "/adcs?case=unheld", n().pki(), "../adcs/clients/unheld", 10);
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 200) << r.body;
+  const std::string access = AccessLine("/adcs?case=unheld");
+  EXPECT_NE(access.find("crl_number=4096 delta=4097"), std::string::npos) << access;
+  r = h::CurlAsClient(url + "/adcs?case=held", n().pki(), "../adcs/clients/held", 10);
+  EXPECT_EQ(r.status, 403) << r.body;
 }
 
 TEST_F(NginxRevocation, GoodIsAllowedWithTheSourceInTheAccessLog) {
