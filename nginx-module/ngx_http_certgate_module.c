@@ -707,14 +707,20 @@ ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len, void *data)
 }
 
 
+static void *
+ngx_http_certgate_page_alloc(void *pool, size_t size)
+{
+    return ngx_pnalloc(pool, size);
+}
+
+
 static ngx_int_t
 ngx_http_certgate_status_handler(ngx_http_request_t *r)
 {
-    size_t        len;
+    cg_str        page;
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
-    cg_counters   counters;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -726,18 +732,22 @@ ngx_http_certgate_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    /* a snapshot of the shared counters; the core writes the page */
+    /* the core writes the page: the shared counters and revocation gauges */
 
-    cg_counters_snapshot(ngx_http_certgate_counters, &counters);
+    page = cg_counters_page_alloc(ngx_http_certgate_counters,
+                                  ngx_http_certgate_page_alloc, r->pool);
+    if (page.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    len = cg_counters_format(&counters, NULL, 0);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
+    b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last += cg_counters_format(&counters, (char *) b->pos, len + 1);
+    b->pos = (u_char *) page.data;
+    b->last = b->pos + page.len;
+    b->memory = 1;
 
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
