@@ -366,7 +366,7 @@ NotedCaches &Noted() {
   return *noted;
 }
 
-constexpr size_t kMaxNotedCaches = 16;
+constexpr size_t kMaxNotedCaches = 64;
 
 }  // namespace
 

@@ -25,7 +25,7 @@ std::string TruncateUtf8(std::string_view text, size_t max_bytes);
 // kept (CRLs by nextUpdate, URLs failing first) and the rest are counted in
 // certgate_revocation_series_omitted{kind}.
 struct GaugeLimits {
-  size_t caches = 4;
+  size_t caches = 32;
   size_t crls = 64;        // per cache
   size_t urls = 64;        // per cache
   size_t files = 32;       // per cache
