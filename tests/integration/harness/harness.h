@@ -501,6 +501,10 @@ struct GaugeCaches {
 void ExpectRevocationGauges(const std::string &page, const std::string &pki,
                             const GaugeCaches &caches, int64_t max_stale);
 
+// Issue 13 §4: conf-examples' rules and dashboard check, and every metric
+// they name is on `page` (tests/conf-examples/check_conf_examples.py). "" when so.
+std::string CheckConfExamples(const std::string &page);
+
 }  // namespace certgate::harness
 
 #endif  // CERTGATE_TESTS_INTEGRATION_HARNESS_H

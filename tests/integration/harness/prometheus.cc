@@ -209,3 +209,13 @@ void ExpectRevocationGauges(const std::string &page, const std::string &pki,
 }
 
 }  // namespace certgate::harness
+
+namespace certgate::harness {
+
+std::string CheckConfExamples(const std::string &page) {
+  const RunResult run =
+      Run({"/usr/bin/python3", CERTGATE_CONF_EXAMPLES_CHECK, "--page", "-"}, {}, page, 60000);
+  return run.exit_code == 0 ? "" : run.out + run.err;
+}
+
+}  // namespace certgate::harness

@@ -613,6 +613,8 @@ TEST_F(NginxRevocation, StatusPageGaugesParseAndTellTheCachedFacts) {
   h::ExpectRevocationGauges(
       page.body, n().pki(),
       {n().cache("gauges"), n().cache("cacheonly"), n().cache("ocsp"), n().cache("down")}, 7200);
+  // Issue 13 §4: every metric the example alerts and dashboard name is here.
+  EXPECT_EQ(h::CheckConfExamples(page.body), "");
 }
 
 TEST_F(NginxRevocation, ZzGracefulShutdownWaitsAtMostTheRevocationWait) {
