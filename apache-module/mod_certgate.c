@@ -390,9 +390,15 @@ static int certgate_check(request_rec *r)
         return DECLINED;
     }
 
-    /* Refused: the configured status and body. */
+    /* Refused: the configured status and body (and the reason header, when on). */
     status = outcome.status;
     apr_table_setn(r->notes, CG_NOTE_DENIED, "1");
+    {
+        const cg_str reason = cg_decision_reject_header(decision, conf->policy);
+        if (reason.data != NULL) {
+            apr_table_setn(r->err_headers_out, CG_REJECT_HEADER_NAME, reason.data);
+        }
+    }
     if (strtol(ap_get_status_line(status), NULL, 10) != status) {
         /* A status httpd has no reason phrase for (nginx's 495/496, ...):
          * without a status line of its own httpd would answer 500. */

@@ -2,7 +2,6 @@
 #include <certgate/cert_file.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/revocation.h>
-#include <certgate/revocation_registry.h>
 
 #include <iostream>
 

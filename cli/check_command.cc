@@ -4,8 +4,6 @@
 #include <certgate/log_format.h>
 #include <certgate/policy.h>
 #include <certgate/revocation.h>
-#include <certgate/revocation_registry.h>
-#include <certgate/revocation_verdict.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
@@ -17,6 +15,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "key_check.h"
 
 namespace certgate::cli {
 namespace {
@@ -26,6 +25,7 @@ struct CheckOptions {
   std::string ca_file;
   std::string chain_file;
   std::string cert_file;
+  std::string key_file;  // --key: does this private key belong to the certificate?
   int64_t now = 0;
   bool fetch = false;  // --fetch: fetch every CDP/AIA URL now, certutil -urlfetch style
 };
@@ -61,6 +61,10 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
       if (!dir.ok()) return dir.status();
       Status status = options->policy.Set("cache", {dir.value()});
       if (!status.ok()) return status;
+    } else if (arg == "--key") {
+      auto path = value();
+      if (!path.ok()) return path.status();
+      options->key_file = path.value();
     } else if (arg == "--ca" || arg == "--chain" || arg == "--now") {
       auto v = value();
       if (!v.ok()) return v.status();
@@ -82,7 +86,10 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
     }
   }
   if (options->cert_file.empty()) return Status::Error("no certificate to check");
-  if (options->ca_file.empty()) return Status::Error("--ca FILE (the trusted CAs) is required");
+  // --key alone checks the key only; a verdict needs the trust anchors.
+  if (options->ca_file.empty() && options->key_file.empty()) {
+    return Status::Error("--ca FILE (the trusted CAs) is required");
+  }
   if (options->fetch && !options->policy.revocation) {
     // Fetching is for judging revocation: without a mode, judge as a server would
     // that insists on knowing.
@@ -127,6 +134,28 @@ bool CheckRevocation(const CheckOptions &options, const ChainEvidence &evidence,
   return true;
 }
 
+// Prints whether --key is the private key of the certificate (the leaf of
+// CERT); kExitKeyMismatch when it is not.
+int CheckKey(const CheckOptions &options) {
+  auto certs = ReadCertificates(options.cert_file);
+  if (!certs.ok()) {
+    std::cerr << "certgate check: " << certs.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto key = ReadPrivateKey(options.key_file);
+  if (!key.ok()) {
+    std::cerr << "certgate check: --key: " << key.status().message() << "\n";
+    return kExitUsage;
+  }
+  const KeyMatch match = MatchKey(certs.value().front().get(), key.value().get());
+  if (match.matches) {
+    std::cout << "Key: matches: " << match.message << "\n";
+    return kExitAllow;
+  }
+  std::cout << "Key: MISMATCH: " << match.message << "\n";
+  return kExitKeyMismatch;
+}
+
 }  // namespace
 
 int RunCheck(const std::vector<std::string> &args) {
@@ -134,6 +163,13 @@ int RunCheck(const std::vector<std::string> &args) {
   if (Status status = ParseArgs(args, &options); !status.ok()) {
     std::cerr << "certgate check: " << status.message() << "\n";
     return kExitUsage;
+  }
+
+  int key_exit = kExitAllow;
+  if (!options.key_file.empty()) {
+    key_exit = CheckKey(options);
+    if (key_exit == kExitUsage || options.ca_file.empty()) return key_exit;
+    std::cout << "\n";
   }
 
   ossl::UniquePtr<X509_STORE> trust(X509_STORE_new());
@@ -188,6 +224,8 @@ int RunCheck(const std::vector<std::string> &args) {
   }
   PrintVerdict(std::cout, decision);
   std::cout << "\nLog line:\n" << FormatLogLine(decision, log_format) << "\n";
+  // A key that is not the certificate's is the first thing to fix.
+  if (key_exit != kExitAllow) return key_exit;
   return decision.verdict() == CG_VERDICT_ALLOW ? kExitAllow : kExitDeny;
 }
 

@@ -14,11 +14,14 @@ namespace certgate::cli {
 constexpr int kExitAllow = 0;
 constexpr int kExitUsage = 1;
 constexpr int kExitDeny = 2;
+constexpr int kExitHandshakeFailed = 3;  // certgate probe: no TLS connection or no answer
+constexpr int kExitKeyMismatch = 4;      // the private key is not the certificate's
 
 int RunCheck(const std::vector<std::string> &args);
 int RunReasons(const std::vector<std::string> &args);
 int RunCache(const std::vector<std::string> &args);
 int RunDirectives(const std::vector<std::string> &args);
+int RunProbe(const std::vector<std::string> &args);
 
 // The certutil -verify view: every certificate of the chain with its facts.
 void PrintChain(std::ostream &out, const ChainEvidence &evidence);

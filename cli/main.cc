@@ -10,7 +10,10 @@ namespace {
 
 const std::string kUsage =
     "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
-    "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] CERT\n"
+    "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] [--key KEY] CERT\n"
+    "       certgate check --key KEY CERT\n"
+    "       certgate probe URL [--cert C --key K [--chain F]] [--servername N]\n"
+    "                      [--tls1.2|--tls1.3] [--ca F] [--json]\n"
     "       certgate cache list|show TEXT|fetch --ca FILE CERT|purge [--cache DIR]\n"
     "       certgate reasons [--markdown|--man]\n"
     "       certgate directives [--markdown|--man]\n"
@@ -23,6 +26,17 @@ const std::string kUsage =
     std::string(certgate::kDefaultCacheDir) +
     ", or --cache); --fetch first fetches\n"
     "          every CRL and OCSP URL of the chain and prints each with its result.\n"
+    "          --key KEY: also say whether KEY is the certificate's private key (RSA, EC,\n"
+    "          Ed25519); exit 4 when it is not. Without --ca only the key is checked.\n"
+    "  probe   connect to an HTTPS server as a client: its chain, TLS version, cipher and\n"
+    "          ALPN; whether it asks for a client certificate, its CA names (count, bytes,\n"
+    "          each DN; a warning above 16 KiB), signature algorithms and whether --cert's\n"
+    "          chain matches a name; TLS 1.0-1.3 each tried alone; the certificate and CA\n"
+    "          names with, without and with a wrong SNI name; the key against --cert; then\n"
+    "          GET URL with the certificate: status and certgate's reason (from the\n"
+    "          X-Certgate-Reason header of certgate_reject_header on, or the body).\n"
+    "          Exit 0: allowed (status < 400), 2: refused, 3: handshake failed or no\n"
+    "          answer, 4: --key is not --cert's key, 1: usage error. --json for scripts.\n"
     "  cache   list or show what the revocation cache holds, fetch a chain's URLs into it, purge "
     "it.\n"
     "  reasons [--markdown|--man]\n"
@@ -45,6 +59,7 @@ int main(int argc, char **argv) {
   if (command == "reasons") return certgate::cli::RunReasons(args);
   if (command == "cache") return certgate::cli::RunCache(args);
   if (command == "directives") return certgate::cli::RunDirectives(args);
+  if (command == "probe") return certgate::cli::RunProbe(args);
   std::cerr << "certgate: unknown command \"" << command << "\"\n" << kUsage;
   return certgate::cli::kExitUsage;
 }

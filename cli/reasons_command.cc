@@ -1,5 +1,5 @@
 // certgate reasons: the reason table, generated from the core's one table.
-#include <certgate/name_constraints.h>
+#include <certgate/chain_evidence.h>  // kNameConstraintBudget
 #include <certgate/reason.h>
 #include <certgate/strict_checks.h>
 

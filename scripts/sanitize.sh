@@ -58,14 +58,20 @@ run_tsan() {
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCERTGATE_SANITIZE=thread \
     -DCERTGATE_BUILD_BENCH=OFF -DCERTGATE_BUILD_NGINX_MODULE=OFF -DCERTGATE_BUILD_APACHE_MODULE=OFF \
     "${launcher[@]}" >/dev/null
-  cmake --build build-tsan -j"$jobs" --target certgate_unit_tests
+  # The unit-test binaries (one per tests/unit/*_test.cc) holding those suites.
+  local threaded=(threads_test ssl_hook_test revocation_fetch_test revocation_store_test
+                  revocation_crash_test revocation_registry_test revocation_lookup_test)
+  cmake --build build-tsan -j"$jobs" --target "${threaded[@]/#/certgate_unit_}"
   echo "sanitize.sh: TSan run of the threaded unit tests"
-  # setarch -R: TSan of gcc 12 cannot map its shadow with the kernel's full
-  # mmap randomization ("unexpected memory mapping").
-  TSAN_OPTIONS="second_deadlock_stack=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
-    setarch "$(uname -m)" -R build-tsan/tests/unit/certgate_unit_tests \
-    --gtest_filter='Threads*:SslHook*:RevocationFetch*:RevocationStore*:RevocationCrash*:RevocationRegistry*:RevocationLookup*:-*AForkedChild*' ||
-    status=1
+  local binary
+  for binary in "${threaded[@]}"; do
+    # setarch -R: TSan of gcc 12 cannot map its shadow with the kernel's full
+    # mmap randomization ("unexpected memory mapping").
+    TSAN_OPTIONS="second_deadlock_stack=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
+      setarch "$(uname -m)" -R "build-tsan/tests/unit/$binary" \
+      --gtest_filter='Threads*:SslHook*:RevocationFetch*:RevocationStore*:RevocationCrash*:RevocationRegistry*:RevocationLookup*:-*AForkedChild*' ||
+      status=1
+  done
 }
 
 case $what in

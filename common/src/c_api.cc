@@ -1,14 +1,10 @@
 // The C boundary: every export catches everything and leaves the OpenSSL error
 // queue as it found it.
-#include <certgate/cache_dir.h>
 #include <certgate/certgate.h>
 #include <certgate/chain_evidence.h>
-#include <certgate/directive_names.h>
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
 #include <certgate/reason.h>
-#include <certgate/revocation_registry.h>
-#include <certgate/ssl_hook.h>
 #include <openssl/err.h>
 #include <unistd.h>
 
@@ -22,6 +18,10 @@
 #include <vector>
 
 #include "c_handles.h"
+#include "cache_dir.h"
+#include "directive_names.h"
+#include "revocation/registry.h"
+#include "ssl_hook.h"
 #include "status_gauges.h"
 
 using certgate::Info;
@@ -267,6 +267,15 @@ int cg_log_level_syslog(cg_log_level level) {
       break;
   }
   return -1;
+}
+
+cg_str cg_decision_reject_header(const cg_decision *decision, const cg_policy *policy) {
+  if (policy == nullptr || !policy->policy.EffectiveRejectHeader() ||
+      cg_decision_verdict(decision) == CG_VERDICT_ALLOW) {
+    return {nullptr, 0};
+  }
+  const std::string_view code = Info(cg_decision_reason(decision)).code;
+  return {code.data(), code.size()};
 }
 
 const char *cg_refusal_status_phrase(int status) {

@@ -1,4 +1,5 @@
-#include <certgate/cache_dir.h>
+#include "cache_dir.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>

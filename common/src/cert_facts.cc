@@ -1,10 +1,11 @@
 #include <arpa/inet.h>
-#include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include <ctime>
+
+#include "cert_fields.h"
 
 namespace certgate {
 namespace {

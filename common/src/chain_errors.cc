@@ -1,7 +1,5 @@
 #include "chain_errors.h"
 
-#include <certgate/cert_facts.h>
-#include <certgate/name_constraints.h>
 #include <certgate/reason.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -9,7 +7,9 @@
 #include <algorithm>
 #include <string>
 
+#include "cert_fields.h"
 #include "chain_wording.h"
+#include "name_constraints.h"
 
 namespace certgate {
 namespace {

@@ -1,4 +1,3 @@
-#include <certgate/cert_facts.h>
 #include <certgate/chain_evidence.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -8,6 +7,10 @@
 #include <algorithm>
 #include <cctype>
 #include <optional>
+
+#include "cert_fields.h"
+#include "name_constraints.h"
+#include "strict_defects.h"
 
 namespace certgate {
 namespace {

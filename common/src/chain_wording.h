@@ -2,10 +2,11 @@
 // named in a detail.
 #pragma once
 
-#include <certgate/cert_facts.h>
 #include <openssl/x509.h>
 
 #include <string>
+
+#include "cert_fields.h"
 
 namespace certgate {
 

@@ -1,8 +1,9 @@
-#include <certgate/cert_facts.h>
 #include <certgate/decision.h>
-#include <certgate/directive_names.h>
 
 #include <algorithm>
+
+#include "cert_fields.h"
+#include "directive_names.h"
 
 namespace certgate {
 

@@ -1,4 +1,4 @@
-#include <certgate/directive_names.h>
+#include "directive_names.h"
 
 #include <atomic>
 #include <cctype>

@@ -1,4 +1,3 @@
-#include <certgate/cert_facts.h>
 #include <certgate/evaluator.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -8,6 +7,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "cert_fields.h"
 #include "chain_errors.h"
 #include "chain_wording.h"
 

@@ -1,5 +1,6 @@
-#include <certgate/cert_facts.h>
-#include <certgate/intermediate_cache.h>
+#include "intermediate_cache.h"
+
+#include "cert_fields.h"
 
 namespace certgate {
 namespace {

@@ -1,11 +1,11 @@
 // The syntax of the names name constraints are checked on: a hostname (RFC 1034
 // preferred name syntax, as RFC 5280 section 4.2.1.6 asks of dNSName) and a
 // mailbox (RFC 5321 section 4.1.2, as it asks of rfc822Name).
-#include <certgate/name_constraints.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+
+#include "name_constraints.h"
 
 namespace certgate {
 namespace {

@@ -403,6 +403,11 @@ Status Set<CG_KEY_REJECT_DETAIL>(Policy &p, const Errors &err, const Args &args)
 }
 
 template <>
+Status Set<CG_KEY_REJECT_HEADER>(Policy &p, const Errors &err, const Args &args) {
+  return ParseKeyword(err, kOnOff, args[0], &p.reject_header);
+}
+
+template <>
 Status Set<CG_KEY_REJECT_AT>(Policy &p, const Errors &err, const Args &args) {
   static const Keywords<RejectAt> kWords{
       {{"request", RejectAt::kRequest}, {"handshake", RejectAt::kHandshake}}};

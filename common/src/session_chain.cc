@@ -1,4 +1,5 @@
-#include <certgate/session_chain.h>
+#include "session_chain.h"
+
 #include <openssl/err.h>
 
 #include <string>

@@ -1,12 +1,8 @@
+#include "ssl_hook.h"
+
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
-#include <certgate/ex_data_index.h>
-#include <certgate/intermediate_cache.h>
 #include <certgate/log_format.h>
-#include <certgate/revocation_registry.h>
-#include <certgate/revocation_verdict.h>
-#include <certgate/session_chain.h>
-#include <certgate/ssl_hook.h>
 #include <openssl/err.h>
 
 #include <algorithm>
@@ -19,6 +15,11 @@
 #include <vector>
 
 #include "c_handles.h"
+#include "ex_data_index.h"
+#include "intermediate_cache.h"
+#include "revocation/registry.h"
+#include "revocation/verdict.h"
+#include "session_chain.h"
 
 namespace certgate {
 namespace {

@@ -4,7 +4,6 @@
 #include <certgate/clock.h>
 #include <certgate/policy.h>
 #include <certgate/revocation.h>
-#include <certgate/revocation_registry.h>
 
 #include <algorithm>
 #include <cinttypes>
@@ -13,6 +12,8 @@
 #include <map>
 #include <mutex>
 #include <utility>
+
+#include "revocation/registry.h"
 
 namespace certgate {
 

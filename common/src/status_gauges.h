@@ -4,14 +4,14 @@
 // certgate_core (c_api.cc, counters.cc, tests).
 #pragma once
 
-#include <certgate/revocation_store.h>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "revocation/store.h"
 
 namespace certgate {
 

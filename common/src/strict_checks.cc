@@ -1,8 +1,10 @@
-#include <certgate/name_constraints.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/strict_checks.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
+
+#include "name_constraints.h"
+#include "strict_defects.h"
 
 namespace certgate {
 namespace {

@@ -4,9 +4,11 @@
 #include <benchmark/benchmark.h>
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
-#include <certgate/revocation_registry.h>
 #include <pki_builder.h>
 #include <stdlib.h>
+
+#include "revocation/registry.h"
+#include "strict_defects.h"
 
 namespace certgate {
 namespace {

@@ -10,8 +10,6 @@
 #include <certgate/ossl_ptr.h>
 #include <certgate/policy.h>
 #include <certgate/revocation.h>
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_store.h>
 #include <openssl/pem.h>
 #include <pki_builder.h>
 #include <stdlib.h>
@@ -28,6 +26,8 @@
 #include <vector>
 
 #include "large_crl.h"
+#include "revocation/crl.h"
+#include "revocation/store.h"
 
 namespace {
 

@@ -292,5 +292,39 @@ else
   failed=$((failed + 1)); echo "FAIL: --fetch with an unreachable CDP (exit $rc): $out"
 fi
 
+# Issue 12 §2: check --key says whether the key is the certificate's (RSA, EC,
+# Ed25519), exit 0 when it is, 4 when not; without --ca only the key is checked.
+openssl genpkey -algorithm ed25519 -out ed.key 2>/dev/null &&
+  openssl req -x509 -new -key ed.key -subj /CN=ed25519-client -days 2 -out ed.crt 2>/dev/null &&
+  openssl genpkey -algorithm ed25519 -out ed-other.key 2>/dev/null ||
+  { failed=$((failed + 1)); echo "FAIL: cannot make the Ed25519 pair"; }
+# expect_key CERT KEY EXIT TEXT [ARGS...]
+expect_key() {
+  local cert=$1 key=$2 want_exit=$3 want=$4
+  shift 4
+  local out rc
+  out=$("$certgate" check "$@" --key "$key" "$cert" 2>&1)
+  rc=$?
+  if [ "$rc" = "$want_exit" ] && grep -qF "$want" <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: check --key $key $cert: want exit $want_exit and '$want', got exit $rc: $out"
+  fi
+}
+expect_key clients/good.crt clients/good.key 0 'Key: matches: the EC prime256v1 key matches the certificate "CN=alice,OU=People,O=Example"'
+expect_key clients/good.crt clients/expired.key 4 'Key: MISMATCH: the EC prime256v1 key does not match the certificate "CN=alice,OU=People,O=Example" (same type, another key pair)'
+expect_key clients/rsa_good.crt clients/rsa_good.key 0 'Key: matches: the RSA 2048 key matches'
+expect_key clients/rsa_good.crt clients/weak_key.key 4 'Key: MISMATCH: the key is RSA 1024 but the certificate "CN=rsa_good,OU=People,O=Example" holds a key of type RSA 2048'
+openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:2048 -out rsa-other.key 2>/dev/null
+expect_key clients/rsa_good.crt rsa-other.key 4 'Key: MISMATCH: the RSA 2048 key does not match the certificate "CN=rsa_good,OU=People,O=Example" (same type, another key pair)'
+expect_key clients/rsa_good.crt clients/good.key 4 'Key: MISMATCH: the key is EC prime256v1 but the certificate'
+expect_key ed.crt ed.key 0 'Key: matches: the ED25519 key matches the certificate "CN=ed25519-client"'
+expect_key ed.crt ed-other.key 4 'Key: MISMATCH: the ED25519 key does not match the certificate "CN=ed25519-client"'
+expect_key ed.crt clients/rsa_good.key 4 'holds a key of type ED25519: this is the key of another certificate'
+# With --ca, the verdict follows; a mismatch wins over an allow.
+expect_key clients/good.chain.pem clients/good.key 0 'Verdict: ALLOW' --ca ca/trust.pem
+expect_key clients/good.chain.pem clients/rsa_good.key 4 'Verdict: ALLOW' --ca ca/trust.pem
+expect_key clients/good.crt clients/good.crt 1 'holds no private key'
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -9,9 +9,6 @@
 //    tbsCertList re-signed with the CA key (so mutations inside it reach the
 //    entry walker and the store), is ingested, and each serial that OpenSSL
 //    itself decodes from the same bytes must then be found in the store.
-#include <certgate/issuer_keys.h>
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_store.h>
 #include <openssl/bn.h>
 #include <openssl/x509v3.h>
 
@@ -25,6 +22,9 @@
 #include <vector>
 
 #include "fuzz_support.h"
+#include "revocation/crl.h"
+#include "revocation/issuer_keys.h"
+#include "revocation/store.h"
 
 namespace certgate::fuzz {
 namespace {

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <certgate/ossl_ptr.h>
-#include <certgate/revocation_store.h>
 #include <openssl/x509.h>
 
 #include <cstddef>
@@ -12,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "revocation/store.h"
 
 namespace certgate::fuzz {
 

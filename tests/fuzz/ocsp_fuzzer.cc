@@ -5,9 +5,6 @@
 // re-signed by the fixed CA, so mutated statuses, times and CertIDs get past
 // the signature into the checks behind it. An accepted answer is stored and
 // must read back as it was accepted.
-#include <certgate/issuer_keys.h>
-#include <certgate/revocation_ocsp.h>
-#include <certgate/revocation_store.h>
 #include <openssl/ocsp.h>
 
 #include <cstdio>
@@ -17,6 +14,9 @@
 #include <utility>
 
 #include "fuzz_support.h"
+#include "revocation/issuer_keys.h"
+#include "revocation/ocsp.h"
+#include "revocation/store.h"
 
 namespace certgate::fuzz {
 namespace {

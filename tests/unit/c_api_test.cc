@@ -122,6 +122,36 @@ TEST(CApiTest, FormatReturnsTheNeededLengthLikeSnprintf) {
 }
 
 // Issue 10 §4: what the adapters no longer decide or size themselves.
+// Issue 12: certgate_reject_header names the reason of a refusal, only when on
+// (it tells the client why), never for an allow.
+TEST(CApiTest, RejectHeaderOnlyWhenOnAndOnlyForRefusals) {
+  certgate::pki::PkiBuilder pki(kNow);
+  const auto root = pki.SelfSigned(certgate::pki::PkiBuilder::CaSpec("CN=Root"));
+  const auto leaf = pki.Issue(root, certgate::pki::PkiBuilder::LeafSpec("CN=alice,OU=Staff"));
+  certgate::ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
+  X509_STORE_add_cert(store.get(), root.cert.get());
+  cg_policy *off = PolicyWith({{"certgate", "require"}, {"certgate_subject", "OU=People"}});
+  cg_policy *on = PolicyWith(
+      {{"certgate", "require"}, {"certgate_subject", "OU=People"}, {"CertGateRejectHeader", "on"}});
+  cg_policy *allows = PolicyWith({{"certgate", "require"}, {"certgate_reject_header", "on"}});
+  ASSERT_TRUE(off && on && allows);
+  cg_decision *refused = cg_evaluate(on, leaf.cert.get(), nullptr, store.get(), kNow);
+  cg_decision *allowed = cg_evaluate(allows, leaf.cert.get(), nullptr, store.get(), kNow);
+  ASSERT_EQ(cg_decision_verdict(allowed), CG_VERDICT_ALLOW);
+  const cg_str value = cg_decision_reject_header(refused, on);
+  EXPECT_EQ(std::string(value.data, value.len), "identity_mismatch");
+  EXPECT_EQ(cg_decision_reject_header(refused, off).data, nullptr);
+  EXPECT_EQ(cg_decision_reject_header(allowed, allows).data, nullptr);
+  const cg_str undecided = cg_decision_reject_header(nullptr, on);
+  EXPECT_EQ(std::string(undecided.data, undecided.len), "internal_error");
+  EXPECT_STREQ(CG_REJECT_HEADER_NAME, "X-Certgate-Reason");
+  cg_decision_free(refused);
+  cg_decision_free(allowed);
+  cg_policy_free(off);
+  cg_policy_free(on);
+  cg_policy_free(allows);
+}
+
 void *VectorAlloc(void *pool, size_t size) {
   auto *blocks = static_cast<std::vector<std::unique_ptr<char[]>> *>(pool);
   blocks->push_back(std::make_unique<char[]>(size));

@@ -1,4 +1,6 @@
-#include <certgate/cache_dir.h>
+#include "cache_dir.h"
+
+#include <certgate/certgate.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -6,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 namespace certgate {
 namespace {
@@ -101,6 +104,35 @@ TEST_F(CacheDirTest, NeverFollowsASymlinkInPlaceOfTheDirectoryOrItsFiles) {
   EXPECT_THAT(PrepareCacheDir(dir, nobody).message(), HasSubstr("data.mdb is a symbolic link"));
   ASSERT_EQ(stat(secret.c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 0u);
+}
+
+// The C set an adapter collects its directories in: each prepared once, and
+// a failure names the directory and where it was first configured.
+TEST_F(CacheDirTest, CacheDirSetPreparesEachOnceAndNamesWhereItWasConfigured) {
+  std::unique_ptr<cg_cache_dirs, decltype(&cg_cache_dirs_free)> dirs(cg_cache_dirs_new(),
+                                                                     cg_cache_dirs_free);
+  ASSERT_NE(dirs, nullptr);
+  cg_error error{};
+  EXPECT_EQ(cg_cache_dirs_add(dirs.get(), "relative/cache", "a.conf", 3, &error), CG_ERR_INVALID);
+  EXPECT_THAT(error.message, HasSubstr("\"relative/cache\" (certgate_cache) must be an absolute"));
+
+  const std::string good = root_ + "/good";
+  const std::string blocked = root_ + "/file/cache";
+  std::ofstream(root_ + "/file") << "x";
+  ASSERT_EQ(cg_cache_dirs_add(dirs.get(), good.c_str(), "a.conf", 1, &error), CG_OK);
+  ASSERT_EQ(cg_cache_dirs_add(dirs.get(), blocked.c_str(), "a.conf", 7, &error), CG_OK);
+  ASSERT_EQ(cg_cache_dirs_add(dirs.get(), blocked.c_str(), "b.conf", 9, &error), CG_OK);
+  EXPECT_EQ(cg_cache_dirs_prepare(dirs.get(), -1, -1, &error), CG_ERR_INVALID);
+  EXPECT_THAT(error.message, HasSubstr(root_ + "/file is not a directory (certgate_cache \"" +
+                                       blocked + "\" in a.conf:7)"));
+  struct stat st = {};
+  EXPECT_EQ(stat(good.c_str(), &st), 0) << "the directories before it are prepared";
+
+  std::unique_ptr<cg_cache_dirs, decltype(&cg_cache_dirs_free)> fine(cg_cache_dirs_new(),
+                                                                     cg_cache_dirs_free);
+  ASSERT_EQ(cg_cache_dirs_add(fine.get(), good.c_str(), "a.conf", 1, &error), CG_OK);
+  EXPECT_EQ(cg_cache_dirs_prepare(fine.get(), -1, -1, &error), CG_OK);
+  EXPECT_EQ(cg_cache_dirs_prepare(nullptr, -1, -1, &error), CG_OK);
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 // Chain building beyond OpenSSL's first choice (issue 15): a trusted
 // intermediate as the anchor, several issuers with one name, and self-issued
 // CA certificates under certgate_max_depth.
-#include <certgate/cert_facts.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
 #include <chain_evidence_for.h>
@@ -14,6 +13,8 @@
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include "cert_fields.h"
 
 namespace certgate {
 namespace {

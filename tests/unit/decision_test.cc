@@ -1,7 +1,6 @@
 // Decision: fields are rendered when the decision is made, so a published
 // decision can be read from several threads at once (issue 9 §5: HTTP/2
 // streams of one connection read one decision under mod_http2).
-#include <certgate/cert_facts.h>
 #include <certgate/decision.h>
 #include <gtest/gtest.h>
 #include <pki_builder.h>
@@ -11,6 +10,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "cert_fields.h"
 
 namespace certgate {
 namespace {

@@ -1,5 +1,6 @@
+#include "directive_names.h"
+
 #include <certgate/decision.h>
-#include <certgate/directive_names.h>
 #include <gtest/gtest.h>
 
 namespace certgate {

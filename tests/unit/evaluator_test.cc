@@ -1,5 +1,4 @@
 // Every reason has a case that produces it and a near miss that does not.
-#include <certgate/cert_facts.h>
 #include <certgate/evaluator.h>
 #include <chain_evidence_for.h>
 #include <gmock/gmock.h>
@@ -10,6 +9,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+
+#include "cert_fields.h"
 
 namespace certgate {
 namespace {

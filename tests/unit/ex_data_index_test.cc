@@ -1,4 +1,5 @@
-#include <certgate/ex_data_index.h>
+#include "ex_data_index.h"
+
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 

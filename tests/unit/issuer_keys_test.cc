@@ -1,6 +1,7 @@
 // The memoised revocation keys must be byte for byte what OpenSSL derives: a
 // different CertID or issuer id would look up (or store) the wrong answer.
-#include <certgate/issuer_keys.h>
+#include "revocation/issuer_keys.h"
+
 #include <certgate/ossl_ptr.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

@@ -1,7 +1,8 @@
 // Name constraints (issue 15): what OpenSSL 3.0 lets pass or words wrongly.
 // One named vector per case, judged under certgate_strict on and off.
+#include "name_constraints.h"
+
 #include <certgate/evaluator.h>
-#include <certgate/name_constraints.h>
 #include <chain_evidence_for.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

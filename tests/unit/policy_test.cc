@@ -1,7 +1,6 @@
 // Tests of the directive vocabulary: every key's accepted and rejected values with
 // the exact error text the three front ends will show, spellings, merging, files.
 #include <certgate/certgate.h>
-#include <certgate/directive_names.h>
 #include <certgate/policy.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,6 +17,8 @@
 #include <iterator>
 #include <string>
 #include <vector>
+
+#include "directive_names.h"
 
 namespace certgate {
 namespace {
@@ -138,6 +139,7 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "reject_status",
                                                   "reject_body",
                                                   "reject_detail",
+                                                  "reject_header",
                                                   "reject_at",
                                                   "log",
                                                   "status"};
@@ -281,9 +283,9 @@ INSTANTIATE_TEST_SUITE_P(
         SetCase{"fetch_allow", {"*.example.com", "127.0.0.1", "pki.example", "::1"}, ""},
         SetCase{"cache", {"/var/cache/certgate"}, ""}, SetCase{"reject_status", {"400"}, ""},
         SetCase{"reject_status", {"599"}, ""}, SetCase{"reject_body", {"JSON"}, ""},
-        SetCase{"reject_detail", {"on"}, ""}, SetCase{"reject_at", {"handshake"}, ""},
-        SetCase{"log", {"json", "accepts"}, ""}, SetCase{"log", {"accepts", "kv"}, ""},
-        SetCase{"status", {"on"}, ""}));
+        SetCase{"reject_detail", {"on"}, ""}, SetCase{"reject_header", {"ON"}, ""},
+        SetCase{"reject_at", {"handshake"}, ""}, SetCase{"log", {"json", "accepts"}, ""},
+        SetCase{"log", {"accepts", "kv"}, ""}, SetCase{"status", {"on"}, ""}));
 
 // ---- rejected values, with the exact message ----
 
@@ -415,6 +417,7 @@ INSTANTIATE_TEST_SUITE_P(
                 {"xml"},
                 "certgate_reject_body: \"xml\" is not one of text, json, html, off"},
         SetCase{"reject_detail", {"yes"}, "certgate_reject_detail: \"yes\" is not one of on, off"},
+        SetCase{"reject_header", {"1"}, "certgate_reject_header: \"1\" is not one of on, off"},
         SetCase{"reject_at",
                 {"connect"},
                 "certgate_reject_at: \"connect\" is not one of request, handshake"},
@@ -841,6 +844,7 @@ TEST(PolicyDefaultsTest, EffectiveValuesOfAnEmptyPolicy) {
   EXPECT_EQ(policy.EffectiveRejectStatus(), 403);
   EXPECT_EQ(policy.EffectiveRejectBody(), RejectBody::kText);
   EXPECT_FALSE(policy.EffectiveRejectDetail());
+  EXPECT_FALSE(policy.EffectiveRejectHeader());  // off: it tells the client why
   EXPECT_EQ(policy.EffectiveRejectAt(), RejectAt::kRequest);
   EXPECT_EQ(policy.EffectiveLogFormat(), LogFormat::kKv);
   EXPECT_FALSE(policy.EffectiveLogAccepts());
@@ -909,6 +913,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
       {"reject_status", {"401"}},
       {"reject_body", {"json"}},
       {"reject_detail", {"on"}},
+      {"reject_header", {"on"}},
       {"reject_at", {"handshake"}},
       {"log", {"json", "accepts"}},
       {"status", {"on"}},
@@ -949,6 +954,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
   EXPECT_EQ(child.EffectiveRejectStatus(), 401);
   EXPECT_EQ(child.EffectiveRejectBody(), RejectBody::kJson);
   EXPECT_TRUE(child.EffectiveRejectDetail());
+  EXPECT_TRUE(child.EffectiveRejectHeader());
   EXPECT_EQ(child.EffectiveRejectAt(), RejectAt::kHandshake);
   EXPECT_EQ(child.EffectiveLogFormat(), LogFormat::kJson);
   EXPECT_TRUE(child.EffectiveLogAccepts());

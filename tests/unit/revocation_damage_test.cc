@@ -2,8 +2,6 @@
 // damaged, truncated, foreign or other-version data.mdb never turns a revoked
 // certificate into "good" and never crashes the process; it is moved aside
 // once and rebuilt from the preloaded files.
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_store.h>
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <lmdb.h>
@@ -19,6 +17,8 @@
 #include <functional>
 #include <sstream>
 
+#include "revocation/crl.h"
+#include "revocation/store.h"
 #include "revocation_test_pki.h"
 
 namespace certgate {

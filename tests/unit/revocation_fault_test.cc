@@ -1,13 +1,13 @@
 // Fault drills (issue 9 §6): the disk fills up, or the LMDB map does, while a
 // CRL is ingested. Expected: an error naming it, the old CRL kept and served,
 // the store not taken for damaged, no crash.
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_store.h>
 #include <gmock/gmock.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "revocation/crl.h"
+#include "revocation/store.h"
 #include "revocation_test_pki.h"
 
 namespace certgate {

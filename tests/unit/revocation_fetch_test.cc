@@ -1,9 +1,9 @@
 // The background fetcher against a real HTTP server on 127.0.0.1: CDP fetches,
 // every fault kept out of the cache, backoff, conditional GET, limits.
-#include <certgate/revocation_fetcher.h>
 #include <gmock/gmock.h>
 #include <sys/socket.h>
 
+#include "revocation/fetcher.h"
 #include "revocation_test_pki.h"
 #include "revocation_test_server.h"
 

@@ -1,13 +1,13 @@
 // The pure revocation lookup (common/src/revocation/lookup.h), table-tested:
 // each named vector puts data in a store, looks one leaf up at a given time
 // with given settings, and says the answer and the work the lookup asks for.
-#include <certgate/revocation_ocsp.h>
 #include <openssl/ocsp.h>
 
 #include <string>
 #include <vector>
 
 #include "revocation/lookup.h"
+#include "revocation/ocsp.h"
 #include "revocation_test_pki.h"
 
 namespace certgate {

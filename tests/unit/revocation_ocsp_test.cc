@@ -1,8 +1,8 @@
 // OCSP from the AIA responder, served by the in-test HTTP server with answers made
 // by PkiBuilder::Ocsp: good / revoked / unknown, delegated responders, refused signers.
-#include <certgate/revocation_ocsp.h>
 #include <gmock/gmock.h>
 
+#include "revocation/ocsp.h"
 #include "revocation_test_pki.h"
 #include "revocation_test_server.h"
 

@@ -1,9 +1,8 @@
-// The process's checkers (revocation_registry.h): one per cache directory,
+// The process's checkers (revocation/registry.h): one per cache directory,
 // found again without a lock, and opened afresh in a forked child (an LMDB
 // environment must not be used across fork).
 #include <certgate/clock.h>
 #include <certgate/policy.h>
-#include <certgate/revocation_registry.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -13,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "revocation/registry.h"
 
 namespace certgate {
 namespace {

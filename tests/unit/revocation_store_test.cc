@@ -1,13 +1,13 @@
 // The revocation cache without a network: CRL parsing, trust checks, ingest,
 // preload of certgate_crl files, cache-only lookups, max_stale, reopen.
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_store.h>
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <sys/stat.h>
 
 #include <fstream>
 
+#include "revocation/crl.h"
+#include "revocation/store.h"
 #include "revocation_test_pki.h"
 
 namespace certgate {

@@ -4,11 +4,11 @@
 // warning=strict_off:<check>. The store is shared by policies of both
 // settings: the defect is recorded with the CRL and judged per policy.
 #include <certgate/evaluator.h>
-#include <certgate/revocation_store.h>
-#include <certgate/revocation_verdict.h>
 #include <certgate/strict_checks.h>
 #include <gmock/gmock.h>
 
+#include "revocation/store.h"
+#include "revocation/verdict.h"
 #include "revocation_test_pki.h"
 #include "revocation_test_server.h"
 

@@ -7,7 +7,6 @@
 #include <certgate/ossl_ptr.h>
 #include <certgate/policy.h>
 #include <certgate/revocation.h>
-#include <certgate/revocation_crl.h>
 #include <gtest/gtest.h>
 #include <pki_builder.h>
 #include <stdlib.h>
@@ -16,6 +15,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "revocation/crl.h"
 
 namespace certgate::testing {
 

@@ -1,7 +1,8 @@
 // How revocation answers turn into a decision, per mode.
-#include <certgate/revocation_verdict.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "revocation/verdict.h"
 
 namespace certgate {
 namespace {

@@ -1,13 +1,10 @@
 // Real TLS handshakes (in memory) through cg_ssl_ctx_attach and cg_ssl_decide:
 // the handshake finishes so the refusal can be explained, the decision is kept
 // per connection, and a resumed session is judged again.
-#include <certgate/cert_facts.h>
+#include "ssl_hook.h"
+
 #include <certgate/certgate.h>
-#include <certgate/intermediate_cache.h>
 #include <certgate/ossl_ptr.h>
-#include <certgate/revocation_registry.h>
-#include <certgate/session_chain.h>
-#include <certgate/ssl_hook.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/err.h>
@@ -17,6 +14,11 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "cert_fields.h"
+#include "intermediate_cache.h"
+#include "revocation/registry.h"
+#include "session_chain.h"
 
 namespace certgate {
 namespace {

@@ -5,7 +5,6 @@
 
 #include <certgate/certgate.h>
 #include <certgate/decision.h>
-#include <certgate/revocation_store.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -17,6 +16,7 @@
 
 #include "c_handles.h"
 #include "pki_builder.h"
+#include "revocation/store.h"
 
 namespace certgate {
 namespace {

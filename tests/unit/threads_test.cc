@@ -4,7 +4,6 @@
 // scripts/sanitize.sh (suite name Threads*); without TSan it checks that every
 // thread sees the same decision.
 #include <certgate/certgate.h>
-#include <certgate/ssl_hook.h>
 #include <gtest/gtest.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -16,6 +15,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "ssl_hook.h"
 
 namespace certgate {
 namespace {

@@ -216,6 +216,9 @@ CG_API void cg_set_directive_style(cg_directive_style style);
   X(REJECT_DETAIL, "reject_detail", "certgate_reject_detail", "CertGateRejectDetail",             \
     reject_detail, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE,                                        \
     "on | off: show the hint to the client")                                                      \
+  X(REJECT_HEADER, "reject_header", "certgate_reject_header", "CertGateRejectHeader",             \
+    reject_header, CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE,                                        \
+    "on | off: name the reason in an X-Certgate-Reason header")                                   \
   X(REJECT_AT, "reject_at", "certgate_reject_at", "CertGateRejectAt", reject_at,                  \
     CG_KEY_CTX_SERVER, 1, 1, CG_KEY_PATH_NONE, "request | handshake (server or virtual host)")    \
   X(LOG, "log", "certgate_log", "CertGateLog", log, CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE,       \
@@ -323,6 +326,28 @@ CG_API int cg_policy_status_page(const cg_policy *policy);
  * be searchable by it; otherwise it must be writable by the caller. */
 CG_API int cg_cache_dir_prepare(const char *dir, long worker_uid, long worker_gid, cg_error *error);
 
+/*
+ * The revocation cache directories of one server configuration, collected
+ * while it is read and prepared (cg_cache_dir_prepare) once the worker user is
+ * known, before the server forks. Adapters keep no list of their own.
+ */
+typedef struct cg_cache_dirs cg_cache_dirs;
+
+CG_API cg_cache_dirs *cg_cache_dirs_new(void);
+CG_API void cg_cache_dirs_free(cg_cache_dirs *dirs);
+
+/* Adds `dir`, configured in `file` at `line`; a directory already in the set
+ * is kept once, with where it was first configured. A relative `dir` is
+ * refused (CG_ERR_INVALID, `error` naming it). */
+CG_API int cg_cache_dirs_add(cg_cache_dirs *dirs, const char *dir, const char *file,
+                             unsigned long line, cg_error *error);
+
+/* Prepares every directory in the order added (see cg_cache_dir_prepare); on
+ * the first failure `error` says what is wrong, then names the directory and
+ * where it was configured: `... (certgate_cache "/dir" in file:line)`. */
+CG_API int cg_cache_dirs_prepare(const cg_cache_dirs *dirs, long worker_uid, long worker_gid,
+                                 cg_error *error);
+
 /* ---- decisions ---- */
 typedef struct cg_decision cg_decision;
 
@@ -406,6 +431,15 @@ CG_API cg_str cg_decision_log_alloc(const cg_decision *decision, const cg_policy
                                     cg_alloc_fn alloc, void *pool);
 CG_API cg_str cg_decision_body_alloc(const cg_decision *decision, const cg_policy *policy,
                                      const char **content_type, cg_alloc_fn alloc, void *pool);
+
+/* The response header a refusal carries under certgate_reject_header on. */
+#define CG_REJECT_HEADER_NAME "X-Certgate-Reason"
+
+/* The value of CG_REJECT_HEADER_NAME for a refusal (the reason code, e.g.
+ * "untrusted_issuer"), or {NULL, 0} when the policy does not ask for the
+ * header (off by default: it tells the client why) or `decision` allows.
+ * Static text: valid for the life of the process. */
+CG_API cg_str cg_decision_reject_header(const cg_decision *decision, const cg_policy *policy);
 
 /* The reason phrase of a refusal status a server may not know (nginx's 495
  * "SSL Certificate Error", 496 "SSL Certificate Required"; any other: "Client

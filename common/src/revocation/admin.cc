@@ -1,14 +1,14 @@
 #include "admin.h"
 
-#include <certgate/cert_facts.h>
-#include <certgate/issuer_keys.h>
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_ocsp.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <memory>
 
+#include "cert_fields.h"
+#include "revocation/crl.h"
+#include "revocation/issuer_keys.h"
+#include "revocation/ocsp.h"
 #include "text.h"
 
 namespace certgate {

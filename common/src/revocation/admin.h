@@ -6,12 +6,12 @@
 #include <certgate/chain_evidence.h>
 #include <certgate/clock.h>
 #include <certgate/policy.h>
-#include <certgate/revocation_store.h>
 
 #include <string>
 #include <vector>
 
 #include "fetch_scheduler.h"
+#include "revocation/store.h"
 
 namespace certgate {
 

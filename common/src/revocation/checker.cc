@@ -4,7 +4,6 @@
 //   preloader.h       certgate_crl files, rescans, store repair
 //   admin.h           FetchNow and List, for the CLI
 #include <certgate/revocation.h>
-#include <certgate/revocation_store.h>
 
 #include <atomic>
 
@@ -12,6 +11,7 @@
 #include "fetch_scheduler.h"
 #include "lookup.h"
 #include "preloader.h"
+#include "revocation/store.h"
 
 namespace certgate {
 

@@ -1,6 +1,6 @@
-#include <certgate/cert_facts.h>
+#include "revocation/crl.h"
+
 #include <certgate/ossl_ptr.h>
-#include <certgate/revocation_crl.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -15,6 +15,7 @@
 #include <ctime>
 #include <optional>
 
+#include "cert_fields.h"
 #include "crl_der.h"
 
 namespace certgate {

@@ -1,4 +1,4 @@
-// Reading a CRL's DER by hand (revocation_crl.h): OpenSSL's d2i would build
+// Reading a CRL's DER by hand (crl.h): OpenSSL's d2i would build
 // an object per revoked entry, which for a 1,000,000-entry CRL costs seconds
 // and hundreds of MB. Private to certgate_core (crl.cc, crl_ingest.cc).
 #pragma once

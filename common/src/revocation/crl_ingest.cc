@@ -1,14 +1,14 @@
-// Ingest of a parsed CRL into the store (revocation_crl.h): checks against
+// Ingest of a parsed CRL into the store (crl.h): checks against
 // the cached CRL of the same issuer, a new generation of serials written in
 // bounded transactions, then the switch to it.
 #include <certgate/cert_facts.h>
-#include <certgate/revocation_crl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "crl_der.h"
+#include "revocation/crl.h"
 
 namespace certgate {
 

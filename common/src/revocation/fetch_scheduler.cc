@@ -1,16 +1,16 @@
 #include "fetch_scheduler.h"
 
-#include <certgate/cert_facts.h>
-#include <certgate/issuer_keys.h>
 #include <certgate/ossl_ptr.h>
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_ocsp.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 
+#include "cert_fields.h"
+#include "revocation/crl.h"
+#include "revocation/issuer_keys.h"
+#include "revocation/ocsp.h"
 #include "text.h"
 
 namespace certgate {

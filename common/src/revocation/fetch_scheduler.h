@@ -7,8 +7,6 @@
 
 #include <certgate/chain_evidence.h>
 #include <certgate/clock.h>
-#include <certgate/revocation_fetcher.h>
-#include <certgate/revocation_store.h>
 #include <openssl/x509.h>
 
 #include <chrono>
@@ -20,6 +18,9 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include "revocation/fetcher.h"
+#include "revocation/store.h"
 
 namespace certgate {
 

@@ -1,5 +1,6 @@
+#include "revocation/fetcher.h"
+
 #include <certgate/evaluator.h>
-#include <certgate/revocation_fetcher.h>
 #include <curl/curl.h>
 
 #include <algorithm>

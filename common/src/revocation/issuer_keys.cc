@@ -1,5 +1,5 @@
-#include <certgate/cert_facts.h>
-#include <certgate/issuer_keys.h>
+#include "revocation/issuer_keys.h"
+
 #include <certgate/ossl_ptr.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
@@ -9,6 +9,8 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+
+#include "cert_fields.h"
 
 namespace certgate {
 namespace {

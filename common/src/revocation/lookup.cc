@@ -1,12 +1,12 @@
 #include "lookup.h"
 
-#include <certgate/cert_facts.h>
-#include <certgate/issuer_keys.h>
-#include <certgate/revocation_crl.h>
 #include <openssl/ocsp.h>
 
 #include <algorithm>
 
+#include "cert_fields.h"
+#include "revocation/crl.h"
+#include "revocation/issuer_keys.h"
 #include "text.h"
 
 namespace certgate {

@@ -9,13 +9,14 @@
 #include <certgate/policy.h>
 #include <certgate/result.h>
 #include <certgate/revocation.h>
-#include <certgate/revocation_fetcher.h>
-#include <certgate/revocation_store.h>
 #include <openssl/x509.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "revocation/fetcher.h"
+#include "revocation/store.h"
 
 namespace certgate {
 

@@ -1,11 +1,13 @@
+#include "revocation/ocsp.h"
+
 #include <certgate/ossl_ptr.h>
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_ocsp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 
 #include <ctime>
+
+#include "revocation/crl.h"
 
 namespace certgate {
 namespace {

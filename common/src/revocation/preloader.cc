@@ -1,6 +1,5 @@
 #include "preloader.h"
 
-#include <certgate/cert_facts.h>
 #include <certgate/ossl_ptr.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "cert_fields.h"
 #include "text.h"
 
 namespace certgate {

@@ -9,8 +9,6 @@
 #include <certgate/clock.h>
 #include <certgate/ossl_ptr.h>
 #include <certgate/result.h>
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_store.h>
 #include <openssl/x509.h>
 
 #include <atomic>
@@ -23,6 +21,8 @@
 #include <vector>
 
 #include "fetch_scheduler.h"
+#include "revocation/crl.h"
+#include "revocation/store.h"
 
 namespace certgate {
 

@@ -1,4 +1,5 @@
-#include <certgate/revocation_registry.h>
+#include "revocation/registry.h"
+
 #include <pthread.h>
 
 #include <atomic>

@@ -1,5 +1,5 @@
-#include <certgate/cache_dir.h>
-#include <certgate/revocation_store.h>
+#include "revocation/store.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -13,6 +13,7 @@
 #include <set>
 #include <vector>
 
+#include "cache_dir.h"
 #include "store_files.h"
 #include "store_format.h"
 #include "store_lmdb.h"

@@ -1,4 +1,4 @@
-// The revocation store's files before LMDB maps them (revocation_store.h):
+// The revocation store's files before LMDB maps them (store.h):
 // the directory is created and must belong to this user or root and not be
 // writable by others; data.mdb and lock.mdb must be regular files of a trusted
 // owner, and data.mdb's meta pages and B-tree must be sane; a damaged data.mdb

@@ -1,9 +1,7 @@
-// The revocation store's on-disk record format (revocation_store.h): limits,
+// The revocation store's on-disk record format (store.h): limits,
 // the record codec (version byte, fields, FNV-1a checksum) and the serial
 // entry value. Private to certgate_core (store.cc, store_files.cc).
 #pragma once
-
-#include <certgate/revocation_store.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -11,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "revocation/store.h"
 
 namespace certgate::store_detail {
 

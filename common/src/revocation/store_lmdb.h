@@ -3,7 +3,6 @@
 // environment. Private to certgate_core.
 #pragma once
 
-#include <certgate/revocation_store.h>
 #include <lmdb.h>
 #include <sys/types.h>
 
@@ -17,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "revocation/store.h"
 #include "store_format.h"
 
 namespace certgate {

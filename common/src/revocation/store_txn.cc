@@ -1,4 +1,4 @@
-// RevocationStore::ReadTxn and WriteTxn (revocation_store.h).
+// RevocationStore::ReadTxn and WriteTxn (store.h).
 #include <errno.h>
 #include <openssl/evp.h>
 #include <signal.h>

@@ -1,5 +1,6 @@
+#include "revocation/verdict.h"
+
 #include <certgate/cert_facts.h>
-#include <certgate/revocation_verdict.h>
 
 namespace certgate {
 namespace {

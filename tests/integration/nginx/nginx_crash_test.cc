@@ -29,13 +29,12 @@
 #include <string>
 #include <vector>
 
-#include "harness.h"
 #include "ingest_crash.h"
+#include "nginx_test_fixture.h"
 
-namespace certgate {
+namespace certgate::nginx_test {
 namespace {
 
-namespace h = harness;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kPort = 18470;
@@ -48,52 +47,32 @@ int MsSince(Clock::time_point start) {
 
 // ---- the server ----
 
-class Server {
+class Server : public Nginx {
  public:
   std::string Start() {
-    nginx_ = h::FindProgram(CERTGATE_NGINX_BINARY);
-    if (nginx_.empty()) return std::string(CERTGATE_NGINX_BINARY) + " is missing";
-    dir_ = std::make_unique<h::TempDir>("certgate-nginx-crash");
-    if (!dir_->ok()) return "cannot create a temp dir";
-    const std::string d = dir_->path();
-    for (const char *sub : {"/logs", "/tmp", "/cache", "/crl"}) h::MakeDirs(d + sub);
-    std::string error = h::GeneratePki(pki());
+    std::string error = Prepare("certgate-nginx-crash");
     if (!error.empty()) return error;
+    for (const char *sub : {"/cache", "/crl"}) h::MakeDirs(dir() + sub);
     const auto start = Clock::now();
     error = h::WriteLargeCrl(pki(), crl());
     if (!error.empty()) return error;
     std::cerr << "[ info ] " << h::kLargeCrlEntries + 1 << "-entry CRL (" << h::FileSize(crl())
               << " bytes) made in " << MsSince(start) << " ms\n";
-    h::MakeWorldReadable(d + "/crl");
-    if (!h::WriteFile(conf(), Config())) return "cannot write nginx.conf";
+    h::MakeWorldReadable(dir() + "/crl");
     // Another server there would answer in place of this one.
     if (h::PortOpen(kPort)) return "port " + std::to_string(kPort) + " is in use";
-    h::RunResult test = h::Run({nginx_, "-t", "-p", d, "-c", conf()});
-    if (test.exit_code != 0) return "nginx -t failed:\n" + test.err;
-    if (!process_.Start({nginx_, "-p", d, "-c", conf()}, d + "/logs/stdout.log",
-                        d + "/logs/stderr.log")) {
-      return "cannot start nginx: " + process_.error();
-    }
-    if (!h::WaitForPort(kPort, 10000)) {
-      return "nginx does not listen:\n" + h::ReadFile(d + "/logs/stderr.log") +
-             h::ReadFile(error_log());
-    }
-    return "";
+    return Launch(Config(), {kPort});
   }
 
-  void Stop() {
-    if (process_.pid() > 0) process_.Stop(SIGQUIT, 10000);
-  }
+  void Stop() { StopNginx(SIGQUIT); }
 
   std::string Config() const {
-    const std::string d = dir_->path();
     const std::string p = pki();
     auto location = [&](const std::string &name) {
       return "    location = /" + name + " {\n      certgate_cache " + cache(name) +
              ";\n      certgate_crl " + crl() + ";\n      return 200 \"ok\\n\";\n    }\n";
     };
-    return "load_module " CERTGATE_NGINX_MODULE_PATH ";\n" +
-           h::NginxConfigHead(d, 1, {error_log(), notice_log() + " notice"}) +
+    return ConfigHead(1) +
            "  log_format cg '$request_uri status=$status reason=$certgate_reason "
            "revocation=\"$certgate_revocation\"';\n"
            "  access_log " +
@@ -116,8 +95,10 @@ class Server {
            "    certgate require;\n"
            "    certgate_revocation cache_only;\n"
            "    certgate_revocation_scope leaf;\n"
-           "    certgate_revocation_wait 30s;\n" +
-           location("sole") + location("shared") + location("commit") +
+           "    certgate_revocation_wait 30s;\n"
+           // Never the system's default cache: a test stays in its prefix.
+           "    certgate_cache " +
+           cache("server") + ";\n" + location("sole") + location("shared") + location("commit") +
            "  }\n"
            "}\n";
   }
@@ -126,19 +107,9 @@ class Server {
     return h::CurlAsClient("https://127.0.0.1:" + std::to_string(kPort) + path, pki(), client);
   }
 
-  pid_t master() const { return process_.pid(); }
-  std::string pki() const { return dir_->path() + "/pki"; }
-  std::string crl() const { return dir_->path() + "/crl/large.crl"; }
-  std::string cache(const std::string &name) const { return dir_->path() + "/cache/" + name; }
-  std::string conf() const { return dir_->path() + "/nginx.conf"; }
-  std::string error_log() const { return dir_->path() + "/logs/error.log"; }
-  std::string notice_log() const { return dir_->path() + "/logs/notice.log"; }
-  std::string access_log() const { return dir_->path() + "/logs/access.log"; }
-
- private:
-  std::string nginx_;
-  std::unique_ptr<h::TempDir> dir_;
-  h::Process process_;
+  pid_t master() { return process().pid(); }
+  std::string crl() const { return dir() + "/crl/large.crl"; }
+  std::string cache(const std::string &name) const { return dir() + "/cache/" + name; }
 };
 
 Server *g_server = nullptr;
@@ -293,4 +264,4 @@ TEST_F(NginxCrash, WorkerKilledInTheCommitLeavesTheStoreUsable) {
 }
 
 }  // namespace
-}  // namespace certgate
+}  // namespace certgate::nginx_test

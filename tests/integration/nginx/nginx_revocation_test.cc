@@ -22,12 +22,11 @@
 #include <thread>
 #include <vector>
 
-#include "harness.h"
+#include "nginx_test_fixture.h"
 
-namespace certgate {
+namespace certgate::nginx_test {
 namespace {
 
-namespace h = harness;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kPort = 18410;      // the server under test
@@ -41,60 +40,33 @@ int MsSince(Clock::time_point start) {
 
 using Response = h::CurlAnswer;
 
-class Instance {
+class RevocationServer : public Nginx {
  public:
   std::string Start() {
-    nginx_ = h::FindProgram(CERTGATE_NGINX_BINARY);
-    if (nginx_.empty()) return std::string(CERTGATE_NGINX_BINARY) + " is missing";
-    dir_ = std::make_unique<h::TempDir>("certgate-nginx-rev");
-    if (!dir_->ok()) return "cannot create a temp dir";
-    const std::string d = dir_->path();
-    h::MakeDirs(d + "/logs");
-    h::MakeDirs(d + "/tmp");
+    std::string error = Prepare("certgate-nginx-rev");
+    if (!error.empty()) return error;
     // Root-owned and 0755, as a test would leave it: the module must hand each
     // cache to the worker user (nobody) itself.
-    h::MakeDirs(d + "/cache");
+    h::MakeDirs(dir() + "/cache");
     // And the "crl" location's cache files made by a root-run CLI, as an
     // operator warming the cache by hand would: the master must re-own them.
     const std::string cli = h::CertgateCliPath();
     if (cli.empty()) return "the certgate CLI is not built";
     h::RunResult made = h::Run({cli, "cache", "list", "--cache", cache("crl")});
     if (made.exit_code != 0) return "certgate cache list failed: " + made.err;
-    std::string error = h::GeneratePki(pki());
+    error = cdp_.Start(dir() + "/cdp", pki() + "/www", kCdpPort);
     if (!error.empty()) return error;
-    if (!h::WriteFile(conf(), Config())) return "cannot write nginx.conf";
-    h::RunResult test = h::Run({nginx_, "-t", "-p", d, "-c", conf()});
-    if (test.exit_code != 0) return "nginx -t failed:\n" + test.err;
-    error = cdp_.Start(d + "/cdp", pki() + "/www", kCdpPort);
+    error = ocsp_.Start(pki(), kOcspPort, dir() + "/logs/ocsp.log");
     if (!error.empty()) return error;
-    error = ocsp_.Start(pki(), kOcspPort, d + "/logs/ocsp.log");
-    if (!error.empty()) return error;
-    if (!process_.Start({nginx_, "-p", d, "-c", conf()}, d + "/logs/stdout.log",
-                        d + "/logs/stderr.log")) {
-      return "cannot start nginx: " + process_.error();
-    }
-    if (!h::WaitForPort(kPort, 10000)) {
-      return "nginx does not listen:\n" + h::ReadFile(d + "/logs/stderr.log") +
-             h::ReadFile(error_log());
-    }
-    return "";
+    return Launch(Config(), {kPort});
   }
 
   // nginx alone stopped and started again (new workers), the CDP left as is.
-  std::string RestartNginx() {
-    const std::string d = dir_->path();
-    if (process_.pid() > 0) process_.Stop(SIGTERM, 10000);
-    if (!process_.Start({nginx_, "-p", d, "-c", conf()}, d + "/logs/stdout.log",
-                        d + "/logs/stderr.log")) {
-      return "cannot start nginx: " + process_.error();
-    }
-    if (!h::WaitForPort(kPort, 10000)) return "nginx does not listen:\n" + h::ReadFile(error_log());
-    return "";
-  }
+  std::string RestartNginx() { return Relaunch(SIGTERM, {kPort}); }
 
   void Stop() {
     // SIGTERM: a request still waiting must not hold the test.
-    if (process_.pid() > 0) process_.Stop(SIGTERM, 10000);
+    StopNginx(SIGTERM);
     cdp_.Stop();
     ocsp_.Stop();
   }
@@ -105,11 +77,9 @@ class Instance {
   }
 
   std::string Config() const {
-    const std::string d = dir_->path();
     const std::string p = pki();
     const std::string crl_only = "      certgate_revocation_sources crl;\n";
-    return "load_module " CERTGATE_NGINX_MODULE_PATH ";\n" +
-           h::NginxConfigHead(d, 1, {error_log(), notice_log() + " notice"}) +
+    return ConfigHead(1) +
            "  log_format cg '$request_uri status=$status reason=$certgate_reason "
            "revocation=\"$certgate_revocation\"';\n"
            "  access_log " +
@@ -134,6 +104,9 @@ class Instance {
            "/ca/trust.pem;\n"
            "    certgate require;\n"
            "    certgate_revocation hard_fail;\n"
+           // Never the system's default cache: a test stays in its prefix.
+           "    certgate_cache " +
+           cache("server") + ";\n" +
            "    location = /norev { certgate_revocation off; return 200 \"norev\\n\"; }\n" +
            Location("crl", crl_only) +
            Location("down", crl_only + "      certgate_revocation_wait 1s;\n") +
@@ -188,49 +161,30 @@ class Instance {
                            max_time_s, extra);
   }
 
-  // openssl s_client: one HTTP/1.1 request, saving or reusing a session.
+  // openssl s_client: one HTTP/1.1 request over TLS 1.3, saving or reusing a
+  // session.
   h::RunResult SClient(const std::string &client, const std::string &path,
-                       const std::vector<std::string> &extra) const {
-    std::vector<std::string> argv = {
-        "openssl",     "s_client",  "-connect", "127.0.0.1:" + std::to_string(kPort),
-        "-servername", "localhost", "-ign_eof", "-tls1_3"};
-    if (!client.empty()) {
-      argv.insert(argv.end(), {"-cert", pki() + "/clients/" + client + ".crt", "-key",
-                               pki() + "/clients/" + client + ".key", "-cert_chain",
-                               pki() + "/ca/intermediate.pem"});
-    }
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    return h::Run(argv, {},
-                  "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-                  15000);
+                       std::vector<std::string> extra) const {
+    extra.insert(extra.begin(), "-tls1_3");
+    return Nginx::SClient(kPort, client, path, extra);
   }
 
-  std::string pki() const { return dir_->path() + "/pki"; }
-  std::string dir() const { return dir_->path(); }
-  std::string cache(const std::string &name) const { return dir_->path() + "/cache/" + name; }
-  std::string conf() const { return dir_->path() + "/nginx.conf"; }
-  std::string error_log() const { return dir_->path() + "/logs/error.log"; }
-  std::string notice_log() const { return dir_->path() + "/logs/notice.log"; }
-  std::string access_log() const { return dir_->path() + "/logs/access.log"; }
+  std::string cache(const std::string &name) const { return dir() + "/cache/" + name; }
   h::CrlServer &cdp() { return cdp_; }
-  h::Process &process() { return process_; }
   h::OcspResponder &ocsp() { return ocsp_; }
 
  private:
-  std::string nginx_;
-  std::unique_ptr<h::TempDir> dir_;
-  h::Process process_;
   h::CrlServer cdp_;
   h::OcspResponder ocsp_;
 };
 
-Instance *g_instance = nullptr;
+RevocationServer *g_instance = nullptr;
 std::string g_start_error;
 
 class NginxRevocation : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    g_instance = new Instance();
+    g_instance = new RevocationServer();
     g_start_error = g_instance->Start();
   }
   static void TearDownTestSuite() {
@@ -241,29 +195,18 @@ class NginxRevocation : public ::testing::Test {
   void SetUp() override { ASSERT_TRUE(g_start_error.empty()) << g_start_error; }
   void TearDown() override {
     // Every test leaves the CDP up, healthy and with the demo CRLs.
-    Instance &n = *g_instance;
+    RevocationServer &n = *g_instance;
     n.cdp().SetFault(h::CrlServer::Fault::kNone);
     if (!n.cdp().Running()) {
       EXPECT_EQ(n.cdp().Start(n.dir() + "/cdp", n.pki() + "/www", kCdpPort), "");
     }
     n.cdp().PublishFile("intermediate.crl", n.pki() + "/crl/intermediate.crl");
   }
-  Instance &n() { return *g_instance; }
+  RevocationServer &n() { return *g_instance; }
 };
 
-std::string WaitLine(const std::string &file, const std::vector<std::string> &needles,
-                     int timeout_ms = 3000) {
-  const auto start = Clock::now();
-  do {
-    auto lines = h::GrepLines(h::ReadFile(file), needles);
-    if (!lines.empty()) return lines.back();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  } while (MsSince(start) < timeout_ms);
-  return "";
-}
-
 std::string AccessLine(const std::string &uri) {
-  return WaitLine(g_instance->access_log(), {uri + " "});
+  return h::WaitForLine(g_instance->access_log(), {uri + " "});
 }
 
 TEST_F(NginxRevocation, CacheDirectoryIsHandedToTheWorkerUser) {
@@ -288,7 +231,7 @@ TEST_F(NginxRevocation, RevokedByCrlFromTheCdp) {
   ASSERT_EQ(r.curl_exit, 0) << r.err;
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.body, "403.13 client certificate refused: revoked\n");
-  const std::string line = WaitLine(n().error_log(), {"GET /crl?case=revoked "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /crl?case=revoked "});
   EXPECT_NE(line.find("[error]"), std::string::npos) << line;
   EXPECT_NE(line.find("reason=revoked"), std::string::npos) << line;
   EXPECT_NE(line.find("http://127.0.0.1:18080/intermediate.crl"), std::string::npos) << line;
@@ -316,7 +259,7 @@ TEST_F(NginxRevocation, CdpDownHardFailIsRevocationUnavailable) {
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.body, "403.13 client certificate refused: revocation_unavailable\n");
   EXPECT_LT(r.ms, 1000 + 1500) << "answered within certgate_revocation_wait";
-  const std::string line = WaitLine(n().error_log(), {"GET /down?case=refused "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /down?case=refused "});
   EXPECT_NE(line.find("reason=revocation_unavailable"), std::string::npos) << line;
   EXPECT_NE(line.find("http://127.0.0.1:18080/intermediate.crl"), std::string::npos) << line;
   EXPECT_NE(line.find("hard_fail"), std::string::npos) << line;
@@ -328,7 +271,7 @@ TEST_F(NginxRevocation, SoftFailWithCdpDownIsAllowedAndWarned) {
   Response r = n().Curl("/soft?case=down", "good");
   ASSERT_EQ(r.curl_exit, 0) << r.err;
   EXPECT_EQ(r.status, 200);
-  const std::string line = WaitLine(n().notice_log(), {"GET /soft?case=down "});
+  const std::string line = h::WaitForLine(n().notice_log(), {"GET /soft?case=down "});
   EXPECT_NE(line.find("[warn]"), std::string::npos) << line;
   EXPECT_NE(line.find("verdict=allow"), std::string::npos) << line;
   EXPECT_NE(line.find("soft_fail"), std::string::npos) << line;
@@ -344,7 +287,7 @@ TEST_F(NginxRevocation, CacheOnlyWithPreloadedCrlAndNoNetwork) {
   ASSERT_EQ(revoked.curl_exit, 0) << revoked.err;
   EXPECT_EQ(revoked.status, 403);
   EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
-  const std::string line = WaitLine(n().error_log(), {"GET /cacheonly?case=revoked "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /cacheonly?case=revoked "});
   EXPECT_NE(line.find("intermediate.crl"), std::string::npos) << line;
   Response good = n().Curl("/cacheonly?case=good", "good");
   EXPECT_EQ(good.status, 200) << good.body;
@@ -360,13 +303,13 @@ TEST_F(NginxRevocation, CrlWithoutCrlNumberIsNoProofOfGoodUnlessStrictIsOff) {
   ASSERT_EQ(refused.curl_exit, 0) << refused.err;
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(refused.body, "403.13 client certificate refused: revocation_unavailable\n");
-  const std::string line = WaitLine(n().error_log(), {"GET /strictcrl?case=no-crl-number "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /strictcrl?case=no-crl-number "});
   EXPECT_NE(line.find("has no crlNumber"), std::string::npos) << line;
 
   Response allowed = n().Curl("/strictcrloff?case=no-crl-number", "good");
   EXPECT_EQ(allowed.status, 200) << allowed.body;
   const std::string warned =
-      WaitLine(n().notice_log(), {"GET /strictcrloff?case=no-crl-number ", "[warn]"});
+      h::WaitForLine(n().notice_log(), {"GET /strictcrloff?case=no-crl-number ", "[warn]"});
   EXPECT_NE(warned.find("strict_off:crl_without_crl_number"), std::string::npos) << warned;
   Response revoked = n().Curl("/strictcrloff?case=revoked", "revoked");
   EXPECT_EQ(revoked.status, 403) << "its revocations stand under either setting";
@@ -398,7 +341,7 @@ TEST_F(NginxRevocation, UpdatedCrlAtTheCdpRevokesWithoutReloadAlsoResumedSession
   }
   ASSERT_EQ(status, 403) << "the CRL at the CDP was not picked up";
   const std::string line =
-      WaitLine(n().error_log(), {"GET /update?case=poll-" + std::to_string(i - 1) + " "});
+      h::WaitForLine(n().error_log(), {"GET /update?case=poll-" + std::to_string(i - 1) + " "});
   EXPECT_NE(line.find("reason=revoked"), std::string::npos) << line;
   EXPECT_NE(line.find("crl_number=6"), std::string::npos) << line;
 
@@ -428,7 +371,7 @@ TEST_F(NginxRevocation, HangingCdpDelaysOnlyTheWaitingRequest) {
   EXPECT_GE(r.ms, 900) << "it waited for the fetch";
   EXPECT_LT(r.ms, 1000 + 1000) << "answered within certgate_revocation_wait";
   EXPECT_LT(slowest, 300) << "a request elsewhere waited for the hanging CDP";
-  const std::string line = WaitLine(n().error_log(), {"GET /hang?case=hang "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /hang?case=hang "});
   EXPECT_NE(line.find("reason=revocation_unavailable"), std::string::npos) << line;
   EXPECT_NE(line.find("intermediate.crl"), std::string::npos) << line;
 }
@@ -457,7 +400,7 @@ TEST_F(NginxRevocation, OcspRevokedAndGood) {
   ASSERT_EQ(revoked.curl_exit, 0) << revoked.err;
   EXPECT_EQ(revoked.status, 403);
   EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
-  const std::string line = WaitLine(n().error_log(), {"GET /ocsp?case=revoked "});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /ocsp?case=revoked "});
   EXPECT_NE(line.find("ocsp http://127.0.0.1:18081"), std::string::npos) << line;
   EXPECT_NE(line.find("keyCompromise"), std::string::npos) << line;
 
@@ -476,7 +419,7 @@ TEST_F(NginxRevocation, Http2StreamWaitsForTheFetch) {
   EXPECT_EQ(revoked.body, "403.13 client certificate refused: revoked\n");
   Response good = n().Curl("/h2?case=good", "good", 10, {"--http2"});
   EXPECT_EQ(good.status, 200);
-  const std::string line = WaitLine(n().error_log(), {"GET /h2?case=revoked HTTP/2.0"});
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /h2?case=revoked HTTP/2.0"});
   EXPECT_NE(line.find("crl_number=1"), std::string::npos) << line;
   // A stream whose client goes away while it waits.
   n().cdp().SetFault(h::CrlServer::Fault::kHang);
@@ -490,16 +433,12 @@ TEST_F(NginxRevocation, Http2StreamWaitsForTheFetch) {
 // `nginx -t` of a configuration whose one location uses `cache` as its
 // certgate_cache; `top` goes before the events block ("user ...;").
 h::RunResult ConfigTestWithCache(const std::string &cache, const std::string &top = "") {
-  const std::string dir = g_instance->dir();
-  const std::string conf = dir + "/cache-test.conf";
-  h::WriteFile(conf, "load_module " CERTGATE_NGINX_MODULE_PATH ";\n" + top + "pid " + dir +
-                         "/t.pid;\nerror_log " + dir +
-                         "/logs/t.log;\nevents {}\nhttp {\n  server {\n"
-                         "    listen 127.0.0.1:18429;\n    location / {\n"
-                         "      certgate require;\n      certgate_revocation soft_fail;\n"
-                         "      certgate_cache " +
-                         cache + ";\n    }\n  }\n}\n");
-  return h::Run({CERTGATE_NGINX_BINARY, "-t", "-p", dir, "-c", conf});
+  return g_instance->TestLocationConfig("cache-test.conf",
+                                        "      certgate require;\n"
+                                        "      certgate_revocation soft_fail;\n"
+                                        "      certgate_cache " +
+                                            cache + ";\n",
+                                        top);
 }
 
 // nginx -t: an unusable certgate_cache fails the test with the path named.
@@ -559,12 +498,12 @@ TEST_F(NginxRevocation, EveryCdpFaultKeepsTheCachedCrl) {
   };
   server.cache_dir = [](const std::string &place) { return g_instance->cache("fx-" + place); };
   server.access_line = [](const std::string &tag) {
-    return WaitLine(g_instance->access_log(), {"?case=" + tag + " "});
+    return h::WaitForLine(g_instance->access_log(), {"?case=" + tag + " "});
   };
   // nginx ends the line with the request ("GET /fx-...?case=TAG HTTP/1.1");
   // the notice log has the warnings as well as the refusals.
   server.refusal_line = [](const std::string &tag) {
-    return WaitLine(g_instance->notice_log(), {"?case=" + tag + " "});
+    return h::WaitForLine(g_instance->notice_log(), {"?case=" + tag + " "});
   };
   server.max_stale_name = "certgate_max_stale";
   server.fail = [](const std::string &problem) { ADD_FAILURE() << problem; };
@@ -636,4 +575,4 @@ TEST_F(NginxRevocation, ZzGracefulShutdownWaitsAtMostTheRevocationWait) {
 }
 
 }  // namespace
-}  // namespace certgate
+}  // namespace certgate::nginx_test

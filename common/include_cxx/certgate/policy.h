@@ -116,6 +116,7 @@ struct Policy {
   std::optional<int> reject_status;
   std::optional<RejectBody> reject_body;
   std::optional<bool> reject_detail;
+  std::optional<bool> reject_header;
   std::optional<RejectAt> reject_at;
   std::optional<LogSettings> log;  // both parts set together (`log json`: no accepts)
   std::optional<bool> status;
@@ -164,6 +165,8 @@ struct Policy {
   bool EffectiveStatusPage() const { return status.value_or(false); }
   RejectBody EffectiveRejectBody() const { return reject_body.value_or(RejectBody::kText); }
   bool EffectiveRejectDetail() const { return reject_detail.value_or(false); }
+  // Off by default: the header tells any client why it was refused.
+  bool EffectiveRejectHeader() const { return reject_header.value_or(false); }
   RejectAt EffectiveRejectAt() const { return reject_at.value_or(RejectAt::kRequest); }
   LogFormat EffectiveLogFormat() const { return log.value_or(LogSettings{}).format; }
   bool EffectiveLogAccepts() const { return log.value_or(LogSettings{}).accepts; }

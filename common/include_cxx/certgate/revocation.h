@@ -1,9 +1,9 @@
 // RevocationChecker: the revocation seam of DESIGN §4.3 and §5.
 //
-// Lookups read only the shared LMDB cache (revocation_store.h) and never block on
+// Lookups read only the shared LMDB cache (common/src/revocation/store.h) and never block on
 // the network; misses and due refreshes are handed to a background thread per
-// process (revocation_fetcher.h) that fetches CRLs from CDPs and OCSP answers
-// from AIA responders, verifies them (revocation_crl.h, revocation_ocsp.h) and
+// process (revocation/fetcher.h) that fetches CRLs from CDPs and OCSP answers
+// from AIA responders, verifies them (revocation/crl.h, revocation/ocsp.h) and
 // writes them to the cache, where every process sees them.
 //
 // Processes and threads:
@@ -20,6 +20,7 @@
 
 #include <certgate/chain_evidence.h>
 #include <certgate/clock.h>
+#include <certgate/decision.h>
 #include <certgate/policy.h>
 #include <certgate/result.h>
 #include <openssl/x509.h>
@@ -127,5 +128,14 @@ class RevocationChecker {
   explicit RevocationChecker(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Folds the answers for an otherwise accepted chain into `decision`:
+//  - revoked (any source, any depth)           -> revoked
+//  - stale / unknown under hard_fail, cache_only -> revocation_stale / _unavailable
+//  - stale / unknown under soft_fail           -> allowed, with a warning
+//  - all good                                  -> allowed, revocation "good <source>"
+// The decision's revocation field says what was found and where.
+void ApplyRevocation(const Policy &policy, const std::vector<RevocationAnswer> &answers,
+                     Decision *decision);
 
 }  // namespace certgate

@@ -5,8 +5,8 @@
 // and depth are left to the evaluator (they depend on the policy).
 #pragma once
 
-#include <certgate/name_constraints.h>
 #include <certgate/ossl_ptr.h>
+#include <certgate/reason.h>
 #include <certgate/strict_checks.h>
 #include <openssl/x509.h>
 
@@ -17,6 +17,22 @@
 #include <vector>
 
 namespace certgate {
+
+// Comparisons of names with subtrees allowed for one certificate against one
+// CA, and for certgate's own comparisons over the whole chain: OpenSSL's
+// NAME_CHECK_MAX (names x subtrees, past which NAME_CONSTRAINTS_check gives
+// up), four times Go's per-chain maxConstraintComparisons (250,000). A sound
+// chain needs a few dozen.
+constexpr uint64_t kNameConstraintBudget = uint64_t{1} << 20;
+
+// A violation OpenSSL misses (invalid_ca), or a chain whose name constraints
+// are too much work to check (chain_too_complex). Found once per chain.
+struct NameConstraintFinding {
+  Reason reason;
+  int depth;         // the certificate whose names are at fault
+  std::string fact;  // after "the client certificate 'CN=...' "
+  std::string hint;
+};
 
 struct ChainError {
   int depth;
@@ -77,7 +93,7 @@ struct ChainEvidence {
   // What RFC 5280 forbids and OpenSSL let pass (strict_checks.h).
   std::vector<StrictDefect> strict_defects;
   // Name-constraint violations OpenSSL misses, and a chain too complex to
-  // check (name_constraints.h).
+  // check (name_constraints.cc).
   std::vector<NameConstraintFinding> name_constraint_findings;
   // Filled only for a chain with a defect; at most one entry per depth.
   std::vector<UnusedIssuers> unused_issuers;

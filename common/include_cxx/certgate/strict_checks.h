@@ -2,17 +2,15 @@
 //
 // X509_verify_cert accepts a chain whose certificates lack key identifiers, are
 // version 1, carry a zero or 21-octet serial, a DSA key, and more. Each such
-// defect is found here once per chain (it does not depend on the policy); the
+// defect is found once per chain (it does not depend on the policy); the
 // evaluator refuses for it under `certgate_strict on` (the default) and only
 // warns (`warning=strict_off:<name>`) under `off`. The table also names the
 // checks of a CRL (crl_*, RFC 5280 §5.2.3), made at the revocation lookup
-// (revocation/lookup.cc), not by FindStrictDefects.
+// (revocation/lookup.cc), not by FindStrictDefects (strict_defects.h).
 #pragma once
 
 #include <certgate/reason.h>
-#include <openssl/x509.h>
 
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,11 +38,5 @@ struct StrictDefect {
   std::string fact;  // what is wrong, after "the client certificate 'CN=...' "
   std::string hint;  // what the CA must fix
 };
-
-// `chain` is leaf first, as built; `anchored`: its last certificate is a trust
-// anchor (checked too: a root is the operator's choice, but RFC 5280 rules for
-// roots still say what a sound CA issues).
-std::vector<StrictDefect> FindStrictDefects(const std::vector<std::shared_ptr<X509>> &chain,
-                                            bool anchored);
 
 }  // namespace certgate

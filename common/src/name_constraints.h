@@ -18,7 +18,7 @@
 // name-by-subtree comparison counts against kNameConstraintBudget.
 #pragma once
 
-#include <certgate/reason.h>
+#include <certgate/chain_evidence.h>
 #include <certgate/strict_checks.h>
 #include <openssl/x509.h>
 
@@ -29,22 +29,6 @@
 #include <vector>
 
 namespace certgate {
-
-// Comparisons of names with subtrees allowed for one certificate against one
-// CA, and for certgate's own comparisons over the whole chain: OpenSSL's
-// NAME_CHECK_MAX (names x subtrees, past which NAME_CONSTRAINTS_check gives
-// up), four times Go's per-chain maxConstraintComparisons (250,000). A sound
-// chain needs a few dozen.
-constexpr uint64_t kNameConstraintBudget = uint64_t{1} << 20;
-
-// A violation OpenSSL misses (invalid_ca), or a chain whose name constraints
-// are too much work to check (chain_too_complex). Found once per chain.
-struct NameConstraintFinding {
-  Reason reason;
-  int depth;         // the certificate whose names are at fault
-  std::string fact;  // after "the client certificate 'CN=...' "
-  std::string hint;
-};
 
 // Strict defects nc_empty, nc_invalid_email_san, nc_invalid_dns_san, appended
 // to `out`. `chain` is leaf first, as built.

@@ -14,16 +14,17 @@
 // is written unless the whole CRL parsed and verified.
 #pragma once
 
-#include <certgate/cert_facts.h>   // FormatTime
-#include <certgate/issuer_keys.h>  // IssuerId
+#include <certgate/cert_facts.h>  // FormatTime
 #include <certgate/result.h>
-#include <certgate/revocation_store.h>
 #include <openssl/x509.h>
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "revocation/issuer_keys.h"  // IssuerId
+#include "revocation/store.h"
 
 namespace certgate {
 

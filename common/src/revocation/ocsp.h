@@ -8,14 +8,15 @@
 // time), has a SingleResponse for our CertID, and thisUpdate/nextUpdate are sane.
 #pragma once
 
-#include <certgate/issuer_keys.h>  // OcspCertIdKey
 #include <certgate/result.h>
-#include <certgate/revocation_store.h>
 #include <openssl/x509.h>
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "revocation/issuer_keys.h"  // OcspCertIdKey
+#include "revocation/store.h"
 
 namespace certgate {
 
