@@ -11,6 +11,7 @@ packages=(
   apache2 apache2-dev libapr1-dev libaprutil1-dev
   liblmdb-dev libcurl4-openssl-dev libre2-dev
   python3 man-db
+  python3-prometheus-client python3-yaml prometheus  # status page parser; promtool
 )
 # More for one caller (scripts/package.sh: debhelper dpkg-dev lintian).
 read -r -a extra <<<"${CERTGATE_SETUP_EXTRA_PACKAGES:-}"

@@ -22,6 +22,7 @@
 #include "directive_names.h"
 #include "revocation/registry.h"
 #include "ssl_hook.h"
+#include "status_gauges.h"
 
 using certgate::Info;
 
@@ -183,6 +184,7 @@ cg_outcome cg_outcome_of(const cg_policy *policy, const cg_decision *decision, i
                          int judged_before) {
   const bool repeat = subrequest || judged_before;
   cg_outcome outcome{};
+  outcome.decision = decision;
   outcome.verdict = cg_decision_verdict(decision);  // NULL: deny, internal_error
   outcome.reason = cg_decision_reason(decision);
   outcome.counted = !repeat && !cg_decision_pending(decision);
@@ -226,8 +228,15 @@ cg_log_format cg_policy_log_format(const cg_policy *policy) {
 }
 
 int cg_policy_revocation_enabled(const cg_policy *policy) {
-  return policy != nullptr &&
-         policy->policy.EffectiveRevocation() != certgate::RevocationMode::kOff;
+  const bool enabled =
+      policy != nullptr && policy->policy.EffectiveRevocation() != certgate::RevocationMode::kOff;
+  // Asked of each policy while the configuration is read: the status page
+  // reports this cache, and when its answers stop (certgate_max_stale).
+  if (enabled) {
+    certgate::NoteStatusCache(policy->policy.EffectiveCacheDir(),
+                              policy->policy.EffectiveMaxStale());
+  }
+  return enabled;
 }
 
 int cg_policy_revocation_enabled_under(const cg_policy *base, const cg_policy *section) {
@@ -289,6 +298,7 @@ int cg_cache_dir_prepare(const char *dir, long worker_uid, long worker_gid, cg_e
     if (geteuid() == 0 && worker_uid != -1) {
       owner = certgate::Owner{static_cast<uid_t>(worker_uid), static_cast<gid_t>(worker_gid)};
     }
+    if (dir != nullptr) certgate::NoteStatusCache(dir, std::chrono::seconds(0));
     return FromStatus(certgate::PrepareCacheDir(dir != nullptr ? dir : "", owner), error);
   });
 }
@@ -426,10 +436,26 @@ cg_str cg_decision_body_alloc(const cg_decision *decision, const cg_policy *poli
 }
 
 cg_str cg_counters_page_alloc(const cg_counters *shared, cg_alloc_fn alloc, void *pool) {
-  cg_counters snapshot;
-  cg_counters_snapshot(shared, &snapshot);
-  return AllocOut(alloc, pool,
-                  [&](char *buf, size_t size) { return cg_counters_format(&snapshot, buf, size); });
+  std::string page;
+  try {
+    cg_counters snapshot;
+    cg_counters_snapshot(shared, &snapshot);
+    page.resize(cg_counters_format(&snapshot, nullptr, 0));
+    page.resize(cg_counters_format(&snapshot, page.data(), page.size() + 1));
+    // One read transaction per cache: never a wait on its writer.
+    certgate::AppendRevocationGauges(&page, certgate::ReadStatusCaches(),
+                                     certgate::SystemClock::Instance().Now());
+  } catch (...) {
+    return {nullptr, 0};
+  }
+  return AllocOut(alloc, pool, [&](char *buf, size_t size) {
+    if (size > 0) {
+      const size_t n = std::min(size - 1, page.size());
+      std::memcpy(buf, page.data(), n);
+      buf[n] = '\0';
+    }
+    return page.size();
+  });
 }
 
 int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log, void *log_data,

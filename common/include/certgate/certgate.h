@@ -463,6 +463,7 @@ typedef struct {
   int counted;      /* whether cg_counters_add counts it */
   cg_verdict verdict;
   cg_reason reason;
+  const cg_decision *decision; /* for cg_counters_add's expiring certificates */
 } cg_outcome;
 
 /*
@@ -483,11 +484,30 @@ CG_API int cg_log_level_syslog(cg_log_level level);
 
 /* ---- counters: the certgate_status page ---- */
 
+/* How many of the earliest-expiring accepted client certificates the page
+ * lists (certgate_client_cert_expiry_seconds). */
+#define CG_EXPIRING_CERTS 10
+
+/* One of them: labels truncated to fit (NUL terminated). Written by the core. */
+typedef struct {
+  int64_t not_after; /* epoch seconds; 0: an empty slot */
+  uint64_t key;      /* of issuer and serial: one slot per certificate */
+  char subject[64];  /* subject CN (else the subject), truncated */
+  char serial[48];   /* hex, truncated */
+  char issuer[64];   /* issuer CN (else the issuer), truncated */
+} cg_expiring_cert;
+
 /* What a server counts, summed over all its workers; the adapter keeps them in
- * shared memory and hands the core a snapshot. */
+ * shared memory (zeroed) and hands the core a snapshot. */
 typedef struct {
   uint64_t decisions[2][CG_REASON_COUNT]; /* [cg_verdict][cg_reason], one per request */
   uint64_t handshake_refusals;            /* handshakes aborted (reject_at handshake) */
+  /* The core's: the earliest-expiring accepted client certificates, under a
+   * spinlock a request only tries (it skips, never waits). */
+  int32_t expiring_lock;
+  int64_t expiring_admit_below; /* latest not_after of a full set; 0: not full */
+  int64_t expiring_earliest;    /* earliest not_after in the set */
+  cg_expiring_cert expiring[CG_EXPIRING_CERTS];
 } cg_counters;
 
 /*
@@ -509,7 +529,9 @@ typedef struct {
 CG_API int cg_counters_add_decision(cg_counters *shared, const cg_decision *decision,
                                     int subrequest, int judged_before);
 
-/* Counts `outcome` into `shared` (atomically) when it is counted. */
+/* Counts `outcome` into `shared` (atomically) when it is counted; an allowed
+ * one's certificate joins the earliest-expiring ones if it expires before
+ * them (one comparison when it does not). */
 CG_API void cg_counters_add(cg_counters *shared, const cg_outcome *outcome);
 
 /* Counts one handshake aborted under reject_at handshake into `shared`. */
@@ -525,7 +547,8 @@ CG_API void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapsho
 /*
  * Writes the counters page in the Prometheus text format (the same bytes in
  * every server): certgate_decisions_total{verdict,reason} for allow/none and
- * deny/<every other reason>, then certgate_handshake_refusals_total. Like
+ * deny/<every other reason>, certgate_handshake_refusals_total, then
+ * certgate_client_cert_expiry_seconds of the expiring certificates. Like
  * snprintf: NUL terminated, never longer than `size` - 1 bytes, and returns the
  * length of the whole page, so a result >= `size` means it was cut short
  * (`buf` may be NULL when `size` is 0, to learn the length). NULL `counters`
@@ -533,8 +556,10 @@ CG_API void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapsho
  */
 CG_API size_t cg_counters_format(const cg_counters *counters, char *buf, size_t size);
 
-/* A snapshot of `shared` formatted as by cg_counters_format, whole, in memory
- * from `alloc` ({NULL, 0} when it fails). */
+/* A snapshot of `shared` formatted as by cg_counters_format, followed by the
+ * revocation gauges of every revocation cache of the configuration (read from
+ * the cache, docs/status.md), whole, in memory from `alloc` ({NULL, 0} when it
+ * fails). */
 CG_API cg_str cg_counters_page_alloc(const cg_counters *shared, cg_alloc_fn alloc, void *pool);
 
 /* ---- inside a TLS server ---- */

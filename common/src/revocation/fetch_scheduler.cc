@@ -109,6 +109,43 @@ FetchScheduler::Lease FetchScheduler::TakeLease(const std::string &url, const Fe
   return Lease::kTaken;
 }
 
+const char *FetchErrorClass(const HttpResponse &response) {
+  if (response.completed) {
+    if (response.status == 200 || response.status == 304) return "invalid";
+    if (response.status >= 400 && response.status < 500) return "http_4xx";
+    if (response.status >= 500 && response.status < 600) return "http_5xx";
+    return "http_other";
+  }
+  const std::string &error = response.error;
+  if (error.rfind("timed out", 0) == 0) return "timeout";
+  if (error.rfind("larger than", 0) == 0) return "too_large";
+  if (error.rfind("redirect to", 0) == 0 ||
+      error.find("not in certgate_fetch_allow") != std::string::npos)
+    return "refused";
+  return "connection";
+}
+
+namespace {
+
+// Counts one failed fetch of `url` into its FetchStats (in `txn`).
+Status CountFetchError(RevocationStore::WriteTxn &txn, const std::string &url,
+                       const UrlState &state, const HttpResponse &response, int64_t now) {
+  FetchStats stats = txn.GetFetchStats(url).value_or(FetchStats{});
+  stats.last_error = now;
+  if (state.failures <= 1 || stats.failing_since == 0) stats.failing_since = now;
+  const std::string error_class = FetchErrorClass(response);
+  auto at =
+      std::lower_bound(stats.errors.begin(), stats.errors.end(), error_class,
+                       [](const auto &entry, const std::string &key) { return entry.first < key; });
+  if (at == stats.errors.end() || at->first != error_class) {
+    at = stats.errors.insert(at, {error_class, 0});
+  }
+  at->second += 1;
+  return txn.PutFetchStats(url, stats);
+}
+
+}  // namespace
+
 void FetchScheduler::RecordUrl(const std::string &url, bool ok, const std::string &result,
                                const HttpResponse &response) {
   Result<RevocationStore::WriteTxn> txn = store_.Write();
@@ -132,6 +169,7 @@ void FetchScheduler::RecordUrl(const std::string &url, bool ok, const std::strin
     int64_t backoff = kBackoffFirst;
     for (int64_t i = 1; i < state.failures && backoff < kBackoffMax; ++i) backoff *= 2;
     state.backoff_until = now + std::min(backoff, kBackoffMax);
+    if (!CountFetchError(txn.value(), url, state, response, now).ok()) return;
   }
   if (state.lease_pid == getpid()) {
     state.lease_pid = 0;

@@ -24,6 +24,12 @@
 
 namespace certgate {
 
+// The class of a failed fetch, one of a fixed few (the status page's
+// certgate_fetch_errors_total{error}): "timeout", "connection", "refused"
+// (certgate_fetch_allow, a refused redirect), "too_large", "http_4xx",
+// "http_5xx", "http_other", "invalid" (a response that did not verify or parse).
+const char *FetchErrorClass(const HttpResponse &response);
+
 class FetchScheduler {
  public:
   FetchScheduler(RevocationStore &store, const Clock &clock) : store_(store), clock_(clock) {}

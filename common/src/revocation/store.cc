@@ -377,6 +377,20 @@ Result<RevocationStore::Listing> RevocationStore::List() {
   each(env->file, [&](std::string_view k, std::string_view v) {
     add(out.files, k, DecodeFile(v), "file record");
   });
+  {
+    MDB_cursor *cursor = nullptr;
+    if (mdb_cursor_open(txn, env->meta, &cursor) == 0) {
+      MDB_val k = Val(kFetchStatsPrefix), v;
+      for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+           rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+        const std::string_view key = View(k);
+        if (key.substr(0, kFetchStatsPrefix.size()) != kFetchStatsPrefix) break;
+        add(out.fetch_stats, key.substr(kFetchStatsPrefix.size()), DecodeFetchStats(View(v)),
+            "fetch statistics record");
+      }
+      mdb_cursor_close(cursor);
+    }
+  }
   MDB_stat stat{};
   if (mdb_stat(txn, env->serial, &stat) == 0) out.serials = stat.ms_entries;
   return out;
@@ -389,6 +403,21 @@ Status RevocationStore::Purge() {
                       write->env_->file}) {
     int rc = mdb_drop(write->txn_, dbi, 0);
     if (rc != 0) return LmdbError("cannot purge", rc);
+  }
+  MDB_cursor *cursor = nullptr;
+  if (mdb_cursor_open(write->txn_, write->env_->meta, &cursor) == 0) {
+    MDB_val k = Val(kFetchStatsPrefix), v;
+    int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && View(k).substr(0, kFetchStatsPrefix.size()) == kFetchStatsPrefix) {
+      rc = mdb_cursor_del(cursor, 0);
+      if (rc != 0) break;
+      rc = mdb_cursor_get(cursor, &k, &v, MDB_GET_CURRENT);
+      if (rc == EINVAL || rc == MDB_NOTFOUND) {  // past the last key: seek again
+        k = Val(kFetchStatsPrefix);
+        rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+      }
+    }
+    mdb_cursor_close(cursor);
   }
   return write->Commit();
 }

@@ -16,6 +16,7 @@
 //   url     URL                            -> UrlState (validators, backoff, lease)
 //   file    preloaded file path            -> FileState
 //   meta    "next_gen"                     -> uint64
+//           "fetch:" + URL                 -> FetchStats (errors by class, for the status page)
 //           "format"                       -> kStoreFormat (magic and version)
 // Serial keys are grouped by the CRL's generation (a counter bumped per ingest)
 // rather than by issuer id, so a new CRL's (sorted) entries are appended
@@ -134,6 +135,16 @@ struct FileState {
   std::vector<Stored> stored;
 };
 
+// What the status page reports of one URL's fetches beyond its UrlState:
+// errors since the record was made, by class (FetchErrorClass), and when the
+// last one happened. Kept in the meta sub-database, so that older versions of
+// certgate (which never read these keys) share the store unchanged.
+struct FetchStats {
+  int64_t last_error = 0;
+  int64_t failing_since = 0;  // the first failure after a success (or ever)
+  std::vector<std::pair<std::string, int64_t>> errors;  // class -> count, sorted by class
+};
+
 // The answer of a serial lookup: damaged is never "not revoked".
 struct SerialLookup {
   enum Kind { kAbsent, kRevoked, kDamaged } kind = kAbsent;
@@ -220,6 +231,8 @@ class RevocationStore {
     Status PutOcsp(std::string_view cert_id, const OcspRecord &record);
     Status PutUrl(std::string_view url, const UrlState &state);
     Status PutFile(std::string_view path, const FileState &state);
+    std::optional<FetchStats> GetFetchStats(std::string_view url) const;
+    Status PutFetchStats(std::string_view url, const FetchStats &stats);
     // Deletes up to `max_entries` serials of generation `gen` (an old or
     // abandoned CRL); `*done` tells whether none are left.
     Status DeleteGeneration(uint64_t gen, size_t max_entries, bool *done);
@@ -261,6 +274,7 @@ class RevocationStore {
     std::vector<std::pair<std::string, OcspRecord>> ocsp;
     std::vector<std::pair<std::string, UrlState>> urls;
     std::vector<std::pair<std::string, FileState>> files;
+    std::vector<std::pair<std::string, FetchStats>> fetch_stats;  // by URL
     uint64_t serials = 0;
   };
   Result<Listing> List();

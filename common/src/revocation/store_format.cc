@@ -137,6 +137,27 @@ std::optional<UrlState> DecodeUrl(std::string_view in) {
   return u;
 }
 
+std::string Encode(const FetchStats &f) {
+  Writer w;
+  w.Int(f.last_error).Int(f.failing_since).Int(static_cast<int64_t>(f.errors.size()));
+  for (const auto &[error_class, count] : f.errors) w.Str(error_class).Int(count);
+  return w.Finish();
+}
+std::optional<FetchStats> DecodeFetchStats(std::string_view in) {
+  Reader r(in);
+  FetchStats f;
+  f.last_error = r.Int();
+  f.failing_since = r.Int();
+  const int64_t classes = r.Int();
+  for (int64_t i = 0; r.good() && i < classes && i < 64; ++i) {
+    std::string error_class = r.Str();
+    const int64_t count = r.Int();
+    f.errors.emplace_back(std::move(error_class), count);
+  }
+  if (!r.ok()) return std::nullopt;
+  return f;
+}
+
 std::string Encode(const FileState &f) {
   Writer w;
   w.Int(f.mtime_ns).Int(f.size).Str(f.issuer_id).Str(f.result);

@@ -110,6 +110,10 @@ std::string Encode(const UrlState &u);
 std::optional<UrlState> DecodeUrl(std::string_view in);
 std::string Encode(const FileState &f);
 std::optional<FileState> DecodeFile(std::string_view in);
+std::string Encode(const FetchStats &f);
+std::optional<FetchStats> DecodeFetchStats(std::string_view in);
+// meta key prefix of a URL's FetchStats.
+constexpr std::string_view kFetchStatsPrefix = "fetch:";
 // Revoked entry value: 8 bytes date (LE) + 1 byte reason (0xff = none).
 std::string EncodeEntry(const RevokedEntry &e);
 

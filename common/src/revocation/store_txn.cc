@@ -324,6 +324,16 @@ Status RevocationStore::WriteTxn::PutFile(std::string_view path, const FileState
   return Put(txn_, env_->file, path, Encode(state), "a file record");
 }
 
+std::optional<FetchStats> RevocationStore::WriteTxn::GetFetchStats(std::string_view url) const {
+  return GetDecoded<FetchStats>(store_, env_->epoch, txn_, env_->meta,
+                                std::string(kFetchStatsPrefix) + std::string(url), DecodeFetchStats,
+                                "fetch statistics record");
+}
+Status RevocationStore::WriteTxn::PutFetchStats(std::string_view url, const FetchStats &stats) {
+  return Put(txn_, env_->meta, std::string(kFetchStatsPrefix) + std::string(url), Encode(stats),
+             "fetch statistics");
+}
+
 Status RevocationStore::WriteTxn::DeleteGeneration(uint64_t gen, size_t max_entries, bool *done) {
   *done = false;
   MDB_cursor *cursor = nullptr;

@@ -104,7 +104,9 @@ class ApacheRevocation : public ::testing::Test {
         "  CertGateRevocationSources crl\n";
     return VirtualHost(kRevBase + kRevCrl, "optional_no_ca",
                        crl + cache("crl") +
-                           "  <Location /norev>\n    CertGateRevocation off\n  </Location>\n") +
+                           "  <Location /norev>\n    CertGateRevocation off\n  </Location>\n"
+                           "  <Location /certgate-status>\n    CertGate off\n"
+                           "    CertGateStatus on\n  </Location>\n") +
            VirtualHost(
                kRevBase + kRevDown, "optional_no_ca",
                crl + cache("down") +
@@ -483,6 +485,35 @@ TEST_F(ApacheRevocation, EveryCdpFaultKeepsTheCachedCrl) {
 }
 
 // Last: publishes CRLs revoking `good` at the CDP.
+// Issue 13 §3: the status page's revocation gauges, read by prometheus_client's
+// parser: a CRL fetched from the CDP, a preloaded one, an OCSP responder, a
+// URL that fails, and the accepted client certificate's expiry. Whichever
+// child serves the page reads every cache.
+TEST_F(ApacheRevocation, StatusPageGaugesParseAndTellTheCachedFacts) {
+  ASSERT_EQ(Get(Port(kRevCrl), "/?gauges-crl", "good").status, 200);
+  ASSERT_EQ(Get(Port(kRevCacheOnly), "/?gauges-preloaded", "good").status, 200);
+  {
+    h::OcspResponder ocsp;
+    ASSERT_EQ(ocsp.Start(SharedPki().path, kOcspPort, S().dir->path() + "/ocsp-gauges.log"), "");
+    ASSERT_EQ(Get(Port(kRevOcsp), "/?gauges-ocsp", "good").status, 200);
+  }
+  cdp_->Stop();  // connection refused
+  const Reply down = Get(Port(kRevDown), "/?gauges-down", "good");
+  ASSERT_EQ(cdp_->Start(S().dir->path() + "/cdp", cdp_->docroot(), kCdpPort), "");
+  EXPECT_EQ(down.status, 403) << down.raw;
+
+  const std::string root = server_->root();
+  for (int read = 0; read < 3; ++read) {
+    SCOPED_TRACE(read);
+    const Reply page = Get(Port(kRevCrl), "/certgate-status", "");
+    ASSERT_EQ(page.status, 200) << page.raw;
+    h::ExpectRevocationGauges(page.body, SharedPki().path,
+                              {root + "/cache-crl", root + "/cache-cacheonly", root + "/cache-ocsp",
+                               root + "/cache-down"},
+                              3600);
+  }
+}
+
 TEST_F(ApacheRevocation, ZZNewerCrlAtCdpRevokesWithoutRestartAlsoForResumedSessions) {
   const std::string pki = SharedPki().path;
   const int64_t now = time(nullptr);

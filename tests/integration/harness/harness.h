@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -463,6 +464,46 @@ struct DamagedCacheServer {
   std::function<void(const std::string &problem)> fail;
 };
 void RunDamagedCacheDrill(const DamagedCacheServer &server);
+
+// ---- the status page, parsed by prometheus_client (prometheus.cc) ----
+
+struct PromSample {
+  std::string name;  // as on the page: a counter's with its _total
+  double value = 0;
+  std::string type;  // of its family: counter, gauge, ...
+  std::map<std::string, std::string> labels;
+};
+
+// Every sample of `page` as python3-prometheus-client's parser reads it; empty
+// with `error` set when the page does not parse.
+std::vector<PromSample> ParsePrometheus(const std::string &page, std::string *error);
+
+// The samples named `name` whose labels include `labels`.
+std::vector<PromSample> FindSamples(const std::vector<PromSample> &samples, const std::string &name,
+                                    const std::map<std::string, std::string> &labels = {});
+
+// `openssl ... -noout -<field>` output as field -> value ("crlNumber",
+// "nextUpdate", "notAfter", "serial").
+std::map<std::string, std::string> OpensslFields(const std::vector<std::string> &argv);
+// openssl's printed time ("Jan  1 00:00:00 2027 GMT") as epoch seconds; -1: not one.
+int64_t OpensslTime(const std::string &text);
+
+// The caches of a server under test whose gauges ExpectRevocationGauges checks.
+struct GaugeCaches {
+  std::string fetched;    // the issuing CA's CRL fetched from the CDP
+  std::string preloaded;  // <pki>/crl/intermediate.crl preloaded (certgate_crl)
+  std::string ocsp;       // an OCSP answer from the demo responder
+  std::string failing;    // the CDP refused a connection
+};
+
+// Issue 13 §3: `page` parses (prometheus_client), and its revocation gauges
+// say what the CRL files, the responder and the demo client `good` say.
+void ExpectRevocationGauges(const std::string &page, const std::string &pki,
+                            const GaugeCaches &caches, int64_t max_stale);
+
+// Issue 13 §4: conf-examples' rules and dashboard check, and every metric
+// they name is on `page` (tests/conf-examples/check_conf_examples.py). "" when so.
+std::string CheckConfExamples(const std::string &page);
 
 }  // namespace certgate::harness
 

@@ -134,7 +134,9 @@ class RevocationServer : public Nginx {
            Location("ocsp",
                     "      certgate_revocation_sources ocsp;\n"
                     "      certgate_revocation_scope leaf;\n") +
-           FaultLocations() +
+           // Issue 13 §3: the revocation gauges of every cache above.
+           Location("gauges", crl_only + "      certgate_max_stale 2h;\n") +
+           "    location = /status { certgate off; certgate_status on; }\n" + FaultLocations() +
            "  }\n"
            // Issue 11: an AD CS-shaped PKI whose base CRL names a delta CRL.
            "  server {\n"
@@ -577,6 +579,25 @@ TEST_F(NginxRevocation, DamagedCacheIsMovedAsideOnceAndTheRevokedStaysRefused) {
 // Last (it stops nginx): a graceful shutdown waits for a request that waits
 // for a fetch at most certgate_revocation_wait (3 s here), and that request
 // gets its answer; the worker exits cleanly although the fetch still hangs.
+// Issue 13 §3: the status page's revocation gauges, read by prometheus_client's
+// parser: a CRL fetched from the CDP, a preloaded one, an OCSP responder, a
+// URL that fails, and the accepted client certificate's expiry.
+TEST_F(NginxRevocation, StatusPageGaugesParseAndTellTheCachedFacts) {
+  ASSERT_EQ(n().Curl("/gauges?case=gauges", "good").status, 200);
+  ASSERT_EQ(n().Curl("/cacheonly?case=gauges", "good").status, 200);
+  ASSERT_EQ(n().Curl("/ocsp?case=gauges", "good").status, 200);
+  n().cdp().Stop();  // connection refused
+  EXPECT_EQ(n().Curl("/down?case=gauges", "good").status, 403);
+
+  const Response page = n().Curl("/status", "");
+  ASSERT_EQ(page.status, 200) << page.body;
+  h::ExpectRevocationGauges(
+      page.body, n().pki(),
+      {n().cache("gauges"), n().cache("cacheonly"), n().cache("ocsp"), n().cache("down")}, 7200);
+  // Issue 13 §4: every metric the example alerts and dashboard name is here.
+  EXPECT_EQ(h::CheckConfExamples(page.body), "");
+}
+
 TEST_F(NginxRevocation, ZzGracefulShutdownWaitsAtMostTheRevocationWait) {
   n().cdp().SetFault(h::CrlServer::Fault::kHang);
   auto waiting =
