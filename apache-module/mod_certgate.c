@@ -469,6 +469,72 @@ static int certgate_status_handler(request_rec *r)
     return OK;
 }
 
+/* ---- self-checks ------------------------------------------------------------ */
+
+/* mod_ssl's CA directives and SSLEngine among a section's children, inside
+ * <If...> too whatever its condition: read from the configuration tree, as
+ * mod_ssl has made no SSL_CTX yet at `apache2 -t`. Returns the <VirtualHost>
+ * section of `v`, when found. */
+static const char *const ssl_keys[] = {"SSLCACertificateFile", "SSLCACertificatePath",
+                                       "SSLCADNRequestFile", "SSLCADNRequestPath", "SSLEngine"};
+
+static const ap_directive_t *read_ssl_keys(const ap_directive_t *d, const server_rec *v,
+                                           const char **value)
+{
+    const ap_directive_t *vhost = NULL, *inner;
+    int i;
+    for (; d != NULL; d = d->next) {
+        for (i = 0; i < 5; ++i) {
+            value[i] = !strcasecmp(d->directive, ssl_keys[i]) ? d->args : value[i];
+        }
+        if (!strncasecmp(d->directive, "<If", 3) &&
+            (inner = read_ssl_keys(d->first_child, v, value)) != NULL) {
+            vhost = inner;
+        }
+        if (v != NULL && v->defn_name != NULL && !strcasecmp(d->directive, "<VirtualHost") &&
+            (int)d->line_num == (int)v->defn_line_number && !strcmp(d->filename, v->defn_name)) {
+            vhost = d;
+        }
+    }
+    return vhost;
+}
+
+/* The core's self-checks of an SSL server with certgate, logged CG00009. */
+static int self_check(server_rec *v, apr_pool_t *ptemp, const cg_policy *policy)
+{
+    const char *value[5] = {NULL, NULL, NULL, NULL, NULL};
+    const ap_directive_t *vhost = read_ssl_keys(ap_conftree, v, value);
+    cg_selfcheck_server server = {
+        NULL, NULL, NULL, NULL, NULL, (long)ap_unixd_config.user_id, (long)ap_unixd_config.group_id,
+        0};
+    cg_findings *found;
+    size_t i;
+    int rc = OK;
+    if (vhost != NULL) {
+        read_ssl_keys(vhost->first_child, NULL, value);
+    }
+    if (value[4] == NULL || strcasecmp(ap_getword_conf(ptemp, &value[4]), "on") != 0) {
+        return OK; /* no TLS here */
+    }
+    for (i = 0; i < 4; ++i) {
+        value[i] = value[i] ? ap_server_root_relative(ptemp, ap_getword_conf(ptemp, &value[i])) : 0;
+    }
+    server.ca_file = value[0];
+    server.ca_path = value[1];
+    server.ca_names_file = value[2];
+    server.ca_names_path = value[3];
+    found = cg_selfcheck(policy, &server);
+    for (i = 0; i < cg_findings_count(found); ++i) {
+        int fatal = cg_finding_fatal(found, i);
+        ap_log_error(APLOG_MARK, fatal ? APLOG_EMERG : APLOG_WARNING, 0, v,
+                     CGLOGNO(00009) "%s in the server at %s:%d", cg_finding_message(found, i),
+                     v->defn_name ? v->defn_name : ap_conftree->filename, v->defn_line_number);
+        rc = fatal ? HTTP_INTERNAL_SERVER_ERROR : rc;
+    }
+    cg_findings_free(found);
+    return rc;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------ */
 
 static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -515,6 +581,13 @@ static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
         const certgate_dir_conf *conf = ap_get_module_config(v->lookup_defaults, &certgate_module);
         const cg_policy *base = conf != NULL ? conf->policy : NULL;
         const char *dir = cg_policy_cache_dir(base);
+        /* Once per start (the first of its two passes only at -t). */
+        if (server_uses_certgate(v) &&
+            (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST ||
+             ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) &&
+            self_check(v, ptemp, base != NULL ? base : cg_policy_unset()) != OK) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
         if (!server_checks_revocation(v, s, base) ||
             apr_hash_get(dirs, dir, APR_HASH_KEY_STRING) != NULL) {
             continue;

@@ -5,6 +5,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <string>
 
 namespace {
 
@@ -97,4 +98,9 @@ extern "C" void cg_counters_snapshot(const cg_counters *shared, cg_counters *sna
   }
   snapshot->handshake_refusals =
       shared != nullptr ? __atomic_load_n(&shared->handshake_refusals, __ATOMIC_RELAXED) : 0;
+}
+
+extern "C" const char *cg_counters_zone_name(void) {
+  static const std::string name = "certgate_counters_" + std::to_string(sizeof(cg_counters));
+  return name.c_str();
 }

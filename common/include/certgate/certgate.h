@@ -348,6 +348,34 @@ CG_API int cg_cache_dirs_add(cg_cache_dirs *dirs, const char *dir, const char *f
 CG_API int cg_cache_dirs_prepare(const cg_cache_dirs *dirs, long worker_uid, long worker_gid,
                                  cg_error *error);
 
+/* ---- self-checks: `nginx -t`, `apache2 -t`, start, `certgate selfcheck` ---- */
+
+/* What one server is configured with besides its policy. With `ctx` (nginx:
+ * its SSL_CTX once ssl_client_certificate is loaded) the trust anchors and
+ * the CA names sent are read from it; without (httpd at -t, the CLI) from the
+ * files: anchors from ca_file/ca_path, names from ca_names_file/path, else
+ * from the anchors (as mod_ssl). Any may be NULL. */
+#define CG_SELFCHECK_VERIFY_CLIENT_ON 0x1u /* nginx `ssl_verify_client on` */
+typedef struct {
+  SSL_CTX *ctx;
+  const char *ca_file, *ca_path, *ca_names_file, *ca_names_path;
+  long worker_uid, worker_gid; /* -1: the current user */
+  unsigned flags;              /* CG_SELFCHECK_* */
+} cg_selfcheck_server;
+
+typedef struct cg_findings cg_findings;
+
+/* Runs every self-check (docs/self-checks.md) for a server's `policy` (its
+ * server-level policy); NULL only when out of memory. */
+CG_API cg_findings *cg_selfcheck(const cg_policy *policy, const cg_selfcheck_server *server);
+CG_API void cg_findings_free(cg_findings *findings);
+CG_API size_t cg_findings_count(const cg_findings *findings);
+/* The check's name ("ca_names_size"); whether it refuses the configuration;
+ * the whole log line ("certgate: check=ca_names_size ..."). */
+CG_API const char *cg_finding_name(const cg_findings *findings, size_t i);
+CG_API int cg_finding_fatal(const cg_findings *findings, size_t i);
+CG_API const char *cg_finding_message(const cg_findings *findings, size_t i);
+
 /* ---- decisions ---- */
 typedef struct cg_decision cg_decision;
 
@@ -518,6 +546,11 @@ CG_API void cg_counters_add_handshake_refusal(cg_counters *shared);
 /* Reads `shared` (atomically, field by field) into `snapshot`; NULL `shared`
  * gives zeros. */
 CG_API void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapshot);
+
+/* "certgate_counters_<size>", a name for the server's shared counters: a module
+ * built with more reasons never reuses, across a reload, a zone laid out for
+ * fewer. Static text. */
+CG_API const char *cg_counters_zone_name(void);
 
 /* The Content-Type of the page cg_counters_format writes. */
 #define CG_COUNTERS_CONTENT_TYPE "text/plain; version=0.0.4"
