@@ -14,6 +14,15 @@ namespace certgate::cli {
 int RunSelfCheck(const std::vector<std::string> &args) {
   std::string policy_file, ca_file, ca_path, names_file, names_path, user;
   bool verify_client_on = false;
+  if (args.size() == 1 && args[0] == "--markdown") {
+    // The table of docs/self-checks.md (tests/cli checks it is current).
+    std::cout << "| check | fatal | found when |\n|---|---|---|\n";
+    for (const SelfCheck &c : SelfChecks()) {
+      std::cout << "| `" << c.name << "` | " << (c.fatal ? "yes" : "no") << " | " << c.when
+                << " |\n";
+    }
+    return kExitAllow;
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string &a = args[i];
     auto value = [&](std::string *out) {
