@@ -508,7 +508,7 @@ ngx_http_certgate_self_check(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     cg_findings          *found;
     ngx_core_conf_t      *ccf;
     cg_selfcheck_server   server = { sscf->ssl.ctx, NULL, NULL, NULL, NULL,
-                                     -1, -1, 0 };
+                                     NULL, 0, NULL, -1, -1, 0 };
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
                                            ngx_core_module);

@@ -2,6 +2,7 @@
 #include <certgate/certgate.h>
 #include <certgate/self_checks.h>
 #include <openssl/err.h>
+#include <strings.h>
 
 #include <new>
 #include <string>
@@ -17,6 +18,43 @@ namespace {
 
 std::string Str(const char *s) { return s != nullptr ? s : ""; }
 
+// The first word of a directive's arguments, unquoted as httpd reads it.
+std::string FirstWord(const char *args) {
+  std::string s = Str(args);
+  size_t start = s.find_first_not_of(" \t");
+  if (start == std::string::npos) return "";
+  const char quote = s[start];
+  if (quote == '"' || quote == '\'') {
+    size_t end = s.find(quote, start + 1);
+    return s.substr(start + 1, end == std::string::npos ? std::string::npos : end - start - 1);
+  }
+  return s.substr(start, s.find_first_of(" \t", start) - start);
+}
+
+// mod_ssl's CA files of an httpd server from its directives (the last of each
+// wins, the virtual host's coming after the main server's); false when its
+// SSLEngine is not on.
+bool HttpdCaFiles(const cg_selfcheck_server &server, std::string files[4]) {
+  static const char *const kNames[4] = {"SSLCACertificateFile", "SSLCACertificatePath",
+                                        "SSLCADNRequestFile", "SSLCADNRequestPath"};
+  bool engine_on = false;
+  const std::string root = Str(server.server_root);
+  for (size_t i = 0; i < server.httpd_directive_count; ++i) {
+    const char *name = server.httpd_directives[2 * i];
+    const char *args = server.httpd_directives[2 * i + 1];
+    if (name == nullptr) continue;
+    if (strcasecmp(name, "SSLEngine") == 0)
+      engine_on = strcasecmp(FirstWord(args).c_str(), "on") == 0;
+    for (int k = 0; k < 4; ++k) {
+      if (strcasecmp(name, kNames[k]) != 0) continue;
+      files[k] = FirstWord(args);
+      if (!files[k].empty() && files[k][0] != '/' && !root.empty())
+        files[k] = root + "/" + files[k];
+    }
+  }
+  return engine_on;
+}
+
 }  // namespace
 
 extern "C" {
@@ -26,17 +64,20 @@ cg_findings *cg_selfcheck(const cg_policy *policy, const cg_selfcheck_server *se
   ERR_set_mark();
   cg_findings *result = nullptr;
   try {
-    certgate::ServerTrust trust =
-        server->ctx != nullptr
-            ? certgate::TrustFromSslCtx(server->ctx)
-            : certgate::TrustFromFiles(Str(server->ca_file), Str(server->ca_path),
-                                       Str(server->ca_names_file), Str(server->ca_names_path));
-    trust.worker_uid = server->worker_uid;
-    trust.worker_gid = server->worker_gid;
-    trust.verify_client_on = (server->flags & CG_SELFCHECK_VERIFY_CLIENT_ON) != 0;
-    result = new cg_findings{certgate::RunSelfChecks(policy->policy, trust)};
+    std::string files[4] = {Str(server->ca_file), Str(server->ca_path), Str(server->ca_names_file),
+                            Str(server->ca_names_path)};
+    if (server->httpd_directives != nullptr && !HttpdCaFiles(*server, files)) {
+      result = new cg_findings{};  // no TLS here: nothing to check
+    } else {
+      certgate::ServerTrust trust =
+          server->ctx != nullptr ? certgate::TrustFromSslCtx(server->ctx)
+                                 : certgate::TrustFromFiles(files[0], files[1], files[2], files[3]);
+      trust.worker_uid = server->worker_uid;
+      trust.worker_gid = server->worker_gid;
+      trust.verify_client_on = (server->flags & CG_SELFCHECK_VERIFY_CLIENT_ON) != 0;
+      result = new cg_findings{certgate::RunSelfChecks(policy->policy, trust)};
+    }
   } catch (...) {
-    delete result;
     result = nullptr;
   }
   ERR_pop_to_mark();
