@@ -1,6 +1,7 @@
 // Self-checks (self_checks.h): each check found when its condition holds and
 // silent when it does not, with certificates from the test PKI builder.
 #include <certgate/cert_facts.h>
+#include <certgate/certgate.h>
 #include <certgate/directive_names.h>
 #include <certgate/self_checks.h>
 #include <gmock/gmock.h>
@@ -222,6 +223,91 @@ TEST(SelfCheckTable, EveryCheckIsListedOnceAndOnlyIssuerNotTrustedIsFatal) {
     EXPECT_EQ(c.fatal, c.name == "issuer_not_trusted") << c.name;
   }
   EXPECT_EQ(names.size(), 8u);
+}
+
+}  // namespace
+}  // namespace certgate
+
+// ---- the C API: httpd's directives, the sections registry ----
+
+namespace certgate {
+namespace {
+
+class SelfCheckCApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(mkdtemp(dir_), nullptr);
+    pki::PkiBuilder pki(kNow);
+    Issued root = pki.SelfSigned(PkiBuilder::CaSpec("CN=Root,O=T"));
+    stranger_ = pki.SelfSigned(PkiBuilder::CaSpec("CN=Stranger,O=X"));
+    std::FILE *f = std::fopen((std::string(dir_) + "/ca.pem").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(root.Pem().c_str(), f);
+    std::fclose(f);
+    f = std::fopen((std::string(dir_) + "/issuers.pem").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(stranger_.Pem().c_str(), f);
+    std::fclose(f);
+    policy_ = cg_policy_new();
+    cg_error error;
+    cg_str on = {"require", 7};
+    ASSERT_EQ(cg_policy_set(policy_, "certgate", &on, 1, &error), CG_OK);
+  }
+  void TearDown() override {
+    cg_policy_free(policy_);
+    std::remove((std::string(dir_) + "/ca.pem").c_str());
+    std::remove((std::string(dir_) + "/issuers.pem").c_str());
+    rmdir(dir_);
+  }
+  char dir_[40] = "/tmp/certgate-selfcheck-capi-XXXXXX";
+  Issued stranger_;
+  cg_policy *policy_ = nullptr;
+};
+
+TEST_F(SelfCheckCApi, HttpdDirectivesRelativeToServerRootAndOnlyWithSslEngineOn) {
+  const std::string issuers = std::string(dir_) + "/issuers.pem";
+  cg_str arg = {issuers.c_str(), issuers.size()};
+  cg_error error;
+  ASSERT_EQ(cg_policy_set(policy_, "CertGateTrustedIssuers", &arg, 1, &error), CG_OK);
+  // Main server: SSLEngine on, a CA file that is not there; the virtual host's
+  // own (quoted, relative to ServerRoot) comes last and wins.
+  const char *directives[] = {"SSLEngine",  "on", "SSLCACertificateFile", "/nonexistent.pem",
+                              "ServerName", "x",  "SSLCACertificateFile", "\"ca.pem\""};
+  cg_selfcheck_server server = {};
+  server.httpd_directives = directives;
+  server.httpd_directive_count = 4;
+  server.server_root = dir_;
+  server.worker_uid = server.worker_gid = -1;
+  cg_findings *found = cg_selfcheck(policy_, &server);
+  ASSERT_NE(found, nullptr);
+  ASSERT_EQ(cg_findings_count(found), 1u);
+  EXPECT_STREQ(cg_finding_name(found, 0), "issuer_not_trusted");
+  EXPECT_EQ(cg_finding_fatal(found, 0), 1);
+  EXPECT_THAT(cg_finding_message(found, 0), HasSubstr("'CN=Stranger,O=X'"));
+  cg_findings_free(found);
+  // Without SSLEngine on there is no TLS to check.
+  directives[1] = "off";
+  found = cg_selfcheck(policy_, &server);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(cg_findings_count(found), 0u);
+  cg_findings_free(found);
+}
+
+TEST(SectionsCApi, RevocationInASectionOfTheServerOrTheMainServer) {
+  cg_sections *sections = cg_sections_new();
+  cg_policy *section = cg_policy_new();
+  cg_error error;
+  cg_str soft = {"soft_fail", 9};
+  ASSERT_EQ(cg_policy_set(section, "revocation", &soft, 1, &error), CG_OK);
+  int server_a = 0, server_b = 0, main_server = 0;
+  EXPECT_EQ(cg_sections_revocation_enabled(sections, &server_a, &main_server, nullptr), 0);
+  ASSERT_EQ(cg_sections_add(sections, &server_b, section), CG_OK);
+  EXPECT_EQ(cg_sections_revocation_enabled(sections, &server_a, &main_server, nullptr), 0);
+  EXPECT_EQ(cg_sections_revocation_enabled(sections, &server_b, &main_server, nullptr), 1);
+  ASSERT_EQ(cg_sections_add(sections, &main_server, section), CG_OK);
+  EXPECT_EQ(cg_sections_revocation_enabled(sections, &server_a, &main_server, nullptr), 1);
+  cg_sections_free(sections);
+  cg_policy_free(section);
 }
 
 }  // namespace
