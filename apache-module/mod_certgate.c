@@ -82,18 +82,14 @@ static cg_counters *counters;
 #define CG_NOTE_JUDGED "certgate-judged"
 
 /* Every <Directory>/<Location>/<Files> section that sets a CertGate key, with
- * the server it appears in: check_config looks for revocation there to know
- * which cache directories the children will open. Lives in pconf. */
-typedef struct {
-    server_rec *server;
-    const certgate_dir_conf *conf;
-} section_rec;
+ * the server it appears in (cg_sections): check_config looks for revocation
+ * there to know which cache directories the children will open. */
+static cg_sections *sections;
 
-static apr_array_header_t *sections;
-
-static apr_status_t sections_reset(void *unused)
+static apr_status_t sections_free(void *unused)
 {
     (void)unused;
+    cg_sections_free(sections);
     sections = NULL;
     return APR_SUCCESS;
 }
@@ -153,6 +149,12 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
     apr_array_header_t *words = apr_array_make(cmd->temp_pool, 4, sizeof(cg_str));
     const char *line = raw;
     cg_error error;
+    const char *err = (cg_key_contexts(id) & CG_KEY_CTX_HTTPD_DIR)
+                          ? NULL
+                          : ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT); /* server level only */
+    if (err != NULL) {
+        return err;
+    }
 
     /* Quoting as everywhere in httpd configuration ("..." and '...'). */
     while (*line != '\0') {
@@ -179,10 +181,8 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
             return "certgate: out of memory";
         }
         apr_pool_cleanup_register(cmd->pool, conf->policy, policy_cleanup, apr_pool_cleanup_null);
-        if (cmd->path != NULL && sections != NULL) {
-            section_rec *section = apr_array_push(sections);
-            section->server = cmd->server;
-            section->conf = conf;
+        if (cmd->path != NULL && cg_sections_add(sections, cmd->server, conf->policy) != CG_OK) {
+            return "certgate: out of memory";
         }
     }
     if (cg_policy_set(conf->policy, key, (const cg_str *)words->elts, (size_t)words->nelts,
@@ -200,23 +200,13 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
     return NULL;
 }
 
-/* Keys that are not accepted in <Directory>, <Location> or <Files>. */
-static const char *set_server_key(cmd_parms *cmd, void *mconfig, const char *raw)
-{
-    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
-    if (err != NULL) {
-        return err;
-    }
-    return set_key(cmd, mconfig, raw);
-}
-
-/* One directive per row of CERTGATE_KEYS: server and section keys through
- * set_key, server-level keys through set_server_key, a page's in sections only.
+/* One directive per row of CERTGATE_KEYS, through set_key (which refuses a
+ * server-level key in a section); a page's in sections only.
  * clang-format 14 reads "(contexts) & X" in a macro as a cast of &X. */
 /* clang-format off */
 #define CG_KEY_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help)      \
     AP_INIT_RAW_ARGS(httpd,                                                                    \
-                     ((contexts) & CG_KEY_CTX_HTTPD_DIR) ? set_key : set_server_key,           \
+                     set_key,                                                                  \
                      (void *)(uintptr_t)CG_KEY_##id,                                           \
                      (((contexts) & CG_KEY_CTX_HTTPD_SERVER) ? RSRC_CONF : 0) |                \
                          (((contexts) & CG_KEY_CTX_HTTPD_DIR) ? ACCESS_CONF : 0),              \
@@ -469,14 +459,66 @@ static int certgate_status_handler(request_rec *r)
     return OK;
 }
 
+/* ---- self-checks ------------------------------------------------------------ */
+
+/* The directives of a section as name/args pairs (inside <If...> too, whatever
+ * its condition), from which the core reads mod_ssl's CA files: there is no
+ * SSL_CTX at `apache2 -t`. Returns the <VirtualHost> section of `v`. */
+static const ap_directive_t *directives(const ap_directive_t *d, const server_rec *v,
+                                        apr_array_header_t *out)
+{
+    const ap_directive_t *vhost = NULL, *inner;
+    for (; d != NULL; d = d->next) {
+        *(const char **)apr_array_push(out) = d->directive;
+        *(const char **)apr_array_push(out) = d->args;
+        inner = strncasecmp(d->directive, "<If", 3) ? NULL : directives(d->first_child, v, out);
+        vhost = inner != NULL ? inner : vhost;
+        if (v != NULL && v->defn_name != NULL && !strcasecmp(d->directive, "<VirtualHost") &&
+            (int)d->line_num == (int)v->defn_line_number && !strcmp(d->filename, v->defn_name)) {
+            vhost = d;
+        }
+    }
+    return vhost;
+}
+
+/* The core's self-checks of a server with certgate, each finding logged CG00009. */
+static int self_check(server_rec *v, apr_pool_t *ptemp, const cg_policy *policy)
+{
+    apr_array_header_t *pairs = apr_array_make(ptemp, 64, sizeof(const char *));
+    const ap_directive_t *vhost = directives(ap_conftree, v, pairs);
+    cg_selfcheck_server server = {.server_root = ap_server_root,
+                                  .worker_uid = (long)ap_unixd_config.user_id,
+                                  .worker_gid = (long)ap_unixd_config.group_id};
+    cg_findings *found;
+    size_t i;
+    int rc = OK;
+    if (vhost != NULL) {
+        directives(vhost->first_child, NULL, pairs);
+    }
+    server.httpd_directives = (const char *const *)pairs->elts;
+    server.httpd_directive_count = (size_t)pairs->nelts / 2;
+    if ((found = cg_selfcheck(policy, &server)) == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (i = 0; i < cg_findings_count(found); ++i) {
+        int fatal = cg_finding_fatal(found, i);
+        ap_log_error(APLOG_MARK, fatal ? APLOG_EMERG : APLOG_WARNING, 0, v,
+                     CGLOGNO(00009) "%s in the server at %s:%d", cg_finding_message(found, i),
+                     v->defn_name ? v->defn_name : ap_conftree->filename, v->defn_line_number);
+        rc = fatal ? HTTP_INTERNAL_SERVER_ERROR : rc;
+    }
+    cg_findings_free(found);
+    return rc;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------ */
 
 static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
-    sections = apr_array_make(pconf, 8, sizeof(section_rec));
-    apr_pool_cleanup_register(pconf, NULL, sections_reset, apr_pool_cleanup_null);
+    sections = cg_sections_new();
+    apr_pool_cleanup_register(pconf, NULL, sections_free, apr_pool_cleanup_null);
     return OK;
 }
 
@@ -486,22 +528,6 @@ static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
  * checking policy uses ready for the child user; each child opens the cache
  * itself (an LMDB environment must not cross fork()).
  */
-static int server_checks_revocation(server_rec *s, server_rec *main_server, const cg_policy *base)
-{
-    int i;
-    if (base != NULL && cg_policy_revocation_enabled(base)) {
-        return 1;
-    }
-    for (i = 0; sections != NULL && i < sections->nelts; ++i) {
-        const section_rec *section = &APR_ARRAY_IDX(sections, i, section_rec);
-        if ((section->server == s || section->server == main_server) &&
-            cg_policy_revocation_enabled_under(base, section->conf->policy)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                  server_rec *s)
 {
@@ -515,7 +541,14 @@ static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
         const certgate_dir_conf *conf = ap_get_module_config(v->lookup_defaults, &certgate_module);
         const cg_policy *base = conf != NULL ? conf->policy : NULL;
         const char *dir = cg_policy_cache_dir(base);
-        if (!server_checks_revocation(v, s, base) ||
+        /* Once per start (the first of its two passes only at -t). */
+        if (server_uses_certgate(v) &&
+            (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST ||
+             ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) &&
+            self_check(v, ptemp, base != NULL ? base : cg_policy_unset()) != OK) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (!cg_sections_revocation_enabled(sections, v, s, base) ||
             apr_hash_get(dirs, dir, APR_HASH_KEY_STRING) != NULL) {
             continue;
         }

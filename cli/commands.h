@@ -22,6 +22,8 @@ int RunReasons(const std::vector<std::string> &args);
 int RunCache(const std::vector<std::string> &args);
 int RunDirectives(const std::vector<std::string> &args);
 int RunProbe(const std::vector<std::string> &args);
+// Exit 0: no fatal finding (warnings may be printed), 2: a fatal one, 1: usage.
+int RunSelfCheck(const std::vector<std::string> &args);
 
 // The certutil -verify view: every certificate of the chain with its facts.
 void PrintChain(std::ostream &out, const ChainEvidence &evidence);

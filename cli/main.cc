@@ -15,6 +15,8 @@ const std::string kUsage =
     "       certgate probe URL [--cert C --key K [--chain F]] [--servername N]\n"
     "                      [--tls1.2|--tls1.3] [--ca F] [--json]\n"
     "       certgate cache list|show TEXT|fetch --ca FILE CERT|purge [--cache DIR]\n"
+    "       certgate selfcheck --policy F --ca F [--ca-names F] [--user NAME]\n"
+    "                      [--verify-client-on]\n"
     "       certgate reasons [--markdown|--man]\n"
     "       certgate directives [--markdown|--man]\n"
     "\n"
@@ -39,6 +41,10 @@ const std::string kUsage =
     "          answer, 4: --key is not --cert's key, 1: usage error. --json for scripts.\n"
     "  cache   list or show what the revocation cache holds, fetch a chain's URLs into it, purge "
     "it.\n"
+    "  selfcheck\n"
+    "          the self-checks nginx -t, apache2 -t and their start run (check=<name>\n"
+    "          lines: CA names over 16 KiB, expiring CAs, trusted_issuers no anchor\n"
+    "          reaches, ...). Exit 0: no fatal finding, 2: a fatal one, 1: usage error.\n"
     "  reasons [--markdown|--man]\n"
     "          list every reason code with its sub-status, meaning and hint.\n"
     "  directives [--markdown|--man]\n"
@@ -60,6 +66,7 @@ int main(int argc, char **argv) {
   if (command == "cache") return certgate::cli::RunCache(args);
   if (command == "directives") return certgate::cli::RunDirectives(args);
   if (command == "probe") return certgate::cli::RunProbe(args);
+  if (command == "selfcheck") return certgate::cli::RunSelfCheck(args);
   std::cerr << "certgate: unknown command \"" << command << "\"\n" << kUsage;
   return certgate::cli::kExitUsage;
 }

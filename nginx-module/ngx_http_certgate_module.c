@@ -125,12 +125,7 @@ ngx_module_t  ngx_http_certgate_module = {
 
 
 cg_counters       *ngx_http_certgate_counters;
-/*
- * "certgate_counters_<size>": a module built with more reasons never reuses,
- * across a reload, a zone laid out for fewer (the size is set at init).
- */
-static u_char     ngx_http_certgate_zone_name_buf[64];
-static ngx_str_t  ngx_http_certgate_zone_name;
+static ngx_str_t  ngx_http_certgate_zone_name;    /* cg_counters_zone_name */
 
 
 void *
@@ -501,6 +496,48 @@ ngx_http_certgate_init_module(ngx_cycle_t *cycle)
 }
 
 
+/* the core's self-checks (check=<name>), once per server, at -t and start */
+
+static ngx_int_t
+ngx_http_certgate_self_check(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
+    ngx_http_ssl_srv_conf_t *sscf, const cg_policy *policy)
+{
+    size_t                i;
+    ngx_int_t             rc;
+    ngx_uint_t            level;
+    cg_findings          *found;
+    ngx_core_conf_t      *ccf;
+    cg_selfcheck_server   server = { sscf->ssl.ctx, NULL, NULL, NULL, NULL,
+                                     NULL, 0, NULL, -1, -1, 0 };
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cf->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        server.worker_uid = (long) ccf->user;
+        server.worker_gid = (long) ccf->group;
+    }
+
+    server.flags = sscf->verify == 1 ? CG_SELFCHECK_VERIFY_CLIENT_ON : 0;
+
+    found = cg_selfcheck(policy, &server);
+    rc = found != NULL ? NGX_OK : NGX_ERROR;
+
+    for (i = 0; i < cg_findings_count(found); i++) {
+        level = cg_finding_fatal(found, i) ? NGX_LOG_EMERG : NGX_LOG_WARN;
+        rc = (level == NGX_LOG_EMERG) ? NGX_ERROR : rc;
+
+        ngx_log_error(level, cf->log, 0,
+                      "%s in server at %s:%ui", cg_finding_message(found, i),
+                      cscf->file_name, cscf->line);
+    }
+
+    cg_findings_free(found);
+
+    return rc;
+}
+
+
 static ngx_int_t
 ngx_http_certgate_init(ngx_conf_t *cf)
 {
@@ -526,6 +563,12 @@ ngx_http_certgate_init(ngx_conf_t *cf)
             continue;
         }
 
+        if (ngx_http_certgate_self_check(cf, cscfp[s], sscf, clcf->policy)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         if (cg_ssl_ctx_attach(sscf->ssl.ctx, clcf->policy,
                               ngx_http_certgate_ssl_log, clcf, &error)
             != CG_OK)
@@ -537,12 +580,9 @@ ngx_http_certgate_init(ngx_conf_t *cf)
         }
     }
 
-    ngx_http_certgate_zone_name.data = ngx_http_certgate_zone_name_buf;
+    ngx_http_certgate_zone_name.data = (u_char *) cg_counters_zone_name();
     ngx_http_certgate_zone_name.len =
-        ngx_snprintf(ngx_http_certgate_zone_name_buf,
-                     sizeof(ngx_http_certgate_zone_name_buf),
-                     "certgate_counters_%uz", sizeof(cg_counters))
-        - ngx_http_certgate_zone_name_buf;
+        ngx_strlen(ngx_http_certgate_zone_name.data);
 
     shm_zone = ngx_shared_memory_add(cf, &ngx_http_certgate_zone_name,
                                      8 * ngx_pagesize,

@@ -253,6 +253,15 @@ int cg_key_path(cg_key key) {
   return key >= 0 && key < CG_KEY_COUNT ? kPaths[key] : CG_KEY_PATH_NONE;
 }
 
+unsigned cg_key_contexts(cg_key key) {
+#define CG_KEY_CONTEXTS_ROW(id, key, nginx, httpd, field, contexts, min_args, max_args, path, \
+                            help)                                                             \
+  contexts,
+  static const unsigned kContexts[] = {CERTGATE_KEYS(CG_KEY_CONTEXTS_ROW)};
+#undef CG_KEY_CONTEXTS_ROW
+  return key >= 0 && key < CG_KEY_COUNT ? kContexts[key] : 0u;
+}
+
 int cg_log_level_syslog(cg_log_level level) {
   switch (level) {
     case CG_LOG_DEBUG:

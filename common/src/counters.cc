@@ -268,3 +268,8 @@ extern "C" void cg_counters_snapshot(const cg_counters *shared, cg_counters *sna
   std::memcpy(snapshot->expiring, shared->expiring, sizeof snapshot->expiring);
   Unlock(locked);
 }
+
+extern "C" const char *cg_counters_zone_name(void) {
+  static const std::string name = "certgate_counters_" + std::to_string(sizeof(cg_counters));
+  return name.c_str();
+}

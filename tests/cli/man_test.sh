@@ -43,7 +43,7 @@ while IFS= read -r code; do
 done < <("$certgate" reasons | sed -n 's/^\([a-z_]*\) (.*/\1/p')
 [ "$reasons" -gt 15 ] || fail "only $reasons reasons listed by certgate reasons"
 
-for section in check probe cache reasons directives; do
+for section in check probe cache selfcheck reasons directives; do
   grep -qx " *$section" "$out/certgate.1.txt" || fail "certgate(1) has no section for $section"
 done
 for heading in NAME SYNOPSIS DESCRIPTION COMMANDS "EXIT STATUS" "REASON CODES" "SEE ALSO"; do

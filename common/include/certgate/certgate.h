@@ -241,6 +241,8 @@ typedef struct {
 
 /* How a relative value of `key` is resolved by a server (CG_KEY_PATH_*). */
 CG_API int cg_key_path(cg_key key);
+/* Where `key` is accepted: its CG_KEY_CTX_* bits (0 for an unknown key). */
+CG_API unsigned cg_key_contexts(cg_key key);
 
 /* Memory the caller owns (a request pool, say): `size` bytes, or NULL. The
  * *_alloc calls below write their text whole (never cut) into one such block,
@@ -347,6 +349,61 @@ CG_API int cg_cache_dirs_add(cg_cache_dirs *dirs, const char *dir, const char *f
  * where it was configured: `... (certgate_cache "/dir" in file:line)`. */
 CG_API int cg_cache_dirs_prepare(const cg_cache_dirs *dirs, long worker_uid, long worker_gid,
                                  cg_error *error);
+
+/* ---- self-checks: `nginx -t`, `apache2 -t`, start, `certgate selfcheck` ---- */
+
+/* What one server is configured with besides its policy. With `ctx` (nginx:
+ * its SSL_CTX once ssl_client_certificate is loaded) the trust anchors and
+ * the CA names sent are read from it. Without, from files: anchors from
+ * ca_file/ca_path, names from ca_names_file/path, else from the anchors (as
+ * mod_ssl does); or, for httpd at -t (mod_ssl has no SSL_CTX yet), from
+ * `httpd_directives`: the main configuration's directives, then the virtual
+ * host's, as name/args pairs (2 * httpd_directive_count strings), from which
+ * the core takes SSLEngine and the last SSLCACertificateFile/Path and
+ * SSLCADNRequestFile/Path, relative to `server_root`. A server whose
+ * SSLEngine is not on has no findings. Any pointer may be NULL. */
+#define CG_SELFCHECK_VERIFY_CLIENT_ON 0x1u /* nginx `ssl_verify_client on` */
+typedef struct {
+  SSL_CTX *ctx;
+  const char *ca_file, *ca_path, *ca_names_file, *ca_names_path;
+  const char *const *httpd_directives;
+  size_t httpd_directive_count;
+  const char *server_root;
+  long worker_uid, worker_gid; /* -1: the current user */
+  unsigned flags;              /* CG_SELFCHECK_* */
+} cg_selfcheck_server;
+
+typedef struct cg_findings cg_findings;
+
+/* Runs every self-check (docs/self-checks.md) for a server's `policy` (its
+ * server-level policy); NULL only when out of memory. */
+CG_API cg_findings *cg_selfcheck(const cg_policy *policy, const cg_selfcheck_server *server);
+CG_API void cg_findings_free(cg_findings *findings);
+CG_API size_t cg_findings_count(const cg_findings *findings);
+/* The check's name ("ca_names_size"); whether it refuses the configuration;
+ * the whole log line ("certgate: check=ca_names_size ..."). */
+CG_API const char *cg_finding_name(const cg_findings *findings, size_t i);
+CG_API int cg_finding_fatal(const cg_findings *findings, size_t i);
+CG_API const char *cg_finding_message(const cg_findings *findings, size_t i);
+
+/*
+ * The sections (httpd <Directory>, <Location>, <Files>) of one configuration
+ * that set a certgate key, each with the server it appears in (an opaque
+ * key): which revocation cache directories the children will open depends on
+ * them, merged under each server's policy once the configuration is read.
+ */
+typedef struct cg_sections cg_sections;
+
+CG_API cg_sections *cg_sections_new(void);
+CG_API void cg_sections_free(cg_sections *sections);
+/* Records `section` (its own keys, live as long as the configuration) of
+ * `server`; CG_ERR_INTERNAL when out of memory or `sections` is NULL. */
+CG_API int cg_sections_add(cg_sections *sections, const void *server, const cg_policy *section);
+/* Whether `base` (a server's policy; NULL: nothing set) checks revocation, or
+ * any section of `server` or of `main_server` (whose sections apply to every
+ * server) does under it (cg_policy_revocation_enabled_under). */
+CG_API int cg_sections_revocation_enabled(const cg_sections *sections, const void *server,
+                                          const void *main_server, const cg_policy *base);
 
 /* ---- decisions ---- */
 typedef struct cg_decision cg_decision;
@@ -540,6 +597,11 @@ CG_API void cg_counters_add_handshake_refusal(cg_counters *shared);
 /* Reads `shared` (atomically, field by field) into `snapshot`; NULL `shared`
  * gives zeros. */
 CG_API void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapshot);
+
+/* "certgate_counters_<size>", a name for the server's shared counters: a module
+ * built with more reasons never reuses, across a reload, a zone laid out for
+ * fewer. Static text. */
+CG_API const char *cg_counters_zone_name(void);
 
 /* The Content-Type of the page cg_counters_format writes. */
 #define CG_COUNTERS_CONTENT_TYPE "text/plain; version=0.0.4"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "apache_test_fixture.h"
+#include "probe_support.h"
 
 namespace certgate_apache_test {
 namespace {
@@ -157,6 +158,59 @@ TEST_F(ApacheConfig, WrongArgumentCount) {
   h::RunResult r = ConfigTest("  CertGate\n");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("Syntax error"), std::string::npos) << r.err;
+}
+
+// Self-checks (issue 12 §3) at `apache2 -t`, read from the SSL directives.
+TEST_F(ApacheConfig, SelfCheckThreeHundredAndTwoCaNamesWarnWithTheirSize) {
+  h::TempDir files("certgate-selfcheck");
+  const std::string many = files.path() + "/many-cas.pem";
+  ASSERT_EQ(h::WriteManyCas(many, 302), "");
+  h::RunResult r = ConfigTest("  SSLCACertificateFile " + many + "\n  CertGate require\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find(":warn] "), std::string::npos) << r.err;
+  const size_t at = r.err.find(
+      "CG00009: certgate: check=ca_names_size the server sends 302 CA "
+      "names, ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const long bytes = std::stol(r.err.substr(r.err.find("names, ", at) + 7));
+  EXPECT_GT(bytes, 50000) << r.err;  // about 185 DER bytes each
+  EXPECT_NE(r.err.find("SSLCADNRequestFile"), std::string::npos) << r.err;
+  // SSLCADNRequestFile decides what is sent.
+  r = ConfigTest("  SSLCACertificateFile " + many + "\n  SSLCADNRequestFile " + SharedPki().path +
+                 "/ca/trust.pem\n  CertGate require\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("check=ca_names_size"), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, SelfCheckTrustedIssuerNoAnchorReachesFailsTheTest) {
+  const std::string issuers = SharedPki().path + "/ca/untrusted-root.pem";
+  h::RunResult r = ConfigTest("  CertGate require\n  CertGateTrustedIssuers " + issuers + "\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(":emerg] "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("CG00009: certgate: check=issuer_not_trusted the CA 'CN=Untrusted Root "
+                       "CA,O=Untrusted' in CertGateTrustedIssuers \"" +
+                       issuers + "\""),
+            std::string::npos)
+      << r.err;
+  // The issuing CA under a trusted root passes.
+  r = ConfigTest("  CertGate require\n  CertGateTrustedIssuers " + SharedPki().path +
+                 "/ca/intermediate.pem\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("check="), std::string::npos) << r.err;
+}
+
+TEST_F(ApacheConfig, SelfCheckHardFailWithoutRevocationSourceWarns) {
+  h::TempDir files("certgate-selfcheck");
+  h::RunResult r = ConfigTest(
+      "  CertGate require\n  CertGateRevocation hard_fail\n"
+      "  CertGateCache " +
+      files.path() + "/cache\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("CG00009: certgate: check=revocation_no_source "
+                       "CertGateRevocation hard_fail, but no CertGateCrl has a CRL of the CA "
+                       "'CN=Example Root CA,O=Example'"),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "nginx_test_fixture.h"
+#include "probe_support.h"
 
 namespace certgate::nginx_test {
 namespace {
@@ -14,6 +15,19 @@ class NginxConfig : public NginxTest {
  protected:
   h::RunResult TestConfig(const std::string &name, const std::string &directives) {
     return nginx().TestLocationConfig(name, directives);
+  }
+  // Self-checks (issue 12 §3) at `nginx -t`: a server with TLS and certgate.
+  h::RunResult TestSslServer(const std::string &name, const std::string &directives) {
+    const std::string path = nginx().dir() + "/" + name;
+    const std::string pki = nginx().pki();
+    h::WriteFile(path, "load_module " CERTGATE_NGINX_MODULE_PATH ";\npid " + nginx().dir() +
+                           "/t.pid;\nerror_log " + nginx().dir() +
+                           "/logs/t.log;\nevents {}\nhttp {\n  server {\n"
+                           "    listen 127.0.0.1:18491 ssl;\n    ssl_certificate " +
+                           pki + "/server/server-chain.pem;\n    ssl_certificate_key " + pki +
+                           "/server/server.key;\n" + directives +
+                           "    location / { return 204; }\n  }\n}\n");
+    return h::Run({nginx().nginx(), "-t", "-p", nginx().dir(), "-c", path});
   }
 };
 
@@ -100,6 +114,61 @@ TEST_F(NginxConfig, GoodConfigPasses) {
                               "      certgate_log_level warn;\n"
                               "      certgate_min_key rsa=3072 ec=384;\n");
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(NginxConfig, SelfCheckThreeHundredAndTwoCaNamesWarnWithTheirSize) {
+  const std::string many = nginx().dir() + "/many-cas.pem";
+  ASSERT_EQ(h::WriteManyCas(many, 302), "");
+  h::RunResult r = TestSslServer("many.conf",
+                                 "    ssl_verify_client optional_no_ca;\n"
+                                 "    ssl_client_certificate " +
+                                     many + ";\n    certgate require;\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("[warn] "), std::string::npos) << r.err;
+  const size_t at = r.err.find("certgate: check=ca_names_size the server sends 302 CA names, ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const long bytes = std::stol(r.err.substr(r.err.find("names, ", at) + 7));
+  EXPECT_GT(bytes, 50000) << r.err;  // about 185 DER bytes each
+  EXPECT_NE(r.err.find(" bytes, in its certificate request"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ssl_trusted_certificate"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("in server at " + nginx().dir() + "/many.conf:"), std::string::npos)
+      << r.err;
+  // The names are sent only when nginx asks for a certificate with them.
+  r = TestSslServer("few.conf",
+                    "    ssl_verify_client optional_no_ca;\n"
+                    "    ssl_client_certificate " +
+                        nginx().pki() + "/ca/trust.pem;\n    certgate require;\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("check="), std::string::npos) << r.err;
+}
+
+TEST_F(NginxConfig, SelfCheckTrustedIssuerNoAnchorReachesFailsTheTest) {
+  const std::string issuers = nginx().pki() + "/ca/untrusted-root.pem";
+  h::RunResult r = TestSslServer("stranger.conf",
+                                 "    ssl_verify_client optional_no_ca;\n"
+                                 "    ssl_client_certificate " +
+                                     nginx().pki() +
+                                     "/ca/trust.pem;\n    certgate require;\n"
+                                     "    certgate_trusted_issuers " +
+                                     issuers + ";\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("[emerg] "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("check=issuer_not_trusted the CA 'CN=Untrusted Root CA,O=Untrusted' in "
+                       "certgate_trusted_issuers \"" +
+                       issuers + "\""),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(NginxConfig, SelfCheckVerifyClientOnWarns) {
+  h::RunResult r = TestSslServer("on.conf",
+                                 "    ssl_verify_client on;\n"
+                                 "    ssl_client_certificate " +
+                                     nginx().pki() + "/ca/trust.pem;\n    certgate require;\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("[warn] "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("check=verify_client_on"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("optional_no_ca"), std::string::npos) << r.err;
 }
 
 }  // namespace
