@@ -1,8 +1,5 @@
 #include <certgate/cert_facts.h>
 #include <certgate/cert_file.h>
-#include <certgate/directive_names.h>
-#include <certgate/revocation_crl.h>
-#include <certgate/revocation_fetcher.h>
 #include <certgate/self_checks.h>
 #include <dirent.h>
 #include <grp.h>
@@ -17,6 +14,11 @@
 #include <cstring>
 #include <ctime>
 #include <set>
+
+#include "cert_fields.h"
+#include "directive_names.h"
+#include "revocation/crl.h"
+#include "revocation/fetcher.h"
 
 namespace certgate {
 namespace {

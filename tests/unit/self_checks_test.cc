@@ -2,7 +2,6 @@
 // silent when it does not, with certificates from the test PKI builder.
 #include <certgate/cert_facts.h>
 #include <certgate/certgate.h>
-#include <certgate/directive_names.h>
 #include <certgate/self_checks.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,6 +11,9 @@
 
 #include <cstdio>
 #include <set>
+
+#include "cert_fields.h"
+#include "directive_names.h"
 
 namespace certgate {
 namespace {
