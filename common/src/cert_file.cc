@@ -26,7 +26,7 @@ Result<CertificateList> ParsePem(const std::string &path, const std::string &pem
   // Our parse errors must never leak to a caller's SSL_get_error (certgate.h rule).
   ERR_set_mark();
   while (X509 *cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-    certs.emplace_back(cert, X509_free);
+    certs.emplace_back(ossl::UniquePtr<X509>(cert));
   }
   const unsigned long last = ERR_peek_last_error();
   const bool at_end = last == 0 || (ERR_GET_LIB(last) == ERR_LIB_PEM &&
@@ -78,7 +78,7 @@ Result<CertificateList> ReadCertificates(const std::string &path) {
   if (cert == nullptr) {
     return Status::Error(Quote(path) + " is neither PEM nor a DER certificate: " + detail);
   }
-  return CertificateList{std::shared_ptr<X509>(cert, X509_free)};
+  return CertificateList{std::shared_ptr<X509>(ossl::UniquePtr<X509>(cert))};
 }
 
 }  // namespace certgate

@@ -1,4 +1,5 @@
 #include <certgate/chain_evidence.h>
+#include <certgate/ossl_ptr.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509_vfy.h>
@@ -74,10 +75,7 @@ bool FoundNoAnchor(const ChainEvidence &evidence) {
   return none;
 }
 
-std::shared_ptr<X509> Share(X509 *cert) {
-  X509_up_ref(cert);
-  return std::shared_ptr<X509>(cert, X509_free);
-}
+std::shared_ptr<X509> Share(X509 *cert) { return ossl::Share(cert); }
 
 bool ValidAt(const CertSummary &cert, int64_t now) {
   return cert.not_before <= now && now <= cert.not_after;

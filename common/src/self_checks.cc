@@ -372,9 +372,7 @@ ServerTrust TrustFromSslCtx(SSL_CTX *ctx) {
     trust.store.reset(store);
     STACK_OF(X509) *certs = X509_STORE_get1_all_certs(store);
     for (int i = 0; certs != nullptr && i < sk_X509_num(certs); ++i) {
-      X509 *c = sk_X509_value(certs, i);
-      X509_up_ref(c);
-      trust.anchors.emplace_back(c, X509_free);
+      trust.anchors.push_back(ossl::Share(sk_X509_value(certs, i)));
     }
     sk_X509_pop_free(certs, X509_free);
   }

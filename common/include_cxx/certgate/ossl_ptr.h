@@ -30,6 +30,7 @@ CERTGATE_OSSL_DELETER(X509_STORE_CTX, X509_STORE_CTX_free);
 CERTGATE_OSSL_DELETER(X509_NAME, X509_NAME_free);
 CERTGATE_OSSL_DELETER(X509_EXTENSION, X509_EXTENSION_free);
 CERTGATE_OSSL_DELETER(X509_REVOKED, X509_REVOKED_free);
+CERTGATE_OSSL_DELETER(X509_ALGOR, X509_ALGOR_free);
 CERTGATE_OSSL_DELETER(EVP_PKEY, EVP_PKEY_free);
 CERTGATE_OSSL_DELETER(EVP_PKEY_CTX, EVP_PKEY_CTX_free);
 CERTGATE_OSSL_DELETER(EVP_MD_CTX, EVP_MD_CTX_free);
@@ -60,5 +61,9 @@ inline UniquePtr<X509> UpRef(X509 *cert) {
   if (cert != nullptr) X509_up_ref(cert);
   return UniquePtr<X509>(cert);
 }
+
+// One reference shared by several owners (a chain kept by a decision and a
+// pending fetch), released through the same deleter as UniquePtr.
+inline std::shared_ptr<X509> Share(X509 *cert) { return UpRef(cert); }
 
 }  // namespace certgate::ossl

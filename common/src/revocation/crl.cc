@@ -364,10 +364,7 @@ Status VerifyCrl(const ParsedCrl &crl, X509 *issuer) {
   EVP_PKEY *key = X509_get0_pubkey(issuer);
   if (key == nullptr) return Status::Error("the issuer's public key cannot be decoded");
   const unsigned char *a = reinterpret_cast<const unsigned char *>(crl.sig_alg.data());
-  struct FreeAlg {
-    void operator()(X509_ALGOR *x) const { X509_ALGOR_free(x); }
-  };
-  std::unique_ptr<X509_ALGOR, FreeAlg> alg(
+  ossl::UniquePtr<X509_ALGOR> alg(
       d2i_X509_ALGOR(nullptr, &a, static_cast<long>(crl.sig_alg.size())));
   if (!alg) return Status::Error("bad CRL signature algorithm");
   const int sig_nid = OBJ_obj2nid(alg->algorithm);

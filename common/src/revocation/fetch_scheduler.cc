@@ -29,9 +29,7 @@ bool LeaseHeldByOther(const UrlState &state, int64_t now) {
   return kill(static_cast<pid_t>(state.lease_pid), 0) == 0 || errno == EPERM;
 }
 
-std::shared_ptr<X509> Held(X509 *cert) {
-  return std::shared_ptr<X509>(ossl::UpRef(cert).release(), X509_free);
-}
+std::shared_ptr<X509> Held(X509 *cert) { return ossl::Share(cert); }
 
 }  // namespace
 

@@ -49,11 +49,11 @@ std::string SubjectAndSerial(X509 *cert) {
 
 Result<std::string> OcspRequestDer(X509 *cert, X509 *issuer) {
   UniquePtr<OCSP_REQUEST> request(OCSP_REQUEST_new());
-  OCSP_CERTID *id = OCSP_cert_to_id(EVP_sha1(), cert, issuer);
-  if (!request || id == nullptr || OCSP_request_add0_id(request.get(), id) == nullptr) {
-    if (id != nullptr) OCSP_CERTID_free(id);
+  UniquePtr<OCSP_CERTID> id(OCSP_cert_to_id(EVP_sha1(), cert, issuer));
+  if (!request || !id || OCSP_request_add0_id(request.get(), id.get()) == nullptr) {
     return Status::Error("cannot build an OCSP request: " + OpensslError());
   }
+  (void)id.release();  // the request owns it now
   unsigned char *der = nullptr;
   int len = i2d_OCSP_REQUEST(request.get(), &der);
   if (len <= 0) return Status::Error("cannot encode an OCSP request");

@@ -395,7 +395,7 @@ void CrlPreloader::MaybeIngestPendingFile(X509 *issuer, const std::string &key) 
     paths.assign(it->second.begin(), it->second.end());
   }
   if (!scheduler_.MarkPending(key)) return;
-  std::shared_ptr<X509> held(ossl::UpRef(issuer).release(), X509_free);
+  std::shared_ptr<X509> held = ossl::Share(issuer);
   scheduler_.Post([this, paths, held, key] {
     // A delta waiting for its base is tried again after the base's file.
     std::vector<std::string> again;

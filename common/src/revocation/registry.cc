@@ -1,5 +1,6 @@
 #include "revocation/registry.h"
 
+#include <certgate/ossl_ptr.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -122,12 +123,12 @@ void AdoptAfterFork(Registry &registry) {
 void StartPreload(Registry &registry, RevocationChecker *checker, std::vector<std::string> paths,
                   X509_STORE *trust) {
   if (trust != nullptr) X509_STORE_up_ref(trust);
+  ossl::UniquePtr<X509_STORE> held(trust);
   registry.preloads_running.fetch_add(1);
-  std::thread([&registry, checker, paths = std::move(paths), trust] {
+  std::thread([&registry, checker, paths = std::move(paths), held = std::move(held)] {
     // A file that cannot be read is retried by the checker's rescans; requests
     // meanwhile are refused as revocation_unavailable, naming what is missing.
-    (void)checker->Preload(paths, trust);
-    if (trust != nullptr) X509_STORE_free(trust);
+    (void)checker->Preload(paths, held.get());
     std::lock_guard<std::mutex> lock(registry.mutex);
     registry.preloads_running.fetch_sub(1);
     registry.preload_done.notify_all();

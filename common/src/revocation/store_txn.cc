@@ -1,4 +1,5 @@
 // RevocationStore::ReadTxn and WriteTxn (store.h).
+#include <certgate/ossl_ptr.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -60,9 +61,9 @@ Status WalkGeneration(MDB_txn *txn, MDB_dbi dbi, uint64_t gen, uint64_t *count,
   MDB_cursor *cursor = nullptr;
   int rc = mdb_cursor_open(txn, dbi, &cursor);
   if (rc != 0) return LmdbError("cannot open a cursor", rc);
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  ossl::UniquePtr<EVP_MD_CTX> owned_ctx(EVP_MD_CTX_new());
+  EVP_MD_CTX *ctx = owned_ctx.get();
   if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
-    EVP_MD_CTX_free(ctx);
     mdb_cursor_close(cursor);
     return Status::Error("revocation cache: cannot start a SHA-256");
   }
@@ -101,7 +102,6 @@ Status WalkGeneration(MDB_txn *txn, MDB_dbi dbi, uint64_t gen, uint64_t *count,
   unsigned int md_len = 0;
   EVP_DigestUpdate(ctx, buffer.data(), buffer.size());
   EVP_DigestFinal_ex(ctx, md, &md_len);
-  EVP_MD_CTX_free(ctx);
   if (!problem.empty()) return Status::Error(problem);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cannot read the serials", rc);
   digest->assign(reinterpret_cast<char *>(md), md_len);
