@@ -228,12 +228,14 @@ static const command_rec certgate_cmds[] = {CERTGATE_KEYS(CG_KEY_ROW){NULL}};
 
 /* ---- TLS side ----------------------------------------------------------------- */
 
-/* Refusals at handshake time (CertGateRejectAt handshake). */
-static void handshake_log(SSL *ssl, const char *line, size_t len, void *data)
+/* Refusals at handshake time (CertGateRejectAt handshake), failed handshakes. */
+static void handshake_log(SSL *ssl, cg_reason reason, const char *line, size_t len, void *data)
 {
     conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
-    cg_counters_add_handshake_refusal(counters);
-    if (c != NULL) {
+    cg_counters_add_handshake(counters, reason);
+    if (len == 0) {
+        return;
+    } else if (c != NULL) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, CGLOGNO(00002) "%.*s", (int)len, line);
     } else {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)data, CGLOGNO(00003) "%.*s", (int)len,
@@ -279,6 +281,7 @@ static int certgate_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
 {
     if (!is_proxy) {
         ap_set_module_config(c->conn_config, &certgate_module, ssl);
+        cg_ssl_note_client_address(ssl, c->client_ip);
     }
     return DECLINED;
 }

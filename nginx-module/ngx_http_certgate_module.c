@@ -24,8 +24,8 @@ typedef struct {
 } ngx_http_certgate_main_conf_t;
 
 
-static void ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len,
-    void *data);
+static void ngx_http_certgate_ssl_log(SSL *ssl, cg_reason reason,
+    const char *line, size_t len, void *data);
 static ngx_int_t ngx_http_certgate_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -141,14 +141,19 @@ ngx_http_certgate_alloc(void *pool, size_t size)
 
 
 static void
-ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len, void *data)
+ngx_http_certgate_ssl_log(SSL *ssl, cg_reason reason, const char *line,
+    size_t len, void *data)
 {
     ngx_connection_t              *c;
     ngx_http_certgate_loc_conf_t  *clcf = data;
 
     c = ngx_ssl_get_connection(ssl);
 
-    cg_counters_add_handshake_refusal(ngx_http_certgate_counters);
+    cg_counters_add_handshake(ngx_http_certgate_counters, reason);
+
+    if (len == 0) {
+        return;
+    }
 
     ngx_log_error(clcf->log_level, c ? c->log : ngx_cycle->log, 0,
                   "%*s", len, line);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "c_handles.h"
+#include "handshake_failure.h"
 
 using certgate::Info;
 
@@ -436,6 +437,10 @@ int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log, 
     return FromStatus(
         certgate::AttachToSslCtx(ctx, policy ? &policy->policy : nullptr, log, log_data), error);
   });
+}
+
+void cg_ssl_note_client_address(SSL *ssl, const char *address) {
+  if (ssl != nullptr) certgate::NoteClientAddress(ssl, address);
 }
 
 const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "c_handles.h"
+#include "handshake_failure.h"
 
 namespace certgate {
 namespace {
@@ -59,10 +60,13 @@ int StateIndex() {
   return index.get();
 }
 
+using InfoCallback = void (*)(const SSL *ssl, int where, int ret);
+
 struct Attachment {
   const Policy *policy;
   cg_ssl_log_fn log;
   void *log_data;
+  InfoCallback previous_info;  // the server's own (nginx: renegotiation), called first
 };
 
 void FreeAttachment(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
@@ -144,15 +148,55 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
     if (decision.verdict() == CG_VERDICT_DENY) {
       if (attachment->log != nullptr) {
         const std::string line = FormatLogLine(decision, policy.EffectiveLogFormat());
-        attachment->log(ssl, line.data(), line.size(), attachment->log_data);
+        attachment->log(ssl, decision.reason(), line.data(), line.size(), attachment->log_data);
       }
+      MarkRefusedByCertgate(ssl);
       X509_STORE_CTX_set_error(ctx, AlertErrorFor(decision.reason()));
+      // certgate's line explains the refusal. Servers log the first error of the
+      // queue: "callback failed" is one nginx and httpd file as a client's
+      // handshake failure (info), where OpenSSL's "certificate verify failed",
+      // pushed after this returns, is crit in nginx.
+      ERR_clear_error();
+      ERR_raise(ERR_LIB_SSL, SSL_R_CALLBACK_FAILED);
       return 0;
     }
   }
   // The server's own verdict must not pre-empt certgate's explained refusal.
   X509_STORE_CTX_set_error(ctx, X509_V_OK);
   return 1;
+}
+
+const Attachment *AttachmentOf(const SSL *ssl) {
+  const SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+  return ctx != nullptr
+             ? static_cast<const Attachment *>(SSL_CTX_get_ex_data(ctx, AttachmentIndex()))
+             : nullptr;
+}
+
+// SSL_CTX_set_info_callback: notes a few bits per connection; formats and logs
+// only when the handshake has failed.
+void WatchHandshake(const SSL *ssl, int where, int ret) {
+  const Attachment *attachment = AttachmentOf(ssl);
+  if (attachment == nullptr) return;
+  if (attachment->previous_info != nullptr) attachment->previous_info(ssl, where, ret);
+  if (!NoteHandshakeEvent(ssl, where, ret) || attachment->log == nullptr) return;
+
+  SSL *mutable_ssl = const_cast<SSL *>(ssl);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  const std::optional<uint64_t> suppressed =
+      HandshakeLogLimiter::Process().Admit(ClientAddressKey(ssl), now);
+  if (!suppressed) {
+    attachment->log(mutable_ssl, CG_REASON_TLS_HANDSHAKE, "", 0, attachment->log_data);
+    return;
+  }
+  HandshakeFailure failure = DescribeHandshakeFailure(ssl);
+  if (*suppressed > 0) failure.extras.emplace_back("suppressed", std::to_string(*suppressed));
+  const std::string line =
+      FormatLogLine(failure.decision, attachment->policy->EffectiveLogFormat(), failure.extras);
+  attachment->log(mutable_ssl, CG_REASON_TLS_HANDSHAKE, line.data(), line.size(),
+                  attachment->log_data);
 }
 
 // Reads the connection clock at every call, so tests can move it.
@@ -242,12 +286,16 @@ Status AttachToSslCtx(SSL_CTX *ctx, const Policy *policy, cg_ssl_log_fn log, voi
     return Status::Error("cannot allocate OpenSSL ex_data indexes");
   }
   // Owned by the SSL_CTX (freed with it), so reloads do not accumulate them.
-  auto attachment = std::make_unique<Attachment>(Attachment{policy, log, log_data});
-  delete static_cast<Attachment *>(SSL_CTX_get_ex_data(ctx, AttachmentIndex()));  // re-attach
+  auto *previous = static_cast<Attachment *>(SSL_CTX_get_ex_data(ctx, AttachmentIndex()));
+  InfoCallback previous_info = SSL_CTX_get_info_callback(ctx);
+  if (previous_info == WatchHandshake) previous_info = previous ? previous->previous_info : nullptr;
+  auto attachment = std::make_unique<Attachment>(Attachment{policy, log, log_data, previous_info});
+  delete previous;  // re-attach
   if (!SSL_CTX_set_ex_data(ctx, AttachmentIndex(), attachment.get())) {
     return Status::Error("cannot attach to the SSL_CTX");
   }
   SSL_CTX_set_cert_verify_callback(ctx, VerifyClientChain, attachment.release());
+  SSL_CTX_set_info_callback(ctx, WatchHandshake);
   // Ask for a certificate but never fail the handshake for a missing one: the
   // request is refused as no_cert with an explanation instead.
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx) | SSL_VERIFY_PEER,
