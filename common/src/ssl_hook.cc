@@ -1,3 +1,4 @@
+#include <certgate/cert_facts.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
 #include <certgate/ex_data_index.h>
@@ -208,7 +209,23 @@ class ForwardingClock final : public Clock {
 // The chain rules' decision for `policy`. It holds until a certificate of the
 // chain expires; after that the connection is judged once more, so at most two
 // exist per policy.
-const cg_decision *ChainDecision(ConnectionState *state, const Policy &policy) {
+// no_cert says what the server asked for: the CA names its CertificateRequest
+// carried (the client may have had no certificate from any of them).
+void NameTheCasAskedFor(const SSL *ssl, Decision *decision) {
+  if (decision->reason() != CG_REASON_NO_CERT || decision->findings().empty()) return;
+  const STACK_OF(X509_NAME) *names = SSL_get_client_CA_list(ssl);
+  if (names == nullptr || sk_X509_NAME_num(names) == 0) names = SSL_get0_CA_list(ssl);
+  const int count = names != nullptr ? sk_X509_NAME_num(names) : 0;
+  if (count == 0) return;
+  Finding finding = decision->findings().front();
+  finding.detail = "the client sent no certificate although asked for one issued by one of " +
+                   std::to_string(count) + (count == 1 ? " CA" : " CAs") +
+                   " (first: " + NameToString(sk_X509_NAME_value(names, 0)) +
+                   "); certgate require is set here";
+  decision->SetFindings({std::move(finding)});
+}
+
+const cg_decision *ChainDecision(const SSL *ssl, ConnectionState *state, const Policy &policy) {
   const int64_t now = g_clock.load()->Now();
   for (auto it = state->decisions.rbegin(); it != state->decisions.rend(); ++it) {
     if (it->policy == &policy) {
@@ -222,6 +239,7 @@ const cg_decision *ChainDecision(ConnectionState *state, const Policy &policy) {
   FixedClock at(now);
   auto decision = std::make_unique<cg_decision>(
       cg_decision{Evaluate(policy, state->evidence ? &*state->evidence : nullptr, at)});
+  if (!state->evidence) NameTheCasAskedFor(ssl, &decision->decision);
   state->decisions.push_back(
       {&policy, expires ? state->earliest_not_after + skew + 1 : INT64_MAX, std::move(decision)});
   ERR_clear_error();
@@ -327,7 +345,7 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
     state->examined = true;
   }
 
-  const cg_decision *chain = ChainDecision(state, policy);
+  const cg_decision *chain = ChainDecision(ssl, state, policy);
   if (policy.EffectiveRevocation() == RevocationMode::kOff || !state->evidence ||
       chain->decision.verdict() != CG_VERDICT_ALLOW) {
     return chain;

@@ -312,6 +312,27 @@ TEST_F(SslHookTest, RejectAtHandshakeAbortsAndLogs) {
   EXPECT_THAT(logged_[0], HasSubstr("certgate: verdict=deny reason=expired"));
 }
 
+// Issue 12 §5: no_cert names the CAs the server asked for, when it sent some.
+TEST_F(SslHookTest, NoCertSaysWhichCasTheServerAskedFor) {
+  Attach();
+  Connection plain = Handshake(nullptr);
+  ASSERT_TRUE(plain.handshake_ok);
+  EXPECT_EQ(Field(cg_ssl_decide(plain.server.get(), server_policy_.get()), CG_FIELD_DETAIL),
+            "the client presented no certificate; certgate require is set here");
+
+  STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+  sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(issuing_->cert.get())));
+  sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(root_->cert.get())));
+  SSL_CTX_set_client_CA_list(server_ctx_.get(), names);
+  Connection asked = Handshake(nullptr);
+  ASSERT_TRUE(asked.handshake_ok);
+  const cg_decision *decision = cg_ssl_decide(asked.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_reason(decision), CG_REASON_NO_CERT);
+  EXPECT_EQ(Field(decision, CG_FIELD_DETAIL),
+            "the client sent no certificate although asked for one issued by one of 2 CAs "
+            "(first: CN=Hook Issuing CA); certgate require is set here");
+}
+
 TEST_F(SslHookTest, RejectAtHandshakeLeavesOnlyCertgatesLine) {
   Set(server_policy_.get(), "certgate_reject_at", "handshake");
   Attach();

@@ -462,6 +462,17 @@ TEST_F(NginxBehaviour, FailedHandshakeLinesAreRateLimitedPerClient) {
   EXPECT_LE(lines.size(), 10u);  // five a minute per address, in each of the two workers
 }
 
+// Issue 12 §5: no_cert names the CA names nginx sent (ssl_client_certificate).
+TEST_F(NginxBehaviour, NoCertNamesTheCasAskedFor) {
+  EXPECT_EQ(nginx().Curl(kVerifyOptionalPort, "/?case=asked-names", "").status, 403);
+  const std::string line = h::WaitForLine(nginx().error_log(), {"case=asked-names"});
+  EXPECT_NE(line.find("reason=no_cert"), std::string::npos) << line;
+  EXPECT_NE(line.find("the client sent no certificate although asked for one issued by one of "),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find(" CAs (first: "), std::string::npos) << line;
+}
+
 TEST_F(NginxBehaviour, VerifyClientOptionalDoesNotPreemptCertgate) {
   // nginx itself would answer 400 "The SSL certificate error" here.
   Response r = nginx().Curl(kVerifyOptionalPort, "/", "self_signed");
