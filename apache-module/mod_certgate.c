@@ -233,11 +233,9 @@ static void handshake_log(SSL *ssl, cg_reason reason, const char *line, size_t l
 {
     conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
     cg_counters_add_handshake(counters, reason);
-    if (len == 0) {
-        return;
-    } else if (c != NULL) {
+    if (len > 0 && c != NULL) { /* len 0: suppressed by the rate limit, counted only */
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, CGLOGNO(00002) "%.*s", (int)len, line);
-    } else {
+    } else if (len > 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)data, CGLOGNO(00003) "%.*s", (int)len,
                      line);
     }
@@ -374,6 +372,10 @@ static int certgate_check(request_rec *r)
     /* Every request is judged under its own policy, an ErrorDocument too (as
      * mod_authz_core does). A pending decision blocks this thread, bounded. */
     decision = cg_ssl_decide_final(connection_ssl(r->connection), conf->policy);
+    if (apr_table_get(r->headers_in, "X-Forwarded-For") ||
+        apr_table_get(r->headers_in, "Forwarded")) {
+        decision = cg_decision_via_proxy(decision); /* no_cert: the hint names the proxy */
+    }
     for (first = r; first->prev != NULL; first = first->prev) {
         /* the request the internal-redirect / ErrorDocument chain started from */
     }

@@ -140,6 +140,34 @@ ngx_http_certgate_alloc(void *pool, size_t size)
 }
 
 
+/* Whether the request came through a proxy: the no_cert hint then names it. */
+ngx_uint_t
+ngx_http_certgate_via_proxy(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if ((h[i].key.len == sizeof("X-Forwarded-For") - 1
+                 && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Forwarded-For",
+                                    h[i].key.len) == 0)
+                || (h[i].key.len == sizeof("Forwarded") - 1
+                    && ngx_strncasecmp(h[i].key.data, (u_char *) "Forwarded",
+                                       h[i].key.len) == 0))
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
 static void
 ngx_http_certgate_ssl_log(SSL *ssl, cg_reason reason, const char *line,
     size_t len, void *data)

@@ -439,6 +439,29 @@ int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log, 
   });
 }
 
+const cg_decision *cg_decision_via_proxy(const cg_decision *decision) {
+  if (decision == nullptr || decision->decision.reason() != CG_REASON_NO_CERT ||
+      decision->decision.findings().empty()) {
+    return decision;
+  }
+  try {
+    std::call_once(decision->via_proxy.once, [decision] {
+      certgate::Finding finding = decision->decision.findings().front();
+      finding.hint =
+          "the request came through a proxy (it carries X-Forwarded-For or Forwarded): a "
+          "TLS-terminating proxy or load balancer in front of this server does not pass client "
+          "certificates on; let clients reach this server directly (TLS passthrough), or have "
+          "the proxy check the certificates";
+      auto variant = std::make_unique<cg_decision>(cg_decision{decision->decision});
+      variant->decision.SetFindings({std::move(finding)});
+      decision->via_proxy.value = std::move(variant);
+    });
+  } catch (...) {
+    return decision;  // the plain no_cert refusal is still right
+  }
+  return decision->via_proxy.value ? decision->via_proxy.value.get() : decision;
+}
+
 void cg_ssl_note_client_address(SSL *ssl, const char *address) {
   if (ssl != nullptr) certgate::NoteClientAddress(ssl, address);
 }

@@ -569,6 +569,13 @@ typedef void (*cg_ssl_log_fn)(SSL *ssl, cg_reason reason, const char *line, size
 CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log,
                              void *log_data, cg_error *error);
 
+/* The decision to use for a request that came through a proxy (it carries
+ * X-Forwarded-For or Forwarded): a no_cert refusal whose hint names the
+ * network cause, a TLS-terminating proxy in front that does not pass client
+ * certificates on. Any other decision is returned as is. Lives as long as
+ * `decision`. */
+CG_API const cg_decision *cg_decision_via_proxy(const cg_decision *decision);
+
 /* The client's address, for a server whose SSL has no socket of its own
  * (httpd): failed-handshake lines are rate-limited per address. Cheap: keeps a
  * hash in the SSL, allocates nothing. */

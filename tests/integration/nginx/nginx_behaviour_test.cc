@@ -473,6 +473,26 @@ TEST_F(NginxBehaviour, NoCertNamesTheCasAskedFor) {
   EXPECT_NE(line.find(" CAs (first: "), std::string::npos) << line;
 }
 
+// Issue 12 §5: through a TLS-terminating proxy the no_cert hint names it;
+// a direct client without a certificate gets the usual hint.
+TEST_F(NginxBehaviour, NoCertThroughAProxyNamesTheProxy) {
+  h::RunResult proxied =
+      h::Run({"curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+              "http://127.0.0.1:" + std::to_string(kBackendPort) + "/via-proxy"},
+             {}, "", 15000);
+  EXPECT_EQ(proxied.out, "403") << proxied.err;
+  const std::string line = h::WaitForLine(nginx().error_log(), {"case=via-proxy"});
+  EXPECT_NE(line.find("reason=no_cert"), std::string::npos) << line;
+  EXPECT_NE(line.find("hint=\"the request came through a proxy (it carries X-Forwarded-For or "
+                      "Forwarded): a TLS-terminating proxy"),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(nginx().Curl(kVerifyOptionalPort, "/?case=direct-no-cert", "").status, 403);
+  const std::string direct = h::WaitForLine(nginx().error_log(), {"case=direct-no-cert"});
+  EXPECT_NE(direct.find("reason=no_cert"), std::string::npos) << direct;
+  EXPECT_EQ(direct.find("proxy"), std::string::npos) << direct;
+}
+
 TEST_F(NginxBehaviour, VerifyClientOptionalDoesNotPreemptCertgate) {
   // nginx itself would answer 400 "The SSL certificate error" here.
   Response r = nginx().Curl(kVerifyOptionalPort, "/", "self_signed");

@@ -331,6 +331,13 @@ std::string MainServer::Config(int reload_status) const {
          ";\n"
          "    location = /echo { return 200 \"subject=$http_x_certgate_subject\\n\"; }\n"
          "    location = /plain { certgate require; return 200 \"plain\\n\"; }\n"
+         // Issue 12 §5: a TLS-terminating proxy in front of a certgate server.
+         "    location = /via-proxy {\n"
+         "      proxy_pass https://127.0.0.1:" +
+         std::to_string(kVerifyOptionalPort) +
+         "/?case=via-proxy;\n"
+         "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+         "    }\n"
          "  }\n"
          "  server {\n"
          "    listen 127.0.0.1:" +
