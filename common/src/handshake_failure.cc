@@ -1,8 +1,8 @@
 #include "handshake_failure.h"
 
 #include <certgate/ex_data_index.h>
-#include <openssl/err.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -231,6 +231,8 @@ HandshakeFailure DescribeHandshakeFailure(const SSL *ssl) {
       (facts & kAlertReceived) ? static_cast<int>((facts >> kReceivedShift) & 0xff) : -1;
   const bool asked = facts & kAskedForCert;
   STACK_OF(SSL_CIPHER) *ciphers = SSL_get_client_ciphers(ssl);
+  // OpenSSL answers a hang-up with a decode_error alert of its own: not the news.
+  const bool closed = error_reason == SSL_R_UNEXPECTED_EOF_WHILE_READING;
 
   std::string stage, detail, hint, alert;
   if (error_reason == SSL_R_UNSUPPORTED_PROTOCOL || error_reason == SSL_R_VERSION_TOO_LOW ||
@@ -270,7 +272,7 @@ HandshakeFailure DescribeHandshakeFailure(const SSL *ssl) {
           "trust, a missing intermediate, a name mismatch) or the CA names the server sent; "
           "check both with certgate probe";
     }
-  } else if (asked && !(facts & kCertReceived) && sent < 0) {
+  } else if (asked && !(facts & kCertReceived) && (sent < 0 || closed)) {
     stage = "certificate_request";
     detail =
         "the client closed the connection after the server asked for a certificate, without "
@@ -278,6 +280,9 @@ HandshakeFailure DescribeHandshakeFailure(const SSL *ssl) {
     hint =
         "the client has no certificate issued by one of the CA names the server sends, or it "
         "cannot use its key; check the CA names with certgate probe";
+  } else if (closed) {
+    stage = asked ? "certificate_request" : "handshake";
+    detail = "the client closed the connection during the handshake";
   } else {
     stage = asked ? "certificate_request" : "handshake";
     if (sent >= 0) {

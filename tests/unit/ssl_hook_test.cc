@@ -389,6 +389,31 @@ INSTANTIATE_TEST_SUITE_P(Tls, SslHookAlertTest, ::testing::Values(TLS1_2_VERSION
                            return info.param == TLS1_2_VERSION ? "TLS12" : "TLS13";
                          });
 
+TEST_F(SslHookTest, AClientClosingAfterTheCertificateRequestIsNamed) {
+  Attach();
+  Owned<SSL_CTX> client_ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_max_proto_version(client_ctx.get(), TLS1_2_VERSION);
+  Owned<SSL> server(SSL_new(server_ctx_.get()));
+  Owned<SSL> client(SSL_new(client_ctx.get()));
+  cg_ssl_note_client_address(server.get(), "192.0.2.90");
+  BIO *server_bio = nullptr;
+  BIO *client_bio = nullptr;
+  BIO_new_bio_pair(&server_bio, 0, &client_bio, 0);
+  SSL_set_bio(server.get(), server_bio, server_bio);
+  SSL_set_bio(client.get(), client_bio, client_bio);
+  SSL_set_accept_state(server.get());
+  SSL_set_connect_state(client.get());
+  SSL_do_handshake(client.get());  // ClientHello
+  SSL_do_handshake(server.get());  // ServerHello ... CertificateRequest, ServerHelloDone
+  BIO_shutdown_wr(client_bio);     // the client hangs up without answering
+  EXPECT_LE(SSL_do_handshake(server.get()), 0);
+  ERR_clear_error();
+  ASSERT_EQ(logged_.size(), 1u);
+  EXPECT_THAT(logged_[0], HasSubstr("the client closed the connection after the server asked for "
+                                    "a certificate, without sending one"));
+  EXPECT_THAT(logged_[0], HasSubstr("stage=certificate_request"));
+}
+
 TEST_F(SslHookTest, FailedHandshakeLinesAreRateLimitedPerClient) {
   SSL_CTX_set_min_proto_version(server_ctx_.get(), TLS1_3_VERSION);
   Attach();
