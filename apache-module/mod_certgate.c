@@ -373,7 +373,9 @@ static int certgate_check(request_rec *r)
      * mod_authz_core does). A pending decision blocks this thread, bounded. */
     decision = cg_ssl_decide_final(connection_ssl(r->connection), conf->policy);
     if (apr_table_get(r->headers_in, "X-Forwarded-For") ||
-        apr_table_get(r->headers_in, "Forwarded")) {
+        apr_table_get(r->headers_in, "Forwarded") ||
+        cg_policy_trusted_proxy(conf->policy, r->connection->client_ip,
+                                strlen(r->connection->client_ip))) {
         decision = cg_decision_via_proxy(decision); /* no_cert: the hint names the proxy */
     }
     for (first = r; first->prev != NULL; first = first->prev) {

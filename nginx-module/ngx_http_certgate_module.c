@@ -142,11 +142,17 @@ ngx_http_certgate_alloc(void *pool, size_t size)
 
 /* Whether the request came through a proxy: the no_cert hint then names it. */
 ngx_uint_t
-ngx_http_certgate_via_proxy(ngx_http_request_t *r)
+ngx_http_certgate_via_proxy(ngx_http_request_t *r, const cg_policy *policy)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
+
+    if (cg_policy_trusted_proxy(policy, (const char *) r->connection->addr_text.data,
+                                r->connection->addr_text.len))
+    {
+        return 1;
+    }
 
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         h = part->elts;

@@ -23,6 +23,7 @@
 
 #include "c_handles.h"
 #include "handshake_failure.h"
+#include "policy_parse.h"
 
 using certgate::Info;
 
@@ -439,6 +440,19 @@ int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log, 
   });
 }
 
+int cg_policy_trusted_proxy(const cg_policy *policy, const char *client_ip, size_t len) {
+  if (policy == nullptr || client_ip == nullptr || !policy->policy.trusted_proxies) return 0;
+  try {
+    const std::string_view ip(client_ip, len);
+    for (const std::string &text : *policy->policy.trusted_proxies) {
+      const auto block = certgate::policy_parse::ParseAddressBlock(text);
+      if (block && certgate::policy_parse::InAddressBlock(*block, ip)) return 1;
+    }
+  } catch (...) {
+  }
+  return 0;
+}
+
 const cg_decision *cg_decision_via_proxy(const cg_decision *decision) {
   if (decision == nullptr || decision->decision.reason() != CG_REASON_NO_CERT ||
       decision->decision.findings().empty()) {
@@ -448,8 +462,9 @@ const cg_decision *cg_decision_via_proxy(const cg_decision *decision) {
     std::call_once(decision->via_proxy.once, [decision] {
       certgate::Finding finding = decision->decision.findings().front();
       finding.hint =
-          "the request came through a proxy (it carries X-Forwarded-For or Forwarded): a "
-          "TLS-terminating proxy or load balancer in front of this server does not pass client "
+          "the request came through a proxy (X-Forwarded-For, Forwarded or a trusted proxy's "
+          "address): a TLS-terminating proxy or load balancer in front of this server does not "
+          "pass client "
           "certificates on; let clients reach this server directly (TLS passthrough), or have "
           "the proxy check the certificates";
       auto variant = std::make_unique<cg_decision>(cg_decision{decision->decision});

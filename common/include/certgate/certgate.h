@@ -230,7 +230,10 @@ CG_API void cg_set_directive_style(cg_directive_style style);
   X(LOG, "log", "certgate_log", "CertGateLog", log, CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE,       \
     "kv | json [accepts]")                                                                        \
   X(STATUS, "status", "certgate_status", "CertGateStatus", status, CG_KEY_CTX_PAGE, 1, 1,         \
-    CG_KEY_PATH_NONE, "on | off: this location serves certgate's counters")
+    CG_KEY_PATH_NONE, "on | off: this location serves certgate's counters")                       \
+  X(TRUSTED_PROXIES, "trusted_proxies", "certgate_trusted_proxies", "CertGateTrustedProxies",     \
+    trusted_proxies, CG_KEY_CTX_ANY, 1, CG_KEY_MANY, CG_KEY_PATH_NONE,                            \
+    "addresses or CIDR blocks of the proxies in front of this server")
 
 typedef enum {
 #define CG_KEY_ENUM(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
@@ -570,11 +573,15 @@ CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_f
                              void *log_data, cg_error *error);
 
 /* The decision to use for a request that came through a proxy (it carries
- * X-Forwarded-For or Forwarded): a no_cert refusal whose hint names the
- * network cause, a TLS-terminating proxy in front that does not pass client
+ * X-Forwarded-For or Forwarded, or comes from certgate_trusted_proxies): a no_cert refusal whose
+ * hint names the network cause, a TLS-terminating proxy in front that does not pass client
  * certificates on. Any other decision is returned as is. Lives as long as
  * `decision`. */
 CG_API const cg_decision *cg_decision_via_proxy(const cg_decision *decision);
+
+/* Whether `client_ip` (the TCP peer, as text) is in the policy's
+ * certgate_trusted_proxies. */
+CG_API int cg_policy_trusted_proxy(const cg_policy *policy, const char *client_ip, size_t len);
 
 /* The client's address, for a server whose SSL has no socket of its own
  * (httpd): failed-handshake lines are rate-limited per address. Cheap: keeps a

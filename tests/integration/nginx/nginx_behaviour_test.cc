@@ -483,10 +483,17 @@ TEST_F(NginxBehaviour, NoCertThroughAProxyNamesTheProxy) {
   EXPECT_EQ(proxied.out, "403") << proxied.err;
   const std::string line = h::WaitForLine(nginx().error_log(), {"case=via-proxy"});
   EXPECT_NE(line.find("reason=no_cert"), std::string::npos) << line;
-  EXPECT_NE(line.find("hint=\"the request came through a proxy (it carries X-Forwarded-For or "
-                      "Forwarded): a TLS-terminating proxy"),
+  EXPECT_NE(line.find("hint=\"the request came through a proxy (X-Forwarded-For, Forwarded or a "
+                      "trusted proxy's address): a TLS-terminating proxy"),
             std::string::npos)
       << line;
+  // A proxy that adds no header, from an address in certgate_trusted_proxies.
+  proxied = h::Run({"curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                    "http://127.0.0.1:" + std::to_string(kBackendPort) + "/via-trusted-proxy"},
+                   {}, "", 15000);
+  EXPECT_EQ(proxied.out, "403") << proxied.err;
+  const std::string trusted = h::WaitForLine(nginx().error_log(), {"case=via-trusted-proxy"});
+  EXPECT_NE(trusted.find("a TLS-terminating proxy"), std::string::npos) << trusted;
   EXPECT_EQ(nginx().Curl(kVerifyOptionalPort, "/?case=direct-no-cert", "").status, 403);
   const std::string direct = h::WaitForLine(nginx().error_log(), {"case=direct-no-cert"});
   EXPECT_NE(direct.find("reason=no_cert"), std::string::npos) << direct;
