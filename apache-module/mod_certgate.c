@@ -372,11 +372,12 @@ static int certgate_check(request_rec *r)
     /* Every request is judged under its own policy, an ErrorDocument too (as
      * mod_authz_core does). A pending decision blocks this thread, bounded. */
     decision = cg_ssl_decide_final(connection_ssl(r->connection), conf->policy);
-    if (apr_table_get(r->headers_in, "X-Forwarded-For") ||
-        apr_table_get(r->headers_in, "Forwarded") ||
-        cg_policy_trusted_proxy(conf->policy, r->connection->client_ip,
-                                strlen(r->connection->client_ip))) {
-        decision = cg_decision_via_proxy(decision); /* no_cert: the hint names the proxy */
+    if (cg_decision_reason(decision) == CG_REASON_NO_CERT &&
+        (apr_table_get(r->headers_in, "X-Forwarded-For") ||
+         apr_table_get(r->headers_in, "Forwarded") ||
+         cg_policy_trusted_proxy(conf->policy, r->connection->client_ip,
+                                 strlen(r->connection->client_ip)))) {
+        decision = cg_decision_via_proxy(decision); /* the hint names the proxy */
     }
     for (first = r; first->prev != NULL; first = first->prev) {
         /* the request the internal-redirect / ErrorDocument chain started from */

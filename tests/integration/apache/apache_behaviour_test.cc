@@ -479,6 +479,22 @@ TEST_P(ApacheBehaviour, FailedHandshakesGetOneLineEach) {
   EXPECT_EQ(h::GrepLines(text, {"tls_handshake"}).size(), 2u) << text;
 }
 
+// Issue 12 §5: a request that came through a proxy (X-Forwarded-For) without a
+// certificate: the no_cert hint names the TLS-terminating proxy.
+TEST_P(ApacheBehaviour, NoCertThroughAProxyNamesTheProxy) {
+  h::LogTail errors(server_->error_log());
+  const std::string url = "https://127.0.0.1:" + std::to_string(Port(kMain)) + "/?case=proxied";
+  h::RunResult proxied = h::Run({"curl", "-sk", "--max-time", "10", "-o", "/dev/null", "-w",
+                                 "%{http_code}", "-H", "X-Forwarded-For: 192.0.2.1", url},
+                                {}, "", 20000);
+  EXPECT_EQ(proxied.out, "403") << proxied.err;
+  bool found = false;
+  const std::string text = errors.WaitFor("a TLS-terminating proxy", 5000, &found);
+  EXPECT_TRUE(found) << text;
+  EXPECT_EQ(h::GrepLines(text, {"reason=no_cert", "the request came through a proxy"}).size(), 1u)
+      << text;
+}
+
 // The counters are shared by every child: requests spread over several
 // connections at once (prefork: several children) all show up, exactly, on
 // the page, whichever child serves it.
