@@ -218,14 +218,14 @@ static const command_rec certgate_cmds[] = {CERTGATE_KEYS(CG_KEY_ROW){NULL}};
 
 /* ---- TLS side ----------------------------------------------------------------- */
 
-/* Refusals at handshake time (CertGateRejectAt handshake). */
-static void handshake_log(SSL *ssl, const char *line, size_t len, void *data)
+/* Refusals at handshake time (CertGateRejectAt handshake), failed handshakes. */
+static void handshake_log(SSL *ssl, cg_reason reason, const char *line, size_t len, void *data)
 {
     conn_rec *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
-    cg_counters_add_handshake_refusal(counters);
-    if (c != NULL) {
+    cg_counters_add_handshake(counters, reason);
+    if (len > 0 && c != NULL) { /* len 0: suppressed by the rate limit, counted only */
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, CGLOGNO(00002) "%.*s", (int)len, line);
-    } else {
+    } else if (len > 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)data, CGLOGNO(00003) "%.*s", (int)len,
                      line);
     }
@@ -269,6 +269,7 @@ static int certgate_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
 {
     if (!is_proxy) {
         ap_set_module_config(c->conn_config, &certgate_module, ssl);
+        cg_ssl_note_client_address(ssl, c->client_ip);
     }
     return DECLINED;
 }
@@ -361,6 +362,13 @@ static int certgate_check(request_rec *r)
     /* Every request is judged under its own policy, an ErrorDocument too (as
      * mod_authz_core does). A pending decision blocks this thread, bounded. */
     decision = cg_ssl_decide_final(connection_ssl(r->connection), conf->policy);
+    if (cg_decision_reason(decision) == CG_REASON_NO_CERT &&
+        (apr_table_get(r->headers_in, "X-Forwarded-For") ||
+         apr_table_get(r->headers_in, "Forwarded") ||
+         cg_policy_trusted_proxy(conf->policy, r->connection->client_ip,
+                                 strlen(r->connection->client_ip)))) {
+        decision = cg_decision_via_proxy(decision); /* the hint names the proxy */
+    }
     for (first = r; first->prev != NULL; first = first->prev) {
         /* the request the internal-redirect / ErrorDocument chain started from */
     }

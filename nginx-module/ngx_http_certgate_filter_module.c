@@ -290,6 +290,12 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
     ctx->decision = cg_ssl_decide(ssl, clcf->policy);
     ctx->policy = clcf->policy;
 
+    if (cg_decision_reason(ctx->decision) == CG_REASON_NO_CERT
+        && ngx_http_certgate_via_proxy(r, clcf->policy))
+    {
+        ctx->decision = cg_decision_via_proxy(ctx->decision);
+    }
+
     return ctx->decision;
 }
 

@@ -24,8 +24,8 @@ typedef struct {
 } ngx_http_certgate_main_conf_t;
 
 
-static void ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len,
-    void *data);
+static void ngx_http_certgate_ssl_log(SSL *ssl, cg_reason reason,
+    const char *line, size_t len, void *data);
 static ngx_int_t ngx_http_certgate_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -135,15 +135,54 @@ ngx_http_certgate_alloc(void *pool, size_t size)
 }
 
 
+/* Whether the request came through a proxy: the no_cert hint then names it. */
+ngx_uint_t
+ngx_http_certgate_via_proxy(ngx_http_request_t *r, const cg_policy *policy)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (cg_policy_trusted_proxy(policy, (const char *) r->connection->addr_text.data,
+                                r->connection->addr_text.len))
+    {
+        return 1;
+    }
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if ((h[i].key.len == sizeof("X-Forwarded-For") - 1
+                 && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Forwarded-For",
+                                    h[i].key.len) == 0)
+                || (h[i].key.len == sizeof("Forwarded") - 1
+                    && ngx_strncasecmp(h[i].key.data, (u_char *) "Forwarded",
+                                       h[i].key.len) == 0))
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
 static void
-ngx_http_certgate_ssl_log(SSL *ssl, const char *line, size_t len, void *data)
+ngx_http_certgate_ssl_log(SSL *ssl, cg_reason reason, const char *line,
+    size_t len, void *data)
 {
     ngx_connection_t              *c;
     ngx_http_certgate_loc_conf_t  *clcf = data;
 
     c = ngx_ssl_get_connection(ssl);
 
-    cg_counters_add_handshake_refusal(ngx_http_certgate_counters);
+    cg_counters_add_handshake(ngx_http_certgate_counters, reason);
+
+    if (len == 0) {
+        return;
+    }
 
     ngx_log_error(clcf->log_level, c ? c->log : ngx_cycle->log, 0,
                   "%*s", len, line);

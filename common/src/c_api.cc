@@ -20,6 +20,8 @@
 #include "c_handles.h"
 #include "cache_dir.h"
 #include "directive_names.h"
+#include "handshake_failure.h"
+#include "policy_parse.h"
 #include "revocation/registry.h"
 #include "ssl_hook.h"
 #include "status_gauges.h"
@@ -473,6 +475,47 @@ int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log, 
     return FromStatus(
         certgate::AttachToSslCtx(ctx, policy ? &policy->policy : nullptr, log, log_data), error);
   });
+}
+
+int cg_policy_trusted_proxy(const cg_policy *policy, const char *client_ip, size_t len) {
+  if (policy == nullptr || client_ip == nullptr || !policy->policy.trusted_proxies) return 0;
+  try {
+    const std::string_view ip(client_ip, len);
+    for (const std::string &text : *policy->policy.trusted_proxies) {
+      const auto block = certgate::policy_parse::ParseAddressBlock(text);
+      if (block && certgate::policy_parse::InAddressBlock(*block, ip)) return 1;
+    }
+  } catch (...) {
+  }
+  return 0;
+}
+
+const cg_decision *cg_decision_via_proxy(const cg_decision *decision) {
+  if (decision == nullptr || decision->decision.reason() != CG_REASON_NO_CERT ||
+      decision->decision.findings().empty()) {
+    return decision;
+  }
+  try {
+    std::call_once(decision->via_proxy.once, [decision] {
+      certgate::Finding finding = decision->decision.findings().front();
+      finding.hint =
+          "the request came through a proxy (X-Forwarded-For, Forwarded or a trusted proxy's "
+          "address): a TLS-terminating proxy or load balancer in front of this server does not "
+          "pass client "
+          "certificates on; let clients reach this server directly (TLS passthrough), or have "
+          "the proxy check the certificates";
+      auto variant = std::make_unique<cg_decision>(cg_decision{decision->decision});
+      variant->decision.SetFindings({std::move(finding)});
+      decision->via_proxy.value = std::move(variant);
+    });
+  } catch (...) {
+    return decision;  // the plain no_cert refusal is still right
+  }
+  return decision->via_proxy.value ? decision->via_proxy.value.get() : decision;
+}
+
+void cg_ssl_note_client_address(SSL *ssl, const char *address) {
+  if (ssl != nullptr) certgate::NoteClientAddress(ssl, address);
 }
 
 const cg_decision *cg_ssl_decide(SSL *ssl, const cg_policy *policy) {

@@ -37,6 +37,22 @@ struct cg_policy {
   }
 };
 
+struct cg_decision;
+
+namespace certgate {
+// A variant of a decision made on first use and owned by it, so it lives
+// exactly as long; a copy of the decision starts without one.
+struct LazyDecisionVariant {
+  LazyDecisionVariant() = default;
+  LazyDecisionVariant(const LazyDecisionVariant &) {}
+  LazyDecisionVariant &operator=(const LazyDecisionVariant &) { return *this; }
+  mutable std::once_flag once;
+  mutable std::unique_ptr<cg_decision> value;
+};
+}  // namespace certgate
+
 struct cg_decision {
+  cg_decision(certgate::Decision made) : decision(std::move(made)) {}  // NOLINT: implicit
   certgate::Decision decision;
+  certgate::LazyDecisionVariant via_proxy;  // cg_decision_via_proxy's
 };

@@ -244,6 +244,15 @@ extern "C" void cg_counters_add_handshake_refusal(cg_counters *shared) {
   if (shared != nullptr) __atomic_fetch_add(&shared->handshake_refusals, 1, __ATOMIC_RELAXED);
 }
 
+extern "C" void cg_counters_add_handshake(cg_counters *shared, cg_reason reason) {
+  if (shared == nullptr) return;
+  if (reason == CG_REASON_TLS_HANDSHAKE) {
+    __atomic_fetch_add(&shared->decisions[CG_VERDICT_DENY][reason], 1, __ATOMIC_RELAXED);
+  } else {
+    __atomic_fetch_add(&shared->handshake_refusals, 1, __ATOMIC_RELAXED);
+  }
+}
+
 extern "C" void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapshot) {
   if (snapshot == nullptr) return;
   for (int verdict = 0; verdict < 2; ++verdict) {

@@ -91,6 +91,11 @@ constexpr cg_field kLogFields[] = {
 }  // namespace
 
 std::string FormatLogLine(const Decision &decision, LogFormat format, size_t max_len) {
+  return FormatLogLine(decision, format, LogExtras{}, max_len);
+}
+
+std::string FormatLogLine(const Decision &decision, LogFormat format, const LogExtras &extras,
+                          size_t max_len) {
   const bool json = format == LogFormat::kJson;
   std::string line = json ? "certgate: {" : "certgate:";
   const std::string close = json ? "}" : "";
@@ -119,6 +124,10 @@ std::string FormatLogLine(const Decision &decision, LogFormat format, size_t max
       complete = false;
       break;
     }
+  }
+  for (const auto &[name, value] : extras) {
+    if (!complete) break;
+    if (!value.empty()) complete = append(name, value);
   }
   if (complete && !decision.warning().empty() && decision.verdict() == CG_VERDICT_ALLOW) {
     complete = append("warning", decision.warning());

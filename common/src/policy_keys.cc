@@ -372,6 +372,20 @@ Status Set<CG_KEY_FETCH_ALLOW>(Policy &p, const Errors &err, const Args &args) {
 }
 
 template <>
+Status Set<CG_KEY_TRUSTED_PROXIES>(Policy &p, const Errors &err, const Args &args) {
+  std::vector<std::string> blocks;
+  for (const std::string &arg : args) {
+    if (!ParseAddressBlock(arg)) {
+      return err.IsNot(arg,
+                       "an address or CIDR block (like 192.0.2.10, 10.0.0.0/8, 2001:db8::/32)");
+    }
+    blocks.push_back(Lower(arg));
+  }
+  p.trusted_proxies = std::move(blocks);
+  return Status::Ok();
+}
+
+template <>
 Status Set<CG_KEY_CACHE>(Policy &p, const Errors &err, const Args &args) {
   if (args[0].empty() || args[0][0] != '/') return err.IsNot(args[0], "an absolute path");
   p.cache = args[0];

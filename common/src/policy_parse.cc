@@ -267,4 +267,35 @@ bool ParseDigestHex(std::string_view text, std::vector<uint8_t> *out) {
   return true;
 }
 
+std::optional<AddressBlock> ParseAddressBlock(std::string_view text) {
+  const size_t slash = text.find('/');
+  const std::string address(text.substr(0, slash));
+  AddressBlock block;
+  unsigned char bytes[16];
+  if (inet_pton(AF_INET, address.c_str(), bytes) == 1) {
+    block.address.assign(bytes, bytes + 4);
+  } else if (inet_pton(AF_INET6, address.c_str(), bytes) == 1) {
+    block.address.assign(bytes, bytes + 16);
+  } else {
+    return std::nullopt;
+  }
+  const uint64_t bits = block.address.size() * 8;
+  uint64_t prefix = bits;
+  if (slash != std::string_view::npos && !ParseUnsigned(text.substr(slash + 1), bits, &prefix)) {
+    return std::nullopt;
+  }
+  block.prefix = static_cast<int>(prefix);
+  return block;
+}
+
+bool InAddressBlock(const AddressBlock &block, std::string_view ip) {
+  const std::optional<AddressBlock> peer = ParseAddressBlock(ip.substr(0, ip.find('/')));
+  if (!peer || peer->address.size() != block.address.size()) return false;
+  for (int bit = 0; bit < block.prefix; ++bit) {
+    const uint8_t mask = static_cast<uint8_t>(0x80u >> (bit % 8));
+    if ((peer->address[bit / 8] & mask) != (block.address[bit / 8] & mask)) return false;
+  }
+  return true;
+}
+
 }  // namespace certgate::policy_parse

@@ -109,6 +109,16 @@ int DnAttributeNid(const std::string &name);
 // A `{...}` repeat too long for RE2 to parse as a number (see the definition).
 std::optional<std::string_view> UnparsableRepeat(std::string_view pattern);
 bool IsIpLiteral(const std::string &text);
+
+// An address or CIDR block ("192.0.2.0/24", "2001:db8::1"): the address bytes
+// (4 or 16) and the prefix length; nullopt when it is neither.
+struct AddressBlock {
+  std::vector<uint8_t> address;
+  int prefix;
+};
+std::optional<AddressBlock> ParseAddressBlock(std::string_view text);
+// Whether `ip` (an address as text) is inside `block`.
+bool InAddressBlock(const AddressBlock &block, std::string_view ip);
 // 64 hex digits, optionally "AB:CD:..." with colons only between bytes.
 bool ParseDigestHex(std::string_view text, std::vector<uint8_t> *out);
 

@@ -1,5 +1,6 @@
 #include "ssl_hook.h"
 
+#include <certgate/cert_facts.h>
 #include <certgate/chain_evidence.h>
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
@@ -16,6 +17,7 @@
 
 #include "c_handles.h"
 #include "ex_data_index.h"
+#include "handshake_failure.h"
 #include "intermediate_cache.h"
 #include "revocation/registry.h"
 #include "revocation/verdict.h"
@@ -60,10 +62,13 @@ int StateIndex() {
   return index.get();
 }
 
+using InfoCallback = void (*)(const SSL *ssl, int where, int ret);
+
 struct Attachment {
   const Policy *policy;
   cg_ssl_log_fn log;
   void *log_data;
+  InfoCallback previous_info;  // the server's own (nginx: renegotiation), called first
 };
 
 void FreeAttachment(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
@@ -145,15 +150,55 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
     if (decision.verdict() == CG_VERDICT_DENY) {
       if (attachment->log != nullptr) {
         const std::string line = FormatLogLine(decision, policy.EffectiveLogFormat());
-        attachment->log(ssl, line.data(), line.size(), attachment->log_data);
+        attachment->log(ssl, decision.reason(), line.data(), line.size(), attachment->log_data);
       }
+      MarkRefusedByCertgate(ssl);
       X509_STORE_CTX_set_error(ctx, AlertErrorFor(decision.reason()));
+      // certgate's line explains the refusal. Servers log the first error of the
+      // queue: "callback failed" is one nginx and httpd file as a client's
+      // handshake failure (info), where OpenSSL's "certificate verify failed",
+      // pushed after this returns, is crit in nginx.
+      ERR_clear_error();
+      ERR_raise(ERR_LIB_SSL, SSL_R_CALLBACK_FAILED);
       return 0;
     }
   }
   // The server's own verdict must not pre-empt certgate's explained refusal.
   X509_STORE_CTX_set_error(ctx, X509_V_OK);
   return 1;
+}
+
+const Attachment *AttachmentOf(const SSL *ssl) {
+  const SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+  return ctx != nullptr
+             ? static_cast<const Attachment *>(SSL_CTX_get_ex_data(ctx, AttachmentIndex()))
+             : nullptr;
+}
+
+// SSL_CTX_set_info_callback: notes a few bits per connection; formats and logs
+// only when the handshake has failed.
+void WatchHandshake(const SSL *ssl, int where, int ret) {
+  const Attachment *attachment = AttachmentOf(ssl);
+  if (attachment == nullptr) return;
+  if (attachment->previous_info != nullptr) attachment->previous_info(ssl, where, ret);
+  if (!NoteHandshakeEvent(ssl, where, ret) || attachment->log == nullptr) return;
+
+  SSL *mutable_ssl = const_cast<SSL *>(ssl);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  const std::optional<uint64_t> suppressed =
+      HandshakeLogLimiter::Process().Admit(ClientAddressKey(ssl), now);
+  if (!suppressed) {
+    attachment->log(mutable_ssl, CG_REASON_TLS_HANDSHAKE, "", 0, attachment->log_data);
+    return;
+  }
+  HandshakeFailure failure = DescribeHandshakeFailure(ssl);
+  if (*suppressed > 0) failure.extras.emplace_back("suppressed", std::to_string(*suppressed));
+  const std::string line =
+      FormatLogLine(failure.decision, attachment->policy->EffectiveLogFormat(), failure.extras);
+  attachment->log(mutable_ssl, CG_REASON_TLS_HANDSHAKE, line.data(), line.size(),
+                  attachment->log_data);
 }
 
 // Reads the connection clock at every call, so tests can move it.
@@ -165,7 +210,23 @@ class ForwardingClock final : public Clock {
 // The chain rules' decision for `policy`. It holds until a certificate of the
 // chain expires; after that the connection is judged once more, so at most two
 // exist per policy.
-const cg_decision *ChainDecision(ConnectionState *state, const Policy &policy) {
+// no_cert says what the server asked for: the CA names its CertificateRequest
+// carried (the client may have had no certificate from any of them).
+void NameTheCasAskedFor(const SSL *ssl, Decision *decision) {
+  if (decision->reason() != CG_REASON_NO_CERT || decision->findings().empty()) return;
+  const STACK_OF(X509_NAME) *names = SSL_get_client_CA_list(ssl);
+  if (names == nullptr || sk_X509_NAME_num(names) == 0) names = SSL_get0_CA_list(ssl);
+  const int count = names != nullptr ? sk_X509_NAME_num(names) : 0;
+  if (count == 0) return;
+  Finding finding = decision->findings().front();
+  finding.detail = "the client sent no certificate although asked for one issued by one of " +
+                   std::to_string(count) + (count == 1 ? " CA" : " CAs") +
+                   " (first: " + NameToString(sk_X509_NAME_value(names, 0)) +
+                   "); certgate require is set here";
+  decision->SetFindings({std::move(finding)});
+}
+
+const cg_decision *ChainDecision(const SSL *ssl, ConnectionState *state, const Policy &policy) {
   const int64_t now = g_clock.load()->Now();
   for (auto it = state->decisions.rbegin(); it != state->decisions.rend(); ++it) {
     if (it->policy == &policy) {
@@ -179,6 +240,7 @@ const cg_decision *ChainDecision(ConnectionState *state, const Policy &policy) {
   FixedClock at(now);
   auto decision = std::make_unique<cg_decision>(
       cg_decision{Evaluate(policy, state->evidence ? &*state->evidence : nullptr, at)});
+  if (!state->evidence) NameTheCasAskedFor(ssl, &decision->decision);
   state->decisions.push_back(
       {&policy, expires ? state->earliest_not_after + skew + 1 : INT64_MAX, std::move(decision)});
   ERR_clear_error();
@@ -243,12 +305,16 @@ Status AttachToSslCtx(SSL_CTX *ctx, const Policy *policy, cg_ssl_log_fn log, voi
     return Status::Error("cannot allocate OpenSSL ex_data indexes");
   }
   // Owned by the SSL_CTX (freed with it), so reloads do not accumulate them.
-  auto attachment = std::make_unique<Attachment>(Attachment{policy, log, log_data});
-  delete static_cast<Attachment *>(SSL_CTX_get_ex_data(ctx, AttachmentIndex()));  // re-attach
+  auto *previous = static_cast<Attachment *>(SSL_CTX_get_ex_data(ctx, AttachmentIndex()));
+  InfoCallback previous_info = SSL_CTX_get_info_callback(ctx);
+  if (previous_info == WatchHandshake) previous_info = previous ? previous->previous_info : nullptr;
+  auto attachment = std::make_unique<Attachment>(Attachment{policy, log, log_data, previous_info});
+  delete previous;  // re-attach
   if (!SSL_CTX_set_ex_data(ctx, AttachmentIndex(), attachment.get())) {
     return Status::Error("cannot attach to the SSL_CTX");
   }
   SSL_CTX_set_cert_verify_callback(ctx, VerifyClientChain, attachment.release());
+  SSL_CTX_set_info_callback(ctx, WatchHandshake);
   // Ask for a certificate but never fail the handshake for a missing one: the
   // request is refused as no_cert with an explanation instead.
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx) | SSL_VERIFY_PEER,
@@ -280,7 +346,7 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
     state->examined = true;
   }
 
-  const cg_decision *chain = ChainDecision(state, policy);
+  const cg_decision *chain = ChainDecision(ssl, state, policy);
   if (policy.EffectiveRevocation() == RevocationMode::kOff || !state->evidence ||
       chain->decision.verdict() != CG_VERDICT_ALLOW) {
     return chain;

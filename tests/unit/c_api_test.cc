@@ -241,3 +241,26 @@ TEST(CApiTest, AdapterHelpersWriteWholeTextsAndDecideForTheServer) {
 }
 
 }  // namespace
+
+// Issue 12 §5: certgate_trusted_proxies, addresses and CIDR blocks.
+TEST(CApiTrustedProxies, AddressesAndBlocksMatchAndNothingElse) {
+  cg_policy *policy = cg_policy_new();
+  cg_error error;
+  const cg_str args[] = {{"10.0.0.0/8", 10}, {"192.0.2.7", 9}, {"2001:db8::/32", 13}};
+  ASSERT_EQ(cg_policy_set(policy, "certgate_trusted_proxies", args, 3, &error), CG_OK)
+      << error.message;
+  auto trusted = [&](const char *ip) { return cg_policy_trusted_proxy(policy, ip, strlen(ip)); };
+  EXPECT_TRUE(trusted("10.1.2.3"));
+  EXPECT_TRUE(trusted("192.0.2.7"));
+  EXPECT_TRUE(trusted("2001:db8::5"));
+  EXPECT_FALSE(trusted("11.0.0.1"));
+  EXPECT_FALSE(trusted("192.0.2.8"));
+  EXPECT_FALSE(trusted("2001:db9::5"));
+  EXPECT_FALSE(trusted("not an address"));
+  const cg_str bad[] = {{"10.0.0.0/33", 11}};
+  EXPECT_EQ(cg_policy_set(policy, "certgate_trusted_proxies", bad, 1, &error), CG_ERR_INVALID);
+  cg_policy_free(policy);
+  cg_policy *none = cg_policy_new();
+  EXPECT_FALSE(cg_policy_trusted_proxy(none, "10.1.2.3", 8));
+  cg_policy_free(none);
+}

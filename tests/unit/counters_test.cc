@@ -56,6 +56,7 @@ const char kSamplePage[] =
     "certgate_decisions_total{verdict=\"deny\",reason=\"pin_mismatch\"} 0\n"
     "certgate_decisions_total{verdict=\"deny\",reason=\"identity_mismatch\"} 42\n"
     "certgate_decisions_total{verdict=\"deny\",reason=\"chain_too_complex\"} 0\n"
+    "certgate_decisions_total{verdict=\"deny\",reason=\"tls_handshake\"} 0\n"
     "# HELP certgate_handshake_refusals_total Handshakes aborted (certgate_reject_at "
     "handshake).\n"
     "# TYPE certgate_handshake_refusals_total counter\n"

@@ -142,7 +142,8 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "reject_header",
                                                   "reject_at",
                                                   "log",
-                                                  "status"};
+                                                  "status",
+                                                  "trusted_proxies"};
   EXPECT_EQ(PolicyKeys(), expected);
 }
 
@@ -917,6 +918,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
       {"reject_at", {"handshake"}},
       {"log", {"json", "accepts"}},
       {"status", {"on"}},
+      {"trusted_proxies", {"192.0.2.0/24"}},
   };
   ASSERT_EQ(settings.size(), PolicyKeys().size());
   Policy parent;
@@ -928,6 +930,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
   child.InheritFrom(parent);
   EXPECT_EQ(child.EffectiveMode(), Mode::kOptional);
   EXPECT_EQ(child.trusted_issuers->certs.size(), 1u);
+  EXPECT_EQ(child.trusted_proxies, std::vector<std::string>{"192.0.2.0/24"});
   EXPECT_EQ(child.EffectiveEku(), EkuRequirement::kAny);
   EXPECT_EQ(child.EffectiveKeyUsage(), KeyUsageMask{KU_KEY_AGREEMENT});
   EXPECT_EQ(child.subject->size(), 1u);

@@ -21,8 +21,8 @@ TEST(ReasonTest, CodesAreUniqueLowercaseAndComplete) {
       EXPECT_FALSE(info.substatus.empty()) << info.code;
     }
   }
-  // DESIGN §3: 20 reasons, chain_too_complex (issue 15), plus "none"
-  EXPECT_EQ(codes.size(), 22u);
+  // DESIGN §3: 20 reasons, chain_too_complex (issue 15), tls_handshake (issue 12), plus "none"
+  EXPECT_EQ(codes.size(), 23u);
 }
 
 TEST(ReasonTest, SubstatusesFollowIis) {
@@ -42,8 +42,10 @@ TEST(ReasonTest, SubstatusesFollowIis) {
 TEST(ReasonTest, ChainTooComplexIsAppended) {
   EXPECT_EQ(CG_REASON_IDENTITY_MISMATCH, 20);
   EXPECT_EQ(CG_REASON_CHAIN_TOO_COMPLEX, 21);
-  EXPECT_EQ(CG_REASON_COUNT, 22);
+  EXPECT_EQ(CG_REASON_TLS_HANDSHAKE, 22);
+  EXPECT_EQ(CG_REASON_COUNT, 23);
   EXPECT_EQ(Info(CG_REASON_CHAIN_TOO_COMPLEX).code, "chain_too_complex");
+  EXPECT_EQ(Info(CG_REASON_TLS_HANDSHAKE).code, "tls_handshake");
 }
 
 TEST(ReasonTest, OutOfRangeIsInternalError) {

@@ -12,10 +12,13 @@
 #include <pki_builder.h>
 
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cert_fields.h"
+#include "handshake_failure.h"
 #include "intermediate_cache.h"
 #include "revocation/registry.h"
 #include "session_chain.h"
@@ -95,8 +98,10 @@ class SslHookTest : public ::testing::Test {
         << error.message;
   }
 
-  static void Log(SSL *, const char *line, size_t len, void *data) {
-    static_cast<SslHookTest *>(data)->logged_.emplace_back(line, len);
+  static void Log(SSL *, cg_reason reason, const char *line, size_t len, void *data) {
+    auto *test = static_cast<SslHookTest *>(data);
+    test->reasons_.push_back(reason);
+    if (len > 0) test->logged_.emplace_back(line, len);
   }
 
   struct Connection {
@@ -118,8 +123,15 @@ class SslHookTest : public ::testing::Test {
       SSL_CTX_use_PrivateKey(client_ctx.get(), leaf->key.get());
       for (const Issued &cert : sent) SSL_CTX_add1_chain_cert(client_ctx.get(), cert.cert.get());
     }
+    if (configure_client_) configure_client_(client_ctx.get());
     conn.server.reset(SSL_new(server_ctx_.get()));
     conn.client.reset(SSL_new(client_ctx.get()));
+    // Failed-handshake lines are rate-limited per client: each test its own.
+    static int connections = 0;
+    cg_ssl_note_client_address(conn.server.get(),
+                               client_address_.empty()
+                                   ? ("client-" + std::to_string(++connections)).c_str()
+                                   : client_address_.c_str());
     if (session != nullptr) SSL_set_session(conn.client.get(), session);
     BIO *server_bio = nullptr;
     BIO *client_bio = nullptr;
@@ -161,6 +173,9 @@ class SslHookTest : public ::testing::Test {
   std::unique_ptr<cg_policy, CgPolicyDeleter> server_policy_;
   Owned<SSL_CTX> server_ctx_;
   std::vector<std::string> logged_;
+  std::vector<cg_reason> reasons_;  // every call, logged or suppressed
+  std::function<void(SSL_CTX *)> configure_client_;
+  std::string client_address_;  // empty: a new one per connection
 };
 
 PkiBuilder *SslHookTest::pki_;
@@ -296,6 +311,133 @@ TEST_F(SslHookTest, RejectAtHandshakeAbortsAndLogs) {
   EXPECT_FALSE(conn.handshake_ok);
   ASSERT_EQ(logged_.size(), 1u);
   EXPECT_THAT(logged_[0], HasSubstr("certgate: verdict=deny reason=expired"));
+}
+
+// Issue 12 §5: no_cert names the CAs the server asked for, when it sent some.
+TEST_F(SslHookTest, NoCertSaysWhichCasTheServerAskedFor) {
+  Attach();
+  Connection plain = Handshake(nullptr);
+  ASSERT_TRUE(plain.handshake_ok);
+  EXPECT_EQ(Field(cg_ssl_decide(plain.server.get(), server_policy_.get()), CG_FIELD_DETAIL),
+            "the client presented no certificate; certgate require is set here");
+
+  STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+  sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(issuing_->cert.get())));
+  sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(root_->cert.get())));
+  SSL_CTX_set_client_CA_list(server_ctx_.get(), names);
+  Connection asked = Handshake(nullptr);
+  ASSERT_TRUE(asked.handshake_ok);
+  const cg_decision *decision = cg_ssl_decide(asked.server.get(), server_policy_.get());
+  EXPECT_EQ(cg_decision_reason(decision), CG_REASON_NO_CERT);
+  EXPECT_EQ(Field(decision, CG_FIELD_DETAIL),
+            "the client sent no certificate although asked for one issued by one of 2 CAs "
+            "(first: CN=Hook Issuing CA); certgate require is set here");
+}
+
+TEST_F(SslHookTest, RejectAtHandshakeLeavesOnlyCertgatesLine) {
+  Set(server_policy_.get(), "certgate_reject_at", "handshake");
+  Attach();
+  CertSpec spec = PkiBuilder::LeafSpec("CN=old");
+  spec.not_after = kNow - 86400;
+  const Issued leaf = pki_->Issue(*issuing_, spec);
+  Connection conn = Handshake(&leaf, {*issuing_}, nullptr, TLS1_2_VERSION);
+  ASSERT_FALSE(conn.handshake_ok);
+  ASSERT_EQ(reasons_, std::vector<cg_reason>{CG_REASON_EXPIRED});  // no tls_handshake line too
+}
+
+TEST_F(SslHookTest, AClientOfferingAnOlderVersionGetsOneLine) {
+  SSL_CTX_set_min_proto_version(server_ctx_.get(), TLS1_3_VERSION);
+  Attach();
+  Connection conn = Handshake(nullptr, {}, nullptr, TLS1_2_VERSION);
+  ASSERT_FALSE(conn.handshake_ok);
+  ASSERT_EQ(logged_.size(), 1u);
+  EXPECT_THAT(logged_[0],
+              HasSubstr("certgate: verdict=deny reason=tls_handshake substatus=403.16"));
+  EXPECT_THAT(logged_[0], HasSubstr("the client offered TLS 1.2 (0x0303) at most; this server "
+                                    "accepts TLS 1.3"));
+  EXPECT_THAT(logged_[0], HasSubstr("stage=client_hello"));
+}
+
+TEST_F(SslHookTest, NoSharedCipherIsNamed) {
+  SSL_CTX_set_cipher_list(server_ctx_.get(), "AES128-SHA");
+  configure_client_ = [](SSL_CTX *ctx) { SSL_CTX_set_cipher_list(ctx, "AES256-SHA"); };
+  Attach();
+  Connection conn = Handshake(nullptr, {}, nullptr, TLS1_2_VERSION);
+  ASSERT_FALSE(conn.handshake_ok);
+  ASSERT_EQ(logged_.size(), 1u);
+  EXPECT_THAT(logged_[0], HasSubstr("cipher suites the client offered is enabled"));
+  EXPECT_THAT(logged_[0], HasSubstr("stage=client_hello"));
+}
+
+class SslHookAlertTest : public SslHookTest,
+                         public ::testing::WithParamInterface<int /* TLS version */> {};
+
+TEST_P(SslHookAlertTest, AClientRejectingTheServerChainIsNamedWithItsAlert) {
+  configure_client_ = [](SSL_CTX *ctx) { SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr); };
+  Attach();
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=alice"));
+  Connection conn = Handshake(&leaf, {*issuing_}, nullptr, GetParam());
+  ASSERT_FALSE(conn.handshake_ok);
+  ASSERT_EQ(logged_.size(), 1u);
+  EXPECT_THAT(logged_[0], HasSubstr("reason=tls_handshake"));
+  EXPECT_THAT(logged_[0], HasSubstr("alert unknown_ca (48) after the server asked for its "
+                                    "certificate"));
+  EXPECT_THAT(logged_[0], HasSubstr("stage=certificate_request alert=unknown_ca"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Tls, SslHookAlertTest, ::testing::Values(TLS1_2_VERSION, TLS1_3_VERSION),
+                         [](const ::testing::TestParamInfo<int> &info) {
+                           return info.param == TLS1_2_VERSION ? "TLS12" : "TLS13";
+                         });
+
+TEST_F(SslHookTest, AClientClosingAfterTheCertificateRequestIsNamed) {
+  Attach();
+  Owned<SSL_CTX> client_ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_max_proto_version(client_ctx.get(), TLS1_2_VERSION);
+  Owned<SSL> server(SSL_new(server_ctx_.get()));
+  Owned<SSL> client(SSL_new(client_ctx.get()));
+  cg_ssl_note_client_address(server.get(), "192.0.2.90");
+  BIO *server_bio = nullptr;
+  BIO *client_bio = nullptr;
+  BIO_new_bio_pair(&server_bio, 0, &client_bio, 0);
+  SSL_set_bio(server.get(), server_bio, server_bio);
+  SSL_set_bio(client.get(), client_bio, client_bio);
+  SSL_set_accept_state(server.get());
+  SSL_set_connect_state(client.get());
+  SSL_do_handshake(client.get());  // ClientHello
+  SSL_do_handshake(server.get());  // ServerHello ... CertificateRequest, ServerHelloDone
+  BIO_shutdown_wr(client_bio);     // the client hangs up without answering
+  EXPECT_LE(SSL_do_handshake(server.get()), 0);
+  ERR_clear_error();
+  ASSERT_EQ(logged_.size(), 1u);
+  EXPECT_THAT(logged_[0], HasSubstr("the client closed the connection after the server asked for "
+                                    "a certificate, without sending one"));
+  EXPECT_THAT(logged_[0], HasSubstr("stage=certificate_request"));
+}
+
+TEST_F(SslHookTest, FailedHandshakeLinesAreRateLimitedPerClient) {
+  SSL_CTX_set_min_proto_version(server_ctx_.get(), TLS1_3_VERSION);
+  Attach();
+  client_address_ = "192.0.2.77";
+  const int attempts = HandshakeLogLimiter::kBurst + 3;
+  for (int i = 0; i < attempts; ++i) Handshake(nullptr, {}, nullptr, TLS1_2_VERSION);
+  EXPECT_EQ(reasons_.size(), static_cast<size_t>(attempts));  // all counted
+  EXPECT_EQ(logged_.size(), static_cast<size_t>(HandshakeLogLimiter::kBurst));
+  client_address_ = "192.0.2.78";  // another client is not held back
+  Handshake(nullptr, {}, nullptr, TLS1_2_VERSION);
+  EXPECT_EQ(logged_.size(), static_cast<size_t>(HandshakeLogLimiter::kBurst + 1));
+}
+
+TEST(HandshakeLogLimiterTest, TheNextLineSaysHowManyWereSuppressed) {
+  HandshakeLogLimiter limiter;
+  for (int i = 0; i < HandshakeLogLimiter::kBurst; ++i) EXPECT_EQ(limiter.Admit(7, 100), 0u);
+  EXPECT_EQ(limiter.Admit(7, 100), std::nullopt);
+  EXPECT_EQ(limiter.Admit(7, 130), std::nullopt);
+  EXPECT_EQ(limiter.Admit(8, 130), 0u);
+  EXPECT_EQ(limiter.Admit(7, 100 + HandshakeLogLimiter::kWindowSeconds), 2u);
+  // A scanner cycling through addresses only evicts, the table never grows.
+  for (uint64_t a = 1000; a < 1000 + 4 * HandshakeLogLimiter::kSlots; ++a) limiter.Admit(a, 200);
+  EXPECT_EQ(limiter.Admit(7, 200), 0u);
 }
 
 TEST_F(SslHookTest, RejectAtHandshakeStillExplainsAMissingCertificateAtRequestTime) {

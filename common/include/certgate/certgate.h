@@ -96,7 +96,13 @@ struct stack_st_X509;
   X(CHAIN_TOO_COMPLEX, "chain_too_complex", 403, "403.16",                                     \
     "checking the chain's name constraints takes more comparisons (names x subtrees) than "    \
     "certgate makes",                                                                          \
-    "issue the client certificate with fewer names, from CAs with fewer name constraints")
+    "issue the client certificate with fewer names, from CAs with fewer name constraints")     \
+  X(TLS_HANDSHAKE, "tls_handshake", 403, "403.16",                                             \
+    "the TLS handshake failed before a request could be made (no shared version or cipher, "   \
+    "or the client aborted or closed it)",                                                     \
+    "compare the client's TLS versions and ciphers with the server's; an alert such as "       \
+    "unknown_ca from the client means it did not accept the server's certificate chain or "    \
+    "its list of acceptable client CAs")
 
 typedef enum {
 #define CG_REASON_ENUM(id, code, status, substatus, meaning, hint) CG_REASON_##id,
@@ -224,7 +230,10 @@ CG_API void cg_set_directive_style(cg_directive_style style);
   X(LOG, "log", "certgate_log", "CertGateLog", log, CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE,       \
     "kv | json [accepts]")                                                                        \
   X(STATUS, "status", "certgate_status", "CertGateStatus", status, CG_KEY_CTX_PAGE, 1, 1,         \
-    CG_KEY_PATH_NONE, "on | off: this location serves certgate's counters")
+    CG_KEY_PATH_NONE, "on | off: this location serves certgate's counters")                       \
+  X(TRUSTED_PROXIES, "trusted_proxies", "certgate_trusted_proxies", "CertGateTrustedProxies",     \
+    trusted_proxies, CG_KEY_CTX_ANY, 1, CG_KEY_MANY, CG_KEY_PATH_NONE,                            \
+    "addresses or CIDR blocks of the proxies in front of this server")
 
 typedef enum {
 #define CG_KEY_ENUM(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
@@ -593,6 +602,9 @@ CG_API void cg_counters_add(cg_counters *shared, const cg_outcome *outcome);
 
 /* Counts one handshake aborted under reject_at handshake into `shared`. */
 CG_API void cg_counters_add_handshake_refusal(cg_counters *shared);
+/* Counts what cg_ssl_log_fn reported: a failed handshake (tls_handshake) as a
+ * deny decision of that reason, any other reason as a handshake refusal. */
+CG_API void cg_counters_add_handshake(cg_counters *shared, cg_reason reason);
 
 /* Reads `shared` (atomically, field by field) into `snapshot`; NULL `shared`
  * gives zeros. */
@@ -626,8 +638,13 @@ CG_API cg_str cg_counters_page_alloc(const cg_counters *shared, cg_alloc_fn allo
 
 /* ---- inside a TLS server ---- */
 
-/* How the core hands a log line to the server (refusals at handshake time). */
-typedef void (*cg_ssl_log_fn)(SSL *ssl, const char *line, size_t len, void *data);
+/*
+ * How the core hands a log line to the server: a refusal at handshake time
+ * (reject_at handshake, `reason` the chain's) or a failed handshake (`reason`
+ * CG_REASON_TLS_HANDSHAKE). `len` 0: a line suppressed by the per-client rate
+ * limit, to be counted but not logged. Count it with cg_counters_add_handshake.
+ */
+typedef void (*cg_ssl_log_fn)(SSL *ssl, cg_reason reason, const char *line, size_t len, void *data);
 
 /*
  * Installs certgate's certificate verification on an SSL_CTX (one per server /
@@ -641,6 +658,22 @@ typedef void (*cg_ssl_log_fn)(SSL *ssl, const char *line, size_t len, void *data
  */
 CG_API int cg_ssl_ctx_attach(SSL_CTX *ctx, const cg_policy *policy, cg_ssl_log_fn log,
                              void *log_data, cg_error *error);
+
+/* The decision to use for a request that came through a proxy (it carries
+ * X-Forwarded-For or Forwarded, or comes from certgate_trusted_proxies): a no_cert refusal whose
+ * hint names the network cause, a TLS-terminating proxy in front that does not pass client
+ * certificates on. Any other decision is returned as is. Lives as long as
+ * `decision`. */
+CG_API const cg_decision *cg_decision_via_proxy(const cg_decision *decision);
+
+/* Whether `client_ip` (the TCP peer, as text) is in the policy's
+ * certgate_trusted_proxies. */
+CG_API int cg_policy_trusted_proxy(const cg_policy *policy, const char *client_ip, size_t len);
+
+/* The client's address, for a server whose SSL has no socket of its own
+ * (httpd): failed-handshake lines are rate-limited per address. Cheap: keeps a
+ * hash in the SSL, allocates nothing. */
+CG_API void cg_ssl_note_client_address(SSL *ssl, const char *address);
 
 /*
  * The decision for this connection under `policy` (a location's). The chain is

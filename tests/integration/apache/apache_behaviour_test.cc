@@ -432,10 +432,67 @@ TEST_P(ApacheBehaviour, RejectAtHandshakeAbortsWithAlertAndLogs) {
       errors.WaitFor("certgate: verdict=deny reason=expired substatus=403.17", 5000, &found);
   EXPECT_TRUE(found) << text;
   EXPECT_EQ(h::GrepLines(text, {"[certgate:error]", "reason=expired"}).size(), 1u) << text;
+  // Issue 12 §4: certgate's line only, no mod_ssl line at a level above info.
+  EXPECT_EQ(h::GrepLines(text, {"[ssl:"}).size(), 0u) << text;
   // curl sees a failed connection, no HTTP status
   const Reply reply = Get(Port(kHandshake), "/", "untrusted");
   EXPECT_EQ(reply.status, 0) << reply.raw;
   EXPECT_NE(reply.exit_code, 0);
+}
+
+// Issue 12 §4: a failed handshake is one certgate line. Each client from its
+// own address: lines are rate-limited per client address.
+TEST_P(ApacheBehaviour, FailedHandshakesGetOneLineEach) {
+  h::LogTail errors(server_->error_log());
+  const Pki &pki = SharedPki();
+  const std::string url = "https://127.0.0.1:" + std::to_string(Port(kMain)) + "/";
+  h::RunResult old =
+      h::Run({"curl", "-sSk", "--max-time", "10", "--interface", "127.0.0.41", "--tlsv1.1",
+              "--tls-max", "1.1", "--ciphers", "DEFAULT@SECLEVEL=0", url},
+             {}, "", 20000);
+  EXPECT_NE(old.exit_code, 0) << old.out;
+  bool found = false;
+  std::string text = errors.WaitFor("0x0302", 5000, &found);
+  EXPECT_TRUE(found) << text;
+  EXPECT_EQ(h::GrepLines(text, {"[certgate:error]", "[client 127.0.0.41",
+                                "certgate: verdict=deny reason=tls_handshake substatus=403.16 "
+                                "detail=\"the client offered TLS 1.1 (0x0302) at most; this "
+                                "server accepts TLS 1.2-1.3\""})
+                .size(),
+            1u)
+      << text;
+  // A client that does not trust the server's chain aborts with unknown_ca.
+  const std::string good = pki.path + "/clients/good";
+  h::RunResult picky = h::Run({"curl", "-sS", "--max-time", "10", "--interface", "127.0.0.42",
+                               "--cacert", pki.path + "/ca/untrusted-root.pem", "--cert",
+                               good + ".chain.pem", "--key", good + ".key", url},
+                              {}, "", 20000);
+  EXPECT_NE(picky.exit_code, 0) << picky.out;
+  text = errors.WaitFor("unknown_ca", 5000, &found);
+  EXPECT_TRUE(found) << text;
+  EXPECT_EQ(h::GrepLines(text, {"[certgate:error]", "reason=tls_handshake",
+                                "alert unknown_ca (48) after the server asked for its certificate",
+                                "stage=certificate_request alert=unknown_ca"})
+                .size(),
+            1u)
+      << text;
+  EXPECT_EQ(h::GrepLines(text, {"tls_handshake"}).size(), 2u) << text;
+}
+
+// Issue 12 §5: a request that came through a proxy (X-Forwarded-For) without a
+// certificate: the no_cert hint names the TLS-terminating proxy.
+TEST_P(ApacheBehaviour, NoCertThroughAProxyNamesTheProxy) {
+  h::LogTail errors(server_->error_log());
+  const std::string url = "https://127.0.0.1:" + std::to_string(Port(kMain)) + "/?case=proxied";
+  h::RunResult proxied = h::Run({"curl", "-sk", "--max-time", "10", "-o", "/dev/null", "-w",
+                                 "%{http_code}", "-H", "X-Forwarded-For: 192.0.2.1", url},
+                                {}, "", 20000);
+  EXPECT_EQ(proxied.out, "403") << proxied.err;
+  bool found = false;
+  const std::string text = errors.WaitFor("a TLS-terminating proxy", 5000, &found);
+  EXPECT_TRUE(found) << text;
+  EXPECT_EQ(h::GrepLines(text, {"reason=no_cert", "the request came through a proxy"}).size(), 1u)
+      << text;
 }
 
 // The counters are shared by every child: requests spread over several
@@ -451,8 +508,9 @@ TEST_P(ApacheBehaviour, StatusPageCountsEveryChildsDecisions) {
             0u)
       << first.body;
   const std::map<std::string, uint64_t> before = Counters(first.body);
-  // allow/none, 21 refusals (chain_too_complex since issue 15), handshakes
-  ASSERT_EQ(before.size(), 23u) << first.body;
+  // allow/none, 22 refusals (chain_too_complex since issue 15, tls_handshake
+  // since issue 12), handshakes
+  ASSERT_EQ(before.size(), 24u) << first.body;
   ASSERT_EQ(before.count("certgate_handshake_refusals_total"), 1u) << first.body;
 
   // Eight connections at once, twice.

@@ -392,6 +392,114 @@ TEST_F(NginxBehaviour, RejectAtHandshakeAbortsWithAnAlert) {
   EXPECT_EQ(none.body, "403.7 client certificate refused: no_cert\n");
 }
 
+// Issue 12 §4: a certgate refusal at the handshake leaves certgate's line
+// only; nginx files OpenSSL's "callback failed" as a client's failure (info),
+// never as "[crit] ... certificate verify failed".
+TEST_F(NginxBehaviour, RejectAtHandshakeLeavesNoCritLine) {
+  Response r = nginx().Curl(kHandshakePort, "/hs?case=nocrit", "expired");
+  EXPECT_NE(r.curl_exit, 0);
+  h::RunResult s = nginx().SClient(kHandshakePort, "expired", "/hs?case=nocrit12", {"-tls1_2"});
+  EXPECT_EQ(s.out.find("HTTP/1.1"), std::string::npos) << s.out;
+  Response good = nginx().Curl(kHandshakePort, "/hs?case=nocrit-after", "good");  // a request after
+  EXPECT_EQ(good.status, 200);
+  const std::string log = h::ReadFile(nginx().error_log());
+  EXPECT_EQ(log.find("[crit]"), std::string::npos) << log;
+  EXPECT_EQ(log.find("certificate verify failed"), std::string::npos) << log;
+  EXPECT_EQ(log.find("SSL_do_handshake() failed"), std::string::npos) << log;
+}
+
+// Issue 12 §4: a failed handshake is one certgate line, counted.
+TEST_F(NginxBehaviour, FailedHandshakesGetOneLineEach) {
+  const std::string counter = "certgate_decisions_total{verdict=\"deny\",reason=\"tls_handshake\"}";
+  const std::map<std::string, uint64_t> before = CountersPage();
+  ASSERT_EQ(before.count(counter), 1u);
+  // A client that offers only TLS 1.1.
+  h::RunResult old =
+      nginx().SClient(kMainPort, "", "/", {"-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"});
+  EXPECT_EQ(old.out.find("HTTP/1.1"), std::string::npos) << old.out;
+  const std::string line = h::WaitForLine(nginx().error_log(), {"reason=tls_handshake", "0x0302"});
+  EXPECT_NE(line.find("certgate: verdict=deny reason=tls_handshake substatus=403.16 "
+                      "detail=\"the client offered TLS 1.1 (0x0302) at most; this server accepts "
+                      "TLS 1.2-1.3\""),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("stage=client_hello"), std::string::npos) << line;
+  // A client that does not trust the server's chain and aborts with unknown_ca.
+  h::RunResult picky = nginx().SClient(
+      kMainPort, "good", "/",
+      {"-tls1_2", "-verify_return_error", "-CAfile", nginx().pki() + "/clients/self_signed.crt"});
+  EXPECT_EQ(picky.out.find("HTTP/1.1"), std::string::npos) << picky.out;
+  const std::string alert =
+      h::WaitForLine(nginx().error_log(), {"reason=tls_handshake", "unknown_ca"});
+  EXPECT_NE(alert.find("the client aborted the handshake with alert unknown_ca (48) after the "
+                       "server asked for its certificate"),
+            std::string::npos)
+      << alert;
+  EXPECT_NE(alert.find("stage=certificate_request alert=unknown_ca sni=localhost"),
+            std::string::npos)
+      << alert;
+  const std::string log = h::ReadFile(nginx().error_log());
+  EXPECT_EQ(h::GrepLines(log, {"reason=tls_handshake", "0x0302"}).size(), 1u) << log;
+  EXPECT_EQ(h::GrepLines(log, {"reason=tls_handshake", "unknown_ca"}).size(), 1u) << log;
+  EXPECT_EQ(CountersPage()[counter], before.at(counter) + 2);
+}
+
+// Issue 12 §4: a scanner cannot flood the log; every failure is still counted.
+TEST_F(NginxBehaviour, FailedHandshakeLinesAreRateLimitedPerClient) {
+  const std::string counter = "certgate_decisions_total{verdict=\"deny\",reason=\"tls_handshake\"}";
+  const uint64_t before = CountersPage()[counter];
+  const int attempts = 16;
+  for (int i = 0; i < attempts; ++i) {
+    Response r = nginx().Curl(kMainPort, "/", "",
+                              {"--interface", "127.0.0.9", "--tlsv1.1", "--tls-max", "1.1",
+                               "--ciphers", "DEFAULT@SECLEVEL=0"});
+    EXPECT_NE(r.curl_exit, 0);
+  }
+  EXPECT_EQ(CountersPage()[counter], before + attempts);
+  const std::vector<std::string> lines =
+      h::GrepLines(h::ReadFile(nginx().error_log()), {"reason=tls_handshake", "client: 127.0.0.9"});
+  EXPECT_GE(lines.size(), 5u);
+  EXPECT_LE(lines.size(), 10u);  // five a minute per address, in each of the two workers
+}
+
+// Issue 12 §5: no_cert names the CA names nginx sent (ssl_client_certificate).
+TEST_F(NginxBehaviour, NoCertNamesTheCasAskedFor) {
+  EXPECT_EQ(nginx().Curl(kVerifyOptionalPort, "/?case=asked-names", "").status, 403);
+  const std::string line = h::WaitForLine(nginx().error_log(), {"case=asked-names"});
+  EXPECT_NE(line.find("reason=no_cert"), std::string::npos) << line;
+  EXPECT_NE(line.find("the client sent no certificate although asked for one issued by one of "),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find(" CAs (first: "), std::string::npos) << line;
+}
+
+// Issue 12 §5: through a TLS-terminating proxy the no_cert hint names it;
+// a direct client without a certificate gets the usual hint.
+TEST_F(NginxBehaviour, NoCertThroughAProxyNamesTheProxy) {
+  h::RunResult proxied =
+      h::Run({"curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+              "http://127.0.0.1:" + std::to_string(kBackendPort) + "/via-proxy"},
+             {}, "", 15000);
+  EXPECT_EQ(proxied.out, "403") << proxied.err;
+  const std::string line = h::WaitForLine(nginx().error_log(), {"case=via-proxy"});
+  EXPECT_NE(line.find("reason=no_cert"), std::string::npos) << line;
+  EXPECT_NE(line.find("hint=\"the request came through a proxy (X-Forwarded-For, Forwarded or a "
+                      "trusted proxy's address): a TLS-terminating proxy"),
+            std::string::npos)
+      << line;
+  // A proxy that adds no header, from an address in certgate_trusted_proxies.
+  proxied = h::Run({"curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                    "http://127.0.0.1:" + std::to_string(kBackendPort) + "/via-trusted-proxy"},
+                   {}, "", 15000);
+  EXPECT_EQ(proxied.out, "403") << proxied.err;
+  const std::string trusted = h::WaitForLine(nginx().error_log(), {"case=via-trusted-proxy"});
+  EXPECT_NE(trusted.find("a TLS-terminating proxy"), std::string::npos) << trusted;
+  EXPECT_EQ(nginx().Curl(kVerifyOptionalPort, "/?case=direct-no-cert", "").status, 403);
+  const std::string direct = h::WaitForLine(nginx().error_log(), {"case=direct-no-cert"});
+  EXPECT_NE(direct.find("reason=no_cert"), std::string::npos) << direct;
+  EXPECT_EQ(direct.find("proxy"), std::string::npos) << direct;
+}
+
 TEST_F(NginxBehaviour, VerifyClientOptionalDoesNotPreemptCertgate) {
   // nginx itself would answer 400 "The SSL certificate error" here.
   Response r = nginx().Curl(kVerifyOptionalPort, "/", "self_signed");

@@ -331,6 +331,18 @@ std::string MainServer::Config(int reload_status) const {
          ";\n"
          "    location = /echo { return 200 \"subject=$http_x_certgate_subject\\n\"; }\n"
          "    location = /plain { certgate require; return 200 \"plain\\n\"; }\n"
+         // Issue 12 §5: a TLS-terminating proxy in front of a certgate server.
+         "    location = /via-proxy {\n"
+         "      proxy_pass https://127.0.0.1:" +
+         std::to_string(kVerifyOptionalPort) +
+         "/?case=via-proxy;\n"
+         "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+         "    }\n"
+         "    location = /via-trusted-proxy {\n"
+         "      proxy_pass https://127.0.0.1:" +
+         std::to_string(kVerifyOptionalPort) +
+         "/behind-proxy?case=via-trusted-proxy;\n"
+         "    }\n"
          "  }\n"
          "  server {\n"
          "    listen 127.0.0.1:" +
@@ -341,6 +353,10 @@ std::string MainServer::Config(int reload_status) const {
          "/ca/trust.pem;\n"
          "    certgate require;\n"
          "    location / { return 200 \"ok\\n\"; }\n"
+         "    location /behind-proxy {\n"
+         "      certgate_trusted_proxies 127.0.0.0/8 ::1;\n"
+         "      return 200 \"ok\\n\";\n"
+         "    }\n"
          "  }\n"
          "}\n";
 }
