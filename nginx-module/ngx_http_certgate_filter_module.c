@@ -58,8 +58,8 @@ static ngx_int_t ngx_http_certgate_judge(ngx_http_request_t *r,
 static ngx_int_t ngx_http_certgate_body(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_str_t *body,
     ngx_str_t *type);
-static ngx_int_t ngx_http_certgate_reason_header(ngx_http_request_t *r,
-    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d);
+static ngx_uint_t ngx_http_certgate_via_proxy(ngx_http_request_t *r,
+    const cg_policy *policy);
 static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -138,9 +138,7 @@ ngx_http_certgate_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (ngx_http_certgate_reason_header(r, clcf, d) != NGX_OK
-        || ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK)
-    {
+    if (ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -300,6 +298,41 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
 }
 
 
+/* a proxy in front (a trusted address, or forwarding headers): the no_cert
+ * hint then names it */
+
+static ngx_uint_t
+ngx_http_certgate_via_proxy(ngx_http_request_t *r, const cg_policy *policy)
+{
+    ngx_str_t                 *name;
+    ngx_http_variable_value_t  v;
+
+    static ngx_str_t  headers[] = {
+        ngx_string("x_forwarded_for"), ngx_string("forwarded"),
+        ngx_null_string
+    };
+
+    if (cg_policy_trusted_proxy(policy,
+                                (const char *) r->connection->addr_text.data,
+                                r->connection->addr_text.len))
+    {
+        return 1;
+    }
+
+    for (name = headers; name->len; name++) {
+        if (ngx_http_variable_unknown_header(&v, name,
+                                             &r->headers_in.headers.part, 0)
+            == NGX_OK
+            && !v.not_found)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /*
  * Judges this pass under the location's policy: the core's outcome is
  * counted and logged by its rule (only the client's own request, once), and
@@ -353,7 +386,7 @@ ngx_http_certgate_judge(ngx_http_request_t *r, ngx_http_certgate_ctx_t *ctx,
 /*
  * The refusal's body in certgate_reject_body's format, whole; an empty one
  * for "off" and for a subrequest: nginx's page for the status, so error_page
- * applies.
+ * applies.  With certgate_reject_header on, the X-Certgate-Reason header too.
  */
 
 static ngx_int_t
@@ -361,14 +394,29 @@ ngx_http_certgate_body(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_str_t *body,
     ngx_str_t *type)
 {
-    cg_str       s;
-    const char  *ct;
+    cg_str            s;
+    const char       *ct;
+    ngx_table_elt_t  *h;
 
     ngx_str_null(body);
     ngx_str_null(type);
 
     if (r != r->main) {
         return NGX_OK;
+    }
+
+    s = cg_decision_reject_header(d, clcf->policy);
+
+    if (s.data) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, CG_REJECT_HEADER_NAME);
+        h->value.data = (u_char *) s.data;
+        h->value.len = s.len;
     }
 
     s = cg_decision_body_alloc(d, clcf->policy, &ct, ngx_http_certgate_alloc,
@@ -381,35 +429,6 @@ ngx_http_certgate_body(ngx_http_request_t *r,
     body->len = s.len;
     type->data = (u_char *) ct;
     type->len = ngx_strlen(ct);
-
-    return NGX_OK;
-}
-
-
-/* certgate_reject_header on: the core's X-Certgate-Reason header */
-
-static ngx_int_t
-ngx_http_certgate_reason_header(ngx_http_request_t *r,
-    ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d)
-{
-    cg_str            value;
-    ngx_table_elt_t  *h;
-
-    value = cg_decision_reject_header(d, clcf->policy);
-
-    if (value.data == NULL) {
-        return NGX_OK;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, CG_REJECT_HEADER_NAME);
-    h->value.data = (u_char *) value.data;
-    h->value.len = value.len;
 
     return NGX_OK;
 }
@@ -471,6 +490,8 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    ngx_http_clean_header(r);
+
     if (ngx_http_certgate_body(r, clcf, d, &body, &type) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -479,12 +500,6 @@ ngx_http_certgate_header_filter(ngx_http_request_t *r)
         return ngx_http_filter_finalize_request(r,
                                             &ngx_http_certgate_filter_module,
                                             status);
-    }
-
-    ngx_http_clean_header(r);
-
-    if (ngx_http_certgate_reason_header(r, clcf, d) != NGX_OK) {
-        return NGX_ERROR;
     }
 
     r->headers_out.status = status;

@@ -125,47 +125,12 @@ ngx_module_t  ngx_http_certgate_module = {
 
 
 cg_counters       *ngx_http_certgate_counters;
-static ngx_str_t  ngx_http_certgate_zone_name;    /* cg_counters_zone_name */
 
 
 void *
 ngx_http_certgate_alloc(void *pool, size_t size)
 {
     return ngx_pnalloc(pool, size);
-}
-
-
-/* Whether the request came through a proxy: the no_cert hint then names it. */
-ngx_uint_t
-ngx_http_certgate_via_proxy(ngx_http_request_t *r, const cg_policy *policy)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    if (cg_policy_trusted_proxy(policy, (const char *) r->connection->addr_text.data,
-                                r->connection->addr_text.len))
-    {
-        return 1;
-    }
-
-    for (part = &r->headers_in.headers.part; part; part = part->next) {
-        h = part->elts;
-
-        for (i = 0; i < part->nelts; i++) {
-            if ((h[i].key.len == sizeof("X-Forwarded-For") - 1
-                 && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Forwarded-For",
-                                    h[i].key.len) == 0)
-                || (h[i].key.len == sizeof("Forwarded") - 1
-                    && ngx_strncasecmp(h[i].key.data, (u_char *) "Forwarded",
-                                       h[i].key.len) == 0))
-            {
-                return 1;
-            }
-        }
-    }
-
-    return 0;
 }
 
 
@@ -565,7 +530,6 @@ ngx_http_certgate_self_check(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     for (i = 0; i < cg_findings_count(found); i++) {
         level = cg_finding_fatal(found, i) ? NGX_LOG_EMERG : NGX_LOG_WARN;
         rc = (level == NGX_LOG_EMERG) ? NGX_ERROR : rc;
-
         ngx_log_error(level, cf->log, 0,
                       "%s in server at %s:%ui", cg_finding_message(found, i),
                       cscf->file_name, cscf->line);
@@ -580,6 +544,7 @@ ngx_http_certgate_self_check(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
 static ngx_int_t
 ngx_http_certgate_init(ngx_conf_t *cf)
 {
+    ngx_str_t                      zone;
     cg_error                       error;
     ngx_uint_t                     s;
     ngx_shm_zone_t                *shm_zone;
@@ -593,7 +558,6 @@ ngx_http_certgate_init(ngx_conf_t *cf)
     cscfp = cmcf->servers.elts;
 
     for (s = 0; s < cmcf->servers.nelts; s++) {
-
         cgscf = cscfp[s]->ctx->srv_conf[ngx_http_certgate_module.ctx_index];
         clcf = cscfp[s]->ctx->loc_conf[ngx_http_certgate_module.ctx_index];
         sscf = cscfp[s]->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
@@ -619,11 +583,11 @@ ngx_http_certgate_init(ngx_conf_t *cf)
         }
     }
 
-    ngx_http_certgate_zone_name.data = (u_char *) cg_counters_zone_name();
-    ngx_http_certgate_zone_name.len =
-        ngx_strlen(ngx_http_certgate_zone_name.data);
+    /* named after the zone's layout: a reload never reuses an older one */
+    zone.data = (u_char *) cg_counters_zone_name();
+    zone.len = ngx_strlen(zone.data);
 
-    shm_zone = ngx_shared_memory_add(cf, &ngx_http_certgate_zone_name,
+    shm_zone = ngx_shared_memory_add(cf, &zone,
                                      8 * ngx_pagesize,
                                      &ngx_http_certgate_module);
     if (shm_zone == NULL) {

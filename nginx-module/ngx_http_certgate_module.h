@@ -29,8 +29,6 @@ const cg_decision *ngx_http_certgate_decide(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf);
 /* a cg_alloc_fn: the core writes its texts whole into one block of `pool` */
 void *ngx_http_certgate_alloc(void *pool, size_t size);
-ngx_uint_t ngx_http_certgate_via_proxy(ngx_http_request_t *r,
-    const cg_policy *policy);
 
 
 extern ngx_module_t  ngx_http_certgate_module;
