@@ -21,7 +21,6 @@
 #include "apr_atomic.h"
 #include "apr_hash.h"
 #include "apr_optional_hooks.h"
-#include "apr_shm.h"
 #include "apr_strings.h"
 
 #include <errno.h>
@@ -41,17 +40,10 @@ APR_DECLARE_EXTERNAL_HOOK(ssl, SSL, int, init_server,
                           (server_rec * s, apr_pool_t *p, int is_proxy, SSL_CTX *ctx))
 APR_DECLARE_EXTERNAL_HOOK(ssl, SSL, int, pre_handshake, (conn_rec * c, SSL *ssl, int is_proxy))
 
-/* The one exported symbol (built with -fvisibility=hidden). */
-#if defined(__GNUC__)
-#define CG_MODULE_EXPORT __attribute__((visibility("default")))
-#else
-#define CG_MODULE_EXPORT
-#endif
-extern module AP_MODULE_DECLARE_DATA certgate_module CG_MODULE_EXPORT;
+/* The one non-static symbol, and so the one exported (CMakeLists.txt). */
+extern module AP_MODULE_DECLARE_DATA certgate_module;
 
-#ifdef APLOG_USE_MODULE
 APLOG_USE_MODULE(certgate);
-#endif
 
 /* Notes on the request: a refusal by certgate (for the ErrorDocument redirect
  * that follows) and the Content-Type of certgate's own body. */
@@ -71,11 +63,8 @@ typedef struct {
     int enables; /* a CertGate optional|require directive appears in this server */
 } certgate_srv_conf;
 
-/* CertGateStatus's counters, in shared memory the parent creates: children
- * inherit it and the core adds atomically. Kept in the process pool and found
- * again by key, they go on across graceful restarts. */
-#define CG_COUNTERS_KEY "certgate-counters" /* also the file's name, if one is needed */
-
+/* CertGateStatus's counters, in shared memory the parent maps: children
+ * inherit it and the core adds atomically (certgate_post_config). */
 static cg_counters *counters;
 
 /* Set on the first request of an internal-redirect chain once it is judged. */
@@ -88,7 +77,6 @@ static cg_sections *sections;
 
 static apr_status_t sections_free(void *unused)
 {
-    (void)unused;
     cg_sections_free(sections);
     sections = NULL;
     return APR_SUCCESS;
@@ -108,7 +96,6 @@ static void *pool_alloc(void *pool, size_t size)
 
 static void *create_dir_config(apr_pool_t *p, char *dir)
 {
-    (void)dir;
     return apr_pcalloc(p, sizeof(certgate_dir_conf));
 }
 
@@ -119,7 +106,6 @@ static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
 {
     const certgate_dir_conf *base = basev, *add = addv;
     cg_policy *const *merged;
-    (void)p;
     if (add->policy == NULL || base->policy == NULL) {
         return add->policy == NULL ? basev : addv;
     }
@@ -132,11 +118,8 @@ static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
  * main server's). */
 static void *create_server_config(apr_pool_t *p, server_rec *s)
 {
-    (void)s;
     return apr_pcalloc(p, sizeof(certgate_srv_conf));
 }
-
-/* ---- directives ------------------------------------------------------------ */
 
 /* cmd->info is the key's cg_key. The values are split here, not by httpd's
  * TAKE_ARGV: that stops at 64 words and drops the rest of the line, which
@@ -216,8 +199,6 @@ static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
 static const command_rec certgate_cmds[] = {CERTGATE_KEYS(CG_KEY_ROW){NULL}};
 #undef CG_KEY_ROW
 
-/* ---- TLS side ----------------------------------------------------------------- */
-
 /* Refusals at handshake time (CertGateRejectAt handshake), failed handshakes. */
 static void handshake_log(SSL *ssl, cg_reason reason, const char *line, size_t len, void *data)
 {
@@ -246,7 +227,6 @@ static int certgate_init_server(server_rec *s, apr_pool_t *p, int is_proxy, SSL_
      * main server's (ap_fixup_virtual_hosts ran before post_config). */
     const certgate_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &certgate_module);
     cg_error error;
-    (void)p;
     if (is_proxy || ctx == NULL || !server_uses_certgate(s)) {
         return DECLINED;
     }
@@ -283,8 +263,6 @@ static SSL *connection_ssl(conn_rec *c)
     return ap_get_module_config(c->conn_config, &certgate_module);
 }
 
-/* ---- requests ---------------------------------------------------------------- */
-
 /* One CERTGATE_* variable (cg_decision_export). */
 static void export_field(void *rv, const char *name, cg_str value)
 {
@@ -306,11 +284,9 @@ static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg
     ap_log_rerror(APLOG_MARK, level, 0, r, CGLOGNO(00001) "%.*s", (int)line.len, line.data);
 }
 
-/* Makes certgate's body the answer of `r` (a refused request, status `status`):
- * used when no ErrorDocument is configured, and by an ErrorDocument that is
- * refused in turn, for httpd's fallback then answers the original request.
- * ap_custom_response() takes a string that looks like a URL or a path for a
- * redirect; certgate's bodies start with a digit, '{' or '<'. */
+/* Makes certgate's body the answer of refused `r` (no ErrorDocument, or one
+ * refused in turn). ap_custom_response() takes text that looks like a URL or
+ * a path for a redirect; certgate's bodies start with a digit, '{' or '<'. */
 static void set_refusal_body(request_rec *r, int status, const certgate_dir_conf *conf,
                              const cg_decision *decision)
 {
@@ -340,6 +316,7 @@ static int certgate_check(request_rec *r)
     const cg_decision *decision;
     request_rec *first;
     cg_outcome outcome;
+    cg_str reason;
     int status;
 
     /* The ErrorDocument of a certgate refusal keeps the refusal's variables
@@ -391,11 +368,8 @@ static int certgate_check(request_rec *r)
     /* Refused: the configured status and body (and the reason header, when on). */
     status = outcome.status;
     apr_table_setn(r->notes, CG_NOTE_DENIED, "1");
-    {
-        const cg_str reason = cg_decision_reject_header(decision, conf->policy);
-        if (reason.data != NULL) {
-            apr_table_setn(r->err_headers_out, CG_REJECT_HEADER_NAME, reason.data);
-        }
+    if ((reason = cg_decision_reject_header(decision, conf->policy)).data != NULL) {
+        apr_table_setn(r->err_headers_out, CG_REJECT_HEADER_NAME, reason.data);
     }
     if (strtol(ap_get_status_line(status), NULL, 10) != status) {
         /* A status httpd has no reason phrase for (nginx's 495/496, ...):
@@ -467,8 +441,6 @@ static int certgate_status_handler(request_rec *r)
     return OK;
 }
 
-/* ---- self-checks ------------------------------------------------------------ */
-
 /* The directives of a section as name/args pairs (inside <If...> too, whatever
  * its condition), from which the core reads mod_ssl's CA files: there is no
  * SSL_CTX at `apache2 -t`. Returns the <VirtualHost> section of `v`. */
@@ -519,101 +491,83 @@ static int self_check(server_rec *v, apr_pool_t *ptemp, const cg_policy *policy)
     return rc;
 }
 
-/* ---- lifecycle ------------------------------------------------------------------ */
-
 static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    (void)plog;
-    (void)ptemp;
     sections = cg_sections_new();
     apr_pool_cleanup_register(pconf, NULL, sections_free, apr_pool_cleanup_null);
     return OK;
 }
 
 /*
- * The revocation cache directories, in check_config (every start, and
- * `apache2 -t`): the parent, as root, makes every directory a revocation
- * checking policy uses ready for the child user; each child opens the cache
- * itself (an LMDB environment must not cross fork()).
+ * The self-checks, and the revocation cache directories, in check_config
+ * (every start, and `apache2 -t`): the parent, as root, makes every directory
+ * a revocation checking policy uses ready for the child user; each child
+ * opens the cache itself (an LMDB environment must not cross fork()).
  */
 static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                  server_rec *s)
 {
-    apr_hash_t *dirs = apr_hash_make(ptemp); /* each directory once */
+    cg_cache_dirs *dirs = cg_cache_dirs_new();
     server_rec *v;
-    cg_error error;
-    (void)pconf;
-    (void)plog;
+    cg_error error = {{0}};
+    int rc = dirs != NULL ? OK : HTTP_INTERNAL_SERVER_ERROR;
 
-    for (v = s; v != NULL; v = v->next) {
+    for (v = s; v != NULL && rc == OK; v = v->next) {
         const certgate_dir_conf *conf = ap_get_module_config(v->lookup_defaults, &certgate_module);
         const cg_policy *base = conf != NULL ? conf->policy : NULL;
-        const char *dir = cg_policy_cache_dir(base);
         /* Once per start (the first of its two passes only at -t). */
         if (server_uses_certgate(v) &&
             (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST ||
              ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) &&
             self_check(v, ptemp, base != NULL ? base : cg_policy_unset()) != OK) {
-            return HTTP_INTERNAL_SERVER_ERROR;
+            rc = HTTP_INTERNAL_SERVER_ERROR;
+        } else if (cg_sections_revocation_enabled(sections, v, s, base) &&
+                   cg_cache_dirs_add(dirs, cg_policy_cache_dir(base),
+                                     v->defn_name ? v->defn_name : ap_conftree->filename,
+                                     (unsigned long)v->defn_line_number, &error) != CG_OK) {
+            rc = HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (!cg_sections_revocation_enabled(sections, v, s, base) ||
-            apr_hash_get(dirs, dir, APR_HASH_KEY_STRING) != NULL) {
-            continue;
-        }
-        apr_hash_set(dirs, apr_pstrdup(ptemp, dir), APR_HASH_KEY_STRING, v);
-        if (cg_cache_dir_prepare(dir, (long)ap_unixd_config.user_id, (long)ap_unixd_config.group_id,
-                                 &error) != CG_OK) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, v,
-                         CGLOGNO(00006) "certgate: cannot prepare the revocation cache "
-                                        "directory %s (CertGateCache) for the child processes: %s",
-                         dir, error.message);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, v,
-                     CGLOGNO(00007) "certgate: revocation cache directory %s ready", dir);
     }
-    return OK;
+    if (rc == OK && cg_cache_dirs_prepare(dirs, (long)ap_unixd_config.user_id,
+                                          (long)ap_unixd_config.group_id, &error) != CG_OK) {
+        rc = HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (error.message[0] != '\0') {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     CGLOGNO(00006) "certgate: cannot prepare the revocation cache for the "
+                                    "child processes: %s",
+                     error.message);
+    }
+    cg_cache_dirs_free(dirs);
+    return rc;
 }
 
-/* The shared counters: created once, in the process pool (see above). */
+/* The shared counters: created once and kept in the process pool, so they go
+ * on across graceful restarts; a module built with another layout of them
+ * (another name) gets its own. */
 static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                 server_rec *s)
 {
     apr_pool_t *pool = s->process->pool;
-    apr_shm_t *shm = NULL;
-    apr_status_t rv;
-    (void)pconf;
-    (void)plog;
 
     /* The first of the two configuration passes at startup forks no child. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    apr_pool_userdata_get((void **)&shm, CG_COUNTERS_KEY, pool);
-    if (shm == NULL || apr_shm_size_get(shm) != sizeof(cg_counters)) {
-        /* Anonymous where APR has it (Linux), else a file in DefaultRuntimeDir. */
-        rv = apr_shm_create(&shm, sizeof(cg_counters), NULL, pool);
-        if (rv == APR_ENOTIMPL) {
-            const char *file = ap_runtime_dir_relative(ptemp, CG_COUNTERS_KEY);
-            apr_shm_remove(file, ptemp);
-            rv = apr_shm_create(&shm, sizeof(cg_counters), file, pool);
-        }
-        if (rv != APR_SUCCESS) {
-            ap_log_error(
-                APLOG_MARK, APLOG_EMERG, rv, s,
-                CGLOGNO(00008) "certgate: cannot create the shared memory of the counters");
+    apr_pool_userdata_get((void **)&counters, cg_counters_zone_name(), pool);
+    if (counters == NULL) {
+        if ((counters = cg_counters_map_shared()) == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
+                         CGLOGNO(00008) "certgate: cannot map the shared memory of the counters");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        memset(apr_shm_baseaddr_get(shm), 0, sizeof(cg_counters));
-        apr_pool_userdata_set(shm, CG_COUNTERS_KEY, apr_pool_cleanup_null, pool);
+        apr_pool_userdata_set(counters, cg_counters_zone_name(), apr_pool_cleanup_null, pool);
     }
-    counters = apr_shm_baseaddr_get(shm);
     return OK;
 }
 
 static void register_hooks(apr_pool_t *p)
 {
-    (void)p;
     /* Details and hints name directives as httpd operators write them. */
     cg_set_directive_style(CG_DIRECTIVES_HTTPD);
     ap_hook_pre_config(certgate_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -631,7 +585,7 @@ static void register_hooks(apr_pool_t *p)
 }
 
 /* AP_DECLARE_MODULE(certgate) spelled out: APLOG_USE_MODULE is needed at the top. */
-CG_MODULE_EXPORT module AP_MODULE_DECLARE_DATA certgate_module = {
+module AP_MODULE_DECLARE_DATA certgate_module = {
     STANDARD20_MODULE_STUFF,
     create_dir_config,    /* per-directory config */
     merge_dir_config,     /* merge per-directory */

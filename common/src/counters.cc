@@ -4,6 +4,7 @@
 #include <openssl/asn1.h>
 #include <openssl/x509.h>
 #include <sched.h>
+#include <sys/mman.h>
 
 #include <cinttypes>
 #include <cstdarg>
@@ -276,6 +277,12 @@ extern "C" void cg_counters_snapshot(const cg_counters *shared, cg_counters *sna
   Lock(locked);
   std::memcpy(snapshot->expiring, shared->expiring, sizeof snapshot->expiring);
   Unlock(locked);
+}
+
+extern "C" cg_counters *cg_counters_map_shared(void) {
+  void *shared = mmap(nullptr, sizeof(cg_counters), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  return shared == MAP_FAILED ? nullptr : static_cast<cg_counters *>(shared);  // zeroed
 }
 
 extern "C" const char *cg_counters_zone_name(void) {

@@ -615,6 +615,12 @@ CG_API void cg_counters_snapshot(const cg_counters *shared, cg_counters *snapsho
  * fewer. Static text. */
 CG_API const char *cg_counters_zone_name(void);
 
+/* Zeroed counters in shared memory that children forked after this call
+ * share (an anonymous shared mapping), for a server without a shared-memory
+ * facility of its own in reach; NULL when the system refuses. Never unmapped:
+ * the server keeps it for its life, across graceful restarts. */
+CG_API cg_counters *cg_counters_map_shared(void);
+
 /* The Content-Type of the page cg_counters_format writes. */
 #define CG_COUNTERS_CONTENT_TYPE "text/plain; version=0.0.4"
 
