@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
 # Runs `certgate check` on every kind of demo certificate and asserts the reason,
 # the hint and the exit code. Usage: check_test.sh CERTGATE MKPKI
-set -u
-certgate=$1
-mkpki=$2
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-"$mkpki" --out "$dir" >/dev/null || { echo "mkpki failed"; exit 1; }
-cd "$dir"
+. "$(dirname "$0")/demo_pki_env.sh" "$@"
 
 passed=0
 failed=0

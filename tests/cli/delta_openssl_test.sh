@@ -5,13 +5,8 @@
 # `openssl verify -crl_check_all -extended_crl -use_deltas`: allowed where
 # OpenSSL says OK, refused as revoked where it says "certificate revoked".
 # Usage: delta_openssl_test.sh CERTGATE MKPKI
-set -u
-certgate=$1
-mkpki=$2
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-"$mkpki" --out "$dir" >/dev/null || { echo "mkpki failed"; exit 1; }
-cd "$dir/adcs"
+. "$(dirname "$0")/demo_pki_env.sh" "$@"
+cd adcs
 
 passed=0
 failed=0

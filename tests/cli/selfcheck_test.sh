@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
 # `certgate selfcheck` over the demo PKI: the check= lines and the exit status.
 # Usage: selfcheck_test.sh CERTGATE MKPKI
-set -u
-certgate=$1
-mkpki=$2
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-"$mkpki" --out "$dir" >/dev/null || { echo "mkpki failed"; exit 1; }
-cd "$dir"
+. "$(dirname "$0")/demo_pki_env.sh" "$@"
 
 failed=0
 fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
