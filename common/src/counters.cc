@@ -280,8 +280,8 @@ extern "C" void cg_counters_snapshot(const cg_counters *shared, cg_counters *sna
 }
 
 extern "C" cg_counters *cg_counters_map_shared(void) {
-  void *shared = mmap(nullptr, sizeof(cg_counters), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void *shared =
+      mmap(nullptr, sizeof(cg_counters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   return shared == MAP_FAILED ? nullptr : static_cast<cg_counters *>(shared);  // zeroed
 }
 

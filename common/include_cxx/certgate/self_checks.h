@@ -42,7 +42,7 @@ struct ServerTrust {
   std::vector<std::shared_ptr<X509>> anchors;  // the trust store's certificates
   std::vector<std::string> ca_names_der;       // the CA names the server sends (DER)
   std::vector<std::string> ca_names_text;      // the same, RFC 2253
-  ossl::UniquePtr<X509_STORE> store;                 // the anchors as a store
+  ossl::UniquePtr<X509_STORE> store;           // the anchors as a store
   long worker_uid = -1;                        // -1: the current user
   long worker_gid = -1;
   bool verify_client_on = false;  // nginx `ssl_verify_client on`
