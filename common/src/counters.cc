@@ -96,12 +96,15 @@ extern "C" size_t cg_counters_format(const cg_counters *counters, char *buf, siz
 namespace {
 
 // The expiring set's spinlock: a request tries it once and skips when it is
-// held (the next request of that certificate tries again); the page spins.
+// held (the next request of that certificate tries again); the page spins,
+// boundedly: a worker killed inside the few stores it guards (SIGKILL, a
+// crash) must not hang every later status page, so past the bound the page
+// takes the lock over.
 bool TryLock(cg_counters *shared) {
   return __atomic_exchange_n(&shared->expiring_lock, 1, __ATOMIC_ACQUIRE) == 0;
 }
 void Lock(cg_counters *shared) {
-  for (int tries = 0; !TryLock(shared); ++tries) {
+  for (int tries = 0; tries < 100000 && !TryLock(shared); ++tries) {
     if (tries > 64) sched_yield();
   }
 }
