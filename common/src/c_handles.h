@@ -6,6 +6,7 @@
 #include <certgate/policy.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 
@@ -49,10 +50,22 @@ struct LazyDecisionVariant {
   mutable std::once_flag once;
   mutable std::unique_ptr<cg_decision> value;
 };
+
+// The leaf's notAfter and identity key for the expiring-certificates gauge,
+// worked out once per decision, not again on every request it answers.
+struct LazyLeafExpiry {
+  LazyLeafExpiry() = default;
+  LazyLeafExpiry(const LazyLeafExpiry &) {}
+  LazyLeafExpiry &operator=(const LazyLeafExpiry &) { return *this; }
+  mutable std::once_flag once;
+  mutable int64_t not_after = 0;
+  mutable uint64_t key = 0;
+};
 }  // namespace certgate
 
 struct cg_decision {
   cg_decision(certgate::Decision made) : decision(std::move(made)) {}  // NOLINT: implicit
   certgate::Decision decision;
   certgate::LazyDecisionVariant via_proxy;  // cg_decision_via_proxy's
+  certgate::LazyLeafExpiry leaf_expiry;     // counters.cc's NoteExpiry
 };

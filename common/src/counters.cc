@@ -167,14 +167,19 @@ void SerialLabel(X509 *cert, char *to, size_t size) {
 void NoteExpiry(cg_counters *shared, const cg_decision *decision) {
   X509 *leaf = decision != nullptr ? decision->decision.leaf() : nullptr;
   if (leaf == nullptr) return;
-  const int64_t not_after = NotAfter(leaf);
+  const certgate::LazyLeafExpiry &facts = decision->leaf_expiry;
+  std::call_once(facts.once, [&] {
+    facts.not_after = NotAfter(leaf);
+    facts.key = CertKey(leaf);
+  });
+  const int64_t not_after = facts.not_after;
   if (not_after <= 0) return;
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   const int64_t admit_below = __atomic_load_n(&shared->expiring_admit_below, __ATOMIC_RELAXED);
   const int64_t earliest = __atomic_load_n(&shared->expiring_earliest, __ATOMIC_RELAXED);
   // Full, later than all of them, and none of them has expired to free a slot.
   if (admit_below != 0 && not_after >= admit_below && earliest >= now) return;
-  const uint64_t key = CertKey(leaf);
+  const uint64_t key = facts.key;
   for (const cg_expiring_cert &cert : shared->expiring) {
     if (__atomic_load_n(&cert.key, __ATOMIC_RELAXED) == key) return;  // already in
   }
