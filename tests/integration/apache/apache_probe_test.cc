@@ -25,11 +25,6 @@ std::string Url(int port, const std::string &path = "/") {
   return "https://127.0.0.1:" + std::to_string(port) + path;
 }
 
-std::vector<std::string> With(std::vector<std::string> args, const std::vector<std::string> &more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
 class ApacheProbe : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -85,30 +80,17 @@ std::string ApacheProbe::error_;
 
 TEST_F(ApacheProbe, AllowedAndRefusedClientsWithTheirExitCodes) {
   h::RunResult r =
-      h::RunProbe(Url(kSni), With(h::ProbeClient(pki(), "good"), {"--servername", "a.example"}));
+      h::RunProbe(Url(kSni), h::With(h::ProbeClient(pki(), "good"), {"--servername", "a.example"}));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("acceptable CA names: 2 ("), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("client chain: the client's chain matches CA name"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("status: HTTP/1.1 200 OK"), std::string::npos) << r.out;
 
-  r = h::RunProbe(Url(kSni), With(h::ProbeClient(pki(), "expired"), {"--servername", "a.example"}));
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.out.find("certgate reason: expired (from the X-Certgate-Reason header)"),
-            std::string::npos)
-      << r.out;
-  r = h::RunProbe(Url(kSni, "/detail/"),
-                  With(h::ProbeClient(pki(), "expired"), {"--servername", "a.example"}));
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.out.find("certgate reason: expired (from the body)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("  detail: the client certificate 'CN=expired"), std::string::npos) << r.out;
-  // With CertGateRejectBody off (httpd's own error page) the header still names it.
-  r = h::RunProbe(Url(kSni, "/nobody/"),
-                  With(h::ProbeClient(pki(), "expired"), {"--servername", "a.example"}));
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.out.find("certgate reason: expired (from the X-Certgate-Reason header)"),
-            std::string::npos)
-      << r.out;
+  // The reason from the header, from the body (CertGateRejectDetail on), and
+  // from the header with CertGateRejectBody off (httpd's own error page).
+  h::ExpectProbeNamesRefusal(pki(), "a.example", Url(kSni), Url(kSni, "/detail/"),
+                             Url(kSni, "/nobody/"));
   r = h::RunProbe(Url(kSni), {"--servername", "a.example", "--json"});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_EQ(h::JsonQuery(r.out,
@@ -119,7 +101,7 @@ TEST_F(ApacheProbe, AllowedAndRefusedClientsWithTheirExitCodes) {
 
 TEST_F(ApacheProbe, IssuerNotInTheCaNamesAndTheSniDifference) {
   const h::RunResult r =
-      h::RunProbe(Url(kSni), With(h::ProbeClient(pki(), "good"), {"--servername", "b.example"}));
+      h::RunProbe(Url(kSni), h::With(h::ProbeClient(pki(), "good"), {"--servername", "b.example"}));
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.out.find("client chain: NO MATCH: no certificate of the client's chain was issued "
                        "by one of the 1 CA names"),
@@ -137,7 +119,7 @@ TEST_F(ApacheProbe, IssuerNotInTheCaNamesAndTheSniDifference) {
 
 TEST_F(ApacheProbe, KeyMismatch) {
   const h::RunResult r = h::RunProbe(
-      Url(kSni), With(h::ProbeClient(pki(), "good", "expired"), {"--servername", "a.example"}));
+      Url(kSni), h::With(h::ProbeClient(pki(), "good", "expired"), {"--servername", "a.example"}));
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
   EXPECT_NE(r.out.find("key: MISMATCH: the EC prime256v1 key does not match the certificate "
                        "\"CN=alice,OU=People,O=Example\" (same type, another key pair)"),
@@ -146,7 +128,7 @@ TEST_F(ApacheProbe, KeyMismatch) {
 }
 
 TEST_F(ApacheProbe, TlsVersionRefusedAnd302CaNames) {
-  h::RunResult r = h::RunProbe(Url(kTls13), With(h::ProbeClient(pki(), "good"), {"--tls1.2"}));
+  h::RunResult r = h::RunProbe(Url(kTls13), h::With(h::ProbeClient(pki(), "good"), {"--tls1.2"}));
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   r = h::RunProbe(Url(kTls13), {"--json"});
   EXPECT_EQ(h::JsonQuery(r.out, "[(v['version'], v['accepted']) for v in d['versions']]"),

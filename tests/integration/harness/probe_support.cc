@@ -2,6 +2,7 @@
 // (probe_support.h).
 #include "probe_support.h"
 
+#include <gtest/gtest.h>
 #include <pki_builder.h>
 
 #include <ctime>
@@ -65,6 +66,29 @@ std::string WriteServerCert(const std::string &base, const std::string &cn) {
   MakeWorldReadable(base + ".pem");
   MakeWorldReadable(base + ".key");
   return "";
+}
+
+std::vector<std::string> With(std::vector<std::string> args, const std::vector<std::string> &more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+void ExpectProbeNamesRefusal(const std::string &pki, const std::string &servername,
+                             const std::string &header_url, const std::string &detail_url,
+                             const std::string &no_body_url) {
+  const std::vector<std::string> expired =
+      With(ProbeClient(pki, "expired"), {"--servername", servername});
+  for (const std::string &url : {header_url, no_body_url}) {
+    const RunResult r = RunProbe(url, expired);
+    EXPECT_EQ(r.exit_code, 2) << url << r.out << r.err;
+    EXPECT_NE(r.out.find("certgate reason: expired (from the X-Certgate-Reason header)"),
+              std::string::npos)
+        << url << r.out;
+  }
+  const RunResult r = RunProbe(detail_url, expired);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.out.find("certgate reason: expired (from the body)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  detail: the client certificate 'CN=expired"), std::string::npos) << r.out;
 }
 
 }  // namespace certgate::harness

@@ -19,6 +19,18 @@ RunResult RunProbe(const std::string &url, const std::vector<std::string> &args 
 std::vector<std::string> ProbeClient(const std::string &pki, const std::string &name,
                                      const std::string &key_of = "");
 
+// `args` followed by `more`.
+std::vector<std::string> With(std::vector<std::string> args, const std::vector<std::string> &more);
+
+// How the probe reports the refusal of the demo client "expired" (gtest
+// expectations): exit 2 and the reason from the X-Certgate-Reason header at
+// `header_url`; from the body, with its detail, at `detail_url`
+// (reject_detail on); from the header again at `no_body_url` (reject_body off,
+// the server's own page).
+void ExpectProbeNamesRefusal(const std::string &pki, const std::string &servername,
+                             const std::string &header_url, const std::string &detail_url,
+                             const std::string &no_body_url);
+
 // Evaluates a Python expression over the JSON document `json` (bound to `d`,
 // e.g. "d['result']"), printed with print(); "JSON ERROR: ..." when `json` does
 // not parse. So a test asserts both that --json is JSON and what it says.

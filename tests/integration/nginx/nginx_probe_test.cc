@@ -137,14 +137,9 @@ h::Process *NginxProbe::certgate_ = nullptr;
 h::Process *NginxProbe::plain_ = nullptr;
 std::string NginxProbe::error_;
 
-std::vector<std::string> With(std::vector<std::string> args, const std::vector<std::string> &more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
 TEST_F(NginxProbe, AllowedClientExitsZeroAndItsChainMatchesTheCaNames) {
   const h::RunResult r =
-      h::RunProbe(Url(kSni), With(h::ProbeClient(pki(), "good"), {"--servername", "a.example"}));
+      h::RunProbe(Url(kSni), h::With(h::ProbeClient(pki(), "good"), {"--servername", "a.example"}));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("the server asks for a client certificate"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("acceptable CA names: 2 ("), std::string::npos) << r.out;
@@ -157,26 +152,12 @@ TEST_F(NginxProbe, AllowedClientExitsZeroAndItsChainMatchesTheCaNames) {
 }
 
 TEST_F(NginxProbe, RefusedClientExitsTwoWithCertgatesReason) {
-  // The reason from certgate_reject_header ...
-  h::RunResult r =
-      h::RunProbe(Url(kSni), With(h::ProbeClient(pki(), "expired"), {"--servername", "a.example"}));
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.out.find("certgate reason: expired (from the X-Certgate-Reason header)"),
-            std::string::npos)
-      << r.out;
-  // ... and from the body with certgate_reject_detail on, detail and hint too.
-  r = h::RunProbe(Url(kSni, "/detail"),
-                  With(h::ProbeClient(pki(), "expired"), {"--servername", "a.example"}));
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.out.find("certgate reason: expired (from the body)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("  detail: the client certificate 'CN=expired"), std::string::npos) << r.out;
-  // With certgate_reject_body off (nginx's own error page) the header still names it.
-  r = h::RunProbe(Url(kSni, "/nobody"),
-                  With(h::ProbeClient(pki(), "expired"), {"--servername", "a.example"}));
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.out.find("certgate reason: expired (from the X-Certgate-Reason header)"),
-            std::string::npos)
-      << r.out;
+  // The reason from certgate_reject_header, from the body with
+  // certgate_reject_detail on, and from the header with certgate_reject_body
+  // off (nginx's own error page).
+  h::ExpectProbeNamesRefusal(pki(), "a.example", Url(kSni), Url(kSni, "/detail"),
+                             Url(kSni, "/nobody"));
+  h::RunResult r;
   // No certificate at all.
   r = h::RunProbe(Url(kSni), {"--servername", "a.example"});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
@@ -185,7 +166,7 @@ TEST_F(NginxProbe, RefusedClientExitsTwoWithCertgatesReason) {
 
 TEST_F(NginxProbe, IssuerNotInTheCaNames) {
   const h::RunResult r =
-      h::RunProbe(Url(kSni), With(h::ProbeClient(pki(), "good"), {"--servername", "b.example"}));
+      h::RunProbe(Url(kSni), h::With(h::ProbeClient(pki(), "good"), {"--servername", "b.example"}));
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.out.find("acceptable CA names: 1 ("), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("client chain: NO MATCH: no certificate of the client's chain was issued "
@@ -202,7 +183,7 @@ TEST_F(NginxProbe, IssuerNotInTheCaNames) {
 
 TEST_F(NginxProbe, KeyMismatchHasItsOwnExitCode) {
   const h::RunResult r = h::RunProbe(
-      Url(kSni), With(h::ProbeClient(pki(), "good", "rsa_good"), {"--servername", "a.example"}));
+      Url(kSni), h::With(h::ProbeClient(pki(), "good", "rsa_good"), {"--servername", "a.example"}));
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
   EXPECT_NE(r.out.find("key: MISMATCH: the key is RSA 2048 but the certificate "
                        "\"CN=alice,OU=People,O=Example\" holds a key of type EC prime256v1"),
@@ -239,7 +220,7 @@ TEST_F(NginxProbe, SniDifferenceBetweenTwoServerBlocks) {
 
 TEST_F(NginxProbe, TlsVersionRefused) {
   const h::RunResult r =
-      h::RunProbe(Url(kTls13), With(h::ProbeClient(pki(), "good"), {"--tls1.2"}));
+      h::RunProbe(Url(kTls13), h::With(h::ProbeClient(pki(), "good"), {"--tls1.2"}));
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   EXPECT_NE(r.out.find("handshake FAILED: "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Result: handshake_failed (exit 3)"), std::string::npos) << r.out;
@@ -276,7 +257,7 @@ TEST_F(NginxProbe, RefusalAtTheHandshakeIsAHandshakeFailure) {
                        "an answer (in TLS 1.3 a server refuses"),
             std::string::npos)
       << r.out;
-  r = h::RunProbe(Url(kAtHandshake), With(h::ProbeClient(pki(), "expired"), {"--tls1.2"}));
+  r = h::RunProbe(Url(kAtHandshake), h::With(h::ProbeClient(pki(), "expired"), {"--tls1.2"}));
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   EXPECT_NE(r.out.find("(alert from the server: certificate expired)"), std::string::npos) << r.out;
   EXPECT_EQ(h::RunProbe(Url(kAtHandshake), h::ProbeClient(pki(), "good")).exit_code, 0);
@@ -297,7 +278,7 @@ TEST_F(NginxProbe, ThreeHundredTwoCaNamesWarnAbove16KiB) {
 
 TEST_F(NginxProbe, JsonIsParseableAndCarriesTheVerdict) {
   const h::RunResult r = h::RunProbe(
-      Url(kSni), With(h::ProbeClient(pki(), "good"), {"--servername", "a.example", "--json"}));
+      Url(kSni), h::With(h::ProbeClient(pki(), "good"), {"--servername", "a.example", "--json"}));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(h::Run({"python3", "-m", "json.tool"}, {}, r.out).exit_code, 0) << r.out;
   EXPECT_EQ(h::JsonQuery(r.out, "(d['result'], d['exit'], d['request']['status'])"),
@@ -309,7 +290,8 @@ TEST_F(NginxProbe, JsonIsParseableAndCarriesTheVerdict) {
                          "d['certificate_request']['signature_algorithms']"),
             "True");
   const h::RunResult refused = h::RunProbe(
-      Url(kSni), With(h::ProbeClient(pki(), "wrong_eku"), {"--servername", "a.example", "--json"}));
+      Url(kSni),
+      h::With(h::ProbeClient(pki(), "wrong_eku"), {"--servername", "a.example", "--json"}));
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_EQ(h::JsonQuery(refused.out, "(d['result'], d['request']['reason_header'])"),
             "('refused', 'wrong_purpose')");
