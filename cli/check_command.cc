@@ -1,4 +1,5 @@
 // certgate check: the server's verdict, offline.
+#include <certgate/cert_facts.h>
 #include <certgate/cert_file.h>
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "commands.h"
@@ -56,6 +58,9 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
       if (!status.ok()) return status;
     } else if (arg == "--fetch") {
       options->fetch = true;
+    } else if (arg == "--fetch-issuers") {
+      // As certgate_fetch_issuers on: a missing intermediate is fetched from its AIA URL.
+      if (Status status = options->policy.Set("fetch_issuers", {"on"}); !status.ok()) return status;
     } else if (arg == "--cache") {
       auto dir = value();
       if (!dir.ok()) return dir.status();
@@ -97,6 +102,7 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
       return status;
     }
   }
+  if (Status combined = options->policy.CheckCombination(); !combined.ok()) return combined;
   if (!options->policy.mode) return options->policy.Set("certgate", {"require"});
   return Status::Ok();
 }
@@ -132,6 +138,36 @@ bool CheckRevocation(const CheckOptions &options, const ChainEvidence &evidence,
   }
   ApplyRevocation(options.policy, answers, decision);
   return true;
+}
+
+// certgate_fetch_issuers (or --fetch-issuers), as the servers do it: the
+// chain completed with CA certificates fetched from AIA caIssuers URLs, each
+// fetch waited for up to certgate_revocation_wait. Returns the chain to judge
+// (the client's when nothing was fetched); `completion` says what happened.
+std::optional<ChainEvidence> CompleteChain(const CheckOptions &options,
+                                           const ChainEvidence &evidence, X509_STORE *trust,
+                                           const Clock &clock, IssuerCompletion *completion) {
+  auto checker = RevocationChecker::Open(options.policy.EffectiveCacheDir(), clock);
+  if (!checker.ok()) {
+    completion->detail = "certgate_fetch_issuers: " + checker.status().message();
+    return std::nullopt;
+  }
+  for (int round = 0; round <= kMaxFetchedIssuerLevels; ++round) {
+    *completion = checker.value()->CompleteChain(evidence, trust, options.policy, clock.Now());
+    if (!completion->pending) break;
+    const ChainEvidence &waiting = completion->rebuilt ? *completion->rebuilt : evidence;
+    checker.value()->WaitForFetches(waiting, options.policy.EffectiveRevocationWait());
+  }
+  if (completion->rebuilt) {
+    std::cout << "Fetched issuers (certgate_fetch_issuers):\n";
+    for (size_t depth = evidence.chain.size(); depth < completion->rebuilt->chain.size(); ++depth) {
+      std::cout << "  depth " << depth << ": "
+                << NameToString(X509_get_subject_name(completion->rebuilt->chain[depth].get()))
+                << "\n";
+    }
+    std::cout << "\n";
+  }
+  return completion->rebuilt;
 }
 
 // Prints whether --key is the private key of the certificate (the leaf of
@@ -213,9 +249,18 @@ int RunCheck(const std::vector<std::string> &args) {
   // A PEM bundle given as CERT: the leaf first, then what the client would send.
   for (size_t i = 1; i < certs.value().size(); ++i) add_untrusted(certs.value()[i]);
 
-  const ChainEvidence evidence =
+  ChainEvidence evidence =
       BuildChainEvidence(certs.value().front().get(), untrusted.get(), trust.get(), clock.Now());
+  IssuerCompletion completion;
+  if (options.policy.EffectiveFetchIssuers() && MissesIssuer(evidence)) {
+    if (std::optional<ChainEvidence> rebuilt =
+            CompleteChain(options, evidence, trust.get(), clock, &completion)) {
+      evidence = std::move(*rebuilt);
+    }
+  }
   Decision decision = Evaluate(options.policy, &evidence, clock);
+  if (options.policy.EffectiveFetchIssuers() && MissesIssuer(evidence))
+    NoteIssuerFetch(completion, /*pending=*/false, &decision);
   PrintChain(std::cout, evidence);
   std::cout << "\n";
   if (options.policy.EffectiveRevocation() != RevocationMode::kOff &&

@@ -10,7 +10,8 @@ namespace {
 
 const std::string kUsage =
     "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
-    "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] [--key KEY] CERT\n"
+    "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] [--fetch-issuers]\n"
+    "                      [--key KEY] CERT\n"
     "       certgate check --key KEY CERT\n"
     "       certgate probe URL [--cert C --key K [--chain F]] [--servername N]\n"
     "                      [--tls1.2|--tls1.3] [--ca F] [--json]\n"
@@ -28,6 +29,9 @@ const std::string kUsage =
     std::string(certgate::kDefaultCacheDir) +
     ", or --cache); --fetch first fetches\n"
     "          every CRL and OCSP URL of the chain and prints each with its result.\n"
+    "          Under certgate_fetch_issuers on (or --fetch-issuers, which needs\n"
+    "          certgate_fetch_allow too) a missing intermediate is fetched from its AIA\n"
+    "          caIssuers URL into the cache, as the servers do.\n"
     "          --key KEY: also say whether KEY is the certificate's private key (RSA, EC,\n"
     "          Ed25519); exit 4 when it is not. Without --ca only the key is checked.\n"
     "  probe   connect to an HTTPS server as a client: its chain, TLS version, cipher and\n"

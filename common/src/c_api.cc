@@ -167,7 +167,11 @@ int cg_policy_inherit(cg_policy *child, const cg_policy *parent, cg_error *error
   return Guarded(error, [&] {
     if (child == nullptr) return static_cast<int>(CG_ERR_INVALID);
     if (parent != nullptr) child->policy.InheritFrom(parent->policy);
-    return static_cast<int>(CG_OK);
+    const certgate::Status combined = child->policy.CheckCombination();
+    if (combined.ok()) return static_cast<int>(CG_OK);
+    SetError(error,
+             certgate::SpellDirectives(combined.message(), certgate::CurrentDirectiveStyle()));
+    return static_cast<int>(CG_ERR_INVALID);
   });
 }
 
@@ -238,7 +242,8 @@ int cg_policy_revocation_enabled(const cg_policy *policy) {
     certgate::NoteStatusCache(policy->policy.EffectiveCacheDir(),
                               policy->policy.EffectiveMaxStale());
   }
-  return enabled;
+  // Fetched issuers are kept in the same cache, so its directory is prepared too.
+  return enabled || (policy != nullptr && policy->policy.EffectiveFetchIssuers());
 }
 
 int cg_policy_revocation_enabled_under(const cg_policy *base, const cg_policy *section) {

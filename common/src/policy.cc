@@ -114,6 +114,15 @@ void Policy::InheritFrom(const Policy &parent) {
 #undef CG_KEY_INHERIT
 }
 
+Status Policy::CheckCombination() const {
+  if (EffectiveFetchIssuers() && (!fetch_allow || fetch_allow->empty())) {
+    return Status::Error(
+        "certgate_fetch_issuers on needs certgate_fetch_allow naming the hosts its AIA URLs may "
+        "name: the URL comes from a client certificate that is not yet verified");
+  }
+  return Status::Ok();
+}
+
 KeyUsageMask Policy::EffectiveKeyUsage() const {
   return require_key_usage.value_or(KU_DIGITAL_SIGNATURE);
 }

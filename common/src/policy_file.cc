@@ -185,6 +185,9 @@ Status Policy::LoadFile(const std::string &path) {
       return Status::Error(path + ":" + std::to_string(key.line) + ": " + status.message());
     }
   }
+  if (Status combined = updated.CheckCombination(); !combined.ok()) {
+    return Status::Error(path + ": " + combined.message());
+  }
   *this = std::move(updated);
   return Status::Ok();
 }

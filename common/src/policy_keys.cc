@@ -372,6 +372,11 @@ Status Set<CG_KEY_FETCH_ALLOW>(Policy &p, const Errors &err, const Args &args) {
 }
 
 template <>
+Status Set<CG_KEY_FETCH_ISSUERS>(Policy &p, const Errors &err, const Args &args) {
+  return ParseKeyword(err, kOnOff, args[0], &p.fetch_issuers);
+}
+
+template <>
 Status Set<CG_KEY_TRUSTED_PROXIES>(Policy &p, const Errors &err, const Args &args) {
   std::vector<std::string> blocks;
   for (const std::string &arg : args) {

@@ -46,6 +46,9 @@ const std::vector<SelfCheck> kSelfChecks = {
     {"fetch_allow", false,
      "certgate_revocation is not off and a CRL distribution point or OCSP URL (http/https) of "
      "a trust anchor or certgate_trusted_issuers CA names a host certgate_fetch_allow excludes"},
+    {"fetch_issuers_allow", true,
+     "certgate_fetch_issuers is on but certgate_fetch_allow names no host: the AIA URL it "
+     "fetches comes from a client certificate not yet verified"},
     {"cache_dir", false,
      "certgate_revocation is not off and the cache directory exists but the worker user "
      "cannot write and search it, or it does not exist, the server is not started as root "
@@ -313,6 +316,11 @@ void CheckFetchAllow(const Policy &policy, const std::vector<X509 *> &cas,
   }
 }
 
+void CheckFetchIssuers(const Policy &policy, std::vector<SelfCheckFinding> *out) {
+  const Status combined = policy.CheckCombination();
+  if (!combined.ok()) out->push_back(Finding("fetch_issuers_allow", combined.message()));
+}
+
 bool InGroup(long uid, long gid, gid_t file_gid) {
   if (gid >= 0 && static_cast<gid_t>(gid) == file_gid) return true;
   struct passwd *pw = getpwuid(static_cast<uid_t>(uid));
@@ -411,6 +419,7 @@ std::vector<SelfCheckFinding> RunSelfChecks(const Policy &policy, const ServerTr
   CheckVerifyClient(trust, &out);
   CheckRevocationSources(policy, trust, &out);
   CheckFetchAllow(policy, cas, &out);
+  CheckFetchIssuers(policy, &out);
   CheckCacheDir(policy, trust, &out);
   return out;
 }

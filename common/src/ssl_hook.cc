@@ -37,6 +37,7 @@ struct ConnectionState {
   int64_t earliest_not_after = INT64_MAX;
   struct Judged {
     const Policy *policy;
+    bool fetched;         // judged the chain completed with fetched issuers
     int64_t valid_until;  // the moment a certificate of the chain expires under this policy
     std::unique_ptr<cg_decision> decision;
   };
@@ -49,6 +50,11 @@ struct ConnectionState {
     std::unique_ptr<cg_decision> decision;
   };
   std::vector<RevocationJudged> revocation_decisions;
+  // certgate_fetch_issuers: the chain built again with CA certificates fetched
+  // from AIA URLs (the furthest it got), and the refusals while it is not
+  // complete, one per distinct outcome (pointers handed out stay valid).
+  std::optional<ChainEvidence> fetched;
+  std::vector<RevocationJudged> issuer_decisions;
   // When this connection began waiting for a revocation fetch (hard_fail).
   std::chrono::steady_clock::time_point waiting_since;
 };
@@ -226,23 +232,23 @@ void NameTheCasAskedFor(const SSL *ssl, Decision *decision) {
   decision->SetFindings({std::move(finding)});
 }
 
-const cg_decision *ChainDecision(const SSL *ssl, ConnectionState *state, const Policy &policy) {
+const cg_decision *ChainDecision(const SSL *ssl, ConnectionState *state, const Policy &policy,
+                                 const ChainEvidence *evidence, bool fetched) {
   const int64_t now = g_clock.load()->Now();
   for (auto it = state->decisions.rbegin(); it != state->decisions.rend(); ++it) {
-    if (it->policy == &policy) {
+    if (it->policy == &policy && it->fetched == fetched) {
       if (now < it->valid_until) return it->decision.get();
       break;
     }
   }
   const int64_t skew = policy.EffectiveClockSkew().count();
-  const bool expires =
-      state->earliest_not_after != INT64_MAX && now <= state->earliest_not_after + skew;
+  const int64_t earliest = fetched ? EarliestExpiry(*evidence) : state->earliest_not_after;
+  const bool expires = earliest != INT64_MAX && now <= earliest + skew;
   FixedClock at(now);
-  auto decision = std::make_unique<cg_decision>(
-      cg_decision{Evaluate(policy, state->evidence ? &*state->evidence : nullptr, at)});
-  if (!state->evidence) NameTheCasAskedFor(ssl, &decision->decision);
+  auto decision = std::make_unique<cg_decision>(cg_decision{Evaluate(policy, evidence, at)});
+  if (evidence == nullptr) NameTheCasAskedFor(ssl, &decision->decision);
   state->decisions.push_back(
-      {&policy, expires ? state->earliest_not_after + skew + 1 : INT64_MAX, std::move(decision)});
+      {&policy, fetched, expires ? earliest + skew + 1 : INT64_MAX, std::move(decision)});
   ERR_clear_error();
   return state->decisions.back().decision.get();
 }
@@ -251,12 +257,12 @@ const cg_decision *ChainDecision(const SSL *ssl, ConnectionState *state, const P
 // after the handshake does not live on in the connection or resumed sessions);
 // a decision is kept per distinct outcome, so pointers handed out stay valid.
 const cg_decision *WithRevocation(SSL *ssl, ConnectionState *state, const Policy &policy,
-                                  const cg_decision &chain) {
+                                  const cg_decision &chain, const ChainEvidence &evidence) {
   std::string error;
   RevocationChecker *checker = RevocationFor(policy, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
                                              ConnectionClock(), &error);
   const std::vector<RevocationAnswer> answers =
-      checker != nullptr ? checker->Check(*state->evidence, policy) : UnavailableAnswers(error);
+      checker != nullptr ? checker->Check(evidence, policy) : UnavailableAnswers(error);
 
   const bool preloading = PreloadInProgress();
   const bool in_flight = std::any_of(answers.begin(), answers.end(), [&](const auto &answer) {
@@ -285,6 +291,56 @@ const cg_decision *WithRevocation(SSL *ssl, ConnectionState *state, const Policy
   decision->decision.SetPending(pending);
   state->revocation_decisions.push_back({&policy, key, std::move(decision)});
   return state->revocation_decisions.back().decision.get();
+}
+
+// certgate_fetch_issuers, for a chain that misses an issuer: the chain
+// completed with CA certificates fetched from AIA caIssuers URLs, judged as
+// any other (*judged points to it then); until then, the client's chain
+// refused as chain_incomplete with what fetching did, pending while a fetch is
+// in flight within certgate_revocation_wait (the wait revocation fetches use).
+const cg_decision *IssuerFetchDecision(SSL *ssl, ConnectionState *state, const Policy &policy,
+                                       const ChainEvidence **judged) {
+  if (!state->fetched || !state->fetched->anchored) {
+    X509_STORE *trust = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+    const int64_t now = g_clock.load()->Now();
+    std::string error;
+    RevocationChecker *checker = RevocationFor(policy, trust, ConnectionClock(), &error);
+    IssuerCompletion completion;
+    if (checker != nullptr) {
+      completion = checker->CompleteChain(*state->evidence, trust, policy, now);
+    } else {
+      completion.detail = "certgate_fetch_issuers: " + error;
+    }
+    if (completion.rebuilt) state->fetched = std::move(completion.rebuilt);
+    if (!state->fetched || !state->fetched->anchored) {
+      bool waiting = false;
+      if (completion.pending) {
+        const auto started = std::chrono::steady_clock::now();
+        if (state->waiting_since == std::chrono::steady_clock::time_point()) {
+          state->waiting_since = started;
+        }
+        waiting = started - state->waiting_since < policy.EffectiveRevocationWait();
+      } else {
+        state->waiting_since = {};
+      }
+      const ChainEvidence &partial = state->fetched ? *state->fetched : *state->evidence;
+      const std::string key =
+          completion.detail + (waiting ? "|waiting" : "|") + std::to_string(partial.chain.size());
+      for (const auto &judged_before : state->issuer_decisions) {
+        if (judged_before.policy == &policy && judged_before.outcome == key) {
+          return judged_before.decision.get();
+        }
+      }
+      auto decision =
+          std::make_unique<cg_decision>(cg_decision{Evaluate(policy, &partial, FixedClock(now))});
+      NoteIssuerFetch(completion, waiting, &decision->decision);
+      ERR_clear_error();
+      state->issuer_decisions.push_back({&policy, key, std::move(decision)});
+      return state->issuer_decisions.back().decision.get();
+    }
+  }
+  *judged = &*state->fetched;
+  return ChainDecision(ssl, state, policy, &*state->fetched, /*fetched=*/true);
 }
 
 }  // namespace
@@ -346,12 +402,16 @@ const cg_decision *DecideForConnection(SSL *ssl, const Policy &policy) {
     state->examined = true;
   }
 
-  const cg_decision *chain = ChainDecision(ssl, state, policy);
-  if (policy.EffectiveRevocation() == RevocationMode::kOff || !state->evidence ||
+  const ChainEvidence *evidence = state->evidence ? &*state->evidence : nullptr;
+  const cg_decision *chain =
+      evidence != nullptr && policy.EffectiveFetchIssuers() && MissesIssuer(*evidence)
+          ? IssuerFetchDecision(ssl, state, policy, &evidence)
+          : ChainDecision(ssl, state, policy, evidence, /*fetched=*/false);
+  if (policy.EffectiveRevocation() == RevocationMode::kOff || evidence == nullptr ||
       chain->decision.verdict() != CG_VERDICT_ALLOW) {
     return chain;
   }
-  return WithRevocation(ssl, state, policy, *chain);
+  return WithRevocation(ssl, state, policy, *chain, *evidence);
 }
 
 void WaitForRevocation(SSL *ssl, const Policy &policy, std::chrono::milliseconds wait) {
@@ -360,7 +420,8 @@ void WaitForRevocation(SSL *ssl, const Policy &policy, std::chrono::milliseconds
   std::optional<ChainEvidence> evidence;
   {
     std::lock_guard<std::mutex> lock(state->mutex);
-    evidence = state->evidence;
+    // With fetched issuers: the chain as far as they took it (its top's fetch).
+    evidence = policy.EffectiveFetchIssuers() && state->fetched ? state->fetched : state->evidence;
   }
   if (!evidence) return;
   std::string error;

@@ -213,6 +213,9 @@ CG_API void cg_set_directive_style(cg_directive_style style);
     CG_KEY_CTX_ANY, 1, 1, CG_KEY_PATH_NONE, "proxy URL for CRL/OCSP fetches | off")               \
   X(FETCH_ALLOW, "fetch_allow", "certgate_fetch_allow", "CertGateFetchAllow", fetch_allow,        \
     CG_KEY_CTX_ANY, 1, CG_KEY_MANY, CG_KEY_PATH_NONE, "host patterns CDP/AIA URLs may point to")  \
+  X(FETCH_ISSUERS, "fetch_issuers", "certgate_fetch_issuers", "CertGateFetchIssuers",             \
+    fetch_issuers, CG_KEY_CTX_SERVER, 1, 1, CG_KEY_PATH_NONE,                                     \
+    "on | off: fetch a missing intermediate from its AIA caIssuers URL (needs fetch_allow)")      \
   X(CACHE, "cache", "certgate_cache", "CertGateCache", cache, CG_KEY_CTX_SERVER, 1, 1,            \
     CG_KEY_PATH_PREFIX, "directory of the shared revocation cache")                               \
   X(REJECT_STATUS, "reject_status", "certgate_reject_status", "CertGateRejectStatus",             \
@@ -303,7 +306,8 @@ CG_API int cg_policy_reject_status(const cg_policy *policy, cg_reason reason);
 CG_API int cg_policy_reject_at_handshake(const cg_policy *policy);
 CG_API int cg_policy_log_accepts(const cg_policy *policy);
 CG_API cg_log_format cg_policy_log_format(const cg_policy *policy);
-/* Whether this policy checks revocation (certgate_revocation not off). */
+/* Whether this policy uses the shared revocation cache: it checks revocation
+ * (certgate_revocation not off) or fetches missing issuers (certgate_fetch_issuers). */
 CG_API int cg_policy_revocation_enabled(const cg_policy *policy);
 /* Whether `section` checks revocation under `base` (their cached merge; the
  * section alone when `base` is NULL). Out of memory answers 1: a cache

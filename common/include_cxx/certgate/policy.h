@@ -112,6 +112,9 @@ struct Policy {
   std::optional<uint64_t> fetch_max_size;
   std::optional<std::string> fetch_proxy;  // "" = off (set, so not inherited)
   std::optional<std::vector<std::string>> fetch_allow;
+  // Issue 11 §3: a missing intermediate fetched from the AIA caIssuers URL of a
+  // certificate the client sent. Only with fetch_allow (CheckCombination).
+  std::optional<bool> fetch_issuers;
   std::optional<std::vector<std::string>> trusted_proxies;  // addresses, CIDR blocks
   std::optional<std::string> cache;
   std::optional<int> reject_status;
@@ -128,6 +131,11 @@ struct Policy {
 
   // Fills every unset field from `parent`.
   void InheritFrom(const Policy &parent);
+
+  // Rules across keys, checked once a policy is complete (after inheritance,
+  // a policy file, the CLI's --set): fetch_issuers on needs fetch_allow, as the
+  // URL comes from a certificate not yet verified. The error names both keys.
+  Status CheckCombination() const;
 
   // Reads `key value...;` lines (# comments); errors name file:line.
   // Relative trusted_issuers/crl paths are taken from the file's directory. On
@@ -159,6 +167,7 @@ struct Policy {
   std::chrono::seconds EffectiveMaxStale() const {
     return max_stale.value_or(std::chrono::seconds(3600));
   }
+  bool EffectiveFetchIssuers() const { return fetch_issuers.value_or(false); }
   const char *EffectiveCacheDir() const { return cache ? cache->c_str() : kDefaultCacheDir; }
   // A refusal's status; an internal error is always kInternalErrorStatus.
   int EffectiveRejectStatus() const { return reject_status.value_or(403); }

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,19 @@ struct RevocationAnswer {
   // crl_defects_detail. Empty otherwise (a revocation it lists stands either way).
   std::string crl_defects;
   std::string crl_defects_detail;
+};
+
+// What fetching missing issuers from AIA caIssuers URLs (certgate_fetch_issuers,
+// issue 11 §3) did for a chain that stops short of a trust anchor.
+struct IssuerCompletion {
+  // The chain built again with the fetched CA certificates as untrusted
+  // intermediates (never anchors), when any of them was used; judged like a
+  // chain the client sent. It may still stop short of an anchor.
+  std::optional<ChainEvidence> rebuilt;
+  bool pending = false;  // a fetch for the chain's top certificate is in flight
+  // Why the chain is not complete, for the chain_incomplete detail: the URL
+  // and its fetch error, a fetched CA that cannot have issued it, ...
+  std::string detail;
 };
 
 class RevocationStore;
@@ -109,6 +123,16 @@ class RevocationChecker {
   // line per URL with its result and timing (certutil -urlfetch experience).
   std::vector<std::string> FetchNow(const ChainEvidence &evidence, const Policy &policy);
 
+  // For a chain that stops short of a trust anchor because an issuer is
+  // missing, under certgate_fetch_issuers on: the CA certificates fetched from
+  // the caIssuers URLs of the certificates at its top (sent by the client, then
+  // fetched, at most kMaxFetchedIssuerLevels of them), kept in the shared
+  // store, and the chain built again with them against `trust`. A URL not yet
+  // in the store is fetched in the background (http/https, fetch_allow); wait
+  // with WaitForFetches on `rebuilt` (or `evidence`). Never blocks.
+  IssuerCompletion CompleteChain(const ChainEvidence &evidence, X509_STORE *trust,
+                                 const Policy &policy, int64_t now);
+
   // CLI `certgate cache list|show|purge`: one line per CRL, OCSP answer, URL
   // state and preloaded file in the store.
   std::vector<std::string> List();
@@ -131,6 +155,17 @@ class RevocationChecker {
   explicit RevocationChecker(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// How many fetched CA certificates one chain may take (a loop limit).
+constexpr int kMaxFetchedIssuerLevels = 4;
+
+// Whether `evidence` stops short of an anchor for want of an issuer: what
+// certgate_fetch_issuers may complete.
+bool MissesIssuer(const ChainEvidence &evidence);
+
+// Adds what fetching did (`completion.detail`) to the chain_incomplete
+// refusal of `decision`, and marks it pending while `pending`.
+void NoteIssuerFetch(const IssuerCompletion &completion, bool pending, Decision *decision);
 
 // Folds the answers for an otherwise accepted chain into `decision`:
 //  - revoked (any source, any depth)           -> revoked

@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "fetch_scheduler.h"
+#include "issuer_fetch.h"
 #include "lookup.h"
 #include "preloader.h"
 #include "revocation/store.h"
@@ -125,6 +126,10 @@ bool RevocationChecker::FetchPending(const ChainEvidence &evidence) {
 std::vector<std::string> RevocationChecker::FetchNow(const ChainEvidence &evidence,
                                                      const Policy &policy) {
   return certgate::FetchNow(impl_->scheduler_, impl_->clock_, evidence, policy);
+}
+IssuerCompletion RevocationChecker::CompleteChain(const ChainEvidence &evidence, X509_STORE *trust,
+                                                  const Policy &policy, int64_t now) {
+  return CompleteChainFromAia(impl_->scheduler_, evidence, trust, policy, now);
 }
 std::vector<std::string> RevocationChecker::List() {
   return ListStore(*impl_->store_, impl_->clock_);

@@ -46,6 +46,10 @@ void FetchScheduler::Post(std::function<void()> task, std::chrono::milliseconds 
   Fetcher().Post(std::move(task), delay);
 }
 
+void FetchScheduler::Submit(HttpRequest request, std::function<void(HttpResponse)> done) {
+  Fetcher().Submit(std::move(request), std::move(done));
+}
+
 bool FetchScheduler::IsPending(const std::string &key) {
   std::lock_guard<std::mutex> lock(mutex_);
   return pending_.count(key) != 0;
@@ -374,6 +378,12 @@ std::vector<std::string> FetchScheduler::ChainKeys(const ChainEvidence &evidence
     keys.push_back("crl:" + LowerHex(IssuerId(issuer)));
     keys.push_back("delta:" + LowerHex(IssuerId(issuer)));
     keys.push_back("ocsp:" + LowerHex(OcspCertIdKey(cert, issuer)));
+  }
+  // A chain short of its anchor waits for its top's issuer (certgate_fetch_issuers).
+  if (!evidence.anchored && !evidence.chain.empty()) {
+    for (const std::string &url : AiaUrls(evidence.chain.back().get(), NID_ad_ca_issuers)) {
+      keys.push_back("issuer:" + url);
+    }
   }
   return keys;
 }

@@ -46,6 +46,11 @@ class FetchScheduler {
             std::chrono::milliseconds delay = std::chrono::milliseconds(0));
 
   RevocationStore &store() { return store_; }
+  const Clock &clock() const { return clock_; }
+
+  // Starts one transfer on the background thread (any scheme the fetcher
+  // speaks); `done` runs there.
+  void Submit(HttpRequest request, std::function<void(HttpResponse)> done);
 
   // Pending keys ("crl:<issuer id hex>", "ocsp:<cert id hex>"): work for them is
   // scheduled or in flight in this process.

@@ -388,6 +388,14 @@ Result<RevocationStore::Listing> RevocationStore::List() {
         add(out.fetch_stats, key.substr(kFetchStatsPrefix.size()), DecodeFetchStats(View(v)),
             "fetch statistics record");
       }
+      MDB_val issuers = Val(kFetchedIssuersPrefix);
+      for (int rc = mdb_cursor_get(cursor, &issuers, &v, MDB_SET_RANGE); rc == 0;
+           rc = mdb_cursor_get(cursor, &issuers, &v, MDB_NEXT)) {
+        const std::string_view key = View(issuers);
+        if (key.substr(0, kFetchedIssuersPrefix.size()) != kFetchedIssuersPrefix) break;
+        add(out.fetched_issuers, key.substr(kFetchedIssuersPrefix.size()),
+            DecodeFetchedIssuers(View(v)), "fetched issuers record");
+      }
       mdb_cursor_close(cursor);
     }
   }
@@ -404,16 +412,17 @@ Status RevocationStore::Purge() {
     int rc = mdb_drop(write->txn_, dbi, 0);
     if (rc != 0) return LmdbError("cannot purge", rc);
   }
-  MDB_cursor *cursor = nullptr;
-  if (mdb_cursor_open(write->txn_, write->env_->meta, &cursor) == 0) {
-    MDB_val k = Val(kFetchStatsPrefix), v;
+  for (std::string_view prefix : {kFetchStatsPrefix, kFetchedIssuersPrefix}) {
+    MDB_cursor *cursor = nullptr;
+    if (mdb_cursor_open(write->txn_, write->env_->meta, &cursor) != 0) continue;
+    MDB_val k = Val(prefix), v;
     int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && View(k).substr(0, kFetchStatsPrefix.size()) == kFetchStatsPrefix) {
+    while (rc == 0 && View(k).substr(0, prefix.size()) == prefix) {
       rc = mdb_cursor_del(cursor, 0);
       if (rc != 0) break;
       rc = mdb_cursor_get(cursor, &k, &v, MDB_GET_CURRENT);
       if (rc == EINVAL || rc == MDB_NOTFOUND) {  // past the last key: seek again
-        k = Val(kFetchStatsPrefix);
+        k = Val(prefix);
         rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
       }
     }

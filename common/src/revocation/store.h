@@ -18,6 +18,7 @@
 //   meta    "next_gen"                     -> uint64
 //           "fetch:" + URL                 -> FetchStats (errors by class, for the status page)
 //           "format"                       -> kStoreFormat (magic and version)
+//           "issuer:" + URL                -> FetchedIssuers (AIA caIssuers, issue 11 §3)
 // Serial keys are grouped by the CRL's generation (a counter bumped per ingest)
 // rather than by issuer id, so a new CRL's (sorted) entries are appended
 // (MDB_APPEND: full pages, fast) and the old generation is deleted in the same
@@ -145,6 +146,17 @@ struct FetchStats {
   std::vector<std::pair<std::string, int64_t>> errors;  // class -> count, sorted by class
 };
 
+// CA certificates fetched from one AIA caIssuers URL (issue 11 §3): kept so
+// that each is fetched once per host and survives restarts. Untrusted data:
+// only ever offered to chain building as candidate intermediates.
+struct FetchedIssuers {
+  int64_t fetched_at = 0;
+  std::vector<std::string> certs_der;  // the CA certificates of the response
+};
+
+// At most this many URLs' fetched issuers are kept; the oldest make room.
+constexpr size_t kMaxFetchedIssuerUrls = 256;
+
 // The answer of a serial lookup: damaged is never "not revoked".
 struct SerialLookup {
   enum Kind { kAbsent, kRevoked, kDamaged } kind = kAbsent;
@@ -207,6 +219,7 @@ class RevocationStore {
     std::optional<OcspRecord> GetOcsp(std::string_view cert_id) const;
     std::optional<UrlState> GetUrl(std::string_view url) const;
     std::optional<FileState> GetFile(std::string_view path) const;
+    std::optional<FetchedIssuers> GetFetchedIssuers(std::string_view url) const;
 
    private:
     friend class RevocationStore;
@@ -233,6 +246,9 @@ class RevocationStore {
     Status PutFile(std::string_view path, const FileState &state);
     std::optional<FetchStats> GetFetchStats(std::string_view url) const;
     Status PutFetchStats(std::string_view url, const FetchStats &stats);
+    // Stores `issuers` for `url`; when kMaxFetchedIssuerUrls URLs are kept
+    // already, the one fetched longest ago is dropped first.
+    Status PutFetchedIssuers(std::string_view url, const FetchedIssuers &issuers);
     // Deletes up to `max_entries` serials of generation `gen` (an old or
     // abandoned CRL); `*done` tells whether none are left.
     Status DeleteGeneration(uint64_t gen, size_t max_entries, bool *done);
@@ -274,7 +290,8 @@ class RevocationStore {
     std::vector<std::pair<std::string, OcspRecord>> ocsp;
     std::vector<std::pair<std::string, UrlState>> urls;
     std::vector<std::pair<std::string, FileState>> files;
-    std::vector<std::pair<std::string, FetchStats>> fetch_stats;  // by URL
+    std::vector<std::pair<std::string, FetchStats>> fetch_stats;          // by URL
+    std::vector<std::pair<std::string, FetchedIssuers>> fetched_issuers;  // by URL
     uint64_t serials = 0;
   };
   Result<Listing> List();

@@ -158,6 +158,22 @@ std::optional<FetchStats> DecodeFetchStats(std::string_view in) {
   return f;
 }
 
+std::string Encode(const FetchedIssuers &f) {
+  Writer w;
+  w.Int(f.fetched_at).Int(static_cast<int64_t>(f.certs_der.size()));
+  for (const std::string &der : f.certs_der) w.Str(der);
+  return w.Finish();
+}
+std::optional<FetchedIssuers> DecodeFetchedIssuers(std::string_view in) {
+  Reader r(in);
+  FetchedIssuers f;
+  f.fetched_at = r.Int();
+  const int64_t count = r.Int();
+  for (int64_t i = 0; r.good() && i < count && i < 64; ++i) f.certs_der.push_back(r.Str());
+  if (!r.ok()) return std::nullopt;
+  return f;
+}
+
 std::string Encode(const FileState &f) {
   Writer w;
   w.Int(f.mtime_ns).Int(f.size).Str(f.issuer_id).Str(f.result);

@@ -114,6 +114,10 @@ std::string Encode(const FetchStats &f);
 std::optional<FetchStats> DecodeFetchStats(std::string_view in);
 // meta key prefix of a URL's FetchStats.
 constexpr std::string_view kFetchStatsPrefix = "fetch:";
+std::string Encode(const FetchedIssuers &f);
+std::optional<FetchedIssuers> DecodeFetchedIssuers(std::string_view in);
+// meta key prefix of an AIA caIssuers URL's FetchedIssuers.
+constexpr std::string_view kFetchedIssuersPrefix = "issuer:";
 // Revoked entry value: 8 bytes date (LE) + 1 byte reason (0xff = none).
 std::string EncodeEntry(const RevokedEntry &e);
 

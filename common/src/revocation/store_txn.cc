@@ -268,6 +268,12 @@ std::optional<OcspRecord> RevocationStore::ReadTxn::GetOcsp(std::string_view cer
 std::optional<UrlState> RevocationStore::ReadTxn::GetUrl(std::string_view url) const {
   return GetDecoded<UrlState>(store_, env_->epoch, txn_, env_->url, url, DecodeUrl, "URL record");
 }
+std::optional<FetchedIssuers> RevocationStore::ReadTxn::GetFetchedIssuers(
+    std::string_view url) const {
+  return GetDecoded<FetchedIssuers>(store_, env_->epoch, txn_, env_->meta,
+                                    std::string(kFetchedIssuersPrefix) + std::string(url),
+                                    DecodeFetchedIssuers, "fetched issuers record");
+}
 std::optional<FileState> RevocationStore::ReadTxn::GetFile(std::string_view path) const {
   return GetDecoded<FileState>(store_, env_->epoch, txn_, env_->file, path, DecodeFile,
                                "file record");
@@ -332,6 +338,40 @@ std::optional<FetchStats> RevocationStore::WriteTxn::GetFetchStats(std::string_v
 Status RevocationStore::WriteTxn::PutFetchStats(std::string_view url, const FetchStats &stats) {
   return Put(txn_, env_->meta, std::string(kFetchStatsPrefix) + std::string(url), Encode(stats),
              "fetch statistics");
+}
+
+Status RevocationStore::WriteTxn::PutFetchedIssuers(std::string_view url,
+                                                    const FetchedIssuers &issuers) {
+  const std::string key = std::string(kFetchedIssuersPrefix) + std::string(url);
+  // Bounded: count the URLs kept and find the one fetched longest ago.
+  size_t kept = 0;
+  bool replacing = false;
+  std::string oldest_key;
+  int64_t oldest = INT64_MAX;
+  MDB_cursor *cursor = nullptr;
+  if (mdb_cursor_open(txn_, env_->meta, &cursor) == 0) {
+    MDB_val k = Val(kFetchedIssuersPrefix), v;
+    for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+      const std::string_view at = View(k);
+      if (at.substr(0, kFetchedIssuersPrefix.size()) != kFetchedIssuersPrefix) break;
+      ++kept;
+      if (at == key) replacing = true;
+      std::optional<FetchedIssuers> record = DecodeFetchedIssuers(View(v));
+      const int64_t fetched_at = record ? record->fetched_at : INT64_MIN;  // damaged: first out
+      if (fetched_at < oldest) {
+        oldest = fetched_at;
+        oldest_key.assign(at.data(), at.size());
+      }
+    }
+    mdb_cursor_close(cursor);
+  }
+  if (!replacing && kept >= kMaxFetchedIssuerUrls && !oldest_key.empty()) {
+    MDB_val k = Val(oldest_key);
+    const int rc = mdb_del(txn_, env_->meta, &k, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cannot drop fetched issuers", rc);
+  }
+  return Put(txn_, env_->meta, key, Encode(issuers), "fetched issuers");
 }
 
 Status RevocationStore::WriteTxn::DeleteGeneration(uint64_t gen, size_t max_entries, bool *done) {

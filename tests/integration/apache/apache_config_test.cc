@@ -50,6 +50,19 @@ TEST_F(ApacheConfig, GoodConfigPassesAndValuesAreCaseInsensitive) {
   EXPECT_NE((r.out + r.err).find("Syntax OK"), std::string::npos) << r.out << r.err;
 }
 
+// Issue 11 §3: the AIA URL comes from a certificate not yet verified, so
+// fetching issuers needs the hosts named; and it is a server-level key.
+TEST_F(ApacheConfig, FetchIssuersWithoutFetchAllowFailsTheTest) {
+  h::RunResult r = ConfigTest("  CertGate require\n  CertGateFetchIssuers on\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("CertGateFetchIssuers on needs CertGateFetchAllow"), std::string::npos)
+      << r.err;
+  r = ConfigTest("  CertGate require\n  CertGateFetchIssuers on\n  CertGateFetchAllow 127.0.0.1\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = ConfigTest("  <Location /x>\n    CertGateFetchIssuers on\n  </Location>\n");
+  EXPECT_NE(r.exit_code, 0);
+}
+
 TEST_F(ApacheConfig, BadValueNamesFileAndLine) {
   int line = 0;
   h::RunResult r = ConfigTest("  CertGateMaxDepth banana\n", &line);

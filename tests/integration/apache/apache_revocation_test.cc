@@ -41,6 +41,9 @@ enum : int {
   kRevOcsp,       // hard_fail, OCSP only
   kRevUpdate,     // hard_fail, CRLs: refresh and resumption
   kRevAdcs,       // hard_fail, CRLs, trusting the AD CS-shaped PKI (pki/adcs/): deltas
+  kRevAia,        // CertGateFetchIssuers on (issue 11 §3), no revocation
+  kRevAiaDead,    // the same, its own cache: the AIA URL answers 404
+  kRevAiaNonCa,   // the same, its own cache: the AIA URL serves a leaf
   kRevPrefork = 10,
 };
 constexpr int kRevBase = 18530;
@@ -102,6 +105,9 @@ class ApacheRevocation : public ::testing::Test {
     const std::string crl =
         "  CertGate require\n  CertGateRevocation hard_fail\n"
         "  CertGateRevocationSources crl\n";
+    const std::string aia =
+        "  CertGate require\n  CertGateFetchIssuers on\n  CertGateFetchAllow 127.0.0.1\n"
+        "  CertGateRevocationWait 1s\n";
     return VirtualHost(kRevBase + kRevCrl, "optional_no_ca",
                        crl + cache("crl") +
                            "  <Location /norev>\n    CertGateRevocation off\n  </Location>\n"
@@ -131,6 +137,9 @@ class ApacheRevocation : public ::testing::Test {
            VirtualHost(kRevBase + kRevUpdate, "optional_no_ca",
                        crl + "  CertGateRevocationScope leaf\n" + cache("update")) +
            AdcsVhost(VirtualHost(kRevBase + kRevAdcs, "optional_no_ca", crl + cache("adcs"))) +
+           VirtualHost(kRevBase + kRevAia, "optional_no_ca", aia + cache("aia")) +
+           VirtualHost(kRevBase + kRevAiaDead, "optional_no_ca", aia + cache("aia-dead")) +
+           VirtualHost(kRevBase + kRevAiaNonCa, "optional_no_ca", aia + cache("aia-nonca")) +
            FaultVhosts(root);
   }
   // The virtual host trusting the AD CS-shaped root instead of the demo's.
@@ -194,7 +203,8 @@ class ApacheRevocation : public ::testing::Test {
     s.dir = std::make_unique<h::TempDir>("certgate-apache-rev");
     const std::string www = s.dir->path() + "/www";
     h::MakeDirs(www);
-    for (const char *file : {"intermediate.crl", "root.crl", "intermediate.crt", "root.crt"}) {
+    for (const char *file :
+         {"intermediate.crl", "root.crl", "intermediate.crt", "root.crt", "hidden.crt"}) {
       h::WriteFile(www + "/" + file, h::ReadFile(SharedPki().path + "/www/" + file));
     }
     h::MakeDirs(www + "/adcs");
@@ -293,6 +303,48 @@ TEST_F(ApacheRevocation, DeltaOnlyRevocationIsRefusedNamingTheDelta) {
   EXPECT_EQ(cdp_->Requests("/adcs/Corp%20Enterprise%20CA%202(4)+.crl").size(), 1u);
   EXPECT_EQ(Get(Port(kRevAdcs), "/?adcs-unheld", "../adcs/clients/unheld").status, 200);
   EXPECT_EQ(Get(Port(kRevAdcs), "/?adcs-held", "../adcs/clients/held").status, 403);
+}
+
+// Issue 11 §3: CertGateFetchIssuers on. The chain_incomplete client sends its
+// leaf alone; its AIA caIssuers URL (http://127.0.0.1:18080/hidden.crt) serves
+// the Example Hidden CA, issued by the root the server trusts.
+TEST_F(ApacheRevocation, FetchIssuersCompletesALeafSentAlone) {
+  const size_t before = cdp_->Requests("/hidden.crt").size();
+  EXPECT_EQ(Get(Port(kRevAia), "/?aia-first", "chain_incomplete").status, 200);
+  EXPECT_EQ(Get(Port(kRevAia), "/?aia-second", "chain_incomplete").status, 200);
+  EXPECT_EQ(cdp_->Requests("/hidden.crt").size(), before + 1) << "fetched once, then cached";
+  // Without the key, as before.
+  h::LogTail errors(server_->error_log());
+  const Reply reply = Get(Port(kRevCrl), "/norev?aia-off", "chain_incomplete");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody("chain_incomplete", "403.16"));
+  EXPECT_EQ(cdp_->Requests("/hidden.crt").size(), before + 1);
+}
+
+TEST_F(ApacheRevocation, FetchIssuersDeadUrlIsChainIncompleteNamingTheError) {
+  cdp_->SetFault(h::CrlServer::Fault::k404, "/hidden.crt");
+  h::LogTail errors(server_->error_log());
+  const auto start = std::chrono::steady_clock::now();
+  const Reply reply = Get(Port(kRevAiaDead), "/?aia-dead", "chain_incomplete");
+  const int64_t elapsed = MillisSince(start);
+  cdp_->SetFault(h::CrlServer::Fault::kNone);
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody("chain_incomplete", "403.16"));
+  EXPECT_LT(elapsed, 1000 + 1500) << "CertGateRevocationWait 1s + slack";
+  const std::string line = ErrorLine(errors, {"reason=chain_incomplete", "aia-dead"});
+  EXPECT_NE(line.find("fetching http://127.0.0.1:18080/hidden.crt failed: HTTP 404"),
+            std::string::npos)
+      << line;
+}
+
+TEST_F(ApacheRevocation, FetchIssuersRefusesANonCa) {
+  ASSERT_TRUE(cdp_->PublishFile("hidden.crt", SharedPki().path + "/clients/good.crt"));
+  h::LogTail errors(server_->error_log());
+  const Reply reply = Get(Port(kRevAiaNonCa), "/?aia-nonca", "chain_incomplete");
+  cdp_->PublishFile("hidden.crt", SharedPki().path + "/www/hidden.crt");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  const std::string line = ErrorLine(errors, {"reason=chain_incomplete", "aia-nonca"});
+  EXPECT_NE(line.find("is not a CA certificate"), std::string::npos) << line;
 }
 
 TEST_F(ApacheRevocation, GoodByCdpCrlIsAllowedWithRevocationVariable) {

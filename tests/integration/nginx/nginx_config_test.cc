@@ -116,6 +116,21 @@ TEST_F(NginxConfig, GoodConfigPasses) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+// Issue 11 §3: the AIA URL comes from a certificate not yet verified, so
+// fetching issuers needs the hosts named.
+TEST_F(NginxConfig, FetchIssuersWithoutFetchAllowFailsTheTest) {
+  h::RunResult r = TestConfig("fetch-issuers.conf",
+                              "      certgate require;\n      certgate_fetch_issuers on;\n");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("[emerg] "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("certgate_fetch_issuers on needs certgate_fetch_allow"), std::string::npos)
+      << r.err;
+  r = TestConfig("fetch-issuers-allowed.conf",
+                 "      certgate require;\n      certgate_fetch_issuers on;\n"
+                 "      certgate_fetch_allow pki.example;\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST_F(NginxConfig, SelfCheckThreeHundredAndTwoCaNamesWarnWithTheirSize) {
   const std::string many = nginx().dir() + "/many-cas.pem";
   ASSERT_EQ(h::WriteManyCas(many, 302), "");

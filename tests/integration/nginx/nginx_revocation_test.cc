@@ -136,6 +136,11 @@ class RevocationServer : public Nginx {
                     "      certgate_revocation_scope leaf;\n") +
            // Issue 13 §3: the revocation gauges of every cache above.
            Location("gauges", crl_only + "      certgate_max_stale 2h;\n") +
+           // Issue 11 §3: the leaf sent alone, its issuer fetched from its AIA URL.
+           Location("aia", AiaDirectives()) +
+           Location("aiaoff", "      certgate_revocation off;\n") +
+           Location("aia404", AiaDirectives()) + Location("aiahang", AiaDirectives()) +
+           Location("aianonca", AiaDirectives()) + Location("aiaunrelated", AiaDirectives()) +
            "    location = /status { certgate off; certgate_status on; }\n" + FaultLocations() +
            "  }\n"
            // Issue 11: an AD CS-shaped PKI whose base CRL names a delta CRL.
@@ -153,6 +158,12 @@ class RevocationServer : public Nginx {
            Location("adcs", crl_only + "      certgate_fetch_allow 127.0.0.1;\n") +
            "  }\n"
            "}\n";
+  }
+
+  static std::string AiaDirectives() {
+    return "      certgate_revocation off;\n      certgate_fetch_issuers on;\n"
+           "      certgate_fetch_allow 127.0.0.1;\n      certgate_revocation_wait 1s;\n"
+           "      certgate_fetch_timeout 5s;\n";
   }
 
   // EveryCdpFaultKeepsTheCachedCrl: a location /fx-<fault> (with its own
@@ -216,6 +227,8 @@ class NginxRevocation : public ::testing::Test {
       EXPECT_EQ(n.cdp().Start(n.dir() + "/cdp", n.pki() + "/www", kCdpPort), "");
     }
     n.cdp().PublishFile("intermediate.crl", n.pki() + "/crl/intermediate.crl");
+    n.cdp().PublishFile("hidden.crt",
+                        n.pki() + "/ca/hidden.pem");  // PEM: served as the CA publishes it
   }
   RevocationServer &n() { return *g_instance; }
 };
@@ -281,6 +294,67 @@ TEST_F(NginxRevocation, DeltaOnlyRevocationIsRefusedNamingTheDelta) {
   EXPECT_NE(access.find("crl_number=4096 delta=4097"), std::string::npos) << access;
   r = h::CurlAsClient(url + "/adcs?case=held", n().pki(), "../adcs/clients/held", 10);
   EXPECT_EQ(r.status, 403) << r.body;
+}
+
+// Issue 11 §3: certgate_fetch_issuers on. The chain_incomplete client sends
+// its leaf alone; its AIA caIssuers URL (http://127.0.0.1:18080/hidden.crt)
+// serves the Example Hidden CA, which the root the server trusts issued.
+TEST_F(NginxRevocation, FetchIssuersCompletesALeafSentAlone) {
+  const size_t before = n().cdp().Requests("/hidden.crt").size();
+  Response r = n().Curl("/aia?case=first", "chain_incomplete");
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = n().Curl("/aia?case=second", "chain_incomplete");
+  EXPECT_EQ(r.status, 200) << r.body;
+  // Fetched once, kept in the shared cache.
+  EXPECT_EQ(n().cdp().Requests("/hidden.crt").size(), before + 1);
+
+  r = n().Curl("/aiaoff?case=off", "chain_incomplete");
+  EXPECT_EQ(r.status, 403);
+  const std::string line = h::WaitForLine(n().error_log(), {"GET /aiaoff?case=off "});
+  EXPECT_NE(line.find("reason=chain_incomplete"), std::string::npos) << line;
+  EXPECT_NE(line.find("published at http://127.0.0.1:18080/hidden.crt"), std::string::npos) << line;
+  EXPECT_EQ(n().cdp().Requests("/hidden.crt").size(), before + 1);
+}
+
+TEST_F(NginxRevocation, FetchIssuersDeadUrlIsChainIncompleteNamingTheError) {
+  n().cdp().SetFault(h::CrlServer::Fault::k404, "/hidden.crt");
+  Response r = n().Curl("/aia404?case=404", "chain_incomplete");
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 403);
+  std::string line = h::WaitForLine(n().error_log(), {"GET /aia404?case=404 "});
+  EXPECT_NE(line.find("reason=chain_incomplete"), std::string::npos) << line;
+  EXPECT_NE(line.find("fetching http://127.0.0.1:18080/hidden.crt failed: HTTP 404"),
+            std::string::npos)
+      << line;
+
+  // A hung URL: refused once certgate_revocation_wait (1s) is over.
+  n().cdp().SetFault(h::CrlServer::Fault::kHang, "/hidden.crt");
+  const auto start = Clock::now();
+  r = n().Curl("/aiahang?case=hang", "chain_incomplete");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_LT(MsSince(start), 3000);
+  line = h::WaitForLine(n().error_log(), {"GET /aiahang?case=hang "});
+  EXPECT_NE(line.find("reason=chain_incomplete"), std::string::npos) << line;
+  EXPECT_NE(line.find("did not finish within certgate_revocation_wait"), std::string::npos) << line;
+}
+
+TEST_F(NginxRevocation, FetchIssuersRefusesANonCaAndAnUnrelatedCa) {
+  // A leaf certificate where the CA should be.
+  ASSERT_TRUE(n().cdp().PublishFile("hidden.crt", n().pki() + "/clients/good.crt"));
+  Response r = n().Curl("/aianonca?case=nonca", "chain_incomplete");
+  EXPECT_EQ(r.status, 403);
+  std::string line = h::WaitForLine(n().error_log(), {"GET /aianonca?case=nonca "});
+  EXPECT_NE(line.find("reason=chain_incomplete"), std::string::npos) << line;
+  EXPECT_NE(line.find("is not a CA certificate"), std::string::npos) << line;
+
+  // A real CA of the server's PKI, but not the leaf's issuer.
+  ASSERT_TRUE(n().cdp().PublishFile("hidden.crt", n().pki() + "/www/intermediate.crt"));
+  r = n().Curl("/aiaunrelated?case=unrelated", "chain_incomplete");
+  EXPECT_EQ(r.status, 403);
+  line = h::WaitForLine(n().error_log(), {"GET /aiaunrelated?case=unrelated "});
+  EXPECT_NE(line.find("reason=chain_incomplete"), std::string::npos) << line;
+  EXPECT_NE(line.find("cannot have issued"), std::string::npos) << line;
 }
 
 TEST_F(NginxRevocation, GoodIsAllowedWithTheSourceInTheAccessLog) {
