@@ -320,5 +320,70 @@ expect_key clients/good.chain.pem clients/good.key 0 'Verdict: ALLOW' --ca ca/tr
 expect_key clients/good.chain.pem clients/rsa_good.key 4 'Verdict: ALLOW' --ca ca/trust.pem
 expect_key clients/good.crt clients/good.crt 1 'holds no private key'
 
+# Issue 11 §3: a leaf sent alone; --fetch-issuers (certgate_fetch_issuers on)
+# fetches its issuer from its AIA caIssuers URL (a local HTTP server on an
+# ephemeral port), once, into the cache, as the servers do.
+mkdir -p aia/www && cp www/hidden.crt aia/www/hidden.crt
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory aia/www >aia/http.log 2>&1 &
+http_pid=$!
+port=
+for _ in $(seq 100); do
+  port=$(sed -n 's/.* port \([0-9][0-9]*\).*/\1/p' aia/http.log | head -1)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout aia/leaf.key \
+  -subj "/O=Example/OU=People/CN=aia-alone" -out aia/leaf.csr 2>/dev/null
+printf '%s\n' 'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' \
+  'extendedKeyUsage=clientAuth' 'subjectKeyIdentifier=hash' 'authorityKeyIdentifier=keyid' \
+  "authorityInfoAccess=caIssuers;URI:http://127.0.0.1:$port/hidden.crt" >aia/ext.cnf
+openssl x509 -req -in aia/leaf.csr -CA ca/hidden.pem -CAkey ca/hidden.key -set_serial 4242 \
+  -days 30 -sha256 -extfile aia/ext.cnf -out aia/leaf.pem 2>/dev/null ||
+  { failed=$((failed + 1)); echo "FAIL: cannot make the AIA leaf"; }
+out=$("$certgate" check --ca ca/trust.pem --cache "$dir/aia-cache" aia/leaf.pem 2>&1)
+rc=$?
+if [ $rc = 2 ] && grep -q 'reason=chain_incomplete' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: AIA leaf without --fetch-issuers (exit $rc): $out"
+fi
+out=$("$certgate" check --ca ca/trust.pem --fetch-issuers aia/leaf.pem 2>&1)
+rc=$?
+if [ $rc = 1 ] && grep -q 'certgate_fetch_issuers on needs certgate_fetch_allow' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: --fetch-issuers without fetch_allow (exit $rc): $out"
+fi
+for round in 1 2; do
+  out=$("$certgate" check --ca ca/trust.pem --cache "$dir/aia-cache" --fetch-issuers \
+          --set fetch_allow=127.0.0.1 aia/leaf.pem 2>&1)
+  rc=$?
+  if [ $rc = 0 ] && grep -q '^certgate: verdict=allow' <<<"$out" &&
+     grep -q 'CN=Example Hidden CA,O=Example' <<<"$out"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: --fetch-issuers round $round (exit $rc): $out"
+  fi
+done
+fetches=$(grep -c 'GET /hidden.crt' aia/http.log)
+if [ "$fetches" = 1 ]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: the issuer was fetched $fetches times: $(cat aia/http.log)"
+fi
+# The policy key does the same; a non-CA at the URL is refused.
+cp clients/good.crt aia/www/hidden.crt
+out=$("$certgate" check --ca ca/trust.pem --cache "$dir/aia-cache-nonca" \
+        --set fetch_issuers=on --set fetch_allow=127.0.0.1 aia/leaf.pem 2>&1)
+rc=$?
+if [ $rc = 2 ] && grep -q 'reason=chain_incomplete' <<<"$out" &&
+   grep -q 'hidden.crt failed: the certificate .* is not a CA certificate' <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: a non-CA at the AIA URL (exit $rc): $out"
+fi
+kill "$http_pid" 2>/dev/null
+wait "$http_pid" 2>/dev/null
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
