@@ -135,6 +135,7 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "fetch_max_size",
                                                   "fetch_proxy",
                                                   "fetch_allow",
+                                                  "fetch_issuers",
                                                   "cache",
                                                   "reject_status",
                                                   "reject_body",
@@ -910,6 +911,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
       {"fetch_max_size", {"1m"}},
       {"fetch_proxy", {"http://p:1"}},
       {"fetch_allow", {"pki.example"}},
+      {"fetch_issuers", {"on"}},
       {"cache", {"/var/cache/cg"}},
       {"reject_status", {"401"}},
       {"reject_body", {"json"}},
@@ -953,6 +955,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
   EXPECT_EQ(child.fetch_max_size, uint64_t{1} << 20);
   EXPECT_EQ(child.fetch_proxy, "http://p:1");
   EXPECT_EQ(child.fetch_allow->size(), 1u);
+  EXPECT_TRUE(child.EffectiveFetchIssuers());
   EXPECT_EQ(child.cache, "/var/cache/cg");
   EXPECT_EQ(child.EffectiveRejectStatus(), 401);
   EXPECT_EQ(child.EffectiveRejectBody(), RejectBody::kJson);
