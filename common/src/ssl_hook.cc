@@ -152,7 +152,27 @@ int VerifyClientChain(X509_STORE_CTX *ctx, void *arg) {
 
   const Policy &policy = *attachment->policy;
   if (policy.EffectiveRejectAt() == RejectAt::kHandshake) {
-    const Decision decision = Evaluate(policy, &*state->evidence, *g_clock.load());
+    Decision decision = Evaluate(policy, &*state->evidence, *g_clock.load());
+    // The handshake cannot wait: only issuers already fetched complete the
+    // chain; a missing one is fetched for the client's next attempt.
+    if (policy.EffectiveFetchIssuers() && MissesIssuer(*state->evidence)) {
+      std::string error;
+      X509_STORE *trust = X509_STORE_CTX_get0_store(ctx);
+      RevocationChecker *checker = RevocationFor(policy, trust, ConnectionClock(), &error);
+      IssuerCompletion completion;
+      if (checker != nullptr) {
+        completion = checker->CompleteChain(*state->evidence, trust, policy, g_clock.load()->Now());
+      }
+      if (completion.rebuilt && completion.rebuilt->anchored) {
+        decision = Evaluate(policy, &*completion.rebuilt, *g_clock.load());
+      } else {
+        if (completion.pending) {
+          completion.pending = false;
+          completion.detail += ", for a later connection (the handshake does not wait)";
+        }
+        NoteIssuerFetch(completion, /*pending=*/false, &decision);
+      }
+    }
     if (decision.verdict() == CG_VERDICT_DENY) {
       if (attachment->log != nullptr) {
         const std::string line = FormatLogLine(decision, policy.EffectiveLogFormat());

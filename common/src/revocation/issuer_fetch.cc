@@ -19,6 +19,8 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr auto kLeasePoll = std::chrono::milliseconds(200);
 constexpr size_t kMaxCertsPerResponse = 16;
+// Well under the store's record limit (a longer record reads as damage).
+constexpr size_t kMaxStoredBytes = size_t{256} << 10;
 
 struct Pkcs7Free {
   void operator()(PKCS7 *p7) const { PKCS7_free(p7); }
@@ -98,14 +100,21 @@ std::string ProcessResponse(RevocationStore &store, const std::string &url,
   FetchedIssuers record;
   record.fetched_at = now;
   std::string names;
+  size_t stored_bytes = 0;
   for (const auto &cert : certs.value()) {
     unsigned char *der = nullptr;
     const int len = i2d_X509(cert.get(), &der);
     if (len <= 0) continue;
+    stored_bytes += static_cast<size_t>(len);
+    if (stored_bytes > kMaxStoredBytes) {
+      OPENSSL_free(der);
+      break;
+    }
     record.certs_der.emplace_back(reinterpret_cast<char *>(der), static_cast<size_t>(len));
     OPENSSL_free(der);
     names += (names.empty() ? "" : ", ") + Subject(cert.get());
   }
+  if (record.certs_der.empty()) return "its CA certificates are larger than certgate keeps";
   Result<RevocationStore::WriteTxn> txn = store.Write();
   if (!txn.ok()) return txn.status().message();
   Status stored = txn->PutFetchedIssuers(url, record);

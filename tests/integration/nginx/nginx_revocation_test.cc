@@ -29,10 +29,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kPort = 18410;      // the server under test
-constexpr int kAdcsPort = 18411;  // the same, trusting the AD CS-shaped PKI (pki/adcs/)
-constexpr int kCdpPort = 18080;   // fixed in the demo certificates (CDP, caIssuers)
-constexpr int kOcspPort = 18081;  // fixed in the demo certificates (AIA OCSP)
+constexpr int kPort = 18410;           // the server under test
+constexpr int kAdcsPort = 18411;       // the same, trusting the AD CS-shaped PKI (pki/adcs/)
+constexpr int kHandshakePort = 18412;  // certgate_reject_at handshake, certgate_fetch_issuers on
+constexpr int kCdpPort = 18080;        // fixed in the demo certificates (CDP, caIssuers)
+constexpr int kOcspPort = 18081;       // fixed in the demo certificates (AIA OCSP)
 
 int MsSince(Clock::time_point start) {
   return static_cast<int>(
@@ -59,7 +60,7 @@ class RevocationServer : public Nginx {
     if (!error.empty()) return error;
     error = ocsp_.Start(pki(), kOcspPort, dir() + "/logs/ocsp.log");
     if (!error.empty()) return error;
-    return Launch(Config(), {kPort});
+    return Launch(Config(), {kPort, kHandshakePort});
   }
 
   // nginx alone stopped and started again (new workers), the CDP left as is.
@@ -156,6 +157,21 @@ class RevocationServer : public Nginx {
            "    certgate require;\n"
            "    certgate_revocation hard_fail;\n" +
            Location("adcs", crl_only + "      certgate_fetch_allow 127.0.0.1;\n") +
+           "  }\n"
+           // Issue 11 §3: the handshake cannot wait for an issuer's fetch.
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kHandshakePort) +
+           " ssl;\n"
+           "    server_name localhost;\n"
+           "    ssl_certificate " +
+           p + "/server/server-chain.pem;\n    ssl_certificate_key " + p +
+           "/server/server.key;\n    ssl_trusted_certificate " + p +
+           "/ca/trust.pem;\n"
+           "    certgate require;\n"
+           "    certgate_reject_at handshake;\n" +
+           AiaDirectives() + "    certgate_cache " + cache("handshake") +
+           ";\n    location = /aiahandshake { return 200 \"ok\\n\"; }\n" +
            "  }\n"
            "}\n";
   }
@@ -315,6 +331,26 @@ TEST_F(NginxRevocation, FetchIssuersCompletesALeafSentAlone) {
   EXPECT_NE(line.find("reason=chain_incomplete"), std::string::npos) << line;
   EXPECT_NE(line.find("published at http://127.0.0.1:18080/hidden.crt"), std::string::npos) << line;
   EXPECT_EQ(n().cdp().Requests("/hidden.crt").size(), before + 1);
+}
+
+// certgate_reject_at handshake: the first handshake is refused (it cannot
+// wait) while the issuer is fetched; the next one is completed from the cache.
+TEST_F(NginxRevocation, FetchIssuersAtTheHandshakeServesTheNextConnection) {
+  const std::string url =
+      "https://127.0.0.1:" + std::to_string(kHandshakePort) + "/aiahandshake?case=";
+  Response first = h::CurlAsClient(url + "first", n().pki(), "chain_incomplete", 10);
+  EXPECT_NE(first.status, 200) << first.body;
+  const std::string line =
+      h::WaitForLine(n().error_log(), {"reason=chain_incomplete", "the handshake does not wait"});
+  EXPECT_NE(line.find("being fetched from http://127.0.0.1:18080/hidden.crt"), std::string::npos)
+      << line;
+  Response next;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    next = h::CurlAsClient(url + "next", n().pki(), "chain_incomplete", 10);
+    if (next.status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(next.status, 200) << next.body << next.err;
 }
 
 TEST_F(NginxRevocation, FetchIssuersDeadUrlIsChainIncompleteNamingTheError) {
