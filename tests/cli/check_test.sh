@@ -371,6 +371,12 @@ if [ "$fetches" = 1 ]; then
 else
   failed=$((failed + 1)); echo "FAIL: the issuer was fetched $fetches times: $(cat aia/http.log)"
 fi
+out=$("$certgate" cache list --cache "$dir/aia-cache")
+if grep -q "^issuer http://127.0.0.1:$port/hidden.crt ca=\"CN=Example Hidden CA,O=Example\" fetched=" <<<"$out"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: cache list shows the fetched issuer: $out"
+fi
 # The policy key does the same; a non-CA at the URL is refused.
 cp clients/good.crt aia/www/hidden.crt
 out=$("$certgate" check --ca ca/trust.pem --cache "$dir/aia-cache-nonca" \

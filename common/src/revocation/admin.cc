@@ -1,5 +1,7 @@
 #include "admin.h"
 
+#include <certgate/cert_facts.h>
+#include <certgate/ossl_ptr.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
@@ -130,6 +132,17 @@ std::vector<std::string> ListStore(RevocationStore &store, const Clock &clock) {
                     std::to_string(u.duration_ms) + " failures=" + std::to_string(u.failures) +
                     (u.backoff_until > now ? " backoff_until=" + FormatTime(u.backoff_until) : "") +
                     (u.etag.empty() ? "" : " etag=" + u.etag));
+  }
+  for (const auto &[url, issuers] : listing->fetched_issuers) {
+    std::string names;
+    for (const std::string &der : issuers.certs_der) {
+      const auto *p = reinterpret_cast<const unsigned char *>(der.data());
+      ossl::UniquePtr<X509> cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+      if (cert)
+        names +=
+            (names.empty() ? "\"" : ",\"") + NameToString(X509_get_subject_name(cert.get())) + "\"";
+    }
+    lines.push_back("issuer " + url + " ca=" + names + " fetched=" + Ago(issuers.fetched_at, now));
   }
   for (const auto &[path, f] : listing->files) {
     lines.push_back("file " + path + " size=" + std::to_string(f.size) + " " + f.result);
