@@ -112,6 +112,7 @@ struct Policy {
   std::optional<uint64_t> fetch_max_size;
   std::optional<std::string> fetch_proxy;  // "" = off (set, so not inherited)
   std::optional<std::vector<std::string>> fetch_allow;
+  std::optional<std::vector<std::string>> ldap_server;  // "host[:port]", in order
   std::optional<std::vector<std::string>> trusted_proxies;  // addresses, CIDR blocks
   std::optional<std::string> cache;
   std::optional<int> reject_status;
