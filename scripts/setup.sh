@@ -12,6 +12,7 @@ packages=(
   liblmdb-dev libcurl4-openssl-dev libre2-dev
   python3 man-db
   python3-prometheus-client python3-yaml prometheus  # status page parser; promtool
+  slapd ldap-utils  # the LDAP CDP tests' throwaway directory (tests start their own slapd)
 )
 # More for one caller (scripts/package.sh: debhelper dpkg-dev lintian).
 read -r -a extra <<<"${CERTGATE_SETUP_EXTRA_PACKAGES:-}"
@@ -30,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts nothing on install here, but make sure no packaged server holds our ports.
-  systemctl disable --now nginx apache2 >/dev/null 2>&1 || true
+  systemctl disable --now nginx apache2 slapd >/dev/null 2>&1 || true
 fi
 
 # CERTGATE_SETUP_PACKAGES_ONLY=1: packages only (scripts/sanitize.sh builds elsewhere).

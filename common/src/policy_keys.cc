@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "policy_parse.h"
+#include "revocation/ldap_url.h"
 
 namespace certgate::policy_parse {
 namespace {
@@ -368,6 +369,22 @@ Status Set<CG_KEY_FETCH_ALLOW>(Policy &p, const Errors &err, const Args &args) {
     hosts.push_back(Lower(arg));  // host names compare case-insensitively
   }
   p.fetch_allow = std::move(hosts);
+  return Status::Ok();
+}
+
+// AD CS writes ldap:/// (the client's domain controller): these are asked.
+template <>
+Status Set<CG_KEY_LDAP_SERVER>(Policy &p, const Errors &err, const Args &args) {
+  std::vector<std::string> servers;
+  for (const std::string &arg : args) {
+    if (!IsLdapServerSpec(arg)) {
+      return err.IsNot(arg,
+                       "an LDAP server host[:port] (like dc1.corp.example, 192.0.2.5:389, "
+                       "[2001:db8::5]:389)");
+    }
+    servers.push_back(Lower(arg));
+  }
+  p.ldap_server = std::move(servers);
   return Status::Ok();
 }
 

@@ -187,6 +187,7 @@ void PolicySeeds() {
            "fetch_max_size 10m;\n"
            "fetch_proxy http://proxy.example:3128;\n"
            "fetch_allow pki.example *.example.net;\n"
+           "ldap_server dc1.corp.example 192.0.2.5:389;\n"
            "cache /var/cache/certgate;\n"
            "reject_status 495;\n"
            "reject_body json;\n"

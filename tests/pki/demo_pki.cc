@@ -116,6 +116,9 @@ class DemoPki {
   // adcs/: the Active Directory Certificate Services shape of issue 11 (a base
   // CRL naming its delta "...(4)+.crl" in freshestCRL).
   bool PutAdcs();
+  // adcs/ldap/: a CA publishing only through ldap:/// URLs, and the LDIF of its
+  // directory (issue 11 §2).
+  bool PutAdcsLdap(const Issued &root);
   // Issued by the Example Issuing CA: listed in ocsp/index.txt.
   void Index(const Issued &issued, bool revoked = false) { index_.push_back({issued, revoked}); }
   std::string IndexText() const;
@@ -274,7 +277,124 @@ bool DemoPki::PutAdcs() {
          Put("adcs/crl/root.crl", ToDer(root_crl.get())) &&
          Put("www/adcs/" + base_name, ToDer(base.get())) &&
          Put("www/adcs/" + delta_name, ToDer(delta.get())) &&
-         Put("www/adcs/root.crl", ToDer(root_crl.get()));
+         Put("www/adcs/root.crl", ToDer(root_crl.get())) && PutAdcsLdap(root);
+}
+
+namespace {
+
+constexpr char kAdcsPks[] =
+    "CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example,DC=com";
+
+// An AD CS ldap:/// URL of `dn`: spaces as %20 (as AD CS writes them), commas
+// as %2C (OpenSSL's extension syntax splits on them).
+std::string AdcsLdapUrl(const std::string &dn, const std::string &attribute,
+                        const std::string &object_class) {
+  std::string escaped;
+  for (char c : dn) escaped += c == ' ' ? "%20" : c == ',' ? "%2C" : std::string(1, c);
+  return "ldap:///" + escaped + "?" + attribute + "?base?objectClass=" + object_class;
+}
+
+std::string Base64(const std::string &der) {
+  std::string out(4 * ((der.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(&out[0]),
+                                reinterpret_cast<const unsigned char *>(der.data()),
+                                static_cast<int>(der.size()));
+  out.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return out;
+}
+
+}  // namespace
+
+bool DemoPki::PutAdcsLdap(const Issued &root) {
+  const std::string pks = kAdcsPks;
+  const std::string cdp_dn = "CN=Corp Directory CA 3(1),CN=CRL,CN=CDP," + pks;
+  const std::string root_dn = "CN=Corp Root CA,CN=CRL,CN=CDP," + pks;
+  const std::string aia_dn = "CN=Corp Directory CA 3,CN=AIA," + pks;
+  const std::string missing_dn = "CN=Corp Directory CA 3(9),CN=CRL,CN=CDP," + pks;
+  CertSpec spec = PkiBuilder::CaSpec("CN=Corp Directory CA 3,O=Corp");
+  spec.not_after = now_ + 10 * 365 * kDay;
+  spec.crl_urls = {AdcsLdapUrl(root_dn, "certificateRevocationList", "cRLDistributionPoint")};
+  Issued issuing = b_.Issue(root, spec);
+  if (!Ok(issuing, "adcs/ldap issuing CA")) return false;
+  if (!PutCertAndKey("adcs/ldap/issuing", issuing)) return false;
+  auto client = [&](const std::string &name, const std::string &dn) {
+    CertSpec leaf = Client("adcs-ldap-" + name);
+    leaf.crl_urls = {AdcsLdapUrl(dn, "certificateRevocationList", "cRLDistributionPoint")};
+    leaf.ca_issuer_urls = {AdcsLdapUrl(aia_dn, "cACertificate", "certificationAuthority")};
+    return b_.Issue(issuing, leaf);
+  };
+  Issued good = client("good", cdp_dn), base_revoked = client("base-revoked", cdp_dn),
+         delta_revoked = client("delta-revoked", cdp_dn), missing = client("missing", missing_dn);
+  for (const auto &[name, issued] :
+       std::vector<std::pair<std::string, Issued>>{{"good", good},
+                                                   {"base-revoked", base_revoked},
+                                                   {"delta-revoked", delta_revoked},
+                                                   {"missing", missing}}) {
+    if (!Ok(issued, "adcs/ldap client " + name)) return false;
+    if (!Put("adcs/ldap/clients/" + name + ".crt", issued.Pem()) ||
+        !Put("adcs/ldap/clients/" + name + ".key", issued.KeyPem()) ||
+        !Put("adcs/ldap/clients/" + name + ".chain.pem", issued.Pem() + issuing.Pem())) {
+      return false;
+    }
+  }
+  auto serial = [](const Issued &issued) {
+    uint64_t value = 0;
+    ASN1_INTEGER_get_uint64(&value, X509_get0_serialNumber(issued.cert.get()));
+    return value;
+  };
+  const int64_t this_update = now_ - kHour;
+  auto base = b_.Crl(issuing, {{serial(base_revoked), now_ - 2 * kDay, CRL_REASON_KEY_COMPROMISE}},
+                     8192, this_update, now_ + 7 * kDay);
+  auto delta =
+      b_.Crl(issuing, {{serial(delta_revoked), now_ - 2 * kHour, CRL_REASON_KEY_COMPROMISE}}, 8193,
+             this_update, now_ + kDay);
+  auto root_crl = b_.Crl(root, {}, 2, this_update, now_ + 7 * kDay);
+  const std::string delta_url = AdcsLdapUrl(cdp_dn, "deltaRevocationList", "cRLDistributionPoint");
+  if (!base || !delta || !root_crl ||
+      !b_.AddDeltaExtensions(base.get(), issuing, -1, {delta_url}) ||
+      !b_.AddDeltaExtensions(delta.get(), issuing, 8192, {})) {
+    return Fail("adcs/ldap CRL: " + b_.last_error());
+  }
+  const std::string base_der = ToDer(base.get()), delta_der = ToDer(delta.get()),
+                    root_der = ToDer(root_crl.get()), ca_der = ToDer(issuing.cert.get());
+  // The directory as AD CS fills it: containers, the CDP entries (base and
+  // delta in one entry), the AIA entry. For slapadd with core.schema.
+  auto container = [](const std::string &dn) {
+    const std::string cn = dn.substr(3, dn.find(',') - 3);
+    return "dn: " + dn + "\nobjectClass: applicationProcess\ncn: " + cn + "\n\n";
+  };
+  std::string ldif =
+      "dn: DC=corp,DC=example,DC=com\nobjectClass: organization\nobjectClass: dcObject\n"
+      "o: corp\ndc: corp\n\n";
+  const std::string config = "CN=Configuration,DC=corp,DC=example,DC=com";
+  for (const std::string &dn :
+       std::vector<std::string>{config, "CN=Services," + config, pks, "CN=CDP," + pks,
+                                "CN=CRL,CN=CDP," + pks, "CN=AIA," + pks}) {
+    ldif += container(dn);
+  }
+  ldif += "dn: " + cdp_dn +
+          "\nobjectClass: cRLDistributionPoint\ncn: Corp Directory CA 3(1)\n"
+          "certificateRevocationList;binary:: " +
+          Base64(base_der) + "\ndeltaRevocationList;binary:: " + Base64(delta_der) + "\n\n";
+  ldif += "dn: " + root_dn +
+          "\nobjectClass: cRLDistributionPoint\ncn: Corp Root CA\n"
+          "certificateRevocationList;binary:: " +
+          Base64(root_der) + "\nauthorityRevocationList;binary:: " + Base64(root_der) + "\n\n";
+  ldif += "dn: " + aia_dn +
+          "\nobjectClass: applicationProcess\nobjectClass: certificationAuthority\n"
+          "cn: Corp Directory CA 3\ncACertificate;binary:: " +
+          Base64(ca_der) + "\ncertificateRevocationList;binary:: " + Base64(base_der) +
+          "\nauthorityRevocationList;binary:: " + Base64(root_der) + "\n\n";
+  return Put("adcs/ldap/crl/base.crl", base_der) && Put("adcs/ldap/crl/delta.crl", delta_der) &&
+         Put("adcs/ldap/crl/root.crl", root_der) && Put("adcs/ldap/directory.ldif", ldif) &&
+         Put("adcs/ldap/urls.txt",
+             "crl " + AdcsLdapUrl(cdp_dn, "certificateRevocationList", "cRLDistributionPoint") +
+                 "\ndelta " + delta_url + "\nroot " +
+                 AdcsLdapUrl(root_dn, "certificateRevocationList", "cRLDistributionPoint") +
+                 "\naia " + AdcsLdapUrl(aia_dn, "cACertificate", "certificationAuthority") +
+                 "\nmissing " +
+                 AdcsLdapUrl(missing_dn, "certificateRevocationList", "cRLDistributionPoint") +
+                 "\n");
 }
 
 bool DemoPki::Run() {

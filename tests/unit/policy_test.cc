@@ -136,6 +136,7 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "fetch_proxy",
                                                   "fetch_allow",
                                                   "fetch_issuers",
+                                                  "ldap_server",
                                                   "cache",
                                                   "reject_status",
                                                   "reject_body",
@@ -283,6 +284,7 @@ INSTANTIATE_TEST_SUITE_P(
         SetCase{"fetch_proxy", {"http://proxy.example:3128"}, ""},
         SetCase{"fetch_proxy", {"off"}, ""},
         SetCase{"fetch_allow", {"*.example.com", "127.0.0.1", "pki.example", "::1"}, ""},
+        SetCase{"ldap_server", {"DC1.corp.example", "192.0.2.5:3268", "[2001:db8::5]:389"}, ""},
         SetCase{"cache", {"/var/cache/certgate"}, ""}, SetCase{"reject_status", {"400"}, ""},
         SetCase{"reject_status", {"599"}, ""}, SetCase{"reject_body", {"JSON"}, ""},
         SetCase{"reject_detail", {"on"}, ""}, SetCase{"reject_header", {"ON"}, ""},
@@ -411,6 +413,10 @@ INSTANTIATE_TEST_SUITE_P(
                 {""},
                 "certgate_fetch_allow: \"\" is not a host pattern (like *.example.com, "
                 "pki.example, 192.0.2.1)"},
+        SetCase{"ldap_server",
+                {"dc1", "ldap://dc2"},
+                "certgate_ldap_server: \"ldap://dc2\" is not an LDAP server host[:port] (like "
+                "dc1.corp.example, 192.0.2.5:389, [2001:db8::5]:389)"},
         SetCase{"cache", {"cache/dir"}, "certgate_cache: \"cache/dir\" is not an absolute path"},
         SetCase{
             "reject_status", {"302"}, "certgate_reject_status: \"302\" is not between 400 and 599"},
@@ -912,6 +918,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
       {"fetch_proxy", {"http://p:1"}},
       {"fetch_allow", {"pki.example"}},
       {"fetch_issuers", {"on"}},
+      {"ldap_server", {"dc1.corp.example", "192.0.2.5:389"}},
       {"cache", {"/var/cache/cg"}},
       {"reject_status", {"401"}},
       {"reject_body", {"json"}},
@@ -956,6 +963,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
   EXPECT_EQ(child.fetch_proxy, "http://p:1");
   EXPECT_EQ(child.fetch_allow->size(), 1u);
   EXPECT_TRUE(child.EffectiveFetchIssuers());
+  EXPECT_EQ(child.ldap_server, (std::vector<std::string>{"dc1.corp.example", "192.0.2.5:389"}));
   EXPECT_EQ(child.cache, "/var/cache/cg");
   EXPECT_EQ(child.EffectiveRejectStatus(), 401);
   EXPECT_EQ(child.EffectiveRejectBody(), RejectBody::kJson);

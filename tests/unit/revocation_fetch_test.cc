@@ -99,7 +99,9 @@ TEST_F(RevocationFetchTest, CdpDownIsUnknownNamingUrlAndError) {
   EXPECT_THAT(answer.detail, HasSubstr("onnect"));  // curl's "Couldn't connect ..."
   EXPECT_THAT(answer.detail, HasSubstr(" ms, at "));
   EXPECT_THAT(answer.detail, HasSubstr("backoff"));
-  EXPECT_THAT(answer.detail, HasSubstr("ldap is not fetched"));
+  // An LDAP CDP is fetched too, and its failure named (ldap.example does not resolve).
+  EXPECT_THAT(answer.detail, HasSubstr("crl ldap://ldap.example/cn=CA: failed: "));
+  EXPECT_THAT(answer.detail, HasSubstr("(LDAP server ldap.example:389)"));
 }
 
 TEST_F(RevocationFetchTest, EveryFaultKeepsTheOldData) {
@@ -364,7 +366,9 @@ TEST_F(RevocationFetchTest, FetchNowReportsEveryUrl) {
   EXPECT_THAT(all, HasSubstr("stored crl_number=12"));
   EXPECT_THAT(all, HasSubstr("depth 0 crl " + dead + ": "));
   EXPECT_THAT(all, HasSubstr("failed"));
-  EXPECT_THAT(all, HasSubstr("ldap://x/cn=y: skipped"));
+  EXPECT_THAT(all, HasSubstr("depth 0 crl ldap://x/cn=y: "));
+  EXPECT_THAT(all, HasSubstr("(LDAP server x:389)"));
+  EXPECT_THAT(all, ::testing::Not(HasSubstr("ldap://x/cn=y: skipped")));
   EXPECT_THAT(all, HasSubstr("depth 0 ocsp: no URL"));
   EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kGood);
 }

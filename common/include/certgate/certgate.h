@@ -216,6 +216,9 @@ CG_API void cg_set_directive_style(cg_directive_style style);
   X(FETCH_ISSUERS, "fetch_issuers", "certgate_fetch_issuers", "CertGateFetchIssuers",             \
     fetch_issuers, CG_KEY_CTX_SERVER, 1, 1, CG_KEY_PATH_NONE,                                     \
     "on | off: fetch a missing intermediate from its AIA caIssuers URL (needs fetch_allow)")      \
+  X(LDAP_SERVER, "ldap_server", "certgate_ldap_server", "CertGateLdapServer", ldap_server,        \
+    CG_KEY_CTX_ANY, 1, CG_KEY_MANY, CG_KEY_PATH_NONE,                                             \
+    "host[:port] ... asked in order for ldap:/// CDP/AIA URLs")                                   \
   X(CACHE, "cache", "certgate_cache", "CertGateCache", cache, CG_KEY_CTX_SERVER, 1, 1,            \
     CG_KEY_PATH_PREFIX, "directory of the shared revocation cache")                               \
   X(REJECT_STATUS, "reject_status", "certgate_reject_status", "CertGateRejectStatus",             \

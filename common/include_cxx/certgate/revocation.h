@@ -105,8 +105,8 @@ class RevocationChecker {
   // kUnknown); never blocks on the network. When the policy's mode allows
   // fetching (soft_fail, hard_fail) and data is missing or due for refresh,
   // schedules background fetches of the cert's CDP / AIA OCSP URLs (only when
-  // evidence.anchored; only to fetch_allow hosts; http/https only; ldap skipped
-  // with a note). Returns one answer per checked cert, depth order; empty when
+  // evidence.anchored; only to fetch_allow hosts; http/https/ldap/ldaps, an
+  // ldap:/// URL only with certgate_ldap_server, else noted). Returns one answer per checked cert, depth order; empty when
   // the policy's revocation is off or the chain has nothing to check.
   std::vector<RevocationAnswer> Check(const ChainEvidence &evidence, const Policy &policy);
 
@@ -119,7 +119,7 @@ class RevocationChecker {
   bool FetchPending(const ChainEvidence &evidence);
 
   // CLI: fetch every CDP/AIA URL of the chain now (ignoring backoff; still only
-  // http/https and fetch_allow hosts), ingesting what verifies, and return one
+  // http/https/ldap/ldaps and fetch_allow hosts), ingesting what verifies, and return one
   // line per URL with its result and timing (certutil -urlfetch experience).
   std::vector<std::string> FetchNow(const ChainEvidence &evidence, const Policy &policy);
 

@@ -10,6 +10,7 @@
 #include "cert_fields.h"
 #include "revocation/crl.h"
 #include "revocation/issuer_keys.h"
+#include "revocation/ldap_url.h"
 #include "revocation/ocsp.h"
 #include "text.h"
 
@@ -45,22 +46,25 @@ std::vector<std::string> FetchNow(FetchScheduler &scheduler, const Clock &clock,
       }
       for (const std::string &url : urls) {
         std::string line = prefix + kind + " " + url + ": ";
-        std::string refusal = UrlRefusal(url, limits.allow);
+        std::string refusal = UrlRefusal(url, limits);
         if (!refusal.empty()) {
           lines.push_back(line + "skipped, " + refusal);
           continue;
         }
         scheduler.TakeLease(url, limits, clock.Now(), /*ignore_backoff=*/true);
         HttpRequest request = scheduler.BuildRequest(*job, url, ocsp);
+        if (kind == "delta crl") request.ldap_attribute = kLdapDeltaCrlAttribute;
         request.if_none_match.clear();
         request.if_modified_since.clear();
         HttpResponse response = HttpFetch(request);
         bool ok = false;
         std::string result = scheduler.Process(*job, url, ocsp, response, &ok);
         scheduler.RecordUrl(url, ok, result, response);
-        std::string how = response.completed ? "HTTP " + std::to_string(response.status) + ", " +
-                                                   std::to_string(response.body.size()) + " bytes, "
-                                             : std::string();
+        const std::string protocol =
+            IsLdapUrl(url) ? std::string("LDAP") : "HTTP " + std::to_string(response.status);
+        std::string how = response.completed
+                              ? protocol + ", " + std::to_string(response.body.size()) + " bytes, "
+                              : std::string();
         lines.push_back(line + how + std::to_string(response.duration_ms) +
                         " ms: " + (ok ? "" : "failed: ") + result);
       }

@@ -10,6 +10,7 @@
 #include "cert_fields.h"
 #include "revocation/crl.h"
 #include "revocation/issuer_keys.h"
+#include "revocation/ldap_url.h"
 #include "revocation/ocsp.h"
 #include "text.h"
 
@@ -106,7 +107,10 @@ FetchScheduler::Lease FetchScheduler::TakeLease(const std::string &url, const Fe
   if (LeaseHeldByOther(state, now)) return Lease::kHeld;
   if (!ignore_backoff && state.backoff_until > now) return Lease::kBackoff;
   state.lease_pid = getpid();
-  state.lease_expiry = now + limits.timeout.count() / 1000 + 10;
+  // (An ldap:/// URL may ask every certgate_ldap_server, each within the timeout.)
+  const int64_t attempts =
+      IsLdapUrl(url) ? std::max<int64_t>(1, static_cast<int64_t>(limits.ldap_servers.size())) : 1;
+  state.lease_expiry = now + attempts * (limits.timeout.count() / 1000) + 10;
   if (txn->PutUrl(url, state).ok()) (void)txn->Commit();
   return Lease::kTaken;
 }
@@ -195,6 +199,8 @@ HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url,
     return request;
   }
   request.url = url;
+  request.ldap_attribute =
+      job.key.rfind("delta:", 0) == 0 ? kLdapDeltaCrlAttribute : kLdapCrlAttribute;
   // Conditional GET only when the cached CRL came from this very URL.
   Result<RevocationStore::ReadTxn> txn = store_.Read();
   if (txn.ok()) {
@@ -348,7 +354,7 @@ void FetchScheduler::ScheduleDeltaAfterBase(const Job &job) {
     const int64_t now = clock_.Now();
     urls.erase(std::remove_if(urls.begin(), urls.end(),
                               [&](const std::string &url) {
-                                if (!UrlRefusal(url, job.limits.allow).empty()) return true;
+                                if (!UrlRefusal(url, job.limits).empty()) return true;
                                 std::optional<UrlState> state = txn->GetUrl(url);
                                 return state && state->backoff_until > now;
                               }),

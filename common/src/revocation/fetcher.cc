@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "revocation/ldap_url.h"
+
 namespace certgate {
 namespace {
 
@@ -42,6 +44,7 @@ FetchLimits FetchLimitsFrom(const Policy &policy) {
   if (policy.fetch_max_size) limits.max_size = *policy.fetch_max_size;
   if (policy.fetch_proxy) limits.proxy = *policy.fetch_proxy;
   if (policy.fetch_allow) limits.allow = *policy.fetch_allow;
+  if (policy.ldap_server) limits.ldap_servers = *policy.ldap_server;
   return limits;
 }
 
@@ -68,18 +71,61 @@ std::string UrlHost(const std::string &url) {
   return Lower(authority.substr(0, colon));
 }
 
-std::string UrlRefusal(const std::string &url, const std::vector<std::string> &allow) {
+namespace {
+
+bool HostAllowed(const std::string &host, const std::vector<std::string> &allow) {
+  if (allow.empty()) return true;
+  for (const std::string &pattern : allow) {
+    if (GlobMatch(pattern, host, true)) return true;
+  }
+  return false;
+}
+
+// The servers (certgate_ldap_server spellings; "" = the URL's own host) an
+// LDAP URL is asked at, in order: those fetch_allow lets through.
+std::vector<std::string> LdapServersFor(const LdapUrl &url, const FetchLimits &limits) {
+  if (!url.host.empty()) {
+    return HostAllowed(url.host, limits.allow) ? std::vector<std::string>{""}
+                                               : std::vector<std::string>{};
+  }
+  std::vector<std::string> servers;
+  for (const std::string &server : limits.ldap_servers) {
+    if (HostAllowed(LdapServerHost(server), limits.allow)) servers.push_back(server);
+  }
+  return servers;
+}
+
+std::string LdapRefusal(const std::string &url, const FetchLimits &limits) {
+  Result<LdapUrl> parsed = ParseLdapUrl(url);
+  if (!parsed.ok()) return "not a usable LDAP URL: " + parsed.status().message();
+  if (parsed->host.empty() && limits.ldap_servers.empty()) {
+    // AD CS's ldap:/// means "the client's domain controller": certgate has none.
+    return "no LDAP server configured for an ldap:/// URL (certgate_ldap_server)";
+  }
+  if (!LdapServersFor(parsed.value(), limits).empty()) return "";
+  if (!parsed->host.empty()) return "host " + parsed->host + " is not in certgate_fetch_allow";
+  return "no certgate_ldap_server host is in certgate_fetch_allow";
+}
+
+}  // namespace
+
+std::string UrlRefusal(const std::string &url, const FetchLimits &limits) {
   const std::string scheme = UrlScheme(url);
+  if (scheme == "ldap" || scheme == "ldaps") return LdapRefusal(url, limits);
   if (scheme != "http" && scheme != "https") {
-    return scheme.empty() ? "not a URL" : scheme + " is not fetched (only http and https)";
+    return scheme.empty() ? "not a URL"
+                          : scheme + " is not fetched (only http, https, ldap and ldaps)";
   }
   const std::string host = UrlHost(url);
   if (host.empty()) return "no host in the URL";
-  if (allow.empty()) return "";
-  for (const std::string &pattern : allow) {
-    if (GlobMatch(pattern, host, true)) return "";
-  }
+  if (HostAllowed(host, limits.allow)) return "";
   return "host " + host + " is not in certgate_fetch_allow";
+}
+
+std::string UrlRefusal(const std::string &url, const std::vector<std::string> &allow) {
+  FetchLimits limits;
+  limits.allow = allow;
+  return UrlRefusal(url, limits);
 }
 
 // ---- one transfer's curl state, shared by the blocking and the async paths
@@ -93,6 +139,13 @@ struct HttpTransfer {
   std::string current_url;
   int redirects = 0;
   bool too_big = false;
+  uint64_t body_limit = 0;  // bytes written by curl (LDAP: base64 text)
+  // An LDAP URL: one search URL per server, asked in order.
+  bool ldap = false;
+  std::string ldap_attribute;
+  std::vector<std::string> ldap_targets, ldap_names;
+  size_t ldap_index = 0;
+  std::string ldap_errors;
   char error[CURL_ERROR_SIZE] = {0};
   SteadyClock::time_point start;
 
@@ -104,7 +157,7 @@ struct HttpTransfer {
   static size_t OnBody(char *data, size_t size, size_t n, void *user) {
     HttpTransfer *t = static_cast<HttpTransfer *>(user);
     size_t bytes = size * n;
-    if (t->response.body.size() + bytes > t->request.limits.max_size) {
+    if (t->response.body.size() + bytes > t->body_limit) {
       t->too_big = true;
       return 0;  // aborts with CURLE_WRITE_ERROR
     }
@@ -126,6 +179,45 @@ struct HttpTransfer {
     return size * n;
   }
 
+  // Before the first Setup: "" or why `request.url` is not fetched.
+  std::string Begin() {
+    current_url = request.url;
+    start = SteadyClock::now();
+    body_limit = request.limits.max_size;
+    std::string refusal = UrlRefusal(request.url, request.limits);
+    if (!refusal.empty() || !IsLdapUrl(request.url)) return refusal;
+    Result<LdapUrl> url = ParseLdapUrl(request.url);  // parses: no refusal
+    ldap = true;
+    ldap_attribute = !url->attributes.empty()          ? url->attributes[0]
+                     : !request.ldap_attribute.empty() ? request.ldap_attribute
+                                                       : std::string(kLdapCrlAttribute);
+    for (const std::string &server : LdapServersFor(url.value(), request.limits)) {
+      ldap_targets.push_back(LdapRequestUrl(url.value(), server, ldap_attribute));
+      ldap_names.push_back(LdapServerName(url.value(), server));
+    }
+    if (ldap_targets.empty()) return "no LDAP server to ask";  // (UrlRefusal said so)
+    current_url = ldap_targets[0];
+    // curl writes the value as base64 (4 bytes per 3) in a line of LDIF.
+    body_limit = request.limits.max_size / 3 * 4 + 4096;
+    return "";
+  }
+
+  bool SetupLdap() {
+    const FetchLimits &limits = request.limits;
+    curl_easy_setopt(easy, CURLOPT_URL, current_url.c_str());
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "ldap,ldaps");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(limits.timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(limits.timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");  // fetch_proxy is an HTTP proxy
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &HttpTransfer::OnBody);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, this);
+    return true;
+  }
+
   // (Re)configures the easy handle for current_url.
   bool Setup() {
     if (easy == nullptr) easy = curl_easy_init();
@@ -136,6 +228,7 @@ struct HttpTransfer {
     response.last_modified.clear();
     too_big = false;
     error[0] = '\0';
+    if (ldap) return SetupLdap();
     const FetchLimits &limits = request.limits;
     curl_easy_setopt(easy, CURLOPT_URL, current_url.c_str());
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -175,23 +268,66 @@ struct HttpTransfer {
     return true;
   }
 
+  std::string TransferError(CURLcode code) const {
+    if (too_big || code == CURLE_FILESIZE_EXCEEDED) {
+      return "larger than certgate_fetch_max_size (" + std::to_string(request.limits.max_size) +
+             " bytes)";
+    }
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      return "timed out after " + std::to_string(request.limits.timeout.count()) +
+             " ms (certgate_fetch_timeout)";
+    }
+    return error[0] != '\0' ? std::string(error) : curl_easy_strerror(code);
+  }
+
+  // An LDAP search ended: true when the next server is to be asked
+  // (current_url updated); otherwise fills response.
+  bool CompleteLdap(CURLcode code) {
+    std::string failure;
+    if (code == CURLE_OK) {
+      Result<std::string> value = LdapValueFromReply(response.body, ldap_attribute);
+      if (value.ok() && value->size() <= request.limits.max_size) {
+        response.body = std::move(value).value();
+        response.completed = true;
+        response.status = 200;
+        return false;
+      }
+      failure = value.ok() ? "larger than certgate_fetch_max_size (" +
+                                 std::to_string(request.limits.max_size) + " bytes)"
+                           : value.status().message();
+    } else {
+      failure = TransferError(code);
+      // curl: "LDAP remote: search failed No such object" (ldap_err2string).
+      const size_t at = failure.find("search failed");
+      if (at != std::string::npos) {
+        std::string said = failure.substr(at + 13);
+        while (!said.empty() && (said[0] == ' ' || said[0] == ':')) said.erase(0, 1);
+        while (!said.empty() && isspace(static_cast<unsigned char>(said.back()))) said.pop_back();
+        failure = "the LDAP search failed: \"" + said + "\"";
+      }
+    }
+    response.body.clear();
+    ldap_errors += (ldap_errors.empty() ? "" : "; ") + failure + " (LDAP server " +
+                   ldap_names[ldap_index] + ")";
+    if (++ldap_index < ldap_targets.size()) {
+      current_url = ldap_targets[ldap_index];
+      return true;
+    }
+    response.completed = false;
+    response.error = ldap_errors;
+    return false;
+  }
+
   // After a transfer ended: true when it was a redirect that should be followed
   // (current_url updated); otherwise fills response.
   bool Complete(CURLcode code) {
     response.duration_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
-    response.url = current_url;
+    response.url = ldap ? request.url : current_url;
+    if (ldap) return CompleteLdap(code);
     if (code != CURLE_OK) {
       response.completed = false;
-      if (too_big || code == CURLE_FILESIZE_EXCEEDED) {
-        response.error = "larger than certgate_fetch_max_size (" +
-                         std::to_string(request.limits.max_size) + " bytes)";
-      } else if (code == CURLE_OPERATION_TIMEDOUT) {
-        response.error = "timed out after " + std::to_string(request.limits.timeout.count()) +
-                         " ms (certgate_fetch_timeout)";
-      } else {
-        response.error = error[0] != '\0' ? std::string(error) : curl_easy_strerror(code);
-      }
+      response.error = TransferError(code);
       response.body.clear();
       return false;
     }
@@ -207,7 +343,10 @@ struct HttpTransfer {
         return false;
       }
       std::string target = location;
-      std::string refusal = UrlRefusal(target, request.limits.allow);
+      const std::string scheme = UrlScheme(target);
+      std::string refusal = scheme == "http" || scheme == "https"
+                                ? UrlRefusal(target, request.limits.allow)
+                                : "only http and https redirects are followed";
       if (!refusal.empty() || redirects >= 5) {
         response.completed = false;
         response.error = "redirect to " + target + " refused: " +
@@ -228,9 +367,7 @@ HttpResponse HttpFetch(const HttpRequest &request) {
   GlobalInit();
   HttpTransfer transfer;
   transfer.request = request;
-  transfer.current_url = request.url;
-  transfer.start = SteadyClock::now();
-  std::string refusal = UrlRefusal(request.url, request.limits.allow);
+  std::string refusal = transfer.Begin();
   if (!refusal.empty()) {
     transfer.response.error = refusal;
     transfer.response.url = request.url;
@@ -302,9 +439,7 @@ void RevocationFetcher::Post(std::function<void()> task, std::chrono::millisecon
 }
 
 void RevocationFetcher::Start(std::unique_ptr<Transfer> transfer) {
-  transfer->current_url = transfer->request.url;
-  transfer->start = SteadyClock::now();
-  std::string refusal = UrlRefusal(transfer->request.url, transfer->request.limits.allow);
+  std::string refusal = transfer->Begin();
   if (!refusal.empty() || !transfer->Setup()) {
     transfer->response.error = refusal.empty() ? "cannot start a transfer" : refusal;
     transfer->response.url = transfer->request.url;
@@ -325,7 +460,8 @@ void RevocationFetcher::Finish(Transfer *transfer, int curl_code) {
       return;
     }
     transfer->response.completed = false;
-    transfer->response.error = "cannot follow the redirect";
+    transfer->response.error =
+        transfer->ldap ? "cannot ask the next LDAP server" : "cannot follow the redirect";
   }
   auto it = active_.find(transfer->easy);
   std::unique_ptr<Transfer> owned = std::move(it->second);

@@ -2,10 +2,14 @@
 //
 // Transfers run concurrently on one curl multi handle, so a hanging CDP does not
 // delay another issuer's fetch. Limits: fetch_timeout (whole transfer, per hop),
-// fetch_max_size (Content-Length and streamed bytes), fetch_proxy; only http and
-// https; redirects are followed by hand (at most 5) and only to http/https URLs
-// whose host is in fetch_allow. The thread starts on the first Submit/Post, so a
-// process that never fetches never has it; it must not exist across fork.
+// fetch_max_size (Content-Length and streamed bytes), fetch_proxy; http, https,
+// ldap and ldaps; redirects are followed by hand (at most 5) and only to
+// http/https URLs whose host is in fetch_allow. An LDAP URL (revocation/
+// ldap_url.h) is a search whose body is the value of one attribute; one
+// without a host goes to the certgate_ldap_server servers in order (each
+// within fetch_timeout), never through fetch_proxy. The thread starts on the
+// first Submit/Post, so a process that never fetches never has it; it must not
+// exist across fork.
 #pragma once
 
 #include <certgate/policy.h>
@@ -31,6 +35,8 @@ struct FetchLimits {
   uint64_t max_size = uint64_t{32} << 20;
   std::string proxy;               // "" = none (environment proxies ignored too)
   std::vector<std::string> allow;  // host patterns; empty = any host
+  // certgate_ldap_server ("host[:port]"): where ldap:/// URLs are asked, in order.
+  std::vector<std::string> ldap_servers;
 };
 
 // The policy's fetch_* settings with DESIGN §2 defaults.
@@ -41,7 +47,11 @@ FetchLimits FetchLimitsFrom(const Policy &policy);
 std::string UrlScheme(const std::string &url);
 std::string UrlHost(const std::string &url);
 
-// "" when `url` may be fetched (http/https, host allowed), else why not.
+// "" when `url` may be fetched (http/https/ldap/ldaps, host allowed; for an
+// ldap:/// URL a certgate_ldap_server in fetch_allow), else why not ("no LDAP
+// server configured ...").
+std::string UrlRefusal(const std::string &url, const FetchLimits &limits);
+// The same with only fetch_allow (no certgate_ldap_server).
 std::string UrlRefusal(const std::string &url, const std::vector<std::string> &allow);
 
 struct HttpRequest {
@@ -50,8 +60,13 @@ struct HttpRequest {
   std::string content_type;
   std::string if_none_match, if_modified_since;  // conditional GET
   FetchLimits limits;
+  // An LDAP URL that names no attribute asks for this one ("" = a base CRL's,
+  // certificateRevocationList;binary; revocation/ldap_url.h names the others).
+  std::string ldap_attribute;
 };
 
+// For an LDAP URL: completed with status 200 and the attribute's value as the
+// body when a server had it; else not completed, `error` naming each server.
 struct HttpResponse {
   bool completed = false;  // an HTTP response arrived (any status)
   int status = 0;

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "cert_fields.h"
+#include "revocation/ldap_url.h"
 
 namespace certgate {
 namespace {
@@ -162,6 +163,7 @@ void RunIssuerFetch(FetchScheduler &scheduler, std::shared_ptr<IssuerJob> job) {
   HttpRequest request;
   request.url = job->url;
   request.limits = job->limits;
+  request.ldap_attribute = kLdapCaCertAttribute;  // for an ldap:// URL naming no attribute
   // The generic request path: whatever schemes the fetcher speaks (LDAP too).
   scheduler.Submit(std::move(request), [&scheduler, job](HttpResponse response) {
     bool ok = false;
@@ -265,7 +267,7 @@ IssuerCompletion CompleteChainFromAia(FetchScheduler &scheduler, const ChainEvid
         break;
       }
       for (const std::string &url : urls) {
-        if (std::string refusal = UrlRefusal(url, limits.allow); !refusal.empty()) {
+        if (std::string refusal = UrlRefusal(url, limits); !refusal.empty()) {
           problems.push_back(url + " is not fetched: " + refusal);
         } else if (std::optional<FetchedIssuers> record = txn->GetFetchedIssuers(url)) {
           for (const std::string &der : record->certs_der) {

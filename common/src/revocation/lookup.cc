@@ -207,7 +207,7 @@ std::string DescribeUrls(const RevocationStore::ReadTxn &txn, const char *kind,
   for (const std::string &url : urls) {
     if (!out.empty()) out += "; ";
     out += std::string(kind) + " " + url + ": ";
-    std::string refusal = UrlRefusal(url, limits.allow);
+    std::string refusal = UrlRefusal(url, limits);
     if (!refusal.empty()) {
       out += "skipped, " + refusal;
       continue;
@@ -237,7 +237,7 @@ std::vector<std::string> FetchableUrls(const RevocationStore::ReadTxn &txn,
                                        const FetchLimits &limits, int64_t now) {
   std::vector<std::string> out;
   for (const std::string &url : urls) {
-    if (!UrlRefusal(url, limits.allow).empty()) continue;
+    if (!UrlRefusal(url, limits).empty()) continue;
     std::optional<UrlState> state = txn.GetUrl(url);
     if (state && state->backoff_until > now) continue;
     if (state && RecentlyUnchanged(*state, now)) continue;
@@ -434,9 +434,6 @@ CertLookup LookUpCert(const RevocationStore::ReadTxn &txn, X509 *cert, X509 *iss
     detail += "; " + v.note;
     if (sources[i] == RevocationSource::kCrl) {
       detail += "; " + DescribeUrls(txn, "crl", CrlUrls(cert), limits, now);
-      for (const std::string &url : CrlUrls(cert)) {
-        if (UrlScheme(url) == "ldap") detail += " (ldap CDPs are not supported yet)";
-      }
       if (v.kind == View::kUnknownAnswer && !v.delta_urls.empty()) {
         detail += "; " + DescribeUrls(txn, "delta crl", v.delta_urls, limits, now);
       }

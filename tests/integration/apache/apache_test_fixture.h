@@ -18,7 +18,8 @@
 //                    from the CDP (h::CrlServer on 18080), OCSP
 //                    (h::OcspResponder on 18081), preloaded CRLs, faults,
 //                    refresh, resumption, the cache dir.
-// apache_crash_test.cc (ApacheCrash) uses 18580-18582.
+// apache_crash_test.cc (ApacheCrash) uses 18580-18582; apache_ldap_test.cc
+// (ApacheLdap) 18583-18587 and a slapd on 18389.
 //
 // apache_test_fixture.h: what the suites share (the demo PKI, the clients, one
 // apache2 instance); apache_reasons_test.cc, apache_behaviour_test.cc,

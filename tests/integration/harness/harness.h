@@ -321,6 +321,28 @@ class OcspResponder {
   std::vector<std::string> extra_;
 };
 
+// A throwaway LDAP directory (issue 11 §2): Debian's /usr/sbin/slapd in the
+// foreground on 127.0.0.1:port, its slapd.conf and mdb database under
+// `workdir` (core.schema, suffix DC=corp,DC=example,DC=com, anonymous read),
+// loaded with slapadd from `ldif` (a demo PKI's adcs/ldap/directory.ldif: the
+// CDP entries of AD CS with base and delta CRLs, and the AIA entry). Never the
+// system's slapd (which the package leaves stopped) or /etc/ldap/slapd.d.
+class Slapd {
+ public:
+  Slapd() = default;
+  ~Slapd() { Stop(); }
+  Slapd(const Slapd &) = delete;
+  Slapd &operator=(const Slapd &) = delete;
+  // "" on success, else what went wrong (with slapadd's or slapd's output).
+  std::string Start(const std::string &workdir, const std::string &ldif, int port);
+  void Stop();
+  int port() const { return port_; }
+
+ private:
+  Process process_;
+  int port_ = 0;
+};
+
 // Marks the certificate with serial `serial_hex` (as in fingerprints.txt) `R`
 // in an `openssl ca` index.txt, revoked at `when` (UTC, "YYMMDDHHMMSSZ") with
 // `reason` ("keyCompromise", ...). Written atomically. Returns false when the

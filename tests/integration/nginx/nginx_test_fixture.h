@@ -12,6 +12,7 @@
 //   NginxConfig      `nginx -t`: the core's messages with file:line.
 //     These three share MainServer (18401-18409).
 //   NginxRevocation  18410, a real CDP (18080) and OCSP responder (18081).
+// NginxLdap (nginx_ldap_test.cc, 18480) has its own nginx and slapd (18389).
 // NginxCrash (nginx_crash_test.cc, 18470) uses the harness too; NginxRestart
 // (nginx_restart_test.cc, 18490) runs nginx as a daemon from copies of the
 // module, on its own.
