@@ -1,11 +1,8 @@
-/*
- * mod_certgate: client-certificate (mTLS) policy for Apache httpd 2.4, a thin
- * adapter over the certgate core (certgate.h), where every rule lives. It
- * forwards the CertGate<Key> directives, hands the core each SSL vhost's
- * SSL_CTX and each connection's SSL* (mod_ssl's hooks), and turns the core's
- * outcome into a status, a body, CERTGATE_* variables, a log line and a count.
- * Laid out like modules/aaa/mod_authz_core.c.
- */
+/* mod_certgate: client-certificate (mTLS) policy for Apache httpd 2.4, a thin adapter over the
+ * certgate core (certgate.h), where every rule lives. It forwards the CertGate<Key> directives,
+ * hands the core each SSL vhost's SSL_CTX and each connection's SSL* (mod_ssl's hooks), and turns
+ * the core's outcome into a status, a body, CERTGATE_* variables, a log line and a count. Laid out
+ * like modules/aaa/mod_authz_core.c. */
 
 #include "httpd.h"
 #include "http_config.h"
@@ -31,8 +28,8 @@
 
 #include <certgate/certgate.h>
 
-/* mod_ssl's OpenSSL-level hooks (2.4.20+), found by name at run time: Debian's
- * apache2-dev lacks mod_ssl_openssl.h, so the prototypes are declared here. */
+/* mod_ssl's OpenSSL-level hooks (2.4.20+), found by name at run time: Debian's apache2-dev lacks
+ * mod_ssl_openssl.h, so the prototypes are declared here. */
 #ifndef SSL_DECLARE
 #define SSL_DECLARE(type) type
 #endif
@@ -51,8 +48,7 @@ APLOG_USE_MODULE(certgate);
 #define CG_NOTE_CONTENT_TYPE "certgate-content-type"
 #define CG_ERROR_FILTER "CERTGATE_ERROR_TYPE"
 
-/* A stable tag on every log line, as httpd's APLOGNO(); listed in
- * docs/apache-log-tags.md. */
+/* A stable tag on every log line, as httpd's APLOGNO(); listed in docs/apache-log-tags.md. */
 #define CGLOGNO(n) "CG" #n ": "
 
 typedef struct {
@@ -70,9 +66,9 @@ static cg_counters *counters;
 /* Set on the first request of an internal-redirect chain once it is judged. */
 #define CG_NOTE_JUDGED "certgate-judged"
 
-/* Every <Directory>/<Location>/<Files> section that sets a CertGate key, with
- * the server it appears in (cg_sections): check_config looks for revocation
- * there to know which cache directories the children will open. */
+/* Every <Directory>/<Location>/<Files> section that sets a CertGate key, with the server it appears
+ * in (cg_sections): check_config looks for revocation there to know which cache directories the
+ * children will open. */
 static cg_sections *sections;
 
 static apr_status_t sections_free(void *unused)
@@ -121,9 +117,9 @@ static void *create_server_config(apr_pool_t *p, server_rec *s)
     return apr_pcalloc(p, sizeof(certgate_srv_conf));
 }
 
-/* cmd->info is the key's cg_key. The values are split here, not by httpd's
- * TAKE_ARGV: that stops at 64 words and drops the rest of the line, which
- * would lose a long list of denied pins without a word. */
+/* cmd->info is the key's cg_key. The values are split here, not by httpd's TAKE_ARGV: that stops at
+ * 64 words and drops the rest of the line, which would lose a long list of denied pins without a
+ * word. */
 static const char *set_key(cmd_parms *cmd, void *mconfig, const char *raw)
 {
     certgate_dir_conf *conf = mconfig;
@@ -270,6 +266,15 @@ static void export_field(void *rv, const char *name, cg_str value)
     apr_table_setn(r->subprocess_env, name, apr_pstrmemdup(r->pool, value.data, value.len));
 }
 
+/* A request header; httpd has merged repeated ones into one value (", "). */
+static size_t request_header(void *rv, const char *name, cg_str *value)
+{
+    value->len = (value->data = apr_table_get(((request_rec *)rv)->headers_in, name)) != NULL
+                     ? strlen(value->data)
+                     : 0;
+    return value->data != NULL;
+}
+
 /* The core's level is a syslog one, as httpd's; NOTICE is written whatever the
  * LogLevel, as CertGateLog ... accepts asks. */
 static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg_decision *decision,
@@ -284,9 +289,9 @@ static void log_decision(request_rec *r, const certgate_dir_conf *conf, const cg
     ap_log_rerror(APLOG_MARK, level, 0, r, CGLOGNO(00001) "%.*s", (int)line.len, line.data);
 }
 
-/* Makes certgate's body the answer of refused `r` (no ErrorDocument, or one
- * refused in turn). ap_custom_response() takes text that looks like a URL or
- * a path for a redirect; certgate's bodies start with a digit, '{' or '<'. */
+/* Makes certgate's body the answer of refused `r` (no ErrorDocument, or one refused in turn).
+ * ap_custom_response() takes text that looks like a URL or a path for a redirect; certgate's bodies
+ * start with a digit, '{' or '<'. */
 static void set_refusal_body(request_rec *r, int status, const certgate_dir_conf *conf,
                              const cg_decision *decision)
 {
@@ -300,13 +305,10 @@ static void set_refusal_body(request_rec *r, int status, const certgate_dir_conf
     apr_table_setn(r->notes, CG_NOTE_CONTENT_TYPE, content_type);
 }
 
-/*
- * Where certgate enforces: post_perdir_config. It runs for every request,
- * subrequest and internal redirect right after the per-dir config is merged,
- * before Satisfy/Require/authentication, and nothing configurable skips it
- * (under "Satisfy Any" an access_checker refusal is only a vote); a non-OK
- * return ends the request through ap_die(), so ErrorDocument applies.
- */
+/* Where certgate enforces: post_perdir_config. It runs for every request, subrequest and internal
+ * redirect right after the per-dir config is merged, before Satisfy/Require/authentication, and
+ * nothing configurable skips it (under "Satisfy Any" an access_checker refusal is only a vote); a
+ * non-OK return ends the request through ap_die(), so ErrorDocument applies. */
 static int certgate_check(request_rec *r)
 {
     certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
@@ -315,6 +317,8 @@ static int certgate_check(request_rec *r)
         r->prev != NULL && apr_table_get(r->prev->notes, CG_NOTE_DENIED) != NULL ? r->prev : NULL;
     const cg_decision *decision;
     request_rec *first;
+    cg_request req = {.header = request_header, .request = r, .threaded = 1};
+    cg_request_decision rd;
     cg_outcome outcome;
     cg_str reason;
     int status;
@@ -338,13 +342,16 @@ static int certgate_check(request_rec *r)
 
     /* Every request is judged under its own policy, an ErrorDocument too (as
      * mod_authz_core does). A pending decision blocks this thread, bounded. */
-    decision = cg_ssl_decide_final(connection_ssl(r->connection), conf->policy);
-    if (cg_decision_reason(decision) == CG_REASON_NO_CERT &&
-        (apr_table_get(r->headers_in, "X-Forwarded-For") ||
-         apr_table_get(r->headers_in, "Forwarded") ||
-         cg_policy_trusted_proxy(conf->policy, r->connection->client_ip,
-                                 strlen(r->connection->client_ip)))) {
-        decision = cg_decision_via_proxy(decision); /* the hint names the proxy */
+    req.ssl = connection_ssl(r->connection);
+    req.client_ip_len = strlen(req.client_ip = r->connection->client_ip);
+    rd = cg_request_decide(conf->policy, &req);
+    decision = rd.decision;
+    if (rd.owned != NULL) { /* a forwarded certificate's decision: this request's alone */
+        apr_pool_cleanup_register(r->pool, rd.owned, cg_decision_release, apr_pool_cleanup_null);
+    }
+    if (rd.notice.len > 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, CGLOGNO(00010) "%.*s", (int)rd.notice.len,
+                      rd.notice.data);
     }
     for (first = r; first->prev != NULL; first = first->prev) {
         /* the request the internal-redirect / ErrorDocument chain started from */
@@ -377,9 +384,9 @@ static int certgate_check(request_rec *r)
         r->status_line = apr_psprintf(r->pool, "%d %s", status, cg_refusal_status_phrase(status));
     }
     if (refused != NULL) {
-        /* A refused ErrorDocument: httpd answers the first refused request
-         * (ap_die's recursive error) with its custom response, which is then
-         * certgate's body, never the ErrorDocument's handler. */
+        /* A refused ErrorDocument: httpd answers the first refused request (ap_die's recursive
+         * error) with its custom response, which is then certgate's body, never the ErrorDocument's
+         * handler. */
         request_rec *first = refused;
         while (first->prev != NULL && first->prev->status != HTTP_OK) {
             first = first->prev;
@@ -411,9 +418,9 @@ static void certgate_insert_error_filter(request_rec *r)
     }
 }
 
-/* CertGateStatus on: the counters page (the core writes it, as for nginx), the
- * location's content ahead of any other handler. The page is judged like any
- * URL: CertGate off in its <Location> makes it readable without a certificate. */
+/* CertGateStatus on: the counters page (the core writes it, as for nginx), the location's content
+ * ahead of any other handler. The page is judged like any URL: CertGate off in its <Location> makes
+ * it readable without a certificate. */
 static int certgate_status_handler(request_rec *r)
 {
     certgate_dir_conf *conf = ap_get_module_config(r->per_dir_config, &certgate_module);
@@ -441,9 +448,9 @@ static int certgate_status_handler(request_rec *r)
     return OK;
 }
 
-/* The directives of a section as name/args pairs (inside <If...> too, whatever
- * its condition), from which the core reads mod_ssl's CA files: there is no
- * SSL_CTX at `apache2 -t`. Returns the <VirtualHost> section of `v`. */
+/* The directives of a section as name/args pairs (inside <If...> too, whatever its condition), from
+ * which the core reads mod_ssl's CA files: there is no SSL_CTX at `apache2 -t`. Returns the
+ * <VirtualHost> section of `v`. */
 static const ap_directive_t *directives(const ap_directive_t *d, const server_rec *v,
                                         apr_array_header_t *out)
 {
@@ -498,12 +505,9 @@ static int certgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     return OK;
 }
 
-/*
- * The self-checks, and the revocation cache directories, in check_config
- * (every start, and `apache2 -t`): the parent, as root, makes every directory
- * a revocation checking policy uses ready for the child user; each child
- * opens the cache itself (an LMDB environment must not cross fork()).
- */
+/* The self-checks, and the revocation cache directories, in check_config (every start, and `apache2
+ * -t`): the parent, as root, makes every directory a revocation checking policy uses ready for the
+ * child user; each child opens the cache itself (an LMDB environment must not cross fork()). */
 static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                  server_rec *s)
 {
@@ -542,9 +546,8 @@ static int certgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
     return rc;
 }
 
-/* The shared counters: created once and kept in the process pool, so they go
- * on across graceful restarts; a module built with another layout of them
- * (another name) gets its own. */
+/* The shared counters: created once and kept in the process pool, so they go on across graceful
+ * restarts; a module built with another layout of them (another name) gets its own. */
 static int certgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                 server_rec *s)
 {

@@ -33,6 +33,7 @@ typedef struct {
     ngx_http_request_t        *request;      /* subrequests share the pool */
     const cg_policy           *policy;
     const cg_decision         *decision;
+    cg_decision               *owned;        /* freed with the request */
     /* this pass: the policy under which the client was judged and allowed */
     const cg_policy           *allowed;
     /* this pass: certgate refused; what follows is the refusal */
@@ -58,8 +59,6 @@ static ngx_int_t ngx_http_certgate_judge(ngx_http_request_t *r,
 static ngx_int_t ngx_http_certgate_body(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf, const cg_decision *d, ngx_str_t *body,
     ngx_str_t *type);
-static ngx_uint_t ngx_http_certgate_via_proxy(ngx_http_request_t *r,
-    const cg_policy *policy);
 static ngx_int_t ngx_http_certgate_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_certgate_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -211,6 +210,8 @@ ngx_http_certgate_ctx_cleanup(void *data)
 {
     ngx_http_certgate_ctx_t *ctx = data;
 
+    cg_decision_release(ctx->owned);
+
     if (ctx->wait.timer_set) {
         ngx_del_timer(&ctx->wait);
     }
@@ -266,11 +267,41 @@ ngx_http_certgate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
 }
 
 
+/* the request's first header called `name`, and how many there are */
+
+static size_t
+ngx_http_certgate_header(void *data, const char *name, cg_str *value)
+{
+    size_t               n = 0, len = ngx_strlen(name);
+    ngx_uint_t           i;
+    ngx_list_part_t     *part;
+    ngx_table_elt_t     *h;
+    ngx_http_request_t  *r = data;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len == len
+                && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0
+                && n++ == 0)
+            {
+                value->data = (const char *) h[i].value.data;
+                value->len = h[i].value.len;
+            }
+        }
+    }
+
+    return n;
+}
+
+
 const cg_decision *
 ngx_http_certgate_decide(ngx_http_request_t *r,
     ngx_http_certgate_loc_conf_t *clcf)
 {
-    SSL                      *ssl;
+    cg_request                req;
+    cg_request_decision       rd;
     ngx_http_certgate_ctx_t  *ctx;
 
     ctx = ngx_http_certgate_get_ctx(r, 1);
@@ -282,54 +313,29 @@ ngx_http_certgate_decide(ngx_http_request_t *r,
         return ctx->decision;
     }
 
-    ssl = r->connection->ssl ? r->connection->ssl->connection : NULL;
+    ngx_memzero(&req, sizeof(cg_request));
+    req.ssl = r->connection->ssl ? r->connection->ssl->connection : NULL;
+    req.client_ip = (const char *) r->connection->addr_text.data;
+    req.client_ip_len = r->connection->addr_text.len;
+    req.header = ngx_http_certgate_header;
+    req.request = r;
 
     /* never NULL for an enabled policy; a failure is internal_error */
-    ctx->decision = cg_ssl_decide(ssl, clcf->policy);
+    rd = cg_request_decide(clcf->policy, &req);
+
+    /* a forwarded certificate's decision is this request's alone */
+    cg_decision_release(ctx->owned);
+    ctx->owned = rd.owned;
+
+    if (rd.notice.len) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "%*s",
+                      rd.notice.len, rd.notice.data);
+    }
+
+    ctx->decision = rd.decision;
     ctx->policy = clcf->policy;
 
-    if (cg_decision_reason(ctx->decision) == CG_REASON_NO_CERT
-        && ngx_http_certgate_via_proxy(r, clcf->policy))
-    {
-        ctx->decision = cg_decision_via_proxy(ctx->decision);
-    }
-
     return ctx->decision;
-}
-
-
-/* a proxy in front (a trusted address, or forwarding headers): the no_cert
- * hint then names it */
-
-static ngx_uint_t
-ngx_http_certgate_via_proxy(ngx_http_request_t *r, const cg_policy *policy)
-{
-    ngx_str_t                 *name;
-    ngx_http_variable_value_t  v;
-
-    static ngx_str_t  headers[] = {
-        ngx_string("x_forwarded_for"), ngx_string("forwarded"),
-        ngx_null_string
-    };
-
-    if (cg_policy_trusted_proxy(policy,
-                                (const char *) r->connection->addr_text.data,
-                                r->connection->addr_text.len))
-    {
-        return 1;
-    }
-
-    for (name = headers; name->len; name++) {
-        if (ngx_http_variable_unknown_header(&v, name,
-                                             &r->headers_in.headers.part, 0)
-            == NGX_OK
-            && !v.not_found)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 

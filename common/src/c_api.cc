@@ -408,7 +408,8 @@ size_t cg_decision_format_log(const cg_decision *decision, cg_log_format format,
   try {
     const auto log_format =
         format == CG_LOG_JSON ? certgate::LogFormat::kJson : certgate::LogFormat::kKv;
-    return CopyOut(certgate::FormatLogLine(decision->decision, log_format), buf, size);
+    return CopyOut(certgate::FormatLogLine(decision->decision, log_format, decision->log_extras),
+                   buf, size);
   } catch (...) {
     return CopyOut("certgate: verdict=deny reason=internal_error", buf, size);
   }
@@ -506,11 +507,12 @@ const cg_decision *cg_decision_via_proxy(const cg_decision *decision) {
       finding.hint =
           "the request came through a proxy (X-Forwarded-For, Forwarded or a trusted proxy's "
           "address): a TLS-terminating proxy or load balancer in front of this server does not "
-          "pass client "
-          "certificates on; let clients reach this server directly (TLS passthrough), or have "
-          "the proxy check the certificates";
+          "pass client certificates on; let clients reach this server directly (TLS "
+          "passthrough), or have the proxy forward the client certificate in a header "
+          "(certgate_forwarded_cert, from an address in certgate_trusted_proxies)";
       auto variant = std::make_unique<cg_decision>(cg_decision{decision->decision});
       variant->decision.SetFindings({std::move(finding)});
+      variant->log_extras = decision->log_extras;
       decision->via_proxy.value = std::move(variant);
     });
   } catch (...) {

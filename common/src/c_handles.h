@@ -3,6 +3,7 @@
 
 #include <certgate/certgate.h>
 #include <certgate/decision.h>
+#include <certgate/log_format.h>
 #include <certgate/policy.h>
 
 #include <atomic>
@@ -68,4 +69,7 @@ struct cg_decision {
   certgate::Decision decision;
   certgate::LazyDecisionVariant via_proxy;  // cg_decision_via_proxy's
   certgate::LazyLeafExpiry leaf_expiry;     // counters.cc's NoteExpiry
+  // Fields of the log line the decision does not carry: where a forwarded
+  // certificate came from (source=forwarded proxy=...).
+  certgate::LogExtras log_extras;
 };

@@ -23,8 +23,25 @@ enum : uintptr_t {
   kRefusedByCertgate = 1u << 4,
   kReported = 1u << 5,
   kHandshakeDone = 1u << 6,
-  kReceivedShift = 8,  // bits 8-15: the alert the client sent
-  kSentShift = 16,     // bits 16-23: the alert the server sent
+  kReceivedShift = 8,         // bits 8-15: the alert the client sent
+  kSentShift = 16,            // bits 16-23: the alert the server sent
+  kClientVersionsShift = 24,  // bits 24-31: the ClientHello's supported_versions (kOffer*)
+  kAlpnShift = 32,            // bits 32-39: its ALPN protocols (kAlpn*)
+};
+static_assert(sizeof(uintptr_t) >= 8, "the ClientHello's facts need 40 bits");
+
+// One byte each for what the ClientHello offered. kOffered: the extension was there.
+enum : uintptr_t {
+  kOfferTls10 = 1u << 0,
+  kOfferTls11 = 1u << 1,
+  kOfferTls12 = 1u << 2,
+  kOfferTls13 = 1u << 3,
+  kOfferOther = 1u << 4,
+  kAlpnH2 = 1u << 0,
+  kAlpnHttp11 = 1u << 1,
+  kAlpnHttp10 = 1u << 2,
+  kAlpnOther = 1u << 3,
+  kOffered = 1u << 7,
 };
 
 int FactsIndex() {
@@ -145,6 +162,111 @@ bool IsCertificateAlert(int desc) {
          desc == SSL_AD_DECRYPT_ERROR || desc == SSL_AD_ACCESS_DENIED;
 }
 
+// Reads a ClientHello without copying: bounds-checked, big-endian.
+struct Reader {
+  const unsigned char *at;
+  size_t left;
+  bool Take(size_t n, const unsigned char **out) {
+    if (n > left) return false;
+    *out = at;
+    at += n;
+    left -= n;
+    return true;
+  }
+  bool Number(size_t bytes, size_t *out) {
+    const unsigned char *p;
+    if (!Take(bytes, &p)) return false;
+    *out = 0;
+    for (size_t i = 0; i < bytes; ++i) *out = (*out << 8) | p[i];
+    return true;
+  }
+  // A vector with a `bytes`-long length prefix.
+  bool Vector(size_t bytes, Reader *out) {
+    size_t n;
+    const unsigned char *p;
+    if (!Number(bytes, &n) || !Take(n, &p)) return false;
+    *out = Reader{p, n};
+    return true;
+  }
+};
+
+bool IsGrease(size_t value) { return (value & 0x0f0f) == 0x0a0a && (value >> 8) == (value & 0xff); }
+
+uintptr_t VersionBits(Reader list) {
+  uintptr_t bits = kOffered;
+  size_t version;
+  while (list.Number(2, &version)) {
+    bits |= version == TLS1_VERSION     ? kOfferTls10
+            : version == TLS1_1_VERSION ? kOfferTls11
+            : version == TLS1_2_VERSION ? kOfferTls12
+            : version == TLS1_3_VERSION ? kOfferTls13
+            : IsGrease(version)         ? uintptr_t{0}
+                                        : kOfferOther;
+  }
+  return bits;
+}
+
+uintptr_t AlpnBits(Reader list) {
+  uintptr_t bits = kOffered;
+  Reader name{nullptr, 0};
+  while (list.Vector(1, &name)) {
+    const std::string_view protocol(reinterpret_cast<const char *>(name.at), name.left);
+    bits |= protocol == "h2"         ? kAlpnH2
+            : protocol == "http/1.1" ? kAlpnHttp11
+            : protocol == "http/1.0" ? kAlpnHttp10
+                                     : kAlpnOther;
+  }
+  return bits;
+}
+
+// The facts of a ClientHello's body: its supported_versions and ALPN, or 0.
+uintptr_t ClientHelloFacts(Reader hello) {
+  const unsigned char *skip;
+  Reader vector{nullptr, 0}, extensions{nullptr, 0};
+  if (!hello.Take(2 + 32, &skip) || !hello.Vector(1, &vector) || !hello.Vector(2, &vector) ||
+      !hello.Vector(1, &vector) || !hello.Vector(2, &extensions)) {
+    return 0;  // no extensions (or not a ClientHello certgate can read)
+  }
+  uintptr_t facts = 0;
+  size_t type;
+  Reader body{nullptr, 0}, list{nullptr, 0};
+  while (extensions.Number(2, &type) && extensions.Vector(2, &body)) {
+    if (type == TLSEXT_TYPE_supported_versions && body.Vector(1, &list)) {
+      facts |= VersionBits(list) << kClientVersionsShift;
+    } else if (type == TLSEXT_TYPE_application_layer_protocol_negotiation &&
+               body.Vector(2, &list)) {
+      facts |= AlpnBits(list) << kAlpnShift;
+    }
+  }
+  return facts;
+}
+
+// "TLS 1.3,TLS 1.2" from the supported_versions bits; "" when not offered.
+std::string OfferedVersions(uintptr_t bits) {
+  if (!(bits & kOffered)) return "";
+  std::string out;
+  const std::pair<uintptr_t, const char *> kNames[] = {{kOfferTls13, "TLS1.3"},
+                                                       {kOfferTls12, "TLS1.2"},
+                                                       {kOfferTls11, "TLS1.1"},
+                                                       {kOfferTls10, "TLS1.0"},
+                                                       {kOfferOther, "other"}};
+  for (const auto &[bit, name] : kNames) {
+    if (bits & bit) out += (out.empty() ? "" : ",") + std::string(name);
+  }
+  return out.empty() ? "none" : out;
+}
+
+std::string OfferedAlpn(uintptr_t bits) {
+  if (!(bits & kOffered)) return "";
+  std::string out;
+  const std::pair<uintptr_t, const char *> kNames[] = {
+      {kAlpnH2, "h2"}, {kAlpnHttp11, "http/1.1"}, {kAlpnHttp10, "http/1.0"}, {kAlpnOther, "other"}};
+  for (const auto &[bit, name] : kNames) {
+    if (bits & bit) out += (out.empty() ? "" : ",") + std::string(name);
+  }
+  return out.empty() ? "none" : out;
+}
+
 uint64_t HashBytes(const void *data, size_t len) {
   uint64_t hash = 1469598103934665603ull;  // FNV-1a
   const auto *bytes = static_cast<const unsigned char *>(data);
@@ -191,6 +313,15 @@ bool NoteHandshakeEvent(const SSL *ssl, int where, int ret) {
   if (!failed) return false;
   SetFacts(ssl, facts | kReported);
   return true;
+}
+
+void NoteHandshakeMessage(int write_p, int, int content_type, const void *buf, size_t len, SSL *ssl,
+                          void *) {
+  if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 4 || !SSL_is_server(ssl)) return;
+  const auto *message = static_cast<const unsigned char *>(buf);
+  if (message[0] != SSL3_MT_CLIENT_HELLO) return;
+  const uintptr_t facts = ClientHelloFacts(Reader{message + 4, len - 4});
+  if (facts != 0) SetFacts(ssl, FactsOf(ssl) | facts);
 }
 
 void MarkRefusedByCertgate(SSL *ssl) { SetFacts(ssl, FactsOf(ssl) | kRefusedByCertgate); }
@@ -305,7 +436,9 @@ HandshakeFailure DescribeHandshakeFailure(const SSL *ssl) {
                     {"alert", alert},
                     {"sni", sni != nullptr ? sni : ""},
                     {"client_version", VersionName(client_version)},
-                    {"client_ciphers", ciphers ? std::to_string(sk_SSL_CIPHER_num(ciphers)) : ""}};
+                    {"client_versions", OfferedVersions(facts >> kClientVersionsShift & 0xff)},
+                    {"client_ciphers", ciphers ? std::to_string(sk_SSL_CIPHER_num(ciphers)) : ""},
+                    {"alpn", OfferedAlpn(facts >> kAlpnShift & 0xff)}};
   return failure;
 }
 

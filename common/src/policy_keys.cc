@@ -407,6 +407,41 @@ Status Set<CG_KEY_TRUSTED_PROXIES>(Policy &p, const Errors &err, const Args &arg
   return Status::Ok();
 }
 
+// `escaped` (the default header X-SSL-Client-Cert) or `xfcc`
+// (X-Forwarded-Client-Cert), or `header=NAME` alone for escaped; `off`.
+template <>
+Status Set<CG_KEY_FORWARDED_CERT>(Policy &p, const Errors &err, const Args &args) {
+  using Format = ForwardedCert::Format;
+  static const Keywords<Format> kWords{
+      {{"off", Format::kOff}, {"escaped", Format::kEscapedPem}, {"xfcc", Format::kXfcc}}};
+  std::optional<Format> format;
+  std::string header;
+  for (const std::string &arg : args) {
+    if (arg.size() > 7 && EqualsIgnoreCase(arg.substr(0, 7), "header=")) {
+      if (!header.empty()) return err.Error(Quote(arg) + ": header= is given twice");
+      header = arg.substr(7);
+      const bool token = std::all_of(header.begin(), header.end(), [](char c) {
+        return isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      });
+      if (!token) return err.IsNot(arg, "header=NAME, a header name (letters, digits, -, _)");
+      continue;
+    }
+    std::optional<Format> value = kWords.Find(arg);
+    if (!value) return err.IsNot(arg, "one of off, escaped, xfcc, header=NAME");
+    if (format) return err.Error(Quote(arg) + ": only one of off, escaped, xfcc may be given");
+    format = value;
+  }
+  if (format == Format::kOff && !header.empty()) {
+    return err.Error("header= makes no sense with off");
+  }
+  const Format effective = format.value_or(Format::kEscapedPem);
+  if (header.empty() && effective != Format::kOff) {
+    header = effective == Format::kXfcc ? "X-Forwarded-Client-Cert" : "X-SSL-Client-Cert";
+  }
+  p.forwarded_cert = ForwardedCert{effective, header};
+  return Status::Ok();
+}
+
 template <>
 Status Set<CG_KEY_CACHE>(Policy &p, const Errors &err, const Args &args) {
   if (args[0].empty() || args[0][0] != '/') return err.IsNot(args[0], "an absolute path");

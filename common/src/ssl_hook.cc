@@ -207,6 +207,8 @@ void WatchHandshake(const SSL *ssl, int where, int ret) {
   const Attachment *attachment = AttachmentOf(ssl);
   if (attachment == nullptr) return;
   if (attachment->previous_info != nullptr) attachment->previous_info(ssl, where, ret);
+  // The ClientHello is behind: no message callback on the connection's data path.
+  if (where & SSL_CB_HANDSHAKE_DONE) SSL_set_msg_callback(const_cast<SSL *>(ssl), nullptr);
   if (!NoteHandshakeEvent(ssl, where, ret) || attachment->log == nullptr) return;
 
   SSL *mutable_ssl = const_cast<SSL *>(ssl);
@@ -391,6 +393,7 @@ Status AttachToSslCtx(SSL_CTX *ctx, const Policy *policy, cg_ssl_log_fn log, voi
   }
   SSL_CTX_set_cert_verify_callback(ctx, VerifyClientChain, attachment.release());
   SSL_CTX_set_info_callback(ctx, WatchHandshake);
+  SSL_CTX_set_msg_callback(ctx, NoteHandshakeMessage);
   // Ask for a certificate but never fail the handshake for a missing one: the
   // request is refused as no_cert with an explanation instead.
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx) | SSL_VERIFY_PEER,

@@ -8,6 +8,8 @@
 #include <pki_builder.h>
 #include <stdlib.h>
 
+#include <vector>
+
 #include "handshake_failure.h"
 #include "revocation/registry.h"
 #include "strict_defects.h"
@@ -219,6 +221,50 @@ void BM_HandshakeWatchPerSuccessfulHandshake(benchmark::State &state) {
   SSL_CTX_free(ctx);
 }
 BENCHMARK(BM_HandshakeWatchPerSuccessfulHandshake);
+
+// The same with the message callback's share (issue 12 §4: supported_versions
+// and ALPN): the ClientHello parsed once, the handshake's other messages and
+// record headers (about a dozen) each turned away by their type.
+void BM_HandshakeWatchWithClientHello(benchmark::State &state) {
+  std::vector<unsigned char> hello;
+  {
+    SSL_CTX *client_ctx = SSL_CTX_new(TLS_client_method());
+    static const unsigned char kAlpn[] = "\x02h2\x08http/1.1";
+    SSL_CTX_set_alpn_protos(client_ctx, kAlpn, sizeof kAlpn - 1);
+    SSL_CTX_set_msg_callback(
+        client_ctx, [](int write_p, int, int type, const void *buf, size_t len, SSL *, void *arg) {
+          const auto *bytes = static_cast<const unsigned char *>(buf);
+          if (write_p && type == SSL3_RT_HANDSHAKE && len > 0 && bytes[0] == SSL3_MT_CLIENT_HELLO) {
+            static_cast<std::vector<unsigned char> *>(arg)->assign(bytes, bytes + len);
+          }
+        });
+    SSL_CTX_set_msg_callback_arg(client_ctx, &hello);
+    SSL *client = SSL_new(client_ctx);
+    SSL_set_bio(client, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_connect_state(client);
+    SSL_do_handshake(client);
+    SSL_free(client);
+    SSL_CTX_free(client_ctx);
+  }
+  const unsigned char header[5] = {SSL3_RT_HANDSHAKE, 3, 3, 0, 64};
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  for (auto _ : state) {
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_accept_state(ssl);
+    NoteHandshakeMessage(0, TLS1_2_VERSION, SSL3_RT_HANDSHAKE, hello.data(), hello.size(), ssl,
+                         nullptr);
+    for (int i = 0; i < 12; ++i) {
+      NoteHandshakeMessage(i % 2, TLS1_3_VERSION, SSL3_RT_HEADER, header, sizeof header, ssl,
+                           nullptr);
+      benchmark::DoNotOptimize(NoteHandshakeEvent(ssl, SSL_CB_ACCEPT_LOOP, 1));
+    }
+    benchmark::DoNotOptimize(NoteHandshakeEvent(ssl, SSL_CB_HANDSHAKE_DONE, 1));
+    benchmark::DoNotOptimize(NoteHandshakeEvent(ssl, SSL_CB_ACCEPT_EXIT, 1));
+    SSL_free(ssl);
+  }
+  SSL_CTX_free(ctx);
+}
+BENCHMARK(BM_HandshakeWatchWithClientHello);
 
 // The baseline of the above: the same SSL_new/SSL_free without the calls.
 void BM_SslNewFree(benchmark::State &state) {

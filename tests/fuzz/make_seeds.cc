@@ -3,6 +3,7 @@
 // and leaf of fuzz_support, nothing is fetched.
 #include <openssl/ocsp.h>
 
+#include <cctype>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -218,6 +219,31 @@ void StoreSeeds() {
   Seed("store", "flip-late", Byte(0) + U32(5 * 4096 + 2000) + Byte(0x80));
 }
 
+// nginx's $ssl_client_escaped_cert and Envoy's XFCC, good and broken.
+void ForwardedCertSeeds(const pki::Issued &ca, const pki::Issued &leaf) {
+  auto escape = [](const std::string &text) {
+    static const char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : text) {
+      if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+        out += static_cast<char>(c);
+      } else {
+        out += {'%', kHex[c >> 4], kHex[c & 15]};
+      }
+    }
+    return out;
+  };
+  const std::string leaf_pem = leaf.Pem(), chain_pem = leaf.Pem() + ca.Pem();
+  Seed("forwarded_cert", "escaped-leaf", Byte(0) + escape(leaf_pem));
+  Seed("forwarded_cert", "escaped-chain", Byte(0) + escape(chain_pem));
+  Seed("forwarded_cert", "escaped-cut", Byte(0) + escape(leaf_pem.substr(0, 200)));
+  Seed("forwarded_cert", "xfcc-cert",
+       Byte(1) + "By=spiffe://proxy;Hash=00;Cert=\"" + escape(leaf_pem) + "\";URI=spiffe://a");
+  Seed("forwarded_cert", "xfcc-chain",
+       Byte(1) + "Subject=\"CN=a,O=\\\"b\\\"\";Chain=\"" + escape(chain_pem) + "\"");
+  Seed("forwarded_cert", "xfcc-two", Byte(1) + "Cert=a;By=b,Cert=\"c\";DNS=d");
+}
+
 }  // namespace
 }  // namespace certgate::fuzz
 
@@ -236,5 +262,6 @@ int main(int argc, char **argv) {
   EvaluateSeeds(builder, ca, leaf);
   PolicySeeds();
   StoreSeeds();
+  ForwardedCertSeeds(ca, leaf);
   return 0;
 }

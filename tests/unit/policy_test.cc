@@ -145,7 +145,8 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "reject_at",
                                                   "log",
                                                   "status",
-                                                  "trusted_proxies"};
+                                                  "trusted_proxies",
+                                                  "forwarded_cert"};
   EXPECT_EQ(PolicyKeys(), expected);
 }
 
@@ -928,6 +929,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
       {"log", {"json", "accepts"}},
       {"status", {"on"}},
       {"trusted_proxies", {"192.0.2.0/24"}},
+      {"forwarded_cert", {"xfcc"}},
   };
   ASSERT_EQ(settings.size(), PolicyKeys().size());
   Policy parent;
@@ -940,6 +942,9 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
   EXPECT_EQ(child.EffectiveMode(), Mode::kOptional);
   EXPECT_EQ(child.trusted_issuers->certs.size(), 1u);
   EXPECT_EQ(child.trusted_proxies, std::vector<std::string>{"192.0.2.0/24"});
+  ASSERT_TRUE(child.forwarded_cert.has_value());
+  EXPECT_EQ(child.forwarded_cert->format, ForwardedCert::Format::kXfcc);
+  EXPECT_EQ(child.forwarded_cert->header, "X-Forwarded-Client-Cert");
   EXPECT_EQ(child.EffectiveEku(), EkuRequirement::kAny);
   EXPECT_EQ(child.EffectiveKeyUsage(), KeyUsageMask{KU_KEY_AGREEMENT});
   EXPECT_EQ(child.subject->size(), 1u);

@@ -30,6 +30,7 @@ using pki::CertSpec;
 using pki::Issued;
 using pki::PkiBuilder;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int64_t kNow = 1800000000;
 
@@ -367,6 +368,82 @@ TEST_F(SslHookTest, NoSharedCipherIsNamed) {
   ASSERT_EQ(logged_.size(), 1u);
   EXPECT_THAT(logged_[0], HasSubstr("cipher suites the client offered is enabled"));
   EXPECT_THAT(logged_[0], HasSubstr("stage=client_hello"));
+}
+
+// Issue 12 §4: the line names what the ClientHello offered (its supported_versions
+// and ALPN extensions), read by a message callback.
+TEST_F(SslHookTest, TheLineNamesTheOfferedVersionsAndAlpn) {
+  configure_client_ = [](SSL_CTX *ctx) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    static const unsigned char kAlpn[] =
+        "\x02h2\x08http/1.1\x0a"
+        "acme-tls/1";
+    SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn - 1);
+  };
+  Attach();
+  const Issued leaf = pki_->Issue(*issuing_, PkiBuilder::LeafSpec("CN=alice"));
+  Connection conn = Handshake(&leaf, {*issuing_}, nullptr, TLS1_3_VERSION);
+  ASSERT_FALSE(conn.handshake_ok);
+  ASSERT_EQ(logged_.size(), 1u);
+  EXPECT_THAT(logged_[0], HasSubstr("client_versions=\"TLS1.3,TLS1.2\""));
+  EXPECT_THAT(logged_[0], HasSubstr("alpn=\"h2,http/1.1,other\""));
+}
+
+// A client without the extensions (TLS 1.2 at most, no ALPN): neither field.
+TEST_F(SslHookTest, NoExtensionsNoFields) {
+  SSL_CTX_set_min_proto_version(server_ctx_.get(), TLS1_3_VERSION);
+  Attach();
+  Connection conn = Handshake(nullptr, {}, nullptr, TLS1_2_VERSION);
+  ASSERT_FALSE(conn.handshake_ok);
+  ASSERT_EQ(logged_.size(), 1u);
+  EXPECT_THAT(logged_[0], Not(HasSubstr("client_versions=")));
+  EXPECT_THAT(logged_[0], Not(HasSubstr("alpn=")));
+}
+
+// Whatever bytes a ClientHello holds, the parser reads within them: every
+// truncation of a real one, and bytes that lie about their lengths.
+TEST_F(SslHookTest, TheClientHelloParserStaysInItsBytes) {
+  std::vector<unsigned char> hello;
+  Owned<SSL_CTX> client_ctx(SSL_CTX_new(TLS_client_method()));
+  static const unsigned char kAlpn[] = "\x02h2";
+  SSL_CTX_set_alpn_protos(client_ctx.get(), kAlpn, sizeof kAlpn - 1);
+  SSL_CTX_set_msg_callback(client_ctx.get(), [](int write_p, int, int type, const void *buf,
+                                                size_t len, SSL *, void *arg) {
+    auto *out = static_cast<std::vector<unsigned char> *>(arg);
+    const auto *bytes = static_cast<const unsigned char *>(buf);
+    if (write_p && type == SSL3_RT_HANDSHAKE && len > 0 && bytes[0] == SSL3_MT_CLIENT_HELLO) {
+      out->assign(bytes, bytes + len);
+    }
+  });
+  SSL_CTX_set_msg_callback_arg(client_ctx.get(), &hello);
+  Owned<SSL> client(SSL_new(client_ctx.get()));
+  SSL_set_bio(client.get(), BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+  SSL_set_connect_state(client.get());
+  SSL_do_handshake(client.get());
+  ERR_clear_error();
+  ASSERT_GT(hello.size(), 100u);
+  for (size_t len = 0; len <= hello.size(); ++len) {
+    Owned<SSL> server(SSL_new(server_ctx_.get()));
+    SSL_set_accept_state(server.get());
+    std::vector<unsigned char> cut(hello.begin(), hello.begin() + len);  // its own allocation
+    NoteHandshakeMessage(0, 0, SSL3_RT_HANDSHAKE, cut.data(), cut.size(), server.get(), nullptr);
+    const std::string alpn = [&] {
+      for (const auto &[name, value] : DescribeHandshakeFailure(server.get()).extras) {
+        if (name == "alpn") return value;
+      }
+      return std::string();
+    }();
+    if (len == hello.size()) EXPECT_EQ(alpn, "h2");
+  }
+  // Lengths that point past the end.
+  std::vector<unsigned char> liar = hello;
+  for (size_t at = 4; at + 1 < liar.size(); at += 7) {
+    liar[at] = 0xff;
+    Owned<SSL> server(SSL_new(server_ctx_.get()));
+    SSL_set_accept_state(server.get());
+    NoteHandshakeMessage(0, 0, SSL3_RT_HANDSHAKE, liar.data(), liar.size(), server.get(), nullptr);
+  }
 }
 
 class SslHookAlertTest : public SslHookTest,

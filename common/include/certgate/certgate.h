@@ -239,7 +239,10 @@ CG_API void cg_set_directive_style(cg_directive_style style);
     CG_KEY_PATH_NONE, "on | off: this location serves certgate's counters")                       \
   X(TRUSTED_PROXIES, "trusted_proxies", "certgate_trusted_proxies", "CertGateTrustedProxies",     \
     trusted_proxies, CG_KEY_CTX_ANY, 1, CG_KEY_MANY, CG_KEY_PATH_NONE,                            \
-    "addresses or CIDR blocks of the proxies in front of this server")
+    "addresses or CIDR blocks of the proxies in front of this server")                            \
+  X(FORWARDED_CERT, "forwarded_cert", "certgate_forwarded_cert", "CertGateForwardedCert",         \
+    forwarded_cert, CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE,                                       \
+    "off | escaped | xfcc [header=NAME]: the client certificate a trusted proxy forwards")
 
 typedef enum {
 #define CG_KEY_ENUM(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \
@@ -682,6 +685,53 @@ CG_API const cg_decision *cg_decision_via_proxy(const cg_decision *decision);
 /* Whether `client_ip` (the TCP peer, as text) is in the policy's
  * certgate_trusted_proxies. */
 CG_API int cg_policy_trusted_proxy(const cg_policy *policy, const char *client_ip, size_t len);
+
+/* ---- a request: the connection's certificate, or the one a trusted proxy forwarded ---- */
+
+/* How a server hands the core a request header: sets *value to the first
+ * header called `name` (case-insensitive) and returns how many there are. */
+typedef size_t (*cg_header_fn)(void *request, const char *name, cg_str *value);
+
+typedef struct {
+  SSL *ssl;              /* the connection's TLS; NULL when not over TLS */
+  const char *client_ip; /* the TCP peer, as text (not X-Forwarded-For) */
+  size_t client_ip_len;
+  cg_header_fn header; /* the request's headers */
+  void *request;       /* handed to `header` */
+  int threaded;        /* 1: a pending decision may block this thread (httpd) */
+} cg_request;
+
+typedef struct {
+  /* The decision; NULL only when the policy is off (or, threaded, a wait that
+   * never settled on an allow: never allow then). */
+  const cg_decision *decision;
+  /* A forwarded certificate's decision belongs to this request alone (a
+   * proxy's requests on one connection each carry their own client): free it
+   * with cg_decision_release when the request ends. NULL: nothing to free. */
+  cg_decision *owned;
+  /* A line to log at warning level, rate-limited per address, or empty: a
+   * forwarded certificate ignored because the peer is not a trusted proxy.
+   * Valid until this thread's next call. */
+  cg_str notice;
+} cg_request_decision;
+
+/*
+ * The decision for one request under `policy` (a location's, as for
+ * cg_ssl_decide). With certgate_forwarded_cert set and the TCP peer in
+ * certgate_trusted_proxies, the client certificate is the one the proxy put in
+ * the header (nginx $ssl_client_escaped_cert, or Envoy's
+ * x-forwarded-client-cert), judged exactly like one sent in a handshake on
+ * this connection (its trust anchors, strict checks, revocation); a header
+ * that does not decode is refused as malformed; no header is no_cert. From
+ * any other address the header is ignored (`notice` says so) and the
+ * connection's own certificate is judged. A no_cert decision of a request that
+ * came through a proxy gets the hint that names it (cg_decision_via_proxy).
+ */
+CG_API cg_request_decision cg_request_decide(const cg_policy *policy, const cg_request *request);
+
+/* cg_decision_free for a request's cleanup; returns 0, so it is an APR pool
+ * cleanup as it is (apr_status_t is an int, APR_SUCCESS 0). */
+CG_API int cg_decision_release(void *decision);
 
 /* The client's address, for a server whose SSL has no socket of its own
  * (httpd): failed-handshake lines are rate-limited per address. Cheap: keeps a

@@ -81,6 +81,15 @@ struct CertList {
   std::vector<std::shared_ptr<X509>> certs;
 };
 
+// `forwarded_cert escaped|xfcc [header=NAME]`: where a trusted proxy puts the
+// client certificate. kEscapedPem: URL-encoded PEM, as nginx's
+// $ssl_client_escaped_cert (the chain may follow the leaf); kXfcc: Envoy's
+// x-forwarded-client-cert element with Cert= (and Chain=).
+struct ForwardedCert {
+  enum class Format { kOff, kEscapedPem, kXfcc } format = Format::kOff;
+  std::string header;  // as configured; compared case-insensitively
+};
+
 // Where the shared revocation cache lives when certgate_cache is not set.
 constexpr const char *kDefaultCacheDir = "/var/cache/certgate";
 
@@ -117,6 +126,7 @@ struct Policy {
   std::optional<bool> fetch_issuers;
   std::optional<std::vector<std::string>> ldap_server;  // "host[:port]", in order
   std::optional<std::vector<std::string>> trusted_proxies;  // addresses, CIDR blocks
+  std::optional<ForwardedCert> forwarded_cert;
   std::optional<std::string> cache;
   std::optional<int> reject_status;
   std::optional<RejectBody> reject_body;

@@ -28,6 +28,8 @@ enum : int {
   kHandshake,        // CertGateRejectAt handshake
   kWithoutCertgate,  // SSLVerifyClient require, no CertGate directive
   kAppBackend,       // plain HTTP: the application behind ProxyPass (Debian's nginx)
+  kForwarded,        // CertGateForwardedCert from 127.0.0.2, trust with the intermediate
+  kFront,            // a plain nginx terminating TLS in front of kForwarded
 };
 
 class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
@@ -104,7 +106,14 @@ class ApacheBehaviour : public ::testing::TestWithParam<std::string> {
            VirtualHost(base + kVerifyUnset, "", "  CertGate require\n") +
            VirtualHost(base + kHandshake, "optional_no_ca",
                        "  CertGate require\n  CertGateRejectAt handshake\n") +
-           VirtualHost(base + kWithoutCertgate, "require", "");
+           VirtualHost(base + kWithoutCertgate, "require", "") +
+           VirtualHost(base + kForwarded, "optional_no_ca",
+                       "  SSLCACertificateFile " + pki +
+                           "/ca/trust-with-intermediate.pem\n"
+                           "  CertGate require\n"
+                           "  CertGateTrustedProxies 127.0.0.2\n"
+                           "  CertGateForwardedCert header=X-SSL-Client-Cert\n"
+                           "  <Location /xfcc>\n    CertGateForwardedCert xfcc\n  </Location>\n");
   }
 
   void SetUp() override {
@@ -477,6 +486,119 @@ TEST_P(ApacheBehaviour, FailedHandshakesGetOneLineEach) {
             1u)
       << text;
   EXPECT_EQ(h::GrepLines(text, {"tls_handshake"}).size(), 2u) << text;
+  // What the ClientHellos offered: curl's versions and ALPN; TLS 1.1 has no
+  // supported_versions extension.
+  EXPECT_EQ(
+      h::GrepLines(text, {"unknown_ca", "client_versions=\"TLS1.3,TLS1.2", "alpn=\"h2,http/1.1\""})
+          .size(),
+      1u)
+      << text;
+  EXPECT_EQ(h::GrepLines(text, {"0x0302", "client_versions="}).size(), 0u) << text;
+}
+
+// Issue 12 §4: a scanner cannot flood the log: at most five lines per client
+// address a minute in each child (then the next line says suppressed=N); every
+// failure is still counted.
+TEST_P(ApacheBehaviour, FailedHandshakeLinesAreRateLimitedPerClient) {
+  const std::string counter = "certgate_decisions_total{verdict=\"deny\",reason=\"tls_handshake\"}";
+  const uint64_t before = Counters(Get(Port(kMain), "/certgate-status", "").body)[counter];
+  h::LogTail errors(server_->error_log());
+  const std::string url = "https://127.0.0.1:" + std::to_string(Port(kMain)) + "/";
+  const int attempts = 48;  // more than five lines in each of prefork's (at most 8) children
+  for (int i = 0; i < attempts; ++i) {
+    h::RunResult old =
+        h::Run({"curl", "-sSk", "--max-time", "10", "--interface", "127.0.0.43", "--tlsv1.1",
+                "--tls-max", "1.1", "--ciphers", "DEFAULT@SECLEVEL=0", url},
+               {}, "", 20000);
+    EXPECT_NE(old.exit_code, 0) << old.out;
+  }
+  EXPECT_EQ(Counters(Get(Port(kMain), "/certgate-status", "").body)[counter], before + attempts);
+  bool found = false;
+  const std::string text = errors.WaitFor("127.0.0.43", 5000, &found);
+  const auto lines = h::GrepLines(text, {"reason=tls_handshake", "[client 127.0.0.43"});
+  const size_t children = mpm_ == "prefork" ? 8 : 2;  // ServerLimit (MpmBlock)
+  EXPECT_GE(lines.size(), 5u) << text;
+  EXPECT_LE(lines.size(), 5 * children) << text;
+  EXPECT_LT(lines.size(), static_cast<size_t>(attempts)) << text;
+}
+
+// Issue 12 §5: certgate_forwarded_cert behind a real TLS-terminating nginx
+// (its own process, configuration and port) that proxies from 127.0.0.2 with
+// X-SSL-Client-Cert: $ssl_client_escaped_cert, leaving the judging to certgate
+// (ssl_verify_client optional_no_ca).
+TEST_P(ApacheBehaviour, ForwardedCertificateThroughARealFrontProxy) {
+  const std::string pki = SharedPki().path;
+  const std::string dir = server_->root() + "/front";
+  for (const char *sub : {"/logs", "/tmp"}) h::MakeDirs(dir + sub);
+  const std::string conf =
+      h::NginxConfigHead(dir, 1, {dir + "/logs/error.log"}) +
+      "  server {\n    listen 127.0.0.1:" + std::to_string(Port(kFront)) +
+      " ssl;\n    ssl_certificate " + pki + "/server/server-chain.pem;\n    ssl_certificate_key " +
+      pki + "/server/server.key;\n    ssl_client_certificate " + pki +
+      "/ca/trust.pem;\n    ssl_verify_client optional_no_ca;\n    ssl_verify_depth 3;\n"
+      "    location / {\n      proxy_pass https://127.0.0.1:" +
+      std::to_string(Port(kForwarded)) +
+      ";\n      proxy_bind 127.0.0.2;\n"
+      "      proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;\n    }\n  }\n}\n";
+  ASSERT_TRUE(h::WriteFile(dir + "/nginx.conf", conf));
+  h::Process front;
+  ASSERT_TRUE(front.Start({"/usr/sbin/nginx", "-p", dir, "-c", dir + "/nginx.conf"},
+                          dir + "/logs/stdout.log", dir + "/logs/stderr.log"))
+      << front.error();
+  ASSERT_TRUE(h::WaitForPort(Port(kFront), 10000)) << h::ReadFile(dir + "/logs/stderr.log");
+  h::LogTail errors(server_->error_log());
+  const std::string front_url = "https://127.0.0.1:" + std::to_string(Port(kFront));
+  const std::string backend_url = "https://127.0.0.1:" + std::to_string(Port(kForwarded));
+
+  EXPECT_EQ(h::CurlAsClient(front_url + "/", pki, "good", 20).status, 200);
+  EXPECT_EQ(h::CurlAsClient(front_url + "/", pki, "self_signed", 20).status, 403);
+  EXPECT_EQ(h::CurlAsClient(front_url + "/", pki, "", 20).status, 403);
+  bool found = false;
+  std::string text = errors.WaitFor("forwarded no client certificate", 5000, &found);
+  EXPECT_EQ(
+      h::GrepLines(text, {"reason=untrusted_issuer", "source=forwarded proxy=127.0.0.2"}).size(),
+      1u)
+      << text;
+  EXPECT_EQ(h::GrepLines(text, {"reason=no_cert", "the trusted proxy 127.0.0.2 forwarded no",
+                                "CertGateForwardedCert"})
+                .size(),
+            1u)
+      << text;
+
+  // Straight to the backend: a forged header from an untrusted address, a
+  // malformed one and an XFCC one from the trusted address.
+  h::LogTail direct(server_->error_log());
+  const std::string good = h::ReadFile(pki + "/clients/good.chain.pem");
+  std::string escaped;
+  for (unsigned char c : good) {
+    static const char kHex[] = "0123456789ABCDEF";
+    escaped += isalnum(c) ? std::string(1, static_cast<char>(c))
+                          : std::string{'%', kHex[c >> 4], kHex[c & 15]};
+  }
+  EXPECT_EQ(h::CurlAsClient(backend_url + "/", pki, "", 20,
+                            {"--interface", "127.0.0.1", "-H", "X-SSL-Client-Cert: " + escaped})
+                .status,
+            403);
+  const int xfcc =
+      h::CurlAsClient(backend_url + "/xfcc/", pki, "", 20,
+                      {"--interface", "127.0.0.2", "-H",
+                       "X-Forwarded-Client-Cert: By=spiffe://front;Chain=\"" + escaped + "\""})
+          .status;
+  EXPECT_TRUE(xfcc == 200 || xfcc == 404) << xfcc;  // allowed (whether or not a page is there)
+  EXPECT_EQ(h::CurlAsClient(backend_url + "/", pki, "", 20,
+                            {"--interface", "127.0.0.2", "-H", "X-SSL-Client-Cert: %ZZ"})
+                .status,
+            403);
+  text = direct.WaitFor("has a bad %-escape", 5000, &found);
+  EXPECT_EQ(h::GrepLines(text, {"[certgate:warn]", "CG00010", "forwarded_cert=ignored",
+                                "header=X-SSL-Client-Cert client=127.0.0.1"})
+                .size(),
+            1u)
+      << text;
+  EXPECT_EQ(h::GrepLines(text, {"reason=no_cert", "[client 127.0.0.1:"}).size(), 1u) << text;
+  EXPECT_EQ(h::GrepLines(text, {"reason=malformed", "has a bad %-escape"}).size(), 1u) << text;
+  EXPECT_EQ(h::GrepLines(text, {"reason="}).size(), 2u) << text;  // the XFCC one was allowed
+  front.Stop(SIGQUIT, 10000);
 }
 
 // Issue 12 §5: a request that came through a proxy (X-Forwarded-For) without a

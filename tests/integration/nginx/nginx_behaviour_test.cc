@@ -444,6 +444,20 @@ TEST_F(NginxBehaviour, FailedHandshakesGetOneLineEach) {
   EXPECT_EQ(CountersPage()[counter], before.at(counter) + 2);
 }
 
+// Issue 12 §4: the line names the versions and ALPN protocols the ClientHello
+// offered (curl: TLS 1.3 down to its minimum, h2 and http/1.1).
+TEST_F(NginxBehaviour, FailedHandshakeLineNamesOfferedVersionsAndAlpn) {
+  h::RunResult picky = h::Run({"curl", "-sS", "--max-time", "10", "--interface", "127.0.0.11",
+                               "--cacert", nginx().pki() + "/ca/untrusted-root.pem",
+                               "https://127.0.0.1:" + std::to_string(kMainPort) + "/"},
+                              {}, "", 20000);
+  EXPECT_NE(picky.exit_code, 0) << picky.out;
+  const std::string line = h::WaitForLine(
+      nginx().error_log(), {"reason=tls_handshake", "unknown_ca", "client: 127.0.0.11"});
+  EXPECT_NE(line.find("client_versions=\"TLS1.3,TLS1.2"), std::string::npos) << line;
+  EXPECT_NE(line.find("alpn=\"h2,http/1.1\""), std::string::npos) << line;
+}
+
 // Issue 12 §4: a scanner cannot flood the log; every failure is still counted.
 TEST_F(NginxBehaviour, FailedHandshakeLinesAreRateLimitedPerClient) {
   const std::string counter = "certgate_decisions_total{verdict=\"deny\",reason=\"tls_handshake\"}";
