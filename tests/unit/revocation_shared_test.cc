@@ -14,8 +14,8 @@
 namespace certgate {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::DelayProxy;
+using ::testing::HasSubstr;
 using testing::kRevDay;
 using testing::kRevNow;
 using ::testing::Not;
@@ -454,6 +454,26 @@ TEST_F(SharedTierTest, AWaitingHostTakesTheLeaseHoldersPublication) {
   const std::string listing = Joined(host_b_->List());
   EXPECT_THAT(listing, HasSubstr("hit=1"));
   EXPECT_THAT(listing, HasSubstr("lease_wait=1"));
+}
+
+TEST_F(SharedTierTest, WhatRedisLacksIsFetchedWholeToBePublished) {
+  pki::Issued alice = Leaf("alice", {crl_url_});
+  cdp_.Set("/issuing.crl", Reply{200, CrlDer({}, 6), {"ETag: \"v6\""}});
+  SetPolicy("shared_cache", {"off"});  // joined the fleet later
+  ASSERT_EQ(CheckAfterFetch(*checker_, alice).status, RevocationStatus::kGood);
+  SetPolicy("shared_cache", {redis_.Url()});
+  clock_.Set(kRevNow + 4000);
+  ASSERT_EQ(CheckAfterFetch(*checker_, alice).status, RevocationStatus::kGood);
+  std::vector<TestHttpServer::Request> requests = cdp_.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].Header("If-None-Match"), "");  // not a 304: the body is wanted
+  EXPECT_EQ(redis_.HGet(CrlKey(), "etag"), "\"v6\"");
+  // Redis has it now: the next refresh may be conditional (a 304 marks the blob checked).
+  clock_.Set(kRevNow + 8000);
+  ASSERT_EQ(CheckAfterFetch(*checker_, alice).status, RevocationStatus::kGood);
+  requests = cdp_.Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[2].Header("If-None-Match"), "\"v6\"");
 }
 
 TEST_F(SharedTierTest, OcspAnswersAreSharedByCertId) {
