@@ -146,7 +146,8 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "log",
                                                   "status",
                                                   "trusted_proxies",
-                                                  "forwarded_cert"};
+                                                  "forwarded_cert",
+                                                  "shared_cache"};
   EXPECT_EQ(PolicyKeys(), expected);
 }
 
@@ -930,6 +931,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
       {"status", {"on"}},
       {"trusted_proxies", {"192.0.2.0/24"}},
       {"forwarded_cert", {"xfcc"}},
+      {"shared_cache", {"redis://127.0.0.1:6390/1"}},
   };
   ASSERT_EQ(settings.size(), PolicyKeys().size());
   Policy parent;
@@ -945,6 +947,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
   ASSERT_TRUE(child.forwarded_cert.has_value());
   EXPECT_EQ(child.forwarded_cert->format, ForwardedCert::Format::kXfcc);
   EXPECT_EQ(child.forwarded_cert->header, "X-Forwarded-Client-Cert");
+  EXPECT_EQ(child.shared_cache->Display(), "redis://127.0.0.1:6390/1");
   EXPECT_EQ(child.EffectiveEku(), EkuRequirement::kAny);
   EXPECT_EQ(child.EffectiveKeyUsage(), KeyUsageMask{KU_KEY_AGREEMENT});
   EXPECT_EQ(child.subject->size(), 1u);

@@ -242,7 +242,10 @@ CG_API void cg_set_directive_style(cg_directive_style style);
     "addresses or CIDR blocks of the proxies in front of this server")                            \
   X(FORWARDED_CERT, "forwarded_cert", "certgate_forwarded_cert", "CertGateForwardedCert",         \
     forwarded_cert, CG_KEY_CTX_ANY, 1, 2, CG_KEY_PATH_NONE,                                       \
-    "off | escaped | xfcc [header=NAME]: the client certificate a trusted proxy forwards")
+    "off | escaped | xfcc [header=NAME]: the client certificate a trusted proxy forwards")        \
+  X(SHARED_CACHE, "shared_cache", "certgate_shared_cache", "CertGateSharedCache", shared_cache,   \
+    CG_KEY_CTX_SERVER, 1, 2, CG_KEY_PATH_NONE,                                                    \
+    "redis://[user:password@]host:port/db [prefix=certgate:] | off: the fleet's revocation tier")
 
 typedef enum {
 #define CG_KEY_ENUM(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \

@@ -45,6 +45,8 @@ FetchLimits FetchLimitsFrom(const Policy &policy) {
   if (policy.fetch_proxy) limits.proxy = *policy.fetch_proxy;
   if (policy.fetch_allow) limits.allow = *policy.fetch_allow;
   if (policy.ldap_server) limits.ldap_servers = *policy.ldap_server;
+  if (policy.shared_cache) limits.shared_cache = *policy.shared_cache;
+  limits.max_stale = policy.EffectiveMaxStale().count();
   return limits;
 }
 

@@ -37,6 +37,10 @@ struct FetchLimits {
   std::vector<std::string> allow;  // host patterns; empty = any host
   // certgate_ldap_server ("host[:port]"): where ldap:/// URLs are asked, in order.
   std::vector<std::string> ldap_servers;
+  // The fleet's Redis tier (shared_cache.h), and how long past nextUpdate a
+  // blob published there stays useful (certgate_max_stale: its TTL).
+  SharedCacheSettings shared_cache;
+  int64_t max_stale = 3600;
 };
 
 // The policy's fetch_* settings with DESIGN §2 defaults.
