@@ -10,7 +10,7 @@ namespace {
 
 const std::string kUsage =
     "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
-    "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] [--key KEY] CERT\n"
+    "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] [--json] [--key KEY] CERT\n"
     "       certgate check --key KEY CERT\n"
     "       certgate probe URL [--cert C --key K [--chain F]] [--servername N]\n"
     "                      [--tls1.2|--tls1.3] [--ca F] [--json]\n"
@@ -27,7 +27,8 @@ const std::string kUsage =
     "          (certgate_cache, " +
     std::string(certgate::kDefaultCacheDir) +
     ", or --cache); --fetch first fetches\n"
-    "          every CRL and OCSP URL of the chain and prints each with its result.\n"
+    "          every CDP, freshestCRL, AIA and OCSP URL of each certificate and prints\n"
+    "          each with its result and time (certutil -urlfetch); --json for scripts.\n"
     "          --key KEY: also say whether KEY is the certificate's private key (RSA, EC,\n"
     "          Ed25519); exit 4 when it is not. Without --ca only the key is checked.\n"
     "  probe   connect to an HTTPS server as a client: its chain, TLS version, cipher and\n"

@@ -493,7 +493,7 @@ TEST_F(RevocationDeltaTest, BaseThenItsDeltaFetchedFromFreshestCrl) {
   // FetchNow (certgate check --fetch) names the delta too.
   bool delta_line = false;
   for (const std::string &line : checker_->FetchNow(Evidence(leaf), policy_))
-    delta_line |= line.find("delta crl " + delta_url) != std::string::npos;
+    delta_line |= line.find("freshestCRL " + delta_url + ": Verified") != std::string::npos;
   EXPECT_TRUE(delta_line);
 }
 

@@ -360,12 +360,24 @@ TEST_F(RevocationFetchTest, FetchNowReportsEveryUrl) {
   std::vector<std::string> lines = checker_->FetchNow(Evidence(alice), policy_);
   std::string all;
   for (const std::string &line : lines) all += line + "\n";
-  EXPECT_THAT(all, HasSubstr("depth 0 crl " + server_.Url("/issuing.crl") + ": HTTP 200"));
-  EXPECT_THAT(all, HasSubstr("stored crl_number=12"));
-  EXPECT_THAT(all, HasSubstr("depth 0 crl " + dead + ": "));
-  EXPECT_THAT(all, HasSubstr("failed"));
-  EXPECT_THAT(all, HasSubstr("ldap://x/cn=y: skipped"));
-  EXPECT_THAT(all, HasSubstr("depth 0 ocsp: no URL"));
+  EXPECT_THAT(all, HasSubstr("depth 0 CDP " + server_.Url("/issuing.crl") + ": Verified ("));
+  EXPECT_THAT(all, HasSubstr("ms): crl_number=12 thisUpdate="));
+  EXPECT_THAT(all, HasSubstr("depth 0 CDP " + dead + ": Unavailable: "));
+  EXPECT_THAT(all, HasSubstr("ldap://x/cn=y: Skipped: ldap is not fetched"));
+  EXPECT_THAT(all, HasSubstr("depth 0 OCSP: No URL"));
+  // The structured form (certgate check --fetch, --json).
+  std::vector<UrlFetch> fetches = checker_->FetchUrls(Evidence(alice), policy_);
+  ASSERT_GE(fetches.size(), 4u);
+  EXPECT_EQ(fetches[0].url, server_.Url("/issuing.crl"));
+  EXPECT_EQ(fetches[0].outcome, UrlFetch::Outcome::kVerified);
+  EXPECT_EQ(fetches[0].http_status, 200);
+  EXPECT_EQ(fetches[0].crl_number, "12");
+  EXPECT_NE(fetches[0].this_update, 0);
+  EXPECT_GE(fetches[0].elapsed_ms, 0);
+  EXPECT_EQ(fetches[1].url, dead);
+  EXPECT_EQ(fetches[1].outcome, UrlFetch::Outcome::kUnavailable);
+  EXPECT_EQ(fetches[2].outcome, UrlFetch::Outcome::kSkipped);
+  EXPECT_EQ(fetches[2].elapsed_ms, -1);
   EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kGood);
 }
 

@@ -63,6 +63,41 @@ struct RevocationAnswer {
   std::string crl_defects_detail;
 };
 
+// One URL of a chain fetched by RevocationChecker::FetchUrls (`certgate check
+// --fetch`, the certutil -verify -urlfetch view).
+struct UrlFetch {
+  enum class Kind { kCrl, kDeltaCrl, kCaIssuers, kOcsp };
+  enum class Outcome {
+    kVerified,     // fetched, and it verified (a CRL or OCSP answer stored, the issuer found)
+    kUnavailable,  // no answer, or not a 200 (timed out, connection refused, HTTP 404)
+    kFailed,       // an answer that did not verify or parse
+    kNotFetched,   // refused by the policy (a host not in certgate_fetch_allow)
+    kSkipped,      // a URL certgate does not fetch (ldap, no host)
+    kNoUrl,        // the certificate names no URL of this kind
+  };
+  int depth = 0;
+  std::string subject;  // the certificate that names the URL (RFC 2253)
+  Kind kind = Kind::kCrl;
+  std::string url;  // empty for kNoUrl
+  Outcome outcome = Outcome::kNoUrl;
+  std::string why;          // the error or refusal; for kVerified what was stored
+  int64_t elapsed_ms = -1;  // -1: not fetched
+  int http_status = 0;      // 0: no HTTP answer
+  // A CRL that verified: its numbers (decimal) and dates.
+  std::string crl_number, delta_base;
+  int64_t this_update = 0, next_update = 0;
+  std::string ocsp_status;     // an OCSP answer that verified: good, revoked, unknown
+  std::string fetched_issuer;  // caIssuers: the subject of the certificate fetched
+};
+
+// "CDP", "freshestCRL", "AIA caIssuers", "OCSP" (certutil's words).
+const char *UrlFetchKindName(UrlFetch::Kind kind);
+// "Verified", "Unavailable", "Failed", "Not fetched", "Skipped", "No URL".
+const char *UrlFetchOutcomeName(UrlFetch::Outcome outcome);
+// "Verified (12 ms): crl_number=5 thisUpdate=... nextUpdate=..." or
+// "Unavailable: timed out after 5000 ms (5001 ms)": the result, for one line.
+std::string UrlFetchResultText(const UrlFetch &fetch);
+
 class RevocationStore;
 class RevocationFetcher;
 
@@ -108,6 +143,12 @@ class RevocationChecker {
   // http/https and fetch_allow hosts), ingesting what verifies, and return one
   // line per URL with its result and timing (certutil -urlfetch experience).
   std::vector<std::string> FetchNow(const ChainEvidence &evidence, const Policy &policy);
+  // The same fetches, one UrlFetch per URL of every certificate of the chain
+  // (leaf first, then each CA: CDP, freshestCRL, AIA caIssuers, OCSP). A
+  // caIssuers URL is fetched to see whether it serves this certificate's
+  // issuer; nothing of it is stored. The trust anchor's URLs are listed, not
+  // fetched (it is not checked for revocation).
+  std::vector<UrlFetch> FetchUrls(const ChainEvidence &evidence, const Policy &policy);
 
   // CLI `certgate cache list|show|purge`: one line per CRL, OCSP answer, URL
   // state and preloaded file in the store.

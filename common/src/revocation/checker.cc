@@ -126,6 +126,10 @@ std::vector<std::string> RevocationChecker::FetchNow(const ChainEvidence &eviden
                                                      const Policy &policy) {
   return certgate::FetchNow(impl_->scheduler_, impl_->clock_, evidence, policy);
 }
+std::vector<UrlFetch> RevocationChecker::FetchUrls(const ChainEvidence &evidence,
+                                                   const Policy &policy) {
+  return certgate::FetchUrls(impl_->scheduler_, impl_->clock_, evidence, policy);
+}
 std::vector<std::string> RevocationChecker::List() {
   return ListStore(*impl_->store_, impl_->clock_);
 }

@@ -208,7 +208,7 @@ HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url,
 }
 
 std::string FetchScheduler::Process(const Job &job, const std::string &url, bool ocsp,
-                                    const HttpResponse &response, bool *ok) {
+                                    const HttpResponse &response, bool *ok, UrlFetch *facts) {
   *ok = false;
   if (!response.completed) return response.error;
   const int64_t now = clock_.Now();
@@ -245,6 +245,11 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
     if (!stored.ok()) return stored.message();
     *ok = true;
     static const char *kStatus[] = {"good", "revoked", "unknown"};
+    if (facts != nullptr) {
+      facts->ocsp_status = kStatus[std::clamp(record->status, 0, 2)];
+      facts->this_update = record->this_update;
+      facts->next_update = record->next_update;
+    }
     return std::string("ok ") + kStatus[std::clamp(record->status, 0, 2)] +
            " thisUpdate=" + FormatTime(record->this_update) +
            (record->next_update != 0 ? " nextUpdate=" + FormatTime(record->next_update) : "");
@@ -260,6 +265,12 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
   if (!ingested.ok()) return ingested.status().message();
   *ok = true;
   const CrlMeta &meta = ingested->meta;
+  if (facts != nullptr) {
+    facts->crl_number = CrlNumberText(meta.crl_number_dec);
+    facts->delta_base = meta.delta_base_dec;
+    facts->this_update = meta.this_update;
+    facts->next_update = meta.next_update;
+  }
   return std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored" : "unchanged") +
          (meta.delta_base_dec.empty() ? "" : " delta") +
          " crl_number=" + CrlNumberText(meta.crl_number_dec) +
