@@ -373,7 +373,11 @@ TEST_F(RevocationDeltaTest, DeltaOfAnotherScopeIsRefused) {
   auto crl = pki_->Crl(issuing_, {}, 4097, kRevNow - 600, kRevNow + kRevDay, "sha256",
                        {"http://pki.corp.example/part2.crl"});
   ASSERT_TRUE(pki_->AddDeltaExtensions(crl.get(), issuing_, 4096, {}));
-  EXPECT_THAT(Refusal(crl.get()), HasSubstr("its scope (issuingDistributionPoint) differs"));
+  // Partitions are kept apart (issue 11 §5): its base would be that
+  // partition's CRL, and none is cached.
+  EXPECT_THAT(Refusal(crl.get()),
+              HasSubstr("no base CRL of CN=Rev Issuing CA,O=Example for the distribution point "
+                        "http://pki.corp.example/part2.crl is cached"));
 }
 
 TEST_F(RevocationDeltaTest, DeltaSignedByAnotherKeyIsRefused) {

@@ -216,6 +216,40 @@ TEST_F(RevocationFetchTest, PartitionedCrlsJudgeOnlyTheirOwnCertificates) {
   EXPECT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
 }
 
+// Issue 11 §5: the store keeps one CRL per (issuer, distribution point), so
+// requests alternating between two partitions of one CA are answered from the
+// cache, each partition's CRL fetched once (it used to evict the other's).
+TEST_F(RevocationFetchTest, TwoPartitionsAlternatingStayCached) {
+  const std::string shard1 = server_.Url("/shard1.crl"), shard2 = server_.Url("/shard2.crl");
+  pki::Issued alice = Leaf("alice", {shard1});
+  pki::Issued bob = Leaf("bob", {shard2});
+  server_.Set("/shard1.crl", Reply{200, ScopedCrlDer({}, 7, {shard1})});
+  server_.Set("/shard2.crl",
+              Reply{200, ScopedCrlDer({{Serial(bob), kRevNow - 60, 1}}, 3, {shard2})});
+  ASSERT_EQ(CheckAfterFetch(alice).status, RevocationStatus::kGood);
+  ASSERT_EQ(CheckAfterFetch(bob).status, RevocationStatus::kRevoked);
+  for (int i = 0; i < 5; ++i) {
+    RevocationAnswer a = CheckLeaf(alice), b = CheckLeaf(bob);
+    EXPECT_EQ(a.status, RevocationStatus::kGood);
+    EXPECT_EQ(a.source, "crl " + shard1 + " crl_number=7");
+    EXPECT_FALSE(a.fetch_pending);
+    EXPECT_EQ(b.status, RevocationStatus::kRevoked);
+    EXPECT_EQ(b.source, "crl " + shard2 + " crl_number=3");
+    EXPECT_FALSE(b.fetch_pending);
+  }
+  EXPECT_EQ(server_.Hits("/shard1.crl"), 1);
+  EXPECT_EQ(server_.Hits("/shard2.crl"), 1);
+  // Partition 1's CRL at partition 2's URL (a replay) is refused, and bob's
+  // revocation stands.
+  server_.Set("/shard2.crl", Reply{200, ScopedCrlDer({}, 9, {shard1})});
+  clock_.Advance(3601);  // due for refresh
+  EXPECT_EQ(CheckAfterFetch(bob).status, RevocationStatus::kRevoked);
+  EXPECT_EQ(server_.Hits("/shard2.crl"), 2);
+  std::optional<UrlState> state = checker_->store().Read()->GetUrl(shard2);
+  ASSERT_TRUE(state);
+  EXPECT_THAT(state->last_result, HasSubstr("a CRL for another distribution point"));
+}
+
 // A CDP answering with another shard's CRL is a failed fetch, not data.
 TEST_F(RevocationFetchTest, CrlForAnotherDistributionPointIsRefused) {
   const std::string mine = server_.Url("/mine.crl");

@@ -191,8 +191,10 @@ std::vector<UrlFetch> FetchUrls(FetchScheduler &scheduler, const Clock &clock,
     // and by the base CRL now cached.
     std::vector<std::string> delta_urls = FreshestCrlUrls(cert);
     if (Result<RevocationStore::ReadTxn> txn = scheduler.store().Read(); txn.ok() && job->issuer) {
-      if (std::optional<CrlMeta> base_crl = txn->GetCrl(IssuerId(job->issuer.get()))) {
-        for (const std::string &url : base_crl->delta_urls) {
+      const std::vector<std::pair<std::string, CrlMeta>> records =
+          txn->GetIssuerCrls(IssuerId(job->issuer.get()));
+      if (const auto *base_crl = CoveringCrl(records, CrlUrls(cert), X509_check_ca(cert) != 0)) {
+        for (const std::string &url : base_crl->second.delta_urls) {
           if (std::find(delta_urls.begin(), delta_urls.end(), url) == delta_urls.end())
             delta_urls.push_back(url);
         }
@@ -247,16 +249,23 @@ std::vector<std::string> ListStore(RevocationStore &store, const Clock &clock) {
                                : (m.flags & kCrlDefectsRecorded) == 0 ? " strict_defects=unrecorded"
                                                                       : "";
     const bool is_delta = !m.delta_base_dec.empty();
-    std::string deltas;
+    std::string deltas, dp;
     for (const std::string &url : m.delta_urls) deltas += (deltas.empty() ? "" : ",") + url;
-    lines.push_back(
-        std::string(is_delta ? "delta" : "crl") + " issuer=\"" + m.issuer +
-        "\" id=" + LowerHex(id.substr(0, 20)) + " crl_number=" + CrlNumberText(m.crl_number_dec) +
-        (is_delta ? " base=" + m.delta_base_dec : "") +
-        (deltas.empty() ? "" : " freshest=" + deltas) + " entries=" + std::to_string(m.count) +
-        strict + " thisUpdate=" + FormatTime(m.this_update) + " nextUpdate=" +
-        (m.next_update != 0 ? FormatTime(m.next_update) : "none") + " source=" + m.source +
-        " stored=" + Ago(m.ingested_at, now) + " checked=" + Ago(m.checked_at, now));
+    // The distribution point (issuingDistributionPoint) the CRL covers: its
+    // record's scope; "all" for a full CRL.
+    for (const std::string &url : m.scope) dp += (dp.empty() ? "" : ",") + url;
+    if (dp.empty()) dp = "all";
+    if (m.flags & kCrlOnlyUserCerts) dp += " only=user_certs";
+    if (m.flags & kCrlOnlyCaCerts) dp += " only=ca_certs";
+    lines.push_back(std::string(is_delta ? "delta" : "crl") + " issuer=\"" + m.issuer +
+                    "\" id=" + LowerHex(id.substr(0, 20)) + " dp=" + dp +
+                    " crl_number=" + CrlNumberText(m.crl_number_dec) +
+                    (is_delta ? " base=" + m.delta_base_dec : "") +
+                    (deltas.empty() ? "" : " freshest=" + deltas) + " entries=" +
+                    std::to_string(m.count) + strict + " thisUpdate=" + FormatTime(m.this_update) +
+                    " nextUpdate=" + (m.next_update != 0 ? FormatTime(m.next_update) : "none") +
+                    " source=" + m.source + " stored=" + Ago(m.ingested_at, now) +
+                    " checked=" + Ago(m.checked_at, now));
   }
   static const char *kStatus[] = {"good", "revoked", "unknown"};
   for (const auto &[id, o] : listing->ocsp) {

@@ -191,12 +191,14 @@ HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url,
     return request;
   }
   request.url = url;
-  // Conditional GET only when the cached CRL came from this very URL.
+  // Conditional GET only when a cached CRL (a base, a partition's, a delta)
+  // came from this very URL.
   Result<RevocationStore::ReadTxn> txn = store_.Read();
   if (txn.ok()) {
-    const std::string id = IssuerId(job.issuer.get());
-    std::optional<CrlMeta> meta = txn->GetCrl(id);
-    if (meta && meta->source != url) meta = txn->GetCrl(DeltaKey(id));  // a delta's URL
+    std::optional<CrlMeta> meta;
+    for (auto &[key, record] : txn->GetIssuerCrls(IssuerId(job.issuer.get()))) {
+      if (record.source == url) meta = std::move(record);
+    }
     std::optional<UrlState> state = txn->GetUrl(url);
     // (Not for a record from before certgate_strict: its CRL is to be read again.)
     if (meta && state && meta->source == url && (meta->flags & kCrlDefectsRecorded) != 0) {
@@ -216,15 +218,13 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
     Result<RevocationStore::WriteTxn> txn = store_.Write();
     const std::string id = IssuerId(job.issuer.get());
     if (txn.ok()) {
-      // The record that came from this URL: the base, or its delta.
-      std::string key = id;
-      std::optional<CrlMeta> meta = txn->GetCrl(id);
-      if (meta && meta->source != url) {
-        if (std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(id));
-            delta && delta->source == url) {
-          key = DeltaKey(id);
-          meta = delta;
-        }
+      // The record that came from this URL: a base (of any scope), or a delta.
+      std::string key;
+      std::optional<CrlMeta> meta;
+      for (auto &[record_key, record] : txn->GetIssuerCrls(id)) {
+        if (record.source != url) continue;
+        key = record_key;
+        meta = std::move(record);
       }
       if (meta) {
         meta->checked_at = now;
@@ -341,13 +341,17 @@ void FetchScheduler::RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp) {
 void FetchScheduler::ScheduleDeltaAfterBase(const Job &job) {
   if (job.key.rfind("crl:", 0) != 0) return;
   const std::string id = IssuerId(job.issuer.get());
+  const std::vector<std::string> cdp_urls = CrlUrls(job.cert.get());
   std::vector<std::string> urls = FreshestCrlUrls(job.cert.get());
   {
     Result<RevocationStore::ReadTxn> txn = store_.Read();
     if (!txn.ok()) return;
-    std::optional<CrlMeta> base = txn->GetCrl(id);
-    if (!base) return;
-    std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(id));
+    // The base that covers this certificate (its partition's, or the full CRL).
+    const std::vector<std::pair<std::string, CrlMeta>> records = txn->GetIssuerCrls(id);
+    const auto *covering = CoveringCrl(records, cdp_urls, X509_check_ca(job.cert.get()) != 0);
+    if (covering == nullptr) return;
+    const CrlMeta *base = &covering->second;
+    std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(covering->first));
     if (delta && DeltaApplies(*base, *delta)) return;
     for (const std::string &url : base->delta_urls) {
       if (std::find(urls.begin(), urls.end(), url) == urls.end()) urls.push_back(url);
@@ -362,7 +366,7 @@ void FetchScheduler::ScheduleDeltaAfterBase(const Job &job) {
                urls.end());
   }
   if (urls.empty()) return;
-  ScheduleCrl("delta:" + LowerHex(id), job.cert.get(), job.issuer.get(), std::move(urls),
+  ScheduleCrl(DeltaPendingKey(id, cdp_urls), job.cert.get(), job.issuer.get(), std::move(urls),
               job.limits);
 }
 
@@ -382,8 +386,9 @@ std::vector<std::string> FetchScheduler::ChainKeys(const ChainEvidence &evidence
   for (size_t d = 0; d + 1 < evidence.chain.size(); ++d) {
     X509 *cert = evidence.chain[d].get();
     X509 *issuer = evidence.chain[d + 1].get();
-    keys.push_back("crl:" + LowerHex(IssuerId(issuer)));
-    keys.push_back("delta:" + LowerHex(IssuerId(issuer)));
+    const std::vector<std::string> cdp_urls = CrlUrls(cert);
+    keys.push_back(CrlPendingKey(IssuerId(issuer), cdp_urls));
+    keys.push_back(DeltaPendingKey(IssuerId(issuer), cdp_urls));
     keys.push_back("ocsp:" + LowerHex(OcspCertIdKey(cert, issuer)));
   }
   return keys;
