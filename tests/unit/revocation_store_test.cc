@@ -273,6 +273,34 @@ TEST_F(RevocationStoreTest, PartitionsAreKeptSideBySideWithRollbackPerScope) {
   EXPECT_THAT(all, HasSubstr(" dp=all crl_number=12 "));
 }
 
+// Delta CRLs of a partitioned CA: each partition's delta beside its own base.
+TEST_F(RevocationStoreTest, APartitionsDeltaIsKeptBesideThatPartitionsBase) {
+  const std::string a = "http://pki.example/a.crl", b = "http://pki.example/b.crl";
+  const std::string a_delta = "http://pki.example/a+.crl";
+  pki::Issued alice = Leaf("alice", {a});
+  pki::Issued bob = Leaf("bob", {b});
+  auto a10 = pki_->Crl(issuing_, {}, 10, kRevNow - 3600, kRevNow + kRevDay, "sha256", {a});
+  auto a11 = pki_->Crl(issuing_, {{Serial(alice), kRevNow - 60, kKeyCompromise}}, 11, kRevNow - 600,
+                       kRevNow + kRevDay, "sha256", {a});
+  auto b20 = pki_->Crl(issuing_, {}, 20, kRevNow - 3600, kRevNow + kRevDay, "sha256", {b});
+  ASSERT_TRUE(a10 && a11 && b20) << pki_->last_error();
+  ASSERT_TRUE(pki_->AddDeltaExtensions(a10.get(), issuing_, -1, {a_delta}));
+  ASSERT_TRUE(pki_->AddDeltaExtensions(a11.get(), issuing_, 10, {}));
+  ASSERT_TRUE(Ingest(a10.get(), issuing_.cert.get()).ok());
+  ASSERT_TRUE(Ingest(b20.get(), issuing_.cert.get()).ok());
+  Result<IngestResult> delta = Ingest(a11.get(), issuing_.cert.get());
+  ASSERT_TRUE(delta.ok()) << delta.status().message();
+  RevocationAnswer alice_answer = CheckLeaf(alice);
+  EXPECT_EQ(alice_answer.status, RevocationStatus::kRevoked);
+  EXPECT_EQ(alice_answer.source, "crl test crl_number=10 delta=11");
+  RevocationAnswer bob_answer = CheckLeaf(bob);
+  EXPECT_EQ(bob_answer.status, RevocationStatus::kGood);
+  EXPECT_EQ(bob_answer.source, "crl test crl_number=20");
+  std::string all;
+  for (const std::string &line : checker_->List()) all += line + "\n";
+  EXPECT_THAT(all, HasSubstr(" dp=" + a + " crl_number=11 base=10 "));
+}
+
 TEST_F(RevocationStoreTest, BadBodiesAreRefusedNamingTheDefect) {
   Result<ParsedCrl> html = ParseCrl("<!DOCTYPE html><html><body>Proxy login</body></html>");
   ASSERT_FALSE(html.ok());
