@@ -301,6 +301,23 @@ TEST_F(RevocationStoreTest, APartitionsDeltaIsKeptBesideThatPartitionsBase) {
   EXPECT_THAT(all, HasSubstr(" dp=" + a + " crl_number=11 base=10 "));
 }
 
+// A full CRL's key is the bare issuer id, whose last byte may be '+', the
+// delta suffix (1 issuer in 256): the record, not its key, says "delta".
+TEST_F(RevocationStoreTest, AnIssuerIdEndingInPlusIsNoDelta) {
+  for (int i = 0; i < 8192 && IssuerId(issuing_.cert.get()).back() != '+'; ++i) {
+    issuing_ = pki_->Issue(root_, pki::PkiBuilder::CaSpec("CN=Rev Issuing CA,O=Example"));
+    ASSERT_TRUE(issuing_) << pki_->last_error();
+  }
+  ASSERT_EQ(IssuerId(issuing_.cert.get()).back(), '+');
+  pki::Issued alice = Leaf("alice", {"http://pki.example/full.crl"});
+  pki::Issued bob = Leaf("bob", {"http://pki.example/full.crl"});
+  ASSERT_TRUE(Ingest(IssuingCrl({{Serial(alice), kRevNow - 60, kKeyCompromise}}, 3).get(),
+                     issuing_.cert.get())
+                  .ok());
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+  EXPECT_EQ(CheckLeaf(bob).status, RevocationStatus::kGood);
+}
+
 TEST_F(RevocationStoreTest, BadBodiesAreRefusedNamingTheDefect) {
   Result<ParsedCrl> html = ParseCrl("<!DOCTYPE html><html><body>Proxy login</body></html>");
   ASSERT_FALSE(html.ok());

@@ -191,8 +191,6 @@ std::string DeltaKey(std::string_view base_key) {
   return std::string(base_key) + "+";  // the AD CS spelling of a delta
 }
 
-bool IsDeltaKey(std::string_view key) { return !key.empty() && key.back() == '+'; }
-
 std::string RecordKey(std::string_view issuer_id, const ParsedCrl &crl) {
   const std::string base = CrlKey(issuer_id, crl.scope_urls, crl.flags);
   return crl.is_delta ? DeltaKey(base) : base;
@@ -205,7 +203,8 @@ const std::pair<std::string, CrlMeta> *CoveringCrl(
   int best_rank = -1;
   for (const auto &record : records) {
     const CrlMeta &m = record.second;
-    if (IsDeltaKey(record.first) || !m.delta_base_dec.empty()) continue;
+    // (A delta says so in its record: a bare issuer id may end in '+' too.)
+    if (!m.delta_base_dec.empty()) continue;
     if (((m.flags & kCrlOnlyUserCerts) && is_ca) || ((m.flags & kCrlOnlyCaCerts) && !is_ca))
       continue;
     if (!CrlScopeCovers(m.scope, cert_crl_urls)) continue;

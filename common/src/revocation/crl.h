@@ -73,7 +73,6 @@ std::string CrlKey(std::string_view issuer_id, const std::vector<std::string> &s
                    uint32_t flags);
 // The store key of the delta CRL kept beside the base CRL stored under `base_key`.
 std::string DeltaKey(std::string_view base_key);
-bool IsDeltaKey(std::string_view key);
 // The key of a CRL's record: its base key, or that key's DeltaKey for a delta
 // (whose scope is its base's, RFC 5280 §5.2.4).
 std::string RecordKey(std::string_view issuer_id, const ParsedCrl &crl);

@@ -48,8 +48,9 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
   const auto *covering = CoveringCrl(records, CrlUrls(cert), is_ca);
   if (covering == nullptr) {
     view.note = "no CRL cached for this issuer";
-    for (const auto &[key, other] : records) {
-      if (IsDeltaKey(key)) continue;
+    for (const auto &record : records) {
+      const CrlMeta &other = record.second;
+      if (!other.delta_base_dec.empty()) continue;
       view.note = !other.scope.empty()
                       ? "the cached CRL covers only the distribution point " + other.scope.front() +
                             ", which this certificate does not name"
@@ -64,8 +65,7 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
   // Its delta CRL (RFC 5280 §5.2.4), when one is kept that applies to it.
   std::optional<CrlMeta> delta;
   for (const auto &[key, record] : records) {
-    if (key.size() == base_key.size() + 1 && IsDeltaKey(key) &&
-        key.compare(0, base_key.size(), base_key) == 0) {
+    if (key == DeltaKey(base_key)) {
       delta = record;
     }
   }
