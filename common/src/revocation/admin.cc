@@ -208,14 +208,18 @@ std::vector<UrlFetch> FetchUrls(FetchScheduler &scheduler, const Clock &clock,
         job->cert_id = OcspCertIdKey(cert, job->issuer.get());
       }
     }
+    const std::vector<std::string> ocsp_urls = AiaUrls(cert, NID_ad_OCSP);
     if (fetch && job->request.empty()) {
-      UrlFetch none = base;
-      none.kind = UrlFetch::Kind::kOcsp;
-      none.outcome = UrlFetch::Outcome::kFailed;
-      none.why = "no OCSP request can be made for this certificate";
-      fetches.push_back(std::move(none));
+      for (const std::string &url : ocsp_urls) {
+        UrlFetch failed = base;
+        failed.kind = UrlFetch::Kind::kOcsp;
+        failed.url = url;
+        failed.outcome = UrlFetch::Outcome::kFailed;
+        failed.why = "no OCSP request can be made for this certificate";
+        fetches.push_back(std::move(failed));
+      }
     } else {
-      run(AiaUrls(cert, NID_ad_OCSP), UrlFetch::Kind::kOcsp);
+      run(ocsp_urls, UrlFetch::Kind::kOcsp);
     }
   }
   return fetches;

@@ -63,13 +63,12 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
   const CrlMeta *meta = &covering->second;
   const bool from_url = meta->source.rfind("file:", 0) != 0;
   // Its delta CRL (RFC 5280 §5.2.4), when one is kept that applies to it.
-  std::optional<CrlMeta> delta;
+  const CrlMeta *delta = nullptr;
+  const std::string delta_key = DeltaKey(base_key);
   for (const auto &[key, record] : records) {
-    if (key == DeltaKey(base_key)) {
-      delta = record;
-    }
+    if (key == delta_key) delta = &record;
   }
-  if (delta && !DeltaApplies(*meta, *delta)) delta.reset();
+  if (delta != nullptr && !DeltaApplies(*meta, *delta)) delta = nullptr;
   // Where deltas are published: the base's freshestCRL, and the certificate's.
   view.delta_urls = meta->delta_urls;
   for (std::string &url : FreshestCrlUrls(cert)) {
