@@ -4,6 +4,7 @@
 #include <certgate/evaluator.h>
 #include <certgate/log_format.h>
 #include <certgate/policy.h>
+#include <certgate/reason.h>
 #include <certgate/revocation.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -17,6 +18,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "json.h"
 #include "key_check.h"
 
 namespace certgate::cli {
@@ -30,6 +32,7 @@ struct CheckOptions {
   std::string key_file;  // --key: does this private key belong to the certificate?
   int64_t now = 0;
   bool fetch = false;  // --fetch: fetch every CDP/AIA URL now, certutil -urlfetch style
+  bool json = false;   // --json: one JSON object (chain, fetches, verdict) for scripts
 };
 
 Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
@@ -61,6 +64,8 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
     } else if (arg == "--fetch-issuers") {
       // As certgate_fetch_issuers on: a missing intermediate is fetched from its AIA URL.
       if (Status status = options->policy.Set("fetch_issuers", {"on"}); !status.ok()) return status;
+    } else if (arg == "--json") {
+      options->json = true;
     } else if (arg == "--cache") {
       auto dir = value();
       if (!dir.ok()) return dir.status();
@@ -107,11 +112,58 @@ Status ParseArgs(const std::vector<std::string> &args, CheckOptions *options) {
   return Status::Ok();
 }
 
+// --fetch, as certutil -verify -urlfetch prints it: per certificate, every
+// URL with its result and time.
+void PrintUrlFetches(std::ostream &out, const std::vector<UrlFetch> &fetches) {
+  out << "URL fetch (every CDP, freshestCRL, AIA caIssuers and OCSP URL of the chain):\n";
+  int depth = -1;
+  for (const UrlFetch &fetch : fetches) {
+    if (fetch.depth != depth) {
+      depth = fetch.depth;
+      out << "  [" << depth << "] " << fetch.subject << "\n";
+    }
+    std::string kind = UrlFetchKindName(fetch.kind);
+    kind.resize(std::max<size_t>(kind.size(), 14), ' ');
+    if (fetch.outcome == UrlFetch::Outcome::kNoUrl) {
+      out << "      " << kind << " (none)\n";
+      continue;
+    }
+    out << "      " << kind << " " << fetch.url << "\n"
+        << "      " << std::string(14, ' ') << " " << UrlFetchResultText(fetch) << "\n";
+  }
+  out << "\n";
+}
+
+std::string UrlFetchesJson(const std::vector<UrlFetch> &fetches) {
+  std::vector<std::string> objects;
+  for (const UrlFetch &fetch : fetches) {
+    JsonObject object;
+    object.Int("depth", fetch.depth)
+        .Str("subject", fetch.subject)
+        .Str("kind", UrlFetchKindName(fetch.kind))
+        .Str("url", fetch.url)
+        .Str("result", UrlFetchOutcomeName(fetch.outcome))
+        .Str("detail", fetch.why);
+    if (fetch.elapsed_ms >= 0) object.Int("elapsed_ms", fetch.elapsed_ms);
+    if (fetch.http_status != 0) object.Int("http_status", fetch.http_status);
+    if (!fetch.crl_number.empty()) object.Str("crl_number", fetch.crl_number);
+    if (!fetch.delta_base.empty()) object.Str("delta_base", fetch.delta_base);
+    if (fetch.this_update != 0) object.Str("this_update", FormatTime(fetch.this_update));
+    if (fetch.next_update != 0) object.Str("next_update", FormatTime(fetch.next_update));
+    if (!fetch.ocsp_status.empty()) object.Str("ocsp_status", fetch.ocsp_status);
+    if (!fetch.fetched_issuer.empty()) object.Str("fetched_issuer", fetch.fetched_issuer);
+    objects.push_back(object.str());
+  }
+  return JsonArray(objects);
+}
+
 // The server's revocation lookup against the shared cache (or --cache), after
-// fetching every URL of the chain with --fetch. False on a cache that cannot be
-// opened (a usage error here: the CLI names the path to use instead).
+// fetching every URL of the chain with --fetch (printed to `out`, kept in
+// *fetches). False on a cache that cannot be opened (a usage error here: the
+// CLI names the path to use instead).
 bool CheckRevocation(const CheckOptions &options, const ChainEvidence &evidence, X509_STORE *trust,
-                     const Clock &clock, Decision *decision) {
+                     const Clock &clock, std::ostream &out, std::vector<UrlFetch> *fetches,
+                     Decision *decision) {
   auto checker = RevocationChecker::Open(options.policy.EffectiveCacheDir(), clock);
   if (!checker.ok()) {
     std::cerr << "certgate check: " << checker.status().message()
@@ -125,11 +177,8 @@ bool CheckRevocation(const CheckOptions &options, const ChainEvidence &evidence,
     }
   }
   if (options.fetch) {
-    std::cout << "Fetched:\n";
-    for (const std::string &line : checker.value()->FetchNow(evidence, options.policy)) {
-      std::cout << "  " << line << "\n";
-    }
-    std::cout << "\n";
+    *fetches = checker.value()->FetchUrls(evidence, options.policy);
+    PrintUrlFetches(out, *fetches);
   }
   auto answers = checker.value()->Check(evidence, options.policy);
   if (std::any_of(answers.begin(), answers.end(), [](const auto &a) { return a.fetch_pending; })) {
@@ -146,7 +195,8 @@ bool CheckRevocation(const CheckOptions &options, const ChainEvidence &evidence,
 // (the client's when nothing was fetched); `completion` says what happened.
 std::optional<ChainEvidence> CompleteChain(const CheckOptions &options,
                                            const ChainEvidence &evidence, X509_STORE *trust,
-                                           const Clock &clock, IssuerCompletion *completion) {
+                                           const Clock &clock, std::ostream &out,
+                                           IssuerCompletion *completion) {
   auto checker = RevocationChecker::Open(options.policy.EffectiveCacheDir(), clock);
   if (!checker.ok()) {
     completion->detail = "certgate_fetch_issuers: " + checker.status().message();
@@ -159,20 +209,19 @@ std::optional<ChainEvidence> CompleteChain(const CheckOptions &options,
     checker.value()->WaitForFetches(waiting, options.policy.EffectiveRevocationWait());
   }
   if (completion->rebuilt) {
-    std::cout << "Fetched issuers (certgate_fetch_issuers):\n";
+    out << "Fetched issuers (certgate_fetch_issuers):\n";
     for (size_t depth = evidence.chain.size(); depth < completion->rebuilt->chain.size(); ++depth) {
-      std::cout << "  depth " << depth << ": "
-                << NameToString(X509_get_subject_name(completion->rebuilt->chain[depth].get()))
-                << "\n";
+      out << "  depth " << depth << ": "
+          << NameToString(X509_get_subject_name(completion->rebuilt->chain[depth].get())) << "\n";
     }
-    std::cout << "\n";
+    out << "\n";
   }
   return completion->rebuilt;
 }
 
 // Prints whether --key is the private key of the certificate (the leaf of
 // CERT); kExitKeyMismatch when it is not.
-int CheckKey(const CheckOptions &options) {
+int CheckKey(const CheckOptions &options, std::ostream &out) {
   auto certs = ReadCertificates(options.cert_file);
   if (!certs.ok()) {
     std::cerr << "certgate check: " << certs.status().message() << "\n";
@@ -185,10 +234,10 @@ int CheckKey(const CheckOptions &options) {
   }
   const KeyMatch match = MatchKey(certs.value().front().get(), key.value().get());
   if (match.matches) {
-    std::cout << "Key: matches: " << match.message << "\n";
+    out << "Key: matches: " << match.message << "\n";
     return kExitAllow;
   }
-  std::cout << "Key: MISMATCH: " << match.message << "\n";
+  out << "Key: MISMATCH: " << match.message << "\n";
   return kExitKeyMismatch;
 }
 
@@ -201,11 +250,14 @@ int RunCheck(const std::vector<std::string> &args) {
     return kExitUsage;
   }
 
+  // --json: the text report is not printed, its parts go into one object.
+  std::ostringstream unused;
+  std::ostream &out = options.json ? unused : std::cout;
   int key_exit = kExitAllow;
   if (!options.key_file.empty()) {
-    key_exit = CheckKey(options);
+    key_exit = CheckKey(options, options.json && options.ca_file.empty() ? std::cout : out);
     if (key_exit == kExitUsage || options.ca_file.empty()) return key_exit;
-    std::cout << "\n";
+    out << "\n";
   }
 
   ossl::UniquePtr<X509_STORE> trust(X509_STORE_new());
@@ -254,21 +306,47 @@ int RunCheck(const std::vector<std::string> &args) {
   IssuerCompletion completion;
   if (options.policy.EffectiveFetchIssuers() && MissesIssuer(evidence)) {
     if (std::optional<ChainEvidence> rebuilt =
-            CompleteChain(options, evidence, trust.get(), clock, &completion)) {
+            CompleteChain(options, evidence, trust.get(), clock, out, &completion)) {
       evidence = std::move(*rebuilt);
     }
   }
   Decision decision = Evaluate(options.policy, &evidence, clock);
   if (options.policy.EffectiveFetchIssuers() && MissesIssuer(evidence))
     NoteIssuerFetch(completion, /*pending=*/false, &decision);
-  PrintChain(std::cout, evidence);
-  std::cout << "\n";
+  PrintChain(out, evidence);
+  out << "\n";
+  std::vector<UrlFetch> fetches;
   if (options.policy.EffectiveRevocation() != RevocationMode::kOff &&
       decision.verdict() == CG_VERDICT_ALLOW) {
-    if (!CheckRevocation(options, evidence, trust.get(), clock, &decision)) return kExitUsage;
+    if (!CheckRevocation(options, evidence, trust.get(), clock, out, &fetches, &decision))
+      return kExitUsage;
   }
-  PrintVerdict(std::cout, decision);
-  std::cout << "\nLog line:\n" << FormatLogLine(decision, log_format) << "\n";
+  if (options.json) {
+    std::vector<std::string> chain;
+    for (size_t depth = 0; depth < evidence.chain.size(); ++depth) {
+      const CertFacts facts = ExtractFacts(evidence.chain[depth].get());
+      chain.push_back(JsonObject()
+                          .Int("depth", static_cast<long long>(depth))
+                          .Str("subject", facts.subject)
+                          .Str("issuer", facts.issuer)
+                          .Str("serial", facts.serial)
+                          .str());
+    }
+    JsonObject object;
+    object.Raw("chain", JsonArray(chain))
+        .Bool("anchored", evidence.anchored)
+        .Str("verdict", decision.verdict() == CG_VERDICT_ALLOW ? "allow" : "deny")
+        .Str("reason", std::string(Info(decision.reason()).code))
+        .Str("detail", decision.detail())
+        .Str("revocation", decision.revocation());
+    if (options.fetch) object.Raw("fetch", UrlFetchesJson(fetches));
+    if (!options.key_file.empty()) object.Bool("key_matches", key_exit == kExitAllow);
+    object.Str("log_line", FormatLogLine(decision, log_format));
+    std::cout << object.str() << "\n";
+  } else {
+    PrintVerdict(std::cout, decision);
+    std::cout << "\nLog line:\n" << FormatLogLine(decision, log_format) << "\n";
+  }
   // A key that is not the certificate's is the first thing to fix.
   if (key_exit != kExitAllow) return key_exit;
   return decision.verdict() == CG_VERDICT_ALLOW ? kExitAllow : kExitDeny;

@@ -11,7 +11,7 @@ namespace {
 const std::string kUsage =
     "usage: certgate check [--policy FILE] [--set KEY=VALUE]... --ca FILE [--chain FILE]\n"
     "                      [--now UNIX_SECONDS] [--cache DIR] [--fetch] [--fetch-issuers]\n"
-    "                      [--key KEY] CERT\n"
+    "                      [--json] [--key KEY] CERT\n"
     "       certgate check --key KEY CERT\n"
     "       certgate probe URL [--cert C --key K [--chain F]] [--servername N]\n"
     "                      [--tls1.2|--tls1.3] [--ca F] [--json]\n"
@@ -28,7 +28,8 @@ const std::string kUsage =
     "          (certgate_cache, " +
     std::string(certgate::kDefaultCacheDir) +
     ", or --cache); --fetch first fetches\n"
-    "          every CRL and OCSP URL of the chain and prints each with its result.\n"
+    "          every CDP, freshestCRL, AIA and OCSP URL of each certificate and prints\n"
+    "          each with its result and time (certutil -urlfetch); --json for scripts.\n"
     "          Under certgate_fetch_issuers on (or --fetch-issuers, which needs\n"
     "          certgate_fetch_allow too) a missing intermediate is fetched from its AIA\n"
     "          caIssuers URL into the cache, as the servers do.\n"

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "json.h"
 #include "probe.h"
 
 namespace certgate::cli {
@@ -11,69 +12,6 @@ std::string Join(const std::vector<std::string> &items, const char *separator = 
   std::string out;
   for (const auto &item : items) out += (out.empty() ? "" : separator) + item;
   return out;
-}
-
-std::string Quote(const std::string &text) {
-  std::string out = "\"";
-  for (const unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
-// A JSON object built field by field, in order.
-class JsonObject {
- public:
-  JsonObject &Raw(const std::string &key, const std::string &json) {
-    text_ += (text_.empty() ? "" : ",") + Quote(key) + ":" + json;
-    return *this;
-  }
-  JsonObject &Str(const std::string &key, const std::string &value) {
-    return Raw(key, Quote(value));
-  }
-  JsonObject &Int(const std::string &key, long long value) {
-    return Raw(key, std::to_string(value));
-  }
-  JsonObject &Bool(const std::string &key, bool value) {
-    return Raw(key, value ? "true" : "false");
-  }
-  JsonObject &Strings(const std::string &key, const std::vector<std::string> &values) {
-    std::string array;
-    for (const auto &value : values) array += (array.empty() ? "" : ",") + Quote(value);
-    return Raw(key, "[" + array + "]");
-  }
-  std::string str() const { return "{" + text_ + "}"; }
-
- private:
-  std::string text_;
-};
-
-std::string JsonArray(const std::vector<std::string> &objects) {
-  return "[" + Join(objects, ",") + "]";
 }
 
 std::string ChainJson(const std::vector<CertLine> &chain) {

@@ -134,8 +134,9 @@ std::vector<const T *> Keep(const std::vector<T> &all, size_t limit, Less less, 
 LabelList CrlLabels(const Shown &shown, const std::pair<std::string, CrlMeta> &crl) {
   const CrlMeta &m = crl.second;
   const bool file = m.source.rfind("file:", 0) == 0;
-  // Delta CRLs are kept beside their base under the issuer id and "+".
-  const bool delta = !crl.first.empty() && crl.first.back() == '+';
+  // A delta CRL says so in its record (its key ends in "+", but so may a
+  // base's bare issuer id).
+  const bool delta = !m.delta_base_dec.empty();
   return {{"cache", shown.cache->dir},
           {"issuer", m.issuer},
           {"issuer_id", HexPrefix(crl.first, 8)},

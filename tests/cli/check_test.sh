@@ -264,7 +264,7 @@ else
   failed=$((failed + 1)); echo "FAIL: cache show: $out"
 fi
 out=$("$certgate" cache fetch --ca ca/trust.pem clients/good.chain.pem --cache "$dir/cache" 2>&1)
-if [ $? = 0 ] && grep -q 'crl http://127.0.0.1:18080/intermediate.crl' <<<"$out"; then
+if [ $? = 0 ] && grep -q 'CDP http://127.0.0.1:18080/intermediate.crl' <<<"$out"; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); echo "FAIL: cache fetch: $out"

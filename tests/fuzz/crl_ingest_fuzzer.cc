@@ -67,10 +67,11 @@ std::string SignTbs(std::string_view tbs, std::string_view sig_alg) {
   return Tlv(0x30, std::string(tbs) + std::string(sig_alg) + Tlv(0x03, std::string(1, '\0') + sig));
 }
 
-void CheckLookups(const Model &model) {
+// `crl`: the one ingested (its record key is its issuer's and scope's).
+void CheckLookups(const Model &model, const ParsedCrl &crl) {
   Result<RevocationStore::ReadTxn> txn = ProcessStore().Read();
   if (!txn.ok()) Fail("cannot read the store: " + txn.status().message());
-  std::optional<CrlHead> head = txn->GetCrlHead(IssuerId(FixedCa().cert.get()));
+  std::optional<CrlHead> head = txn->GetCrlHead(RecordKey(IssuerId(FixedCa().cert.get()), crl));
   if (!head) Fail("an ingested CRL is not in the store");
   for (const auto &[serial, expected] : model) {
     std::optional<RevokedEntry> found = txn->GetRevoked(head->gen, serial.second, serial.first);
@@ -165,7 +166,7 @@ void Structured(Input &in) {
       IngestCrl(ProcessStore(), parsed.value(), FixedCa().cert.get(), "fuzz", kNow);
   if (!ingested.ok()) Fail("a well-formed signed CRL is refused: " + ingested.status().message());
   if (ingested->meta.count > listed) Fail("more entries stored than listed");
-  CheckLookups(model);
+  CheckLookups(model, parsed.value());
 }
 
 // What OpenSSL itself decodes from the CRL: the serials that must be revoked
@@ -215,7 +216,8 @@ void Raw(Input &in) {
     if (!expected) continue;
     Result<RevocationStore::ReadTxn> txn = ProcessStore().Read();
     if (!txn.ok()) Fail("cannot read the store");
-    std::optional<CrlHead> head = txn->GetCrlHead(IssuerId(FixedCa().cert.get()));
+    std::optional<CrlHead> head =
+        txn->GetCrlHead(RecordKey(IssuerId(FixedCa().cert.get()), parsed.value()));
     if (!head) Fail("an ingested CRL is not in the store");
     for (const auto &[serial, unused] : *expected) {
       if (!txn->GetRevoked(head->gen, serial.second, serial.first)) {

@@ -119,6 +119,9 @@ class DemoPki {
   // adcs/ldap/: a CA publishing only through ldap:/// URLs, and the LDIF of its
   // directory (issue 11 §2).
   bool PutAdcsLdap(const Issued &root);
+  // deep/: a 4-level hierarchy (issue 11 §4): Deep Root CA -> Sub CA1 -> Sub
+  // CA2 -> three "Sub CA3"s -> clients.
+  bool PutDeep();
   // Issued by the Example Issuing CA: listed in ocsp/index.txt.
   void Index(const Issued &issued, bool revoked = false) { index_.push_back({issued, revoked}); }
   std::string IndexText() const;
@@ -395,6 +398,79 @@ bool DemoPki::PutAdcsLdap(const Issued &root) {
                  "\nmissing " +
                  AdcsLdapUrl(missing_dn, "certificateRevocationList", "cRLDistributionPoint") +
                  "\n");
+}
+
+bool DemoPki::PutDeep() {
+  const std::string http = std::string(kHttpBase) + "deep/";
+  // Nothing listens on 18089: the CRL covering this Sub CA3 is unreachable.
+  const std::string dead = "http://127.0.0.1:18089/deep/subca2.crl";
+  auto ca = [&](const Issued &parent, const std::string &subject, const std::string &crl_url) {
+    CertSpec spec = PkiBuilder::CaSpec(subject);
+    spec.not_after = now_ + 10 * 365 * kDay;
+    if (!crl_url.empty()) spec.crl_urls = {crl_url};
+    return b_.Issue(parent, spec);
+  };
+  CertSpec root_spec = PkiBuilder::CaSpec("CN=Deep Root CA,O=Example");
+  root_spec.not_after = now_ + 20 * 365 * kDay;
+  const Issued root = b_.SelfSigned(root_spec);
+  if (!Ok(root, "deep root")) return false;
+  const Issued sub1 = ca(root, "CN=Sub CA1,O=Example", http + "root.crl");
+  const Issued sub2 = ca(sub1, "CN=Sub CA2,O=Example", http + "subca1.crl");
+  // Its issuer's CRL unreachable; revoked in Sub CA2's CRL; good.
+  const Issued sub3 = ca(sub2, "CN=Sub CA3,O=Example", dead);
+  const Issued sub3_revoked = ca(sub2, "CN=Sub CA3,OU=Revoked,O=Example", http + "subca2.crl");
+  const Issued sub3_good = ca(sub2, "CN=Sub CA3,OU=Good,O=Example", http + "subca2.crl");
+  if (!Ok(sub1, "Sub CA1") || !Ok(sub2, "Sub CA2") || !Ok(sub3, "Sub CA3") ||
+      !Ok(sub3_revoked, "Sub CA3 revoked") || !Ok(sub3_good, "Sub CA3 good") ||
+      !PutCertAndKey("deep/root", root)) {
+    return false;
+  }
+  auto client = [&](const std::string &name, const Issued &issuer, const std::string &crl) {
+    CertSpec leaf = Client("deep-" + name);
+    leaf.crl_urls = {http + crl};
+    const Issued issued = b_.Issue(issuer, leaf);
+    if (!Ok(issued, "deep client " + name)) return issued;
+    const std::string chain = issued.Pem() + issuer.Pem() + sub2.Pem() + sub1.Pem();
+    if (!Put("deep/clients/" + name + ".crt", issued.Pem()) ||
+        !Put("deep/clients/" + name + ".key", issued.KeyPem()) ||
+        !Put("deep/clients/" + name + ".chain.pem", chain)) {
+      return Issued{};
+    }
+    return issued;
+  };
+  const Issued unreachable = client("ca-crl-unreachable", sub3, "subca3.crl");
+  const Issued ca_revoked = client("ca-revoked", sub3_revoked, "subca3-revoked.crl");
+  const Issued good = client("good", sub3_good, "subca3-good.crl");
+  const Issued revoked = client("revoked", sub3_good, "subca3-good.crl");
+  if (!unreachable || !ca_revoked || !good || !revoked) return Fail("deep clients: " + error_);
+  auto serial = [](const Issued &issued) {
+    uint64_t value = 0;
+    ASN1_INTEGER_get_uint64(&value, X509_get0_serialNumber(issued.cert.get()));
+    return value;
+  };
+  const int64_t this_update = now_ - kHour, next_update = now_ + 7 * kDay;
+  const std::vector<std::pair<std::string, std::shared_ptr<X509_CRL>>> crls = [&] {
+    std::vector<std::pair<std::string, std::shared_ptr<X509_CRL>>> out;
+    out.emplace_back("root.crl", b_.Crl(root, {}, 1, this_update, next_update));
+    out.emplace_back("subca1.crl", b_.Crl(sub1, {}, 1, this_update, next_update));
+    out.emplace_back(
+        "subca2.crl",
+        b_.Crl(sub2, {{serial(sub3_revoked), now_ - 2 * kDay, CRL_REASON_CA_COMPROMISE}}, 1,
+               this_update, next_update));
+    out.emplace_back("subca3.crl", b_.Crl(sub3, {}, 1, this_update, next_update));
+    out.emplace_back("subca3-revoked.crl", b_.Crl(sub3_revoked, {}, 1, this_update, next_update));
+    out.emplace_back(
+        "subca3-good.crl",
+        b_.Crl(sub3_good, {{serial(revoked), now_ - 2 * kDay, CRL_REASON_KEY_COMPROMISE}}, 1,
+               this_update, next_update));
+    return out;
+  }();
+  for (const auto &[name, crl] : crls) {
+    if (!crl) return Fail("deep CRL " + name + ": " + b_.last_error());
+    if (!Put("deep/crl/" + name, ToDer(crl.get())) || !Put("www/deep/" + name, ToDer(crl.get())))
+      return false;
+  }
+  return true;
 }
 
 bool DemoPki::Run() {
@@ -727,7 +803,7 @@ bool DemoPki::Run() {
     return false;
   }
 
-  if (!PutAdcs()) return false;
+  if (!PutAdcs() || !PutDeep()) return false;
 
   // ---- OCSP: index for `openssl ocsp -index`, and pre-signed responses ----
   if (!Put("ocsp/index.txt", IndexText()) || !Put("ocsp/index.txt.attr", "unique_subject = no\n")) {

@@ -295,6 +295,27 @@ TEST_F(RevocationDamageTest, ADeletedSerialIsDetectedAndTheStoreRebuilt) {
   EXPECT_EQ(CountAside(cache_), 1);
 }
 
+// Format 2 kept a partition's CRL under the bare issuer id, where format 3
+// keeps the full CRL (issue 11 §5): such a store is rebuilt, never read.
+TEST_F(RevocationDamageTest, AFormat2StoreFromBeforePartitionKeysIsRebuilt) {
+  WithRawStore(cache_, [&](MDB_txn *txn, MDB_env *) {
+    MDB_dbi meta = 0;
+    ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_val k{6, const_cast<char *>("format")},
+        v{27, const_cast<char *>("certgate-revocation-cache 2")};
+    ASSERT_EQ(mdb_put(txn, meta, &k, &v, 0), 0);
+  });
+  ::testing::internal::CaptureStderr();
+  Reopen();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, HasSubstr("written by another version of certgate (format "
+                             "\"certgate-revocation-cache 2\")"));
+  EXPECT_THAT(log, HasSubstr("moved it aside to " + cache_ + "/data.mdb.corrupt-"));
+  EXPECT_EQ(CheckLeaf(alice_).status, RevocationStatus::kUnknown);  // empty until preloaded
+  ASSERT_TRUE(checker_->Preload({crl_path_}, trust_.get()).ok());
+  EXPECT_EQ(CheckLeaf(alice_).status, RevocationStatus::kRevoked);
+}
+
 TEST_F(RevocationDamageTest, AStoreOfAnotherVersionOrAForeignOneIsRebuilt) {
   // Another version: its format record says so.
   WithRawStore(cache_, [&](MDB_txn *txn, MDB_env *) {

@@ -373,7 +373,11 @@ TEST_F(RevocationDeltaTest, DeltaOfAnotherScopeIsRefused) {
   auto crl = pki_->Crl(issuing_, {}, 4097, kRevNow - 600, kRevNow + kRevDay, "sha256",
                        {"http://pki.corp.example/part2.crl"});
   ASSERT_TRUE(pki_->AddDeltaExtensions(crl.get(), issuing_, 4096, {}));
-  EXPECT_THAT(Refusal(crl.get()), HasSubstr("its scope (issuingDistributionPoint) differs"));
+  // Partitions are kept apart (issue 11 §5): its base would be that
+  // partition's CRL, and none is cached.
+  EXPECT_THAT(Refusal(crl.get()),
+              HasSubstr("no base CRL of CN=Rev Issuing CA,O=Example for the distribution point "
+                        "http://pki.corp.example/part2.crl is cached"));
 }
 
 TEST_F(RevocationDeltaTest, DeltaSignedByAnotherKeyIsRefused) {
@@ -493,7 +497,7 @@ TEST_F(RevocationDeltaTest, BaseThenItsDeltaFetchedFromFreshestCrl) {
   // FetchNow (certgate check --fetch) names the delta too.
   bool delta_line = false;
   for (const std::string &line : checker_->FetchNow(Evidence(leaf), policy_))
-    delta_line |= line.find("delta crl " + delta_url) != std::string::npos;
+    delta_line |= line.find("freshestCRL " + delta_url + ": Verified") != std::string::npos;
   EXPECT_TRUE(delta_line);
 }
 

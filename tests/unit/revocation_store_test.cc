@@ -219,26 +219,103 @@ TEST_F(RevocationStoreTest, RolledBackCrlNumberIsRefusedAndTheNewerKept) {
   EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kGood);
 }
 
-// The store keeps one CRL per issuer: crlNumber is compared per issuer, so an
-// older CRL of another partition (IDP scope) cannot replace a newer one.
-TEST_F(RevocationStoreTest, AnOlderCrlOfAnotherScopeIsRefusedAsARollback) {
+// Partitioned CRLs (issue 11 §5): one record per (issuer, IDP scope), so a
+// partition's CRL does not evict another's; crlNumbers are compared per scope
+// (RFC 5280 §5.2.3), every full CRL of the issuer sharing one sequence.
+TEST_F(RevocationStoreTest, PartitionsAreKeptSideBySideWithRollbackPerScope) {
   const std::string a = "http://pki.example/a.crl", b = "http://pki.example/b.crl";
   pki::Issued alice = Leaf("alice", {a});
-  auto newer = pki_->Crl(issuing_, {{Serial(alice), kRevNow - 60, kKeyCompromise}}, 9,
-                         kRevNow - 3600, kRevNow + kRevDay, "sha256", {a});
-  auto older = pki_->Crl(issuing_, {}, 4, kRevNow - 7200, kRevNow + kRevDay, "sha256", {b});
-  ASSERT_TRUE(newer && older) << pki_->last_error();
-  ASSERT_TRUE(Ingest(newer.get(), issuing_.cert.get()).ok());
-  Result<IngestResult> rolled = Ingest(older.get(), issuing_.cert.get());
+  pki::Issued bob = Leaf("bob", {b});
+  pki::Issued carol = Leaf("carol", {"http://pki.example/full.crl"});
+  auto a9 = pki_->Crl(issuing_, {{Serial(alice), kRevNow - 60, kKeyCompromise}}, 9, kRevNow - 3600,
+                      kRevNow + kRevDay, "sha256", {a});
+  ASSERT_TRUE(a9) << pki_->last_error();
+  ASSERT_TRUE(Ingest(a9.get(), issuing_.cert.get()).ok());
+  // Partition a's CRL is no word on bob (partition b), which it does not list.
+  RevocationAnswer bob_before = CheckLeaf(bob);
+  EXPECT_EQ(bob_before.status, RevocationStatus::kUnknown);
+  EXPECT_THAT(bob_before.detail, HasSubstr("covers only the distribution point " + a));
+
+  // Partition b numbers its CRLs on its own: a lower number is no rollback.
+  auto b4 = pki_->Crl(issuing_, {}, 4, kRevNow - 7200, kRevNow + kRevDay, "sha256", {b});
+  ASSERT_TRUE(b4) << pki_->last_error();
+  Result<IngestResult> stored_b = Ingest(b4.get(), issuing_.cert.get());
+  ASSERT_TRUE(stored_b.ok()) << stored_b.status().message();
+  EXPECT_EQ(stored_b->outcome, IngestResult::Outcome::kStored);
+  // Both kept: alice's partition was not evicted by bob's.
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+  RevocationAnswer bob_after = CheckLeaf(bob);
+  EXPECT_EQ(bob_after.status, RevocationStatus::kGood);
+  EXPECT_EQ(bob_after.source, "crl test crl_number=4");
+
+  // Within one partition, an older CRL is a rollback (a replay of partition
+  // a's old CRL lands in a's record, whatever URL brought it).
+  auto a8 = pki_->Crl(issuing_, {}, 8, kRevNow - 7200, kRevNow + kRevDay, "sha256", {a});
+  Result<IngestResult> rolled = Ingest(a8.get(), issuing_.cert.get());
   ASSERT_FALSE(rolled.ok());
-  EXPECT_THAT(rolled.status().message(), HasSubstr("rolled back: crlNumber 4 < cached 9"));
+  EXPECT_THAT(rolled.status().message(), HasSubstr("rolled back: crlNumber 8 < cached 9"));
   EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
 
-  // The same number for another partition does take the issuer's place.
-  auto same = pki_->Crl(issuing_, {}, 9, kRevNow - 3600, kRevNow + kRevDay, "sha256", {b});
-  Result<IngestResult> switched = Ingest(same.get(), issuing_.cert.get());
-  ASSERT_TRUE(switched.ok()) << switched.status().message();
-  EXPECT_EQ(switched->outcome, IngestResult::Outcome::kStored);
+  // Full CRLs (no IDP) share one issuer-wide sequence, apart from the partitions.
+  ASSERT_TRUE(Ingest(IssuingCrl({}, 12).get(), issuing_.cert.get()).ok());
+  Result<IngestResult> full_rolled = Ingest(IssuingCrl({}, 10).get(), issuing_.cert.get());
+  ASSERT_FALSE(full_rolled.ok());
+  EXPECT_THAT(full_rolled.status().message(), HasSubstr("rolled back: crlNumber 10 < cached 12"));
+  // A full CRL covers every certificate; a partition's own CRL comes first.
+  EXPECT_EQ(CheckLeaf(carol).status, RevocationStatus::kGood);
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+
+  // Three records, each listed with the distribution point it covers.
+  std::string all;
+  for (const std::string &line : checker_->List()) all += line + "\n";
+  EXPECT_THAT(all, HasSubstr(" dp=" + a + " crl_number=9 "));
+  EXPECT_THAT(all, HasSubstr(" dp=" + b + " crl_number=4 "));
+  EXPECT_THAT(all, HasSubstr(" dp=all crl_number=12 "));
+}
+
+// Delta CRLs of a partitioned CA: each partition's delta beside its own base.
+TEST_F(RevocationStoreTest, APartitionsDeltaIsKeptBesideThatPartitionsBase) {
+  const std::string a = "http://pki.example/a.crl", b = "http://pki.example/b.crl";
+  const std::string a_delta = "http://pki.example/a+.crl";
+  pki::Issued alice = Leaf("alice", {a});
+  pki::Issued bob = Leaf("bob", {b});
+  auto a10 = pki_->Crl(issuing_, {}, 10, kRevNow - 3600, kRevNow + kRevDay, "sha256", {a});
+  auto a11 = pki_->Crl(issuing_, {{Serial(alice), kRevNow - 60, kKeyCompromise}}, 11, kRevNow - 600,
+                       kRevNow + kRevDay, "sha256", {a});
+  auto b20 = pki_->Crl(issuing_, {}, 20, kRevNow - 3600, kRevNow + kRevDay, "sha256", {b});
+  ASSERT_TRUE(a10 && a11 && b20) << pki_->last_error();
+  ASSERT_TRUE(pki_->AddDeltaExtensions(a10.get(), issuing_, -1, {a_delta}));
+  ASSERT_TRUE(pki_->AddDeltaExtensions(a11.get(), issuing_, 10, {}));
+  ASSERT_TRUE(Ingest(a10.get(), issuing_.cert.get()).ok());
+  ASSERT_TRUE(Ingest(b20.get(), issuing_.cert.get()).ok());
+  Result<IngestResult> delta = Ingest(a11.get(), issuing_.cert.get());
+  ASSERT_TRUE(delta.ok()) << delta.status().message();
+  RevocationAnswer alice_answer = CheckLeaf(alice);
+  EXPECT_EQ(alice_answer.status, RevocationStatus::kRevoked);
+  EXPECT_EQ(alice_answer.source, "crl test crl_number=10 delta=11");
+  RevocationAnswer bob_answer = CheckLeaf(bob);
+  EXPECT_EQ(bob_answer.status, RevocationStatus::kGood);
+  EXPECT_EQ(bob_answer.source, "crl test crl_number=20");
+  std::string all;
+  for (const std::string &line : checker_->List()) all += line + "\n";
+  EXPECT_THAT(all, HasSubstr(" dp=" + a + " crl_number=11 base=10 "));
+}
+
+// A full CRL's key is the bare issuer id, whose last byte may be '+', the
+// delta suffix (1 issuer in 256): the record, not its key, says "delta".
+TEST_F(RevocationStoreTest, AnIssuerIdEndingInPlusIsNoDelta) {
+  for (int i = 0; i < 8192 && IssuerId(issuing_.cert.get()).back() != '+'; ++i) {
+    issuing_ = pki_->Issue(root_, pki::PkiBuilder::CaSpec("CN=Rev Issuing CA,O=Example"));
+    ASSERT_TRUE(issuing_) << pki_->last_error();
+  }
+  ASSERT_EQ(IssuerId(issuing_.cert.get()).back(), '+');
+  pki::Issued alice = Leaf("alice", {"http://pki.example/full.crl"});
+  pki::Issued bob = Leaf("bob", {"http://pki.example/full.crl"});
+  ASSERT_TRUE(Ingest(IssuingCrl({{Serial(alice), kRevNow - 60, kKeyCompromise}}, 3).get(),
+                     issuing_.cert.get())
+                  .ok());
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+  EXPECT_EQ(CheckLeaf(bob).status, RevocationStatus::kGood);
 }
 
 TEST_F(RevocationStoreTest, BadBodiesAreRefusedNamingTheDefect) {

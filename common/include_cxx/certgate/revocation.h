@@ -77,6 +77,41 @@ struct IssuerCompletion {
   std::string detail;
 };
 
+// One URL of a chain fetched by RevocationChecker::FetchUrls (`certgate check
+// --fetch`, the certutil -verify -urlfetch view).
+struct UrlFetch {
+  enum class Kind { kCrl, kDeltaCrl, kCaIssuers, kOcsp };
+  enum class Outcome {
+    kVerified,     // fetched, and it verified (a CRL or OCSP answer stored, the issuer found)
+    kUnavailable,  // no answer, or not a 200 (timed out, connection refused, HTTP 404)
+    kFailed,       // an answer that did not verify or parse
+    kNotFetched,   // refused by the policy (a host not in certgate_fetch_allow)
+    kSkipped,      // a URL certgate does not fetch (ldap, no host)
+    kNoUrl,        // the certificate names no URL of this kind
+  };
+  int depth = 0;
+  std::string subject;  // the certificate that names the URL (RFC 2253)
+  Kind kind = Kind::kCrl;
+  std::string url;  // empty for kNoUrl
+  Outcome outcome = Outcome::kNoUrl;
+  std::string why;          // the error or refusal; for kVerified what was stored
+  int64_t elapsed_ms = -1;  // -1: not fetched
+  int http_status = 0;      // 0: no HTTP answer
+  // A CRL that verified: its numbers (decimal) and dates.
+  std::string crl_number, delta_base;
+  int64_t this_update = 0, next_update = 0;
+  std::string ocsp_status;     // an OCSP answer that verified: good, revoked, unknown
+  std::string fetched_issuer;  // caIssuers: the subject of the certificate fetched
+};
+
+// "CDP", "freshestCRL", "AIA caIssuers", "OCSP" (certutil's words).
+const char *UrlFetchKindName(UrlFetch::Kind kind);
+// "Verified", "Unavailable", "Failed", "Not fetched", "Skipped", "No URL".
+const char *UrlFetchOutcomeName(UrlFetch::Outcome outcome);
+// "Verified (12 ms): crl_number=5 thisUpdate=... nextUpdate=..." or
+// "Unavailable: timed out after 5000 ms (5001 ms)": the result, for one line.
+std::string UrlFetchResultText(const UrlFetch &fetch);
+
 class RevocationStore;
 class RevocationFetcher;
 
@@ -106,8 +141,9 @@ class RevocationChecker {
   // fetching (soft_fail, hard_fail) and data is missing or due for refresh,
   // schedules background fetches of the cert's CDP / AIA OCSP URLs (only when
   // evidence.anchored; only to fetch_allow hosts; http/https/ldap/ldaps, an
-  // ldap:/// URL only with certgate_ldap_server, else noted). Returns one answer per checked cert, depth order; empty when
-  // the policy's revocation is off or the chain has nothing to check.
+  // ldap:/// URL only with certgate_ldap_server, else noted). Returns one
+  // answer per checked cert, depth order; empty when the policy's revocation is
+  // off or the chain has nothing to check.
   std::vector<RevocationAnswer> Check(const ChainEvidence &evidence, const Policy &policy);
 
   // Blocks up to `wait` for the pending fetches of this chain to finish (Apache
@@ -122,6 +158,12 @@ class RevocationChecker {
   // http/https/ldap/ldaps and fetch_allow hosts), ingesting what verifies, and return one
   // line per URL with its result and timing (certutil -urlfetch experience).
   std::vector<std::string> FetchNow(const ChainEvidence &evidence, const Policy &policy);
+  // The same fetches, one UrlFetch per URL of every certificate of the chain
+  // (leaf first, then each CA: CDP, freshestCRL, AIA caIssuers, OCSP). A
+  // caIssuers URL is fetched to see whether it serves this certificate's
+  // issuer; nothing of it is stored. The trust anchor's URLs are listed, not
+  // fetched (it is not checked for revocation).
+  std::vector<UrlFetch> FetchUrls(const ChainEvidence &evidence, const Policy &policy);
 
   // For a chain that stops short of a trust anchor because an issuer is
   // missing, under certgate_fetch_issuers on: the CA certificates fetched from

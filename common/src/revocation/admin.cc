@@ -9,6 +9,7 @@
 
 #include "cert_fields.h"
 #include "revocation/crl.h"
+#include "revocation/issuer_fetch.h"
 #include "revocation/issuer_keys.h"
 #include "revocation/ldap_url.h"
 #include "revocation/ocsp.h"
@@ -23,7 +24,197 @@ std::string Ago(int64_t then, int64_t now) {
   return FormatTime(then) + " (" + std::to_string(now - then) + " s ago)";
 }
 
+// Fetches a caIssuers URL and says whether it serves `cert`'s issuer. Nothing
+// is stored: this reports what a client would find there.
+void FetchCaIssuers(X509 *cert, const FetchLimits &limits, UrlFetch *fetch) {
+  HttpRequest request;
+  request.url = fetch->url;
+  request.limits = limits;
+  request.ldap_attribute = kLdapCaCertAttribute;
+  const HttpResponse response = HttpFetch(request);
+  fetch->elapsed_ms = response.duration_ms;
+  fetch->http_status = response.completed ? response.status : 0;
+  if (!response.completed || response.status != 200) {
+    fetch->outcome = UrlFetch::Outcome::kUnavailable;
+    fetch->why = response.completed ? "HTTP " + std::to_string(response.status) : response.error;
+    return;
+  }
+  Result<std::vector<std::shared_ptr<X509>>> cas = ParseIssuerResponse(response.body);
+  if (!cas.ok()) {
+    fetch->outcome = UrlFetch::Outcome::kFailed;
+    fetch->why = cas.status().message();
+    return;
+  }
+  // A .p7c may hold several CAs: the one that signed `cert` is the answer.
+  for (const std::shared_ptr<X509> &issuer : cas.value()) {
+    fetch->fetched_issuer = NameToString(X509_get_subject_name(issuer.get()));
+    ossl::UniquePtr<EVP_PKEY> key(X509_get_pubkey(issuer.get()));
+    if (X509_check_issued(issuer.get(), cert) == X509_V_OK && key &&
+        X509_verify(cert, key.get()) == 1) {
+      fetch->outcome = UrlFetch::Outcome::kVerified;
+      fetch->why = "the issuer \"" + fetch->fetched_issuer + "\"";
+      return;
+    }
+  }
+  fetch->outcome = UrlFetch::Outcome::kFailed;
+  fetch->why = "it serves \"" + fetch->fetched_issuer + "\", which did not issue this certificate";
+}
+
+// A URL refused before any fetch: by scheme (skipped) or by the policy.
+bool Refused(const std::string &url, const FetchLimits &limits, UrlFetch *fetch) {
+  const std::string refusal = UrlRefusal(url, limits);
+  if (refusal.empty()) return false;
+  fetch->why = refusal;
+  fetch->outcome = refusal.find("certgate_fetch_allow") != std::string::npos
+                       ? UrlFetch::Outcome::kNotFetched
+                       : UrlFetch::Outcome::kSkipped;
+  return true;
+}
+
 }  // namespace
+
+const char *UrlFetchKindName(UrlFetch::Kind kind) {
+  switch (kind) {
+    case UrlFetch::Kind::kCrl:
+      return "CDP";
+    case UrlFetch::Kind::kDeltaCrl:
+      return "freshestCRL";
+    case UrlFetch::Kind::kCaIssuers:
+      return "AIA caIssuers";
+    case UrlFetch::Kind::kOcsp:
+      return "OCSP";
+  }
+  return "?";
+}
+
+const char *UrlFetchOutcomeName(UrlFetch::Outcome outcome) {
+  switch (outcome) {
+    case UrlFetch::Outcome::kVerified:
+      return "Verified";
+    case UrlFetch::Outcome::kUnavailable:
+      return "Unavailable";
+    case UrlFetch::Outcome::kFailed:
+      return "Failed";
+    case UrlFetch::Outcome::kNotFetched:
+      return "Not fetched";
+    case UrlFetch::Outcome::kSkipped:
+      return "Skipped";
+    case UrlFetch::Outcome::kNoUrl:
+      return "No URL";
+  }
+  return "?";
+}
+
+std::string UrlFetchResultText(const UrlFetch &fetch) {
+  std::string out = UrlFetchOutcomeName(fetch.outcome);
+  if (fetch.outcome != UrlFetch::Outcome::kVerified && !fetch.why.empty()) out += ": " + fetch.why;
+  if (fetch.elapsed_ms >= 0) out += " (" + std::to_string(fetch.elapsed_ms) + " ms)";
+  if (fetch.outcome != UrlFetch::Outcome::kVerified) return out;
+  if (fetch.kind == UrlFetch::Kind::kCaIssuers) return out + ": " + fetch.why;
+  out += ":";
+  if (!fetch.ocsp_status.empty()) out += " status=" + fetch.ocsp_status;
+  if (!fetch.crl_number.empty()) out += " crl_number=" + fetch.crl_number;
+  if (!fetch.delta_base.empty()) out += " base=" + fetch.delta_base;
+  if (fetch.this_update != 0) out += " thisUpdate=" + FormatTime(fetch.this_update);
+  out += " nextUpdate=" + (fetch.next_update != 0 ? FormatTime(fetch.next_update) : "none");
+  if (fetch.why.rfind("unchanged", 0) == 0) out += " (unchanged)";
+  return out;
+}
+
+std::vector<UrlFetch> FetchUrls(FetchScheduler &scheduler, const Clock &clock,
+                                const ChainEvidence &evidence, const Policy &policy) {
+  std::vector<UrlFetch> fetches;
+  const FetchLimits limits = FetchLimitsFrom(policy);
+  for (size_t d = 0; d < evidence.chain.size(); ++d) {
+    X509 *cert = evidence.chain[d].get();
+    // The anchor is not checked; a chain that reaches none fetches nothing.
+    const bool is_anchor = evidence.anchored && d + 1 == evidence.chain.size();
+    const bool fetch = evidence.anchored && !is_anchor;
+    auto job = std::make_shared<FetchScheduler::Job>();
+    job->cert = evidence.chain[d];
+    if (d + 1 < evidence.chain.size()) job->issuer = evidence.chain[d + 1];
+    job->limits = limits;
+    job->created = clock.Now();
+    UrlFetch base;
+    base.depth = static_cast<int>(d);
+    base.subject = NameToString(X509_get_subject_name(cert));
+    auto run = [&](const std::vector<std::string> &urls, UrlFetch::Kind kind) {
+      if (urls.empty() && (kind == UrlFetch::Kind::kCrl || kind == UrlFetch::Kind::kOcsp)) {
+        UrlFetch none = base;
+        none.kind = kind;
+        fetches.push_back(std::move(none));
+      }
+      for (const std::string &url : urls) {
+        UrlFetch out = base;
+        out.kind = kind;
+        out.url = url;
+        if (!fetch) {
+          out.outcome = UrlFetch::Outcome::kNotFetched;
+          out.why = is_anchor ? "the trust anchor is not checked for revocation"
+                              : "the chain does not reach a trust anchor";
+        } else if (Refused(url, limits, &out)) {
+          // Listed with why: certutil's "Skipped" / "Not fetched".
+        } else if (kind == UrlFetch::Kind::kCaIssuers) {
+          FetchCaIssuers(cert, limits, &out);
+        } else {
+          const bool ocsp = kind == UrlFetch::Kind::kOcsp;
+          scheduler.TakeLease(url, limits, clock.Now(), /*ignore_backoff=*/true);
+          HttpRequest request = scheduler.BuildRequest(*job, url, ocsp);
+          if (kind == UrlFetch::Kind::kDeltaCrl) request.ldap_attribute = kLdapDeltaCrlAttribute;
+          request.if_none_match.clear();
+          request.if_modified_since.clear();
+          HttpResponse response = HttpFetch(request);
+          bool ok = false;
+          out.why = scheduler.Process(*job, url, ocsp, response, &ok, &out);
+          scheduler.RecordUrl(url, ok, out.why, response);
+          out.elapsed_ms = response.duration_ms;
+          out.http_status = response.completed ? response.status : 0;
+          out.outcome = ok ? UrlFetch::Outcome::kVerified
+                        : (!response.completed || response.status != 200)
+                            ? UrlFetch::Outcome::kUnavailable
+                            : UrlFetch::Outcome::kFailed;
+        }
+        fetches.push_back(std::move(out));
+      }
+    };
+    run(CrlUrls(cert), UrlFetch::Kind::kCrl);
+    // Its delta CRLs, after the base they apply to: named by the certificate
+    // and by the base CRL now cached.
+    std::vector<std::string> delta_urls = FreshestCrlUrls(cert);
+    if (Result<RevocationStore::ReadTxn> txn = scheduler.store().Read(); txn.ok() && job->issuer) {
+      const std::vector<std::pair<std::string, CrlMeta>> records =
+          txn->GetIssuerCrls(IssuerId(job->issuer.get()));
+      if (const auto *base_crl = CoveringCrl(records, CrlUrls(cert), X509_check_ca(cert) != 0)) {
+        for (const std::string &url : base_crl->second.delta_urls) {
+          if (std::find(delta_urls.begin(), delta_urls.end(), url) == delta_urls.end())
+            delta_urls.push_back(url);
+        }
+      }
+    }
+    run(delta_urls, UrlFetch::Kind::kDeltaCrl);
+    run(AiaUrls(cert, NID_ad_ca_issuers), UrlFetch::Kind::kCaIssuers);
+    if (job->issuer) {
+      if (Result<std::string> request = OcspRequestDer(cert, job->issuer.get()); request.ok()) {
+        job->request = request.value();
+        job->cert_id = OcspCertIdKey(cert, job->issuer.get());
+      }
+    }
+    const std::vector<std::string> ocsp_urls = AiaUrls(cert, NID_ad_OCSP);
+    if (fetch && job->request.empty()) {
+      for (const std::string &url : ocsp_urls) {
+        UrlFetch failed = base;
+        failed.kind = UrlFetch::Kind::kOcsp;
+        failed.url = url;
+        failed.outcome = UrlFetch::Outcome::kFailed;
+        failed.why = "no OCSP request can be made for this certificate";
+        fetches.push_back(std::move(failed));
+      }
+    } else {
+      run(ocsp_urls, UrlFetch::Kind::kOcsp);
+    }
+  }
+  return fetches;
+}
 
 std::vector<std::string> FetchNow(FetchScheduler &scheduler, const Clock &clock,
                                   const ChainEvidence &evidence, const Policy &policy) {
@@ -32,62 +223,9 @@ std::vector<std::string> FetchNow(FetchScheduler &scheduler, const Clock &clock,
     lines.push_back("the chain does not reach a trust anchor: nothing is fetched");
     return lines;
   }
-  const FetchLimits limits = FetchLimitsFrom(policy);
-  for (size_t d = 0; d + 1 < evidence.chain.size(); ++d) {
-    auto job = std::make_shared<FetchScheduler::Job>();
-    job->cert = evidence.chain[d];
-    job->issuer = evidence.chain[d + 1];
-    job->limits = limits;
-    job->created = clock.Now();
-    const std::string prefix = "depth " + std::to_string(d) + " ";
-    auto run = [&](const std::vector<std::string> &urls, bool ocsp, const std::string &kind) {
-      if (urls.empty()) {
-        lines.push_back(prefix + kind + ": no URL in the certificate");
-      }
-      for (const std::string &url : urls) {
-        std::string line = prefix + kind + " " + url + ": ";
-        std::string refusal = UrlRefusal(url, limits);
-        if (!refusal.empty()) {
-          lines.push_back(line + "skipped, " + refusal);
-          continue;
-        }
-        scheduler.TakeLease(url, limits, clock.Now(), /*ignore_backoff=*/true);
-        HttpRequest request = scheduler.BuildRequest(*job, url, ocsp);
-        if (kind == "delta crl") request.ldap_attribute = kLdapDeltaCrlAttribute;
-        request.if_none_match.clear();
-        request.if_modified_since.clear();
-        HttpResponse response = HttpFetch(request);
-        bool ok = false;
-        std::string result = scheduler.Process(*job, url, ocsp, response, &ok);
-        scheduler.RecordUrl(url, ok, result, response);
-        const std::string protocol =
-            IsLdapUrl(url) ? std::string("LDAP") : "HTTP " + std::to_string(response.status);
-        std::string how = response.completed
-                              ? protocol + ", " + std::to_string(response.body.size()) + " bytes, "
-                              : std::string();
-        lines.push_back(line + how + std::to_string(response.duration_ms) +
-                        " ms: " + (ok ? "" : "failed: ") + result);
-      }
-    };
-    run(CrlUrls(job->cert.get()), false, "crl");
-    // Its delta CRLs, after the base they apply to: named by the base CRL
-    // now cached and by the certificate.
-    std::vector<std::string> delta_urls = FreshestCrlUrls(job->cert.get());
-    if (Result<RevocationStore::ReadTxn> txn = scheduler.store().Read(); txn.ok()) {
-      if (std::optional<CrlMeta> base = txn->GetCrl(IssuerId(job->issuer.get()))) {
-        for (const std::string &url : base->delta_urls) {
-          if (std::find(delta_urls.begin(), delta_urls.end(), url) == delta_urls.end())
-            delta_urls.push_back(url);
-        }
-      }
-    }
-    if (!delta_urls.empty()) run(delta_urls, false, "delta crl");
-    Result<std::string> request = OcspRequestDer(job->cert.get(), job->issuer.get());
-    if (request.ok()) {
-      job->request = request.value();
-      job->cert_id = OcspCertIdKey(job->cert.get(), job->issuer.get());
-      run(AiaUrls(job->cert.get(), NID_ad_OCSP), true, "ocsp");
-    }
+  for (const UrlFetch &fetch : FetchUrls(scheduler, clock, evidence, policy)) {
+    lines.push_back("depth " + std::to_string(fetch.depth) + " " + UrlFetchKindName(fetch.kind) +
+                    (fetch.url.empty() ? "" : " " + fetch.url) + ": " + UrlFetchResultText(fetch));
   }
   return lines;
 }
@@ -106,16 +244,23 @@ std::vector<std::string> ListStore(RevocationStore &store, const Clock &clock) {
                                : (m.flags & kCrlDefectsRecorded) == 0 ? " strict_defects=unrecorded"
                                                                       : "";
     const bool is_delta = !m.delta_base_dec.empty();
-    std::string deltas;
+    std::string deltas, dp;
     for (const std::string &url : m.delta_urls) deltas += (deltas.empty() ? "" : ",") + url;
-    lines.push_back(
-        std::string(is_delta ? "delta" : "crl") + " issuer=\"" + m.issuer +
-        "\" id=" + LowerHex(id.substr(0, 20)) + " crl_number=" + CrlNumberText(m.crl_number_dec) +
-        (is_delta ? " base=" + m.delta_base_dec : "") +
-        (deltas.empty() ? "" : " freshest=" + deltas) + " entries=" + std::to_string(m.count) +
-        strict + " thisUpdate=" + FormatTime(m.this_update) + " nextUpdate=" +
-        (m.next_update != 0 ? FormatTime(m.next_update) : "none") + " source=" + m.source +
-        " stored=" + Ago(m.ingested_at, now) + " checked=" + Ago(m.checked_at, now));
+    // The distribution point (issuingDistributionPoint) the CRL covers: its
+    // record's scope; "all" for a full CRL.
+    for (const std::string &url : m.scope) dp += (dp.empty() ? "" : ",") + url;
+    if (dp.empty()) dp = "all";
+    if (m.flags & kCrlOnlyUserCerts) dp += " only=user_certs";
+    if (m.flags & kCrlOnlyCaCerts) dp += " only=ca_certs";
+    lines.push_back(std::string(is_delta ? "delta" : "crl") + " issuer=\"" + m.issuer +
+                    "\" id=" + LowerHex(id.substr(0, 20)) + " dp=" + dp +
+                    " crl_number=" + CrlNumberText(m.crl_number_dec) +
+                    (is_delta ? " base=" + m.delta_base_dec : "") +
+                    (deltas.empty() ? "" : " freshest=" + deltas) + " entries=" +
+                    std::to_string(m.count) + strict + " thisUpdate=" + FormatTime(m.this_update) +
+                    " nextUpdate=" + (m.next_update != 0 ? FormatTime(m.next_update) : "none") +
+                    " source=" + m.source + " stored=" + Ago(m.ingested_at, now) +
+                    " checked=" + Ago(m.checked_at, now));
   }
   static const char *kStatus[] = {"good", "revoked", "unknown"};
   for (const auto &[id, o] : listing->ocsp) {

@@ -15,6 +15,10 @@
 
 namespace certgate {
 
+// RevocationChecker::FetchUrls (revocation.h): one UrlFetch per URL.
+std::vector<UrlFetch> FetchUrls(FetchScheduler &scheduler, const Clock &clock,
+                                const ChainEvidence &evidence, const Policy &policy);
+
 // RevocationChecker::FetchNow (revocation.h): one line per URL.
 std::vector<std::string> FetchNow(FetchScheduler &scheduler, const Clock &clock,
                                   const ChainEvidence &evidence, const Policy &policy);

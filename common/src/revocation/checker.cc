@@ -131,6 +131,10 @@ IssuerCompletion RevocationChecker::CompleteChain(const ChainEvidence &evidence,
                                                   const Policy &policy, int64_t now) {
   return CompleteChainFromAia(impl_->scheduler_, evidence, trust, policy, now);
 }
+std::vector<UrlFetch> RevocationChecker::FetchUrls(const ChainEvidence &evidence,
+                                                   const Policy &policy) {
+  return certgate::FetchUrls(impl_->scheduler_, impl_->clock_, evidence, policy);
+}
 std::vector<std::string> RevocationChecker::List() {
   return ListStore(*impl_->store_, impl_->clock_);
 }

@@ -175,8 +175,67 @@ Result<std::vector<std::string>> CrlsFromPem(const std::string &data) {
 
 }  // namespace
 
-std::string DeltaKey(std::string_view issuer_id) {
-  return std::string(issuer_id) + "+";  // the AD CS spelling of a delta
+std::string CrlKey(std::string_view issuer_id, const std::vector<std::string> &scope,
+                   uint32_t flags) {
+  constexpr uint32_t kKinds = kCrlOnlyUserCerts | kCrlOnlyCaCerts;
+  if (scope.empty() && (flags & kKinds) == 0) return std::string(issuer_id);
+  // Length-prefixed, so that no two scopes hash the same input.
+  std::string input(1, static_cast<char>('0' + (flags & kKinds)));
+  for (const std::string &url : scope) input += std::to_string(url.size()) + ":" + url;
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char *>(input.data()), input.size(), md);
+  return std::string(issuer_id) + "#" + std::string(reinterpret_cast<char *>(md), 20);
+}
+
+std::string DeltaKey(std::string_view base_key) {
+  return std::string(base_key) + "+";  // the AD CS spelling of a delta
+}
+
+std::string RecordKey(std::string_view issuer_id, const ParsedCrl &crl) {
+  const std::string base = CrlKey(issuer_id, crl.scope_urls, crl.flags);
+  return crl.is_delta ? DeltaKey(base) : base;
+}
+
+const std::pair<std::string, CrlMeta> *CoveringCrl(
+    const std::vector<std::pair<std::string, CrlMeta>> &records,
+    const std::vector<std::string> &cert_crl_urls, bool is_ca) {
+  const std::pair<std::string, CrlMeta> *best = nullptr;
+  int best_rank = -1;
+  for (const auto &record : records) {
+    const CrlMeta &m = record.second;
+    // (A delta says so in its record: a bare issuer id may end in '+' too.)
+    if (!m.delta_base_dec.empty()) continue;
+    if (((m.flags & kCrlOnlyUserCerts) && is_ca) || ((m.flags & kCrlOnlyCaCerts) && !is_ca))
+      continue;
+    if (!CrlScopeCovers(m.scope, cert_crl_urls)) continue;
+    // The certificate's own partition, then a CRL for its kind, then a full CRL.
+    const int rank = !m.scope.empty()                                    ? 2
+                     : (m.flags & (kCrlOnlyUserCerts | kCrlOnlyCaCerts)) ? 1
+                                                                         : 0;
+    if (rank > best_rank || (rank == best_rank && m.this_update > best->second.this_update)) {
+      best = &record;
+      best_rank = rank;
+    }
+  }
+  return best;
+}
+
+namespace {
+std::string PendingSuffix(std::string_view issuer_id, const std::vector<std::string> &urls) {
+  std::string out = LowerHex(issuer_id);
+  for (const std::string &url : urls) out += " " + url;
+  return out;
+}
+}  // namespace
+
+std::string CrlPendingKey(std::string_view issuer_id,
+                          const std::vector<std::string> &cert_crl_urls) {
+  return "crl:" + PendingSuffix(issuer_id, cert_crl_urls);
+}
+
+std::string DeltaPendingKey(std::string_view issuer_id,
+                            const std::vector<std::string> &cert_crl_urls) {
+  return "delta:" + PendingSuffix(issuer_id, cert_crl_urls);
 }
 
 bool DeltaApplies(const CrlMeta &base, const CrlMeta &delta) {

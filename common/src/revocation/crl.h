@@ -63,8 +63,36 @@ struct ParsedCrl {
   std::vector<std::string> freshest_urls;
 };
 
-// The store key of the delta CRL kept beside the base CRL of `issuer_id`.
-std::string DeltaKey(std::string_view issuer_id);
+// The store key of a base CRL (issue 11 §5: partitioned CRLs): the issuer id
+// for a full CRL (no issuingDistributionPoint scope); for a partition, the
+// issuer id, '#' and a SHA-256 prefix over its kinds (onlyContainsUserCerts /
+// CACerts) and its distribution point URLs, so that every partition of one CA
+// has its own record and certificates of different partitions stop evicting
+// each other's CRL.
+std::string CrlKey(std::string_view issuer_id, const std::vector<std::string> &scope,
+                   uint32_t flags);
+// The store key of the delta CRL kept beside the base CRL stored under `base_key`.
+std::string DeltaKey(std::string_view base_key);
+// The key of a CRL's record: its base key, or that key's DeltaKey for a delta
+// (whose scope is its base's, RFC 5280 §5.2.4).
+std::string RecordKey(std::string_view issuer_id, const ParsedCrl &crl);
+
+// Among the CRL records of one issuer (GetIssuerCrls), the base CRL that
+// covers a certificate with these CRL distribution point URLs (RFC 5280
+// §6.3.3 b.2: the IDP's distributionPoint names one of the certificate's CDP
+// URLs; a CRL without one covers all) and of this kind (CA or not): the
+// certificate's own partition first, then a full CRL. Null when none does.
+const std::pair<std::string, CrlMeta> *CoveringCrl(
+    const std::vector<std::pair<std::string, CrlMeta>> &records,
+    const std::vector<std::string> &cert_crl_urls, bool is_ca);
+
+// The scheduler's pending keys for a certificate's base CRL and its delta:
+// per issuer and per the certificate's CDP URLs (its partition), so that
+// fetches for two partitions of one CA do not wait for each other.
+std::string CrlPendingKey(std::string_view issuer_id,
+                          const std::vector<std::string> &cert_crl_urls);
+std::string DeltaPendingKey(std::string_view issuer_id,
+                            const std::vector<std::string> &cert_crl_urls);
 // Whether the stored `delta` applies to the stored `base` (RFC 5280 §5.2.4):
 // delta's base number <= base's crlNumber < delta's crlNumber.
 bool DeltaApplies(const CrlMeta &base, const CrlMeta &delta);

@@ -123,8 +123,11 @@ Status DeltaFitsBase(const ParsedCrl &delta, const std::optional<CrlMeta> &base,
                            delta.delta_base_dec + ") refused: ";
   if (!base) {
     *needs_base = true;
-    return Status::Error(what + "no base CRL of " + delta.issuer + " is cached" +
-                         kDeltaWaitsForBase);
+    return Status::Error(what + "no base CRL of " + delta.issuer +
+                         (delta.scope_urls.empty()
+                              ? std::string()
+                              : " for the distribution point " + delta.scope_urls.front()) +
+                         " is cached" + kDeltaWaitsForBase);
   }
   if (base->crl_number_dec.empty()) {
     return Status::Error(what + "the cached base CRL from " + base->source + " has no crlNumber");
@@ -173,8 +176,10 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
   if (!times.ok()) return times;
   const std::string id = IssuerId(issuer);
   if (id.empty()) return Status::Error("cannot hash the issuer");
-  // A delta is kept beside its base, under its own key.
-  const std::string key = crl.is_delta ? DeltaKey(id) : id;
+  // One record per (issuer, scope): a full CRL under the issuer id, each
+  // partition under its own key (CrlKey); a delta beside its base.
+  const std::string base_key = CrlKey(id, crl.scope_urls, crl.flags);
+  const std::string key = crl.is_delta ? DeltaKey(base_key) : base_key;
   DropAbandonedGenerations(store);
 
   // 1. Against the cached CRL: refuse a rollback, confirm an unchanged one, or
@@ -185,23 +190,29 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
     Result<RevocationStore::WriteTxn> txn = store.Write();
     if (!txn.ok()) return txn.status();
     if (crl.is_delta) {
-      std::optional<CrlMeta> base = txn->GetCrl(id);
+      std::optional<CrlMeta> base = txn->GetCrl(base_key);
       bool needs_base = false;
       Status fits = DeltaFitsBase(crl, base, &needs_base);
       if (!fits.ok()) {
         // The base is refreshed before the delta is tried again.
         if (needs_base && base && (base->flags & kCrlBaseRefreshWanted) == 0) {
           base->flags |= kCrlBaseRefreshWanted;
-          if (txn->PutCrl(id, *base).ok()) (void)txn->Commit();
+          if (txn->PutCrl(base_key, *base).ok()) (void)txn->Commit();
         }
         return fits;
       }
     }
     std::optional<CrlMeta> old = txn->GetCrl(key);
-    // The store holds one CRL per issuer, so numbers are compared per issuer,
-    // across scopes: an older CRL of another partition must not replace a
-    // newer one (its certificates would lose the newer revocations). One of
-    // the same number but another scope does take the issuer's place.
+    // Rollback: crlNumbers are compared within one record, i.e. per (issuer,
+    // scope). RFC 5280 §5.2.3 makes crlNumber monotonic "for a given CRL scope
+    // and CRL issuer": every full CRL of the issuer shares one sequence (the
+    // record under the bare issuer id), while each partition (its signed
+    // issuingDistributionPoint) has its own, and CAs number partitions
+    // independently, so comparing across partitions would refuse valid CRLs.
+    // An old CRL cannot be replayed under another partition's URL: its record
+    // is chosen by its own signed IDP, not by the URL it came from (where it
+    // meets its own partition's newer number and is refused), and a fetched
+    // CRL whose IDP does not name its URL is refused before ingest.
     if (old) {
       if (CompareToCached(crl, *old) < 0) return RolledBack(crl, *old);
       if (old->scope == crl.scope_urls && IsUnchanged(crl, *old)) {
@@ -276,7 +287,7 @@ Result<IngestResult> IngestVerifiedCrl(RevocationStore &store, const ParsedCrl &
       switched = same;
     } else {
       bool needs_base = false;
-      if (crl.is_delta) switched = DeltaFitsBase(crl, txn->GetCrl(id), &needs_base);
+      if (crl.is_delta) switched = DeltaFitsBase(crl, txn->GetCrl(base_key), &needs_base);
       replaced = txn->GetCrl(key);
       const bool same_scope = replaced && replaced->scope == crl.scope_urls;
       if (!switched.ok()) {

@@ -201,12 +201,14 @@ HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url,
   request.url = url;
   request.ldap_attribute =
       job.key.rfind("delta:", 0) == 0 ? kLdapDeltaCrlAttribute : kLdapCrlAttribute;
-  // Conditional GET only when the cached CRL came from this very URL.
+  // Conditional GET only when a cached CRL (a base, a partition's, a delta)
+  // came from this very URL.
   Result<RevocationStore::ReadTxn> txn = store_.Read();
   if (txn.ok()) {
-    const std::string id = IssuerId(job.issuer.get());
-    std::optional<CrlMeta> meta = txn->GetCrl(id);
-    if (meta && meta->source != url) meta = txn->GetCrl(DeltaKey(id));  // a delta's URL
+    std::optional<CrlMeta> meta;
+    for (auto &[key, record] : txn->GetIssuerCrls(IssuerId(job.issuer.get()))) {
+      if (record.source == url) meta = std::move(record);
+    }
     std::optional<UrlState> state = txn->GetUrl(url);
     // (Not for a record from before certgate_strict: its CRL is to be read again.)
     // (Nor when the fleet's Redis lacks this version: the body is to be published.)
@@ -220,7 +222,7 @@ HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url,
 }
 
 std::string FetchScheduler::Process(const Job &job, const std::string &url, bool ocsp,
-                                    const HttpResponse &response, bool *ok) {
+                                    const HttpResponse &response, bool *ok, UrlFetch *facts) {
   *ok = false;
   if (!response.completed) return response.error;
   const int64_t now = clock_.Now();
@@ -228,15 +230,13 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
     Result<RevocationStore::WriteTxn> txn = store_.Write();
     const std::string id = IssuerId(job.issuer.get());
     if (txn.ok()) {
-      // The record that came from this URL: the base, or its delta.
-      std::string key = id;
-      std::optional<CrlMeta> meta = txn->GetCrl(id);
-      if (meta && meta->source != url) {
-        if (std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(id));
-            delta && delta->source == url) {
-          key = DeltaKey(id);
-          meta = delta;
-        }
+      // The record that came from this URL: a base (of any scope), or a delta.
+      std::string key;
+      std::optional<CrlMeta> meta;
+      for (auto &[record_key, record] : txn->GetIssuerCrls(id)) {
+        if (record.source != url) continue;
+        key = record_key;
+        meta = std::move(record);
       }
       if (meta) {
         meta->checked_at = now;
@@ -257,6 +257,11 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
     if (!stored.ok()) return stored.message();
     *ok = true;
     static const char *kStatus[] = {"good", "revoked", "unknown"};
+    if (facts != nullptr) {
+      facts->ocsp_status = kStatus[std::clamp(record->status, 0, 2)];
+      facts->this_update = record->this_update;
+      facts->next_update = record->next_update;
+    }
     return std::string("ok ") + kStatus[std::clamp(record->status, 0, 2)] +
            " thisUpdate=" + FormatTime(record->this_update) +
            (record->next_update != 0 ? " nextUpdate=" + FormatTime(record->next_update) : "");
@@ -272,6 +277,12 @@ std::string FetchScheduler::Process(const Job &job, const std::string &url, bool
   if (!ingested.ok()) return ingested.status().message();
   *ok = true;
   const CrlMeta &meta = ingested->meta;
+  if (facts != nullptr) {
+    facts->crl_number = CrlNumberText(meta.crl_number_dec);
+    facts->delta_base = meta.delta_base_dec;
+    facts->this_update = meta.this_update;
+    facts->next_update = meta.next_update;
+  }
   return std::string(ingested->outcome == IngestResult::Outcome::kStored ? "stored" : "unchanged") +
          (meta.delta_base_dec.empty() ? "" : " delta") +
          " crl_number=" + CrlNumberText(meta.crl_number_dec) +
@@ -354,13 +365,17 @@ void FetchScheduler::RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp) {
 void FetchScheduler::ScheduleDeltaAfterBase(const Job &job) {
   if (job.key.rfind("crl:", 0) != 0) return;
   const std::string id = IssuerId(job.issuer.get());
+  const std::vector<std::string> cdp_urls = CrlUrls(job.cert.get());
   std::vector<std::string> urls = FreshestCrlUrls(job.cert.get());
   {
     Result<RevocationStore::ReadTxn> txn = store_.Read();
     if (!txn.ok()) return;
-    std::optional<CrlMeta> base = txn->GetCrl(id);
-    if (!base) return;
-    std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(id));
+    // The base that covers this certificate (its partition's, or the full CRL).
+    const std::vector<std::pair<std::string, CrlMeta>> records = txn->GetIssuerCrls(id);
+    const auto *covering = CoveringCrl(records, cdp_urls, X509_check_ca(job.cert.get()) != 0);
+    if (covering == nullptr) return;
+    const CrlMeta *base = &covering->second;
+    std::optional<CrlMeta> delta = txn->GetCrl(DeltaKey(covering->first));
     if (delta && DeltaApplies(*base, *delta)) return;
     for (const std::string &url : base->delta_urls) {
       if (std::find(urls.begin(), urls.end(), url) == urls.end()) urls.push_back(url);
@@ -375,7 +390,7 @@ void FetchScheduler::ScheduleDeltaAfterBase(const Job &job) {
                urls.end());
   }
   if (urls.empty()) return;
-  ScheduleCrl("delta:" + LowerHex(id), job.cert.get(), job.issuer.get(), std::move(urls),
+  ScheduleCrl(DeltaPendingKey(id, cdp_urls), job.cert.get(), job.issuer.get(), std::move(urls),
               job.limits);
 }
 
@@ -395,8 +410,9 @@ std::vector<std::string> FetchScheduler::ChainKeys(const ChainEvidence &evidence
   for (size_t d = 0; d + 1 < evidence.chain.size(); ++d) {
     X509 *cert = evidence.chain[d].get();
     X509 *issuer = evidence.chain[d + 1].get();
-    keys.push_back("crl:" + LowerHex(IssuerId(issuer)));
-    keys.push_back("delta:" + LowerHex(IssuerId(issuer)));
+    const std::vector<std::string> cdp_urls = CrlUrls(cert);
+    keys.push_back(CrlPendingKey(IssuerId(issuer), cdp_urls));
+    keys.push_back(DeltaPendingKey(IssuerId(issuer), cdp_urls));
     keys.push_back("ocsp:" + LowerHex(OcspCertIdKey(cert, issuer)));
   }
   // A chain short of its anchor waits for its top's issuer (certgate_fetch_issuers).

@@ -7,6 +7,7 @@
 
 #include <certgate/chain_evidence.h>
 #include <certgate/clock.h>
+#include <certgate/revocation.h>
 #include <openssl/x509.h>
 
 #include <chrono>
@@ -96,9 +97,10 @@ class FetchScheduler {
                   bool ignore_backoff);
   HttpRequest BuildRequest(const Job &job, const std::string &url, bool ocsp);
   // Interprets a response: ingests a CRL / stores an OCSP answer. Returns the
-  // result text; *ok when the URL delivered usable data.
+  // result text; *ok when the URL delivered usable data. `facts` (FetchNow):
+  // what the CRL or OCSP answer said.
   std::string Process(const Job &job, const std::string &url, bool ocsp,
-                      const HttpResponse &response, bool *ok);
+                      const HttpResponse &response, bool *ok, UrlFetch *facts = nullptr);
   // Records a URL's result, sets or clears its backoff, releases the lease.
   void RecordUrl(const std::string &url, bool ok, const std::string &result,
                  const HttpResponse &response);

@@ -41,26 +41,34 @@ View CrlView(const RevocationStore::ReadTxn &txn, X509 *cert, const std::string 
              const std::string &serial, bool negative, int64_t now,
              const RevocationSettings &settings) {
   View view;
-  std::optional<CrlMeta> meta = txn.GetCrl(issuer_id);
-  if (!meta) {
-    view.note = "no CRL cached for this issuer";
-    return view;
-  }
+  // The issuer's CRL whose scope covers this certificate (RFC 5280 §6.3.3
+  // b.2): a partitioned CRL says nothing of certificates in another partition.
+  const std::vector<std::pair<std::string, CrlMeta>> records = txn.GetIssuerCrls(issuer_id);
   const bool is_ca = IsCa(cert);
-  if (((meta->flags & kCrlOnlyUserCerts) && is_ca) || ((meta->flags & kCrlOnlyCaCerts) && !is_ca)) {
-    view.note = "the cached CRL does not cover this kind of certificate";
+  const auto *covering = CoveringCrl(records, CrlUrls(cert), is_ca);
+  if (covering == nullptr) {
+    view.note = "no CRL cached for this issuer";
+    for (const auto &record : records) {
+      const CrlMeta &other = record.second;
+      if (!other.delta_base_dec.empty()) continue;
+      view.note = !other.scope.empty()
+                      ? "the cached CRL covers only the distribution point " + other.scope.front() +
+                            ", which this certificate does not name"
+                      : "the cached CRL does not cover this kind of certificate";
+      if (!other.scope.empty()) break;
+    }
     return view;
   }
-  // A partitioned CRL says nothing of certificates in another partition.
-  if (!meta->scope.empty() && !CrlScopeCovers(meta->scope, CrlUrls(cert))) {
-    view.note = "the cached CRL covers only the distribution point " + meta->scope.front() +
-                ", which this certificate does not name";
-    return view;
-  }
+  const std::string &base_key = covering->first;
+  const CrlMeta *meta = &covering->second;
   const bool from_url = meta->source.rfind("file:", 0) != 0;
   // Its delta CRL (RFC 5280 §5.2.4), when one is kept that applies to it.
-  std::optional<CrlMeta> delta = txn.GetCrl(DeltaKey(issuer_id));
-  if (delta && !DeltaApplies(*meta, *delta)) delta.reset();
+  const CrlMeta *delta = nullptr;
+  const std::string delta_key = DeltaKey(base_key);
+  for (const auto &[key, record] : records) {
+    if (key == delta_key) delta = &record;
+  }
+  if (delta != nullptr && !DeltaApplies(*meta, *delta)) delta = nullptr;
   // Where deltas are published: the base's freshestCRL, and the certificate's.
   view.delta_urls = meta->delta_urls;
   for (std::string &url : FreshestCrlUrls(cert)) {
@@ -363,7 +371,8 @@ CertLookup LookUpCert(const RevocationStore::ReadTxn &txn, X509 *cert, X509 *iss
 
   // Ask for what is missing or due (not when a fresh source already answers,
   // except to refresh that very source).
-  lookup.crl_key = "crl:" + LowerHex(issuer_id);
+  const std::vector<std::string> cdp_urls = CrlUrls(cert);
+  lookup.crl_key = CrlPendingKey(issuer_id, cdp_urls);
   lookup.ocsp_key = cert_id.empty() ? std::string() : "ocsp:" + LowerHex(cert_id);
   for (size_t i = 0; i < sources.size(); ++i) {
     const View &v = views[i];
@@ -382,7 +391,7 @@ CertLookup LookUpCert(const RevocationStore::ReadTxn &txn, X509 *cert, X509 *iss
     }
     if (sources[i] == RevocationSource::kCrl && v.delta_due) {
       // After the base (a delta is checked against the cached base).
-      lookup.delta_key = "delta:" + LowerHex(issuer_id);
+      lookup.delta_key = DeltaPendingKey(issuer_id, cdp_urls);
       if (v.delta_missing) {
         lookup.wanted.push_back({WantedWork::Kind::kIngestWaitingFile, lookup.delta_key, {}, {}});
       }

@@ -44,8 +44,8 @@ struct WantedWork {
     kFetchOcsp,
   };
   Kind kind = Kind::kFetchCrl;
-  // The pending key: "crl:<issuer id hex>", "delta:<issuer id hex>" (its delta
-  // CRL) or "ocsp:<cert id hex>".
+  // The pending key: CrlPendingKey, DeltaPendingKey (crl.h: per issuer and
+  // the certificate's CDP URLs) or "ocsp:<cert id hex>".
   std::string key;
   std::string cert_id;            // kFetchOcsp: the OCSP CertID key
   std::vector<std::string> urls;  // kFetch*: what may be fetched now, in order
@@ -57,7 +57,7 @@ struct CertLookup {
   X509 *cert = nullptr;           // borrowed from the evidence
   X509 *issuer = nullptr;         // null when not in the chain
   std::string crl_key, ocsp_key;  // pending keys ("" when not looked at)
-  std::string delta_key;          // "delta:<issuer id hex>" when its delta CRL is wanted
+  std::string delta_key;          // DeltaPendingKey when its delta CRL is wanted
   std::vector<WantedWork> wanted;
   // The detail lists every source: it ends with "; a fetch is in flight" when
   // one of its keys turns out to be pending.

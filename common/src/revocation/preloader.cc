@@ -226,7 +226,7 @@ Status CrlPreloader::IngestFileOnce(const std::string &path, X509 *chain_issuer,
     if (state.issuer_id.empty() && issuer) state.issuer_id = IssuerId(issuer.get());
     if (issuer) {
       const std::string id = IssuerId(issuer.get());
-      state.stored.push_back({crl.is_delta ? DeltaKey(id) : id, crl.crl_number, crl.this_update});
+      state.stored.push_back({RecordKey(id, crl), crl.crl_number, crl.this_update});
     }
     state.result += (state.result.empty() ? "" : "; ") + which + result;
   }

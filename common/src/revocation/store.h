@@ -9,8 +9,10 @@
 // read transactions may move between threads.
 //
 // Sub-databases:
-//   crl     issuer id (20 bytes)           -> CrlMeta (the issuer's current CRL)
-//           issuer id + "+" (DeltaKey)     -> CrlMeta (its delta CRL, RFC 5280 §5.2.4)
+//   crl     issuer id (20 bytes)           -> CrlMeta (the issuer's full CRL)
+//           issuer id + "#" + scope hash   -> CrlMeta (a partition's CRL: CrlKey, crl.h)
+//           either + "+" (DeltaKey)        -> CrlMeta (its delta CRL, RFC 5280 §5.2.4)
+//           (one issuer's records are adjacent: GetIssuerCrls reads them with a cursor)
 //   serial  generation (8, BE) + serial    -> RevokedEntry
 //   ocsp    CertID DER (SHA-1)             -> OcspRecord
 //   url     URL                            -> UrlState (validators, backoff, lease)
@@ -22,7 +24,8 @@
 // Serial keys are grouped by the CRL's generation (a counter bumped per ingest)
 // rather than by issuer id, so a new CRL's (sorted) entries are appended
 // (MDB_APPEND: full pages, fast) and the old generation is deleted in the same
-// transaction. A lookup is two gets: crl[issuer id] then serial[gen, serial].
+// transaction. A lookup is a short cursor walk over the issuer's CRL records
+// (crl[issuer id...]), then serial[gen, serial].
 //
 // Damage (DESIGN §5, issue 9 §4): the store fails closed. Before mapping, the
 // files must belong to the caller (or root), be writable by nobody else, and
@@ -127,7 +130,8 @@ struct FileState {
   int64_t mtime_ns = 0, size = 0;
   std::string issuer_id;  // empty: not ingested (issuer unknown or error)
   std::string result;
-  // Per CRL of the file that was stored: issuer id, then its crlNumber and
+  // Per CRL of the file that was stored: its record key (CrlKey or DeltaKey,
+  // named issuer_id from before partitions), then its crlNumber and
   // thisUpdate, so that a warm start can check the store still holds it.
   struct Stored {
     std::string issuer_id, crl_number;
@@ -201,8 +205,10 @@ class RevocationStore {
     ~ReadTxn();
     ReadTxn(ReadTxn &&other) noexcept;
     ReadTxn &operator=(ReadTxn &&) = delete;
-    std::optional<CrlMeta> GetCrl(std::string_view issuer_id) const;
-    std::optional<CrlHead> GetCrlHead(std::string_view issuer_id) const;
+    std::optional<CrlMeta> GetCrl(std::string_view key) const;
+    std::optional<CrlHead> GetCrlHead(std::string_view key) const;
+    // Every CRL record of one issuer (full, partitions, their deltas), by key.
+    std::vector<std::pair<std::string, CrlMeta>> GetIssuerCrls(std::string_view issuer_id) const;
     // Absent, revoked, or damaged (and then reported).
     SerialLookup FindRevoked(uint64_t gen, std::string_view magnitude, bool negative = false) const;
     // FindRevoked's entry; nullopt when absent or damaged.
@@ -236,11 +242,12 @@ class RevocationStore {
     ~WriteTxn();  // aborts unless committed
     WriteTxn(WriteTxn &&other) noexcept;
     WriteTxn &operator=(WriteTxn &&) = delete;
-    std::optional<CrlMeta> GetCrl(std::string_view issuer_id) const;
+    std::optional<CrlMeta> GetCrl(std::string_view key) const;
+    std::vector<std::pair<std::string, CrlMeta>> GetIssuerCrls(std::string_view issuer_id) const;
     std::optional<UrlState> GetUrl(std::string_view url) const;
     std::optional<OcspRecord> GetOcsp(std::string_view cert_id) const;
     std::optional<FileState> GetFile(std::string_view path) const;
-    Status PutCrl(std::string_view issuer_id, const CrlMeta &meta);
+    Status PutCrl(std::string_view key, const CrlMeta &meta);
     Status PutOcsp(std::string_view cert_id, const OcspRecord &record);
     Status PutUrl(std::string_view url, const UrlState &state);
     Status PutFile(std::string_view path, const FileState &state);

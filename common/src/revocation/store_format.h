@@ -16,8 +16,10 @@ namespace certgate::store_detail {
 
 constexpr uint8_t kRecordVersion = 2;
 // meta["format"]: a store without it, or with another, was written by another
-// version of certgate (or is not ours) and is rebuilt.
-constexpr std::string_view kStoreFormat = "certgate-revocation-cache 2";
+// version of certgate (or is not ours) and is rebuilt. 3: CRL records keyed by
+// (issuer, distribution point) (CrlKey): a format-2 store holds a partition's
+// CRL under the bare issuer id, where a full CRL now lives, so it is never read.
+constexpr std::string_view kStoreFormat = "certgate-revocation-cache 3";
 // A record (CRL, OCSP, URL, file) this long is damage, not data; no read goes
 // past it (nor past the file: see kTailPad).
 constexpr size_t kMaxRecord = size_t{1} << 20;

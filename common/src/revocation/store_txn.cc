@@ -125,6 +125,38 @@ std::optional<T> GetDecoded(RevocationStore *store, uint64_t epoch, MDB_txn *txn
   return decoded;
 }
 
+// Every record whose key starts with `issuer_id` (an issuer's CRLs); a
+// record that does not decode is reported, and left out.
+std::vector<std::pair<std::string, CrlMeta>> IssuerCrls(RevocationStore *store, uint64_t epoch,
+                                                        MDB_txn *txn, MDB_dbi dbi,
+                                                        std::string_view issuer_id) {
+  std::vector<std::pair<std::string, CrlMeta>> out;
+  if (issuer_id.empty()) return out;
+  MDB_cursor *cursor = nullptr;
+  int rc = mdb_cursor_open(txn, dbi, &cursor);
+  if (rc != 0) {
+    if (IsDamage(rc))
+      store->ReportDamage(std::string("reading CRL records: ") + mdb_strerror(rc), epoch);
+    return out;
+  }
+  MDB_val k = Val(issuer_id), v;
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+    const std::string_view key = View(k);
+    if (key.substr(0, issuer_id.size()) != issuer_id) break;
+    std::optional<CrlMeta> decoded = DecodeCrl(View(v));
+    if (!decoded) {
+      store->ReportDamage("a CRL record fails its checksum", epoch);
+      continue;
+    }
+    out.emplace_back(std::string(key), std::move(*decoded));
+  }
+  mdb_cursor_close(cursor);
+  if (IsDamage(rc))
+    store->ReportDamage(std::string("reading CRL records: ") + mdb_strerror(rc), epoch);
+  return out;
+}
+
 }  // namespace
 
 // ---- ReadTxn
@@ -144,6 +176,10 @@ RevocationStore::ReadTxn::~ReadTxn() {
 std::optional<CrlMeta> RevocationStore::ReadTxn::GetCrl(std::string_view issuer_id) const {
   return GetDecoded<CrlMeta>(store_, env_->epoch, txn_, env_->crl, issuer_id, DecodeCrl,
                              "CRL record");
+}
+std::vector<std::pair<std::string, CrlMeta>> RevocationStore::ReadTxn::GetIssuerCrls(
+    std::string_view issuer_id) const {
+  return IssuerCrls(store_, env_->epoch, txn_, env_->crl, issuer_id);
 }
 std::optional<CrlHead> RevocationStore::ReadTxn::GetCrlHead(std::string_view issuer_id) const {
   int rc = 0;
@@ -317,6 +353,10 @@ Status Put(MDB_txn *txn, MDB_dbi dbi, std::string_view key, std::string_view val
 }
 }  // namespace
 
+std::vector<std::pair<std::string, CrlMeta>> RevocationStore::WriteTxn::GetIssuerCrls(
+    std::string_view issuer_id) const {
+  return IssuerCrls(store_, env_->epoch, txn_, env_->crl, issuer_id);
+}
 Status RevocationStore::WriteTxn::PutCrl(std::string_view issuer_id, const CrlMeta &meta) {
   return Put(txn_, env_->crl, issuer_id, Encode(meta), "a CRL record");
 }

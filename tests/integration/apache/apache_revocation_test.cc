@@ -44,6 +44,7 @@ enum : int {
   kRevAia,        // CertGateFetchIssuers on (issue 11 §3), no revocation
   kRevAiaDead,    // the same, its own cache: the AIA URL answers 404
   kRevAiaNonCa,   // the same, its own cache: the AIA URL serves a leaf
+  kRevDeep,       // hard_fail, CRLs, scope chain, trusting the 4-level PKI (pki/deep/)
   kRevPrefork = 10,
 };
 constexpr int kRevBase = 18530;
@@ -140,12 +141,18 @@ class ApacheRevocation : public ::testing::Test {
            VirtualHost(kRevBase + kRevAia, "optional_no_ca", aia + cache("aia")) +
            VirtualHost(kRevBase + kRevAiaDead, "optional_no_ca", aia + cache("aia-dead")) +
            VirtualHost(kRevBase + kRevAiaNonCa, "optional_no_ca", aia + cache("aia-nonca")) +
+           AdcsVhost(VirtualHost(kRevBase + kRevDeep, "optional_no_ca",
+                                 crl + cache("deep") +
+                                     "  CertGateRevocationScope chain\n"
+                                     "  CertGateRevocationWait 3s\n  CertGateFetchTimeout 2s\n"),
+                     "/deep/root.pem") +
            FaultVhosts(root);
   }
-  // The virtual host trusting the AD CS-shaped root instead of the demo's.
-  static std::string AdcsVhost(std::string vhost) {
+  // The virtual host trusting another root (the AD CS-shaped one by default)
+  // instead of the demo's.
+  static std::string AdcsVhost(std::string vhost, const std::string &root = "/adcs/root.pem") {
     const std::string trust = "/ca/trust.pem";
-    vhost.replace(vhost.find(trust), trust.size(), "/adcs/root.pem");
+    vhost.replace(vhost.find(trust), trust.size(), root);
     return vhost;
   }
 
@@ -211,6 +218,12 @@ class ApacheRevocation : public ::testing::Test {
     for (const char *file : {"adcs/Corp Enterprise CA 2(4).crl",
                              "adcs/Corp Enterprise CA 2(4)+.crl", "adcs/root.crl"}) {
       h::WriteFile(www + "/" + file, h::ReadFile(SharedPki().path + "/www/" + file));
+    }
+    h::MakeDirs(www + "/deep");
+    for (const char *file : {"root.crl", "subca1.crl", "subca2.crl", "subca3.crl",
+                             "subca3-revoked.crl", "subca3-good.crl"}) {
+      h::WriteFile(www + "/deep/" + file,
+                   h::ReadFile(SharedPki().path + "/www/deep/" + std::string(file)));
     }
     s.cdp = std::make_unique<h::CrlServer>();
     s.error = s.cdp->Start(s.dir->path() + "/cdp", www, kCdpPort);
@@ -349,6 +362,38 @@ TEST_F(ApacheRevocation, FetchIssuersRefusesANonCa) {
                       "'CN=alice,OU=People,O=Example' it serves is not a CA certificate"),
             std::string::npos)
       << line;
+}
+
+// Issue 11 §4: in a 4-level chain, the CA whose status is unknown (the CRL
+// covering Sub CA3, issued by Sub CA2, is unreachable) or revoked is named
+// (ca_subject, and in the detail) with the URL, not only its depth.
+TEST_F(ApacheRevocation, DeepChainNamesSubCa3WhenItsCrlIsUnreachableOrItIsRevoked) {
+  h::LogTail errors(server_->error_log());
+  Reply reply =
+      Get(Port(kRevDeep), "/?deep-ca-crl-unreachable", "../deep/clients/ca-crl-unreachable");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody("revocation_unavailable", "403.13"));
+  std::string line =
+      ErrorLine(errors, {"reason=revocation_unavailable", "deep-ca-crl-unreachable"});
+  EXPECT_NE(line.find(" depth=1 ca_subject=\"CN=Sub CA3,O=Example\""), std::string::npos) << line;
+  const size_t detail = line.find(" detail=\"");
+  ASSERT_NE(detail, std::string::npos) << line;
+  EXPECT_NE(line.find("CN=Sub CA3,O=Example", detail), std::string::npos) << line;
+  EXPECT_NE(line.find("http://127.0.0.1:18089/deep/subca2.crl", detail), std::string::npos) << line;
+
+  reply = Get(Port(kRevDeep), "/?deep-ca-revoked", "../deep/clients/ca-revoked");
+  EXPECT_EQ(reply.status, 403) << reply.raw;
+  EXPECT_EQ(reply.body, TextBody("revoked", "403.13"));
+  line = ErrorLine(errors, {"reason=revoked", "deep-ca-revoked"});
+  EXPECT_NE(line.find(" depth=1 ca_subject=\"CN=Sub CA3,OU=Revoked,O=Example\""), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("CN=Sub CA3,OU=Revoked,O=Example", line.find(" detail=\"")),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("http://127.0.0.1:18080/deep/subca2.crl"), std::string::npos) << line;
+  EXPECT_NE(line.find("cACompromise"), std::string::npos) << line;
+
+  EXPECT_EQ(Get(Port(kRevDeep), "/?deep-good", "../deep/clients/good").status, 200);
 }
 
 TEST_F(ApacheRevocation, GoodByCdpCrlIsAllowedWithRevocationVariable) {

@@ -32,6 +32,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int kPort = 18410;           // the server under test
 constexpr int kAdcsPort = 18411;       // the same, trusting the AD CS-shaped PKI (pki/adcs/)
 constexpr int kHandshakePort = 18412;  // certgate_reject_at handshake, certgate_fetch_issuers on
+constexpr int kDeepPort = 18413;       // the same, trusting the 4-level PKI (pki/deep/)
 constexpr int kCdpPort = 18080;        // fixed in the demo certificates (CDP, caIssuers)
 constexpr int kOcspPort = 18081;       // fixed in the demo certificates (AIA OCSP)
 
@@ -60,7 +61,7 @@ class RevocationServer : public Nginx {
     if (!error.empty()) return error;
     error = ocsp_.Start(pki(), kOcspPort, dir() + "/logs/ocsp.log");
     if (!error.empty()) return error;
-    return Launch(Config(), {kPort, kHandshakePort});
+    return Launch(Config(), {kPort, kAdcsPort, kHandshakePort, kDeepPort});
   }
 
   // nginx alone stopped and started again (new workers), the CDP left as is.
@@ -172,6 +173,24 @@ class RevocationServer : public Nginx {
            "    certgate_reject_at handshake;\n" +
            AiaDirectives() + "    certgate_cache " + cache("handshake") +
            ";\n    location = /aiahandshake { return 200 \"ok\\n\"; }\n" +
+           "  }\n"
+           // Issue 11 §4: Deep Root CA -> Sub CA1 -> Sub CA2 -> Sub CA3 -> client.
+           "  server {\n"
+           "    listen 127.0.0.1:" +
+           std::to_string(kDeepPort) +
+           " ssl;\n"
+           "    server_name localhost;\n"
+           "    ssl_certificate " +
+           p + "/server/server-chain.pem;\n    ssl_certificate_key " + p +
+           "/server/server.key;\n    ssl_trusted_certificate " + p +
+           "/deep/root.pem;\n"
+           "    ssl_verify_depth 5;\n"
+           "    certgate require;\n"
+           "    certgate_revocation hard_fail;\n" +
+           Location("deep", crl_only +
+                                "      certgate_revocation_scope chain;\n"
+                                "      certgate_revocation_wait 3s;\n"
+                                "      certgate_fetch_timeout 2s;\n") +
            "  }\n"
            "}\n";
   }
@@ -391,6 +410,43 @@ TEST_F(NginxRevocation, FetchIssuersRefusesANonCaAndAnUnrelatedCa) {
   line = h::WaitForLine(n().error_log(), {"GET /aiaunrelated?case=unrelated "});
   EXPECT_NE(line.find("reason=chain_incomplete"), std::string::npos) << line;
   EXPECT_NE(line.find("cannot have issued"), std::string::npos) << line;
+}
+
+// Issue 11 §4: in a 4-level chain, the CA whose status is unknown (the CRL
+// covering Sub CA3, issued by Sub CA2, is unreachable) or revoked is named
+// (ca_subject, and in the detail) with the URL, not only its depth.
+TEST_F(NginxRevocation, DeepChainNamesSubCa3WhenItsCrlIsUnreachableOrItIsRevoked) {
+  const std::string url = "https://127.0.0.1:" + std::to_string(kDeepPort);
+  Response r = h::CurlAsClient(url + "/deep?case=ca-crl-unreachable", n().pki(),
+                               "../deep/clients/ca-crl-unreachable", 10);
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "403.13 client certificate refused: revocation_unavailable\n");
+  std::string line = h::WaitForLine(n().error_log(), {"GET /deep?case=ca-crl-unreachable "});
+  EXPECT_NE(line.find("reason=revocation_unavailable"), std::string::npos) << line;
+  EXPECT_NE(line.find(" depth=1 ca_subject=\"CN=Sub CA3,O=Example\""), std::string::npos) << line;
+  const size_t detail = line.find(" detail=\"");
+  ASSERT_NE(detail, std::string::npos) << line;
+  EXPECT_NE(line.find("CN=Sub CA3,O=Example", detail), std::string::npos) << line;
+  EXPECT_NE(line.find("http://127.0.0.1:18089/deep/subca2.crl", detail), std::string::npos) << line;
+
+  r = h::CurlAsClient(url + "/deep?case=ca-revoked", n().pki(), "../deep/clients/ca-revoked", 10);
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.body, "403.13 client certificate refused: revoked\n");
+  line = h::WaitForLine(n().error_log(), {"GET /deep?case=ca-revoked "});
+  EXPECT_NE(line.find("reason=revoked"), std::string::npos) << line;
+  EXPECT_NE(line.find(" depth=1 ca_subject=\"CN=Sub CA3,OU=Revoked,O=Example\""), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("CN=Sub CA3,OU=Revoked,O=Example", line.find(" detail=\"")),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("http://127.0.0.1:18080/deep/subca2.crl"), std::string::npos) << line;
+  EXPECT_NE(line.find("cACompromise"), std::string::npos) << line;
+
+  r = h::CurlAsClient(url + "/deep?case=good", n().pki(), "../deep/clients/good", 10);
+  ASSERT_EQ(r.curl_exit, 0) << r.err;
+  EXPECT_EQ(r.status, 200) << r.body;
 }
 
 TEST_F(NginxRevocation, GoodIsAllowedWithTheSourceInTheAccessLog) {
