@@ -23,10 +23,6 @@ struct ForwardedChain {
   ossl::UniquePtr<STACK_OF(X509)> chain;  // what came after the leaf, as sent (never null)
 };
 
-// %XX-decodes `text` ('+' stays '+': it is a base64 character); nullopt for a
-// bad escape.
-std::optional<std::string> PercentDecode(std::string_view text);
-
 // One XFCC element's field (`Cert`, `Chain`, `Hash`; the key case-insensitive),
 // unquoted; nullopt when absent. The error names what does not parse: more than
 // one element (a chain of proxies), an unterminated quote.

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "percent_decode.h"
 #include "policy_parse.h"
 #include "revocation/ldap_url.h"
 
@@ -444,29 +445,6 @@ Status Set<CG_KEY_FORWARDED_CERT>(Policy &p, const Errors &err, const Args &args
 
 namespace {
 
-// %XX in the user or password of a redis:// URL; false on a bad escape.
-bool PercentDecode(std::string_view in, std::string *out) {
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      *out += in[i];
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;  // "%" or "%A" at the end
-    const int high = hex(in[i + 1]), low = hex(in[i + 2]);
-    if (high < 0 || low < 0) return false;
-    *out += static_cast<char>(high * 16 + low);
-    i += 2;
-  }
-  return true;
-}
-
 // redis://[user:password@]host[:port][/db]. The error never repeats the
 // password: it names the URL as redis://host... only.
 Status ParseRedisUrl(const Errors &err, const std::string &url, SharedCacheSettings *out) {
@@ -489,12 +467,16 @@ Status ParseRedisUrl(const Errors &err, const std::string &url, SharedCacheSetti
     std::string_view userinfo = authority.substr(0, at);
     authority = authority.substr(at + 1);
     const size_t colon = userinfo.find(':');
-    if (colon == std::string_view::npos ||
-        !PercentDecode(userinfo.substr(0, colon), &settings.user) ||
-        !PercentDecode(userinfo.substr(colon + 1), &settings.password) ||
-        settings.password.empty()) {
+    std::optional<std::string> user, password;
+    if (colon != std::string_view::npos) {
+      user = PercentDecode(userinfo.substr(0, colon));
+      password = PercentDecode(userinfo.substr(colon + 1));
+    }
+    if (!user || !password || password->empty()) {
       return err.Error("the credentials of the redis:// URL are not user:password (or :password)");
     }
+    settings.user = std::move(*user);
+    settings.password = std::move(*password);
   }
   std::string_view port;
   if (!authority.empty() && authority[0] == '[') {

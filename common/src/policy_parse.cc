@@ -11,6 +11,8 @@
 #include <limits>
 #include <utility>
 
+#include "percent_decode.h"
+
 namespace certgate::policy_parse {
 
 std::string Lower(std::string_view s) {
@@ -235,25 +237,14 @@ bool IsIpLiteral(const std::string &text) {
   return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
 // 64 hex digits, optionally "AB:CD:..." with colons only between bytes.
 bool ParseDigestHex(std::string_view text, std::vector<uint8_t> *out) {
   std::vector<uint8_t> bytes;
   size_t i = 0;
   while (i < text.size()) {
     if (i + 1 >= text.size()) return false;
-    int high = HexValue(text[i]);
-    int low = HexValue(text[i + 1]);
+    int high = HexDigitValue(text[i]);
+    int low = HexDigitValue(text[i + 1]);
     if (high < 0 || low < 0) return false;
     bytes.push_back(static_cast<uint8_t>(high * 16 + low));
     i += 2;

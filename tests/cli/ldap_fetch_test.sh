@@ -48,11 +48,15 @@ check() {  # check CLIENT CACHE [--set ...]: certgate check --fetch, its output
 }
 
 out=$(check good ok --set ldap_server="127.0.0.1:$port")
-expect good "$out" "depth 0 crl $cdp?certificateRevocationList?base?objectClass=cRLDistributionPoint: LDAP, "
-expect good "$out" "stored crl_number=8192 entries=1"
-expect good "$out" "depth 0 delta crl $cdp?deltaRevocationList?base?objectClass=cRLDistributionPoint: LDAP, "
-expect good "$out" "stored delta crl_number=8193 base=8192"
-expect good "$out" "depth 1 crl ldap:///CN=Corp%20Root%20CA%2C"
+# check --fetch lists each URL (certutil -urlfetch): the URL, then its result.
+expect good "$out" "CDP            $cdp?certificateRevocationList?base?objectClass=cRLDistributionPoint"
+expect good "$out" "Verified ("
+expect good "$out" "): crl_number=8192 thisUpdate="
+expect good "$out" "freshestCRL    $cdp?deltaRevocationList?base?objectClass=cRLDistributionPoint"
+expect good "$out" "): crl_number=8193 base=8192 thisUpdate="
+expect good "$out" "CDP            ldap:///CN=Corp%20Root%20CA%2C"
+# The AIA caIssuers URL, an ldap:/// one too, serves the issuer (cACertificate).
+expect good "$out" "): the issuer \"CN=Corp Directory CA 3,O=Corp\""
 expect good "$out" "certgate: verdict=allow "
 expect good "$out" "crl_number=8192 delta=8193"
 
@@ -68,16 +72,16 @@ out=$(check good order --set ldap_server="127.0.0.1:1 127.0.0.1:$port")
 expect order "$out" "certgate: verdict=allow "
 
 out=$(check good none)
-expect noserver "$out" "skipped, no LDAP server configured for an ldap:/// URL (certgate_ldap_server)"
+expect noserver "$out" "Skipped: no LDAP server configured for an ldap:/// URL (certgate_ldap_server)"
 expect noserver "$out" "certgate: verdict=deny reason=revocation_unavailable"
 
 out=$(check missing missing --set ldap_server="127.0.0.1:$port")
-expect missing "$out" "failed: the LDAP search failed: \"No such object\" (LDAP server 127.0.0.1:$port)"
+expect missing "$out" "Unavailable: the LDAP search failed: \"No such object\" (LDAP server 127.0.0.1:$port)"
 expect missing "$out" "certgate: verdict=deny reason=revocation_unavailable"
 
 # fetch_allow applies to the server that fills in the empty host.
 out=$(check good allow --set ldap_server="127.0.0.1:$port" --set fetch_allow=pki.corp.example)
-expect allow "$out" "skipped, no certgate_ldap_server host is in certgate_fetch_allow"
+expect allow "$out" "Not fetched: no certgate_ldap_server host is in certgate_fetch_allow"
 
 echo "ldap_fetch_test: $passed passed, $failed failed"
 [ "$failed" = 0 ]

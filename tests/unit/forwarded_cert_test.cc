@@ -2,6 +2,7 @@
 // Envoy's x-forwarded-client-cert) and cg_request_decide, which judges a
 // forwarded certificate per request, only from a trusted proxy.
 #include "forwarded_cert.h"
+#include "percent_decode.h"
 
 #include <certgate/certgate.h>
 #include <certgate/ossl_ptr.h>

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "percent_decode.h"
+
 namespace certgate {
 
 namespace {
@@ -13,30 +15,6 @@ namespace {
 std::string Lower(std::string s) {
   for (char &c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// RFC 3986 percent-decoding of one URL component.
-bool PercentDecode(const std::string &in, std::string *out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    const int hi = HexDigit(in[i + 1]), lo = HexDigit(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
 }
 
 // Everything but unreserved characters and the DN/filter punctuation '=' and
@@ -154,13 +132,13 @@ Result<LdapUrl> ParseLdapUrl(const std::string &url) {
   std::vector<std::string> parts = Split(url.substr(slash + 1), '?');
   if (parts.size() > 5) return Status::Error("more than four '?' in the URL");
   parts.resize(5);
-  if (!PercentDecode(parts[0], &out.dn)) return Status::Error("a bad percent escape in the DN");
+  std::optional<std::string> dn = PercentDecode(parts[0]);
+  if (!dn) return Status::Error("a bad percent escape in the DN");
+  out.dn = std::move(*dn);
   if (!parts[1].empty()) {
     for (const std::string &encoded : Split(parts[1], ',')) {
-      std::string attribute;
-      if (!PercentDecode(encoded, &attribute) || attribute.empty()) {
-        return Status::Error("a bad attribute list \"" + parts[1] + "\"");
-      }
+      const std::string attribute = PercentDecode(encoded).value_or("");
+      if (attribute.empty()) return Status::Error("a bad attribute list \"" + parts[1] + "\"");
       for (char c : attribute) {
         const unsigned char u = static_cast<unsigned char>(c);
         if (!isalnum(u) && c != '-' && c != ';' && c != '.') {
@@ -177,9 +155,9 @@ Result<LdapUrl> ParseLdapUrl(const std::string &url) {
     }
     out.scope = scope;
   }
-  if (!PercentDecode(parts[3], &out.filter)) {
-    return Status::Error("a bad percent escape in the filter");
-  }
+  std::optional<std::string> filter = PercentDecode(parts[3]);
+  if (!filter) return Status::Error("a bad percent escape in the filter");
+  out.filter = std::move(*filter);
   // Extensions: a critical one ('!') that is not understood must refuse the
   // URL (RFC 4516 section 2.1); none is understood here.
   for (const std::string &extension : Split(parts[4], ',')) {

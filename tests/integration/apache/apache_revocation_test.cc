@@ -34,18 +34,18 @@ namespace {
 // a CRL that revokes `good`.
 
 enum : int {
-  kRevCrl = 0,    // hard_fail, CRLs, scope chain; /norev without revocation
-  kRevDown,       // hard_fail (wait 1500ms), CRLs; /soft soft_fail
-  kRevHang,       // no revocation at /, hard_fail (wait 2s) at /slow
-  kRevCacheOnly,  // cache_only with CertGateCrl crl/intermediate.crl
-  kRevOcsp,       // hard_fail, OCSP only
-  kRevUpdate,     // hard_fail, CRLs: refresh and resumption
-  kRevAdcs,       // hard_fail, CRLs, trusting the AD CS-shaped PKI (pki/adcs/): deltas
-  kRevAia,        // CertGateFetchIssuers on (issue 11 §3), no revocation
-  kRevAiaDead,    // the same, its own cache: the AIA URL answers 404
-  kRevAiaNonCa,   // the same, its own cache: the AIA URL serves a leaf
-  kRevDeep,       // hard_fail, CRLs, scope chain, trusting the 4-level PKI (pki/deep/)
-  kRevPrefork = 10,
+  kRevCrl = 0,       // hard_fail, CRLs, scope chain; /norev without revocation
+  kRevDown,          // hard_fail (wait 1500ms), CRLs; /soft soft_fail
+  kRevHang,          // no revocation at /, hard_fail (wait 2s) at /slow
+  kRevCacheOnly,     // cache_only with CertGateCrl crl/intermediate.crl
+  kRevOcsp,          // hard_fail, OCSP only
+  kRevUpdate,        // hard_fail, CRLs: refresh and resumption
+  kRevAdcs,          // hard_fail, CRLs, trusting the AD CS-shaped PKI (pki/adcs/): deltas
+  kRevAia,           // CertGateFetchIssuers on (issue 11 §3), no revocation
+  kRevAiaDead,       // the same, its own cache: the AIA URL answers 404
+  kRevAiaNonCa,      // the same, its own cache: the AIA URL serves a leaf
+  kRevDeep,          // hard_fail, CRLs, scope chain, trusting the 4-level PKI (pki/deep/)
+  kRevPrefork = 11,  // 18541, past the event server's virtual hosts
 };
 constexpr int kRevBase = 18530;
 // EveryCdpFaultKeepsTheCachedCrl: one virtual host per place of the drill, in

@@ -13,7 +13,7 @@
 //                    a vhost without certgate, the CertGateStatus page,
 //                    graceful restart.
 //   ApacheConfig     18590..: `apache2 -t` errors.
-//   ApacheRevocation 18530.. (event) / 18540 (prefork), 18570-18578 (event,
+//   ApacheRevocation 18530-18540 (event) / 18541 (prefork), 18570-18578 (event,
 //                    one virtual host per CDP fault of the fault drill): CRLs
 //                    from the CDP (h::CrlServer on 18080), OCSP
 //                    (h::OcspResponder on 18081), preloaded CRLs, faults,
