@@ -66,6 +66,19 @@ bool RedisInstance::Set(const std::string &key, const std::string &value, int tt
   return true;
 }
 
+bool RedisInstance::HashSet(const std::string &key, const std::string &field,
+                            const std::string &value) const {
+  const RunResult r = Cli({"-x", "HSET", key, field}, value);
+  return r.exit_code == 0 && (r.out.rfind("0", 0) == 0 || r.out.rfind("1", 0) == 0);
+}
+
+std::string RedisInstance::HashGet(const std::string &key, const std::string &field) const {
+  RunResult r = Cli({"--raw", "HGET", key, field});
+  if (r.exit_code != 0) return "";
+  if (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+  return r.out;
+}
+
 std::vector<std::string> RedisInstance::Keys(const std::string &pattern) const {
   std::vector<std::string> keys;
   std::istringstream in(Cli({"--raw", "KEYS", pattern}).out);

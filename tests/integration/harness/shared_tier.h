@@ -44,6 +44,10 @@ class RedisInstance {
   std::string Get(const std::string &key) const;
   // SET key value (binary-safe), with PX ttl_ms when > 0. True on OK.
   bool Set(const std::string &key, const std::string &value, int ttl_ms = 0) const;
+  // HSET key field value (binary-safe). True when Redis said so.
+  bool HashSet(const std::string &key, const std::string &field, const std::string &value) const;
+  // HGET key field; "" when missing.
+  std::string HashGet(const std::string &key, const std::string &field) const;
   // KEYS pattern, sorted.
   std::vector<std::string> Keys(const std::string &pattern) const;
   // PTTL key in ms: -2 missing, -1 no expiry.
