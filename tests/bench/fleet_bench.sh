@@ -208,7 +208,7 @@ pids+=($!)
 wait_port "$redis_port"
 rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
 redis_out() { rcli INFO stats | awk -F: '/^total_net_output_bytes:/ { gsub(/\r/, "", $2); print $2 }'; }
-cdp_lines() { cat "$run/logs/cdp-access.log" 2>/dev/null | wc -l; }
+cdp_lines() { if [ -f "$run/logs/cdp-access.log" ]; then wc -l <"$run/logs/cdp-access.log"; else echo 0; fi; }
 # cdp_since LINE: "requests bytes" for the CRL after line LINE of the access log.
 cdp_since() { tail -n +$(($1 + 1)) "$run/logs/cdp-access.log" | awk '$1 == "/ca.crl" { n++; b += $3 } END { printf "%d %d", n, b }'; }
 
@@ -344,7 +344,9 @@ fi
 
 # --- report ----------------------------------------------------------------------------
 echo "fleet_bench: commit $commit, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%F)"
-echo "CRL: $ENTRIES entries, $(stat -c %s "$run/crl-1/crl.der") bytes DER; validity ${VALID}s; $VERSIONS versions"
+if [ -f "$run/crl-1/crl.der" ]; then
+  echo "CRL: $ENTRIES entries, $(stat -c %s "$run/crl-1/crl.der") bytes DER; validity ${VALID}s; $VERSIONS versions"
+fi
 echo
 echo '```'
 cat "$results"

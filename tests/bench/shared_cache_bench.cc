@@ -73,6 +73,29 @@ bool Seed(redisContext *c, int64_t size) {
   return set && set->type == REDIS_REPLY_STATUS && hset && hset->type == REDIS_REPLY_INTEGER;
 }
 
+// Redis's own CPU so far (INFO cpu: used_cpu_user + used_cpu_sys), in ms; -1
+// when unknown. Its difference over a benchmark, per operation, is what the
+// server pays, apart from the client and the kernel's copy to it.
+double RedisCpuMs(redisContext *c) {
+  Reply r(static_cast<redisReply *>(redisCommand(c, "INFO cpu")));
+  if (!r || r->type != REDIS_REPLY_STRING) return -1;
+  const std::string info(r->str, r->len);
+  double total = 0;
+  for (const char *field : {"used_cpu_user:", "used_cpu_sys:"}) {
+    const size_t at = info.find(field);
+    if (at == std::string::npos) return -1;
+    total += std::atof(info.c_str() + at + strlen(field));
+  }
+  return total * 1000;
+}
+
+void CountRedisCpu(benchmark::State &state, double before_ms, double after_ms) {
+  if (before_ms >= 0 && after_ms >= 0 && state.iterations() > 0) {
+    state.counters["redis_cpu_ms"] =
+        (after_ms - before_ms) / static_cast<double>(state.iterations());
+  }
+}
+
 void BM_RedisGet(benchmark::State &state) {
   Redis c = Connect();
   if (!c || !Seed(c.get(), state.range(0))) {
@@ -80,6 +103,7 @@ void BM_RedisGet(benchmark::State &state) {
     return;
   }
   const std::string key = "certgate:bench:" + std::to_string(state.range(0));
+  const double cpu_before = RedisCpuMs(c.get());
   for (auto _ : state) {
     Reply r(static_cast<redisReply *>(redisCommand(c.get(), "GET %s", key.c_str())));
     if (!r || r->type != REDIS_REPLY_STRING || static_cast<int64_t>(r->len) != state.range(0)) {
@@ -87,6 +111,7 @@ void BM_RedisGet(benchmark::State &state) {
       return;
     }
   }
+  CountRedisCpu(state, cpu_before, RedisCpuMs(c.get()));
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }
 
@@ -97,6 +122,7 @@ void BM_RedisMeta(benchmark::State &state) {
     return;
   }
   const std::string key = "certgate:bench:h:" + std::to_string(state.range(0));
+  const double cpu_before = RedisCpuMs(c.get());
   for (auto _ : state) {
     // Pipelined, as the core sends them: one round trip.
     redisAppendCommand(
@@ -112,6 +138,7 @@ void BM_RedisMeta(benchmark::State &state) {
       return;
     }
   }
+  CountRedisCpu(state, cpu_before, RedisCpuMs(c.get()));
 }
 
 size_t Count(char *, size_t size, size_t n, void *total) {
