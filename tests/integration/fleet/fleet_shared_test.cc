@@ -18,7 +18,7 @@
 // <prefix>crl:<sha256(url) hex> a hash (der, this_update, checked_at, etag,
 // last_modified, url, host, format), <prefix>lease:<sha256(url) hex> the
 // fetching host; its events are counted on the status page as
-// certgate_fetch_errors_total{url="redis://...",error=...}.
+// certgate_shared_cache_events_total{shared_cache="redis://...",event=...}.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -154,12 +154,12 @@ class FleetShared : public ::testing::Test {
           << "server " << s << " fleet" << g_revoked[i];
     }
   }
-  // Shared-tier events counted by server s (certgate_fetch_errors_total under
-  // the server's redis:// URL); -1 when absent.
+  // Shared-tier events counted by server s (certgate_shared_cache_events_total
+  // of its redis:// URL); -1 when absent.
   double Event(int s, const std::string &event) {
     const std::string url = s == 2 ? fleet().proxy().url() : fleet().redis().url();
-    return Sample(fleet().Status(s), "certgate_fetch_errors_total",
-                  {{"url", url}, {"error", event}});
+    return Sample(fleet().Status(s), "certgate_shared_cache_events_total",
+                  {{"shared_cache", url}, {"event", event}});
   }
   double EventSum(const std::string &event) {
     double sum = 0;
