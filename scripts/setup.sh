@@ -9,7 +9,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nginx-core nginx-dev
   apache2 apache2-dev libapr1-dev libaprutil1-dev
-  liblmdb-dev libcurl4-openssl-dev libre2-dev
+  liblmdb-dev libcurl4-openssl-dev libre2-dev libhiredis-dev
+  redis-server  # the shared-cache tests start their own on 127.0.0.1
   python3 man-db
   python3-prometheus-client python3-yaml prometheus  # status page parser; promtool
 )
@@ -30,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts nothing on install here, but make sure no packaged server holds our ports.
-  systemctl disable --now nginx apache2 >/dev/null 2>&1 || true
+  systemctl disable --now nginx apache2 redis-server >/dev/null 2>&1 || true
 fi
 
 # CERTGATE_SETUP_PACKAGES_ONLY=1: packages only (scripts/sanitize.sh builds elsewhere).

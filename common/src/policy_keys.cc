@@ -385,6 +385,124 @@ Status Set<CG_KEY_TRUSTED_PROXIES>(Policy &p, const Errors &err, const Args &arg
   return Status::Ok();
 }
 
+namespace {
+
+// %XX in the user or password of a redis:// URL; false on a bad escape.
+bool PercentDecode(std::string_view in, std::string *out) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      *out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;  // "%" or "%A" at the end
+    const int high = hex(in[i + 1]), low = hex(in[i + 2]);
+    if (high < 0 || low < 0) return false;
+    *out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return true;
+}
+
+// redis://[user:password@]host[:port][/db]. The error never repeats the
+// password: it names the URL as redis://host... only.
+Status ParseRedisUrl(const Errors &err, const std::string &url, SharedCacheSettings *out) {
+  if (StartsWithIgnoreCase(url, "rediss://")) {
+    return err.Error(
+        "rediss:// (Redis over TLS) is not supported: Debian 12's hiredis (0.14) has no TLS; "
+        "reach Redis over a private network or a local TLS tunnel (stunnel, spiped) with "
+        "redis://");
+  }
+  if (!StartsWithIgnoreCase(url, "redis://")) {
+    return err.Error("the shared cache is not a redis://[user:password@]host:port/db URL, or off");
+  }
+  std::string_view rest = std::string_view(url).substr(8);
+  const size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+  SharedCacheSettings settings;
+  const size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    const size_t colon = userinfo.find(':');
+    if (colon == std::string_view::npos ||
+        !PercentDecode(userinfo.substr(0, colon), &settings.user) ||
+        !PercentDecode(userinfo.substr(colon + 1), &settings.password) ||
+        settings.password.empty()) {
+      return err.Error("the credentials of the redis:// URL are not user:password (or :password)");
+    }
+  }
+  std::string_view port;
+  if (!authority.empty() && authority[0] == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return err.Error("the redis:// host is not closed by ]");
+    settings.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty() && after[0] != ':') return err.Error("junk after the redis:// host");
+    if (!after.empty()) port = after.substr(1);
+  } else {
+    const size_t colon = authority.find(':');
+    settings.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+  }
+  for (char c : settings.host) {
+    const bool ok =
+        isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || c == ':';
+    if (!ok) settings.host.clear();
+  }
+  if (settings.host.empty()) return err.Error("the redis:// URL names no valid host");
+  uint64_t number = 0;
+  if (!port.empty()) {
+    if (!ParseUnsigned(port, 65535, &number) || number == 0) {
+      return err.Error("the port of " + settings.Display() + " is not 1-65535");
+    }
+    settings.port = static_cast<int>(number);
+  }
+  if (!path.empty()) {
+    if (!ParseUnsigned(path, 100000, &number)) {
+      return err.Error("the database of the redis:// URL is not a number (redis://host:port/0)");
+    }
+    settings.db = static_cast<int>(number);
+  }
+  *out = std::move(settings);
+  return Status::Ok();
+}
+
+}  // namespace
+
+// `redis://... [prefix=P]` or `off` (set, so a parent's is not inherited).
+template <>
+Status Set<CG_KEY_SHARED_CACHE>(Policy &p, const Errors &err, const Args &args) {
+  if (EqualsIgnoreCase(args[0], "off")) {
+    if (args.size() > 1) return err.Error("off takes no prefix");
+    p.shared_cache = SharedCacheSettings{};
+    return Status::Ok();
+  }
+  SharedCacheSettings settings;
+  if (Status parsed = ParseRedisUrl(err, args[0], &settings); !parsed.ok()) return parsed;
+  if (args.size() == 2) {
+    const std::string &arg = args[1];
+    if (!StartsWithIgnoreCase(arg, "prefix=")) return err.IsNot(arg, "prefix=<key prefix>");
+    std::string prefix = arg.substr(7);
+    const bool printable = std::all_of(prefix.begin(), prefix.end(), [](char c) {
+      return c > ' ' && c < 127 && c != '"' && c != '\\';
+    });
+    if (prefix.empty() || prefix.size() > 64 || !printable) {
+      return err.IsNot(arg, "prefix= and 1-64 printable characters without spaces");
+    }
+    settings.prefix = std::move(prefix);
+  }
+  p.shared_cache = std::move(settings);
+  return Status::Ok();
+}
+
 template <>
 Status Set<CG_KEY_CACHE>(Policy &p, const Errors &err, const Args &args) {
   if (args[0].empty() || args[0][0] != '/') return err.IsNot(args[0], "an absolute path");

@@ -325,6 +325,20 @@ void AppendRevocationGauges(std::string *page, const std::vector<CacheGauges> &c
     }
   }
 
+  out.Family("certgate_shared_cache_events_total", "counter",
+             "The shared cache (certgate_shared_cache) as this host's fetches used it, by "
+             "event: hit, published, redis_error, refused, lease_wait, lease_timeout.");
+  for (const Shown &s : shown) {
+    for (const auto &[name, stats] : s.stats) {
+      if (name.rfind("redis://", 0) != 0) continue;
+      for (const auto &[event, count] : stats->errors) {
+        out.Sample("certgate_shared_cache_events_total",
+                   {{"cache", s.cache->dir}, {"shared_cache", name}, {"event", event}},
+                   static_cast<double>(count));
+      }
+    }
+  }
+
   out.Family("certgate_ocsp_responses", "gauge", "OCSP answers cached from this responder.");
   for (const Shown &s : shown) {
     for (const Shown::Responder &r : s.responders) {

@@ -143,7 +143,8 @@ TEST(PolicyKeysTest, ListsEveryKeyInDesignOrder) {
                                                   "reject_at",
                                                   "log",
                                                   "status",
-                                                  "trusted_proxies"};
+                                                  "trusted_proxies",
+                                                  "shared_cache"};
   EXPECT_EQ(PolicyKeys(), expected);
 }
 
@@ -919,6 +920,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
       {"log", {"json", "accepts"}},
       {"status", {"on"}},
       {"trusted_proxies", {"192.0.2.0/24"}},
+      {"shared_cache", {"redis://127.0.0.1:6390/1"}},
   };
   ASSERT_EQ(settings.size(), PolicyKeys().size());
   Policy parent;
@@ -931,6 +933,7 @@ TEST(PolicyInheritTest, EveryKeyIsInherited) {
   EXPECT_EQ(child.EffectiveMode(), Mode::kOptional);
   EXPECT_EQ(child.trusted_issuers->certs.size(), 1u);
   EXPECT_EQ(child.trusted_proxies, std::vector<std::string>{"192.0.2.0/24"});
+  EXPECT_EQ(child.shared_cache->Display(), "redis://127.0.0.1:6390/1");
   EXPECT_EQ(child.EffectiveEku(), EkuRequirement::kAny);
   EXPECT_EQ(child.EffectiveKeyUsage(), KeyUsageMask{KU_KEY_AGREEMENT});
   EXPECT_EQ(child.subject->size(), 1u);

@@ -233,7 +233,10 @@ CG_API void cg_set_directive_style(cg_directive_style style);
     CG_KEY_PATH_NONE, "on | off: this location serves certgate's counters")                       \
   X(TRUSTED_PROXIES, "trusted_proxies", "certgate_trusted_proxies", "CertGateTrustedProxies",     \
     trusted_proxies, CG_KEY_CTX_ANY, 1, CG_KEY_MANY, CG_KEY_PATH_NONE,                            \
-    "addresses or CIDR blocks of the proxies in front of this server")
+    "addresses or CIDR blocks of the proxies in front of this server")                           \
+  X(SHARED_CACHE, "shared_cache", "certgate_shared_cache", "CertGateSharedCache", shared_cache,   \
+    CG_KEY_CTX_SERVER, 1, 2, CG_KEY_PATH_NONE,                                                    \
+    "redis://[user:password@]host:port/db [prefix=certgate:] | off: the fleet's revocation tier")
 
 typedef enum {
 #define CG_KEY_ENUM(id, key, nginx, httpd, field, contexts, min_args, max_args, path, help) \

@@ -81,6 +81,26 @@ struct CertList {
   std::vector<std::shared_ptr<X509>> certs;
 };
 
+// certgate_shared_cache: a Redis shared by a fleet of servers, so that each
+// CRL version and OCSP answer is fetched once fleet-wide (the fetch thread
+// only; every blob read from it is verified as a fetched one). Off when
+// `host` is empty (`off`, or not set).
+struct SharedCacheSettings {
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string user, password;  // AUTH [user] password when password is set
+  std::string prefix = "certgate:";
+
+  bool enabled() const { return !host.empty(); }
+  // redis://host:port/db without the credentials: for logs and the status page.
+  std::string Display() const {
+    const bool ipv6 = host.find(':') != std::string::npos;
+    return "redis://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + "/" +
+           std::to_string(db);
+  }
+};
+
 // Where the shared revocation cache lives when certgate_cache is not set.
 constexpr const char *kDefaultCacheDir = "/var/cache/certgate";
 
@@ -113,6 +133,7 @@ struct Policy {
   std::optional<std::string> fetch_proxy;  // "" = off (set, so not inherited)
   std::optional<std::vector<std::string>> fetch_allow;
   std::optional<std::vector<std::string>> trusted_proxies;  // addresses, CIDR blocks
+  std::optional<SharedCacheSettings> shared_cache;
   std::optional<std::string> cache;
   std::optional<int> reject_status;
   std::optional<RejectBody> reject_body;

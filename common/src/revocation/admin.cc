@@ -131,6 +131,16 @@ std::vector<std::string> ListStore(RevocationStore &store, const Clock &clock) {
                     (u.backoff_until > now ? " backoff_until=" + FormatTime(u.backoff_until) : "") +
                     (u.etag.empty() ? "" : " etag=" + u.etag));
   }
+  // The shared cache's counters (fetch_shared.cc), kept beside the URLs' statistics.
+  for (const auto &[name, stats] : listing->fetch_stats) {
+    if (name.rfind("redis://", 0) != 0) continue;
+    std::string counts;
+    for (const auto &[event, count] : stats.errors) {
+      counts += " " + event + "=" + std::to_string(count);
+    }
+    lines.push_back("shared_cache " + name + counts +
+                    (stats.last_error != 0 ? " last_error=" + Ago(stats.last_error, now) : ""));
+  }
   for (const auto &[path, f] : listing->files) {
     lines.push_back("file " + path + " size=" + std::to_string(f.size) + " " + f.result);
   }

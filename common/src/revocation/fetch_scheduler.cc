@@ -199,7 +199,9 @@ HttpRequest FetchScheduler::BuildRequest(const Job &job, const std::string &url,
     if (meta && meta->source != url) meta = txn->GetCrl(DeltaKey(id));  // a delta's URL
     std::optional<UrlState> state = txn->GetUrl(url);
     // (Not for a record from before certgate_strict: its CRL is to be read again.)
-    if (meta && state && meta->source == url && (meta->flags & kCrlDefectsRecorded) != 0) {
+    // (Nor when the fleet's Redis lacks this version: the body is to be published.)
+    if (meta && state && meta->source == url && (meta->flags & kCrlDefectsRecorded) != 0 &&
+        !job.shared_want_body) {
       request.if_none_match = state->etag;
       request.if_modified_since = state->last_modified;
     }
@@ -305,11 +307,23 @@ void FetchScheduler::RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp) {
       return;
     }
   }
+  switch (SharedBefore(*job, index, ocsp)) {
+    case SharedStep::kDone:  // from the fleet's Redis, verified as a fetch
+      if (!ocsp) ScheduleDeltaAfterBase(*job);
+      Done(job->key);
+      return;
+    case SharedStep::kWait:
+      Fetcher().Post([this, job, index, ocsp] { RunUrl(job, index, ocsp); }, kLeasePoll);
+      return;
+    case SharedStep::kFetch:
+      break;
+  }
   Fetcher().Submit(BuildRequest(*job, url, ocsp),
                    [this, job, index, ocsp, url](HttpResponse response) {
                      bool ok = false;
                      std::string result = Process(*job, url, ocsp, response, &ok);
                      RecordUrl(url, ok, result, response);
+                     SharedAfter(*job, url, ocsp, response, ok);
                      // Once this callback has released the body.
                      if (response.body.size() > kTrimAfterBytes) {
                        Fetcher().Post([] { ReturnFreedMemory(); });

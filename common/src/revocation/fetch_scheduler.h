@@ -11,8 +11,10 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "revocation/fetcher.h"
+#include "revocation/shared_cache.h"
 #include "revocation/store.h"
 
 namespace certgate {
@@ -73,6 +76,13 @@ class FetchScheduler {
     std::string request;  // OCSP request DER
     int64_t created = 0;
     std::chrono::steady_clock::time_point lease_wait_until;
+    // The shared tier's state for urls[shared_index] (fetch_shared.cc).
+    size_t shared_index = SIZE_MAX;
+    std::string shared_lease;  // the Redis lease this job holds ("" none)
+    std::chrono::steady_clock::time_point shared_wait_until;
+    bool shared_settled = false;    // decided: fetch from the URL itself now
+    bool shared_refused = false;    // Redis's blob was refused: publish over it
+    bool shared_want_body = false;  // Redis lacks this version: no conditional GET
   };
 
   // The pieces of one URL's fetch, also used by FetchNow (admin.cc).
@@ -88,6 +98,18 @@ class FetchScheduler {
   void RecordUrl(const std::string &url, bool ok, const std::string &result,
                  const HttpResponse &response);
 
+  // The shared tier (certgate_shared_cache, fetch_shared.cc), around the
+  // fetch of job->urls[index], on the fetch thread only.
+  enum class SharedStep {
+    kFetch,  // fetch from the URL (no shared cache, Redis failed, lease ours, wait over)
+    kWait,   // another host holds the lease: poll again shortly
+    kDone,   // ingested from Redis: the URL delivered
+  };
+  SharedStep SharedBefore(Job &job, size_t index, bool ocsp);
+  // After the fetch: publishes what verified (or confirms a 304) and releases the lease.
+  void SharedAfter(Job &job, const std::string &url, bool ocsp, const HttpResponse &response,
+                   bool ok);
+
  private:
   RevocationFetcher &Fetcher();
   void RunUrl(std::shared_ptr<Job> job, size_t index, bool ocsp);
@@ -96,8 +118,15 @@ class FetchScheduler {
   static std::vector<std::string> ChainKeys(const ChainEvidence &evidence);
   bool AnyPending(const std::vector<std::string> &keys);  // mutex_ held
 
+  SharedCache &SharedFor(const FetchLimits &limits);  // fetch thread only
+  void CountShared(const SharedCache &shared, const char *event, bool error = false);
+  void LogShared(SharedCache &shared, const std::string &message);
+
   RevocationStore &store_;
   const Clock &clock_;
+  // One connection per shared cache configuration, made and used by the fetch
+  // thread (or the one CLI thread): never across fork, as the thread.
+  std::map<std::string, std::unique_ptr<SharedCache>> shared_;
   std::once_flag fetcher_once_;
   std::unique_ptr<RevocationFetcher> fetcher_;
   std::mutex mutex_;

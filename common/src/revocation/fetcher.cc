@@ -42,6 +42,8 @@ FetchLimits FetchLimitsFrom(const Policy &policy) {
   if (policy.fetch_max_size) limits.max_size = *policy.fetch_max_size;
   if (policy.fetch_proxy) limits.proxy = *policy.fetch_proxy;
   if (policy.fetch_allow) limits.allow = *policy.fetch_allow;
+  if (policy.shared_cache) limits.shared_cache = *policy.shared_cache;
+  limits.max_stale = policy.EffectiveMaxStale().count();
   return limits;
 }
 

@@ -31,6 +31,10 @@ struct FetchLimits {
   uint64_t max_size = uint64_t{32} << 20;
   std::string proxy;               // "" = none (environment proxies ignored too)
   std::vector<std::string> allow;  // host patterns; empty = any host
+  // The fleet's Redis tier (shared_cache.h), and how long past nextUpdate a
+  // blob published there stays useful (certgate_max_stale: its TTL).
+  SharedCacheSettings shared_cache;
+  int64_t max_stale = 3600;
 };
 
 // The policy's fetch_* settings with DESIGN §2 defaults.
