@@ -21,8 +21,8 @@
 #          each fit on 2 cores, since they only fetch and ingest)
 # Per mode (alone, shared) and N (1 3 10), fresh caches and an empty Redis:
 #   v1: every host is asked as `good` until it answers 200 (a cold cache);
-#   v2..vV: published while v(v-1) is in force; every host is asked (round robin, as
-#   under traffic) as rev(v-1) until it refuses it.
+#   v2..vV: published half a validity after v(v-1); once v(v-1) is due, every host is
+#   asked (round robin, as under traffic) as rev(v-1) until it refuses it.
 # Recorded per version: CDP requests and bytes sent, Redis bytes sent (INFO
 # total_net_output_bytes), and the time until every host had it. The anchor is
 # `alone` at the same N, in the same run.
@@ -309,6 +309,10 @@ for mode in $MODES; do
       record "$mode" "$n" "$v" crl_bytes "$crl_bytes"
       log "$mode N=$n v$v: CDP $reqs requests, $bytes bytes; all hosts after $took s"
       if ((v < VERSIONS)); then
+        # Not sooner than half a validity after v: else v+1 would itself fall
+        # due while the hosts roll over to it (a 304 each, counted here).
+        wait_s=$(awk -v s="${signed_at[$v]}" -v now="$(now)" -v valid="$VALID" 'BEGIN { w = s + 0.5 * valid - now; printf "%.2f", (w > 0 ? w : 0) }')
+        sleep "$wait_s"
         publish_crl $((v + 1))
         signed_at[$((v + 1))]=$(now)
       fi
