@@ -2,16 +2,19 @@
 // redis-server (tests/support/redis_server.h) and the in-test CDP: two
 // "hosts" (two checkers on two cache directories, as two servers of a fleet)
 // fetch each CRL once; whatever Redis holds is verified as a fetched CRL.
+#include <delay_proxy.h>
 #include <gmock/gmock.h>
 #include <redis_server.h>
 
 #include "revocation/shared_cache.h"
 #include "revocation_test_pki.h"
 #include "revocation_test_server.h"
+#include "status_gauges.h"
 
 namespace certgate {
 namespace {
 
+using testing::DelayProxy;
 using ::testing::HasSubstr;
 using testing::kRevDay;
 using testing::kRevNow;
@@ -283,6 +286,15 @@ TEST_F(SharedTierTest, TheSecondHostIngestsFromRedisWithoutAskingTheCdp) {
   EXPECT_THAT(listing, HasSubstr("etag=\"v7\""));  // B may ask the CDP conditionally later
   EXPECT_THAT(listing, HasSubstr("shared_cache " + redis_.Url() + " hit=1"));
   EXPECT_THAT(Joined(checker_->List()), HasSubstr("shared_cache " + redis_.Url() + " published=1"));
+  // The status page's counters, from the same records.
+  CacheGauges gauges;
+  gauges.dir = host_b_->dir();
+  gauges.readable = true;
+  gauges.listing = host_b_->store().List().value();
+  std::string page;
+  AppendRevocationGauges(&page, {gauges}, kRevNow);
+  EXPECT_THAT(page, HasSubstr("certgate_shared_cache_events_total{cache=\"" + host_b_->dir() +
+                              "\",shared_cache=\"" + redis_.Url() + "\",event=\"hit\"} 1\n"));
 
   // A new version: whoever is due first fetches it, the other takes it from Redis.
   cdp_.Set("/issuing.crl", Reply{200, CrlDer({}, 8, kRevNow), {"ETag: \"v8\""}});
@@ -356,6 +368,53 @@ TEST_F(SharedTierTest, RedisKilledTheHostsFetchDirectly) {
   EXPECT_THAT(Joined(host_b_->List()), HasSubstr("redis_error=1"));
 }
 
+TEST_F(SharedTierTest, RedisKilledMidRunThenBack) {
+  pki::Issued alice = Leaf("alice", {crl_url_});
+  cdp_.Set("/issuing.crl", Reply{200, CrlDer({{Serial(alice), kRevNow - 60, 1}}, 3)});
+  ASSERT_EQ(CheckAfterFetch(*checker_, alice).status, RevocationStatus::kRevoked);  // connected
+  redis_.Kill();
+  cdp_.Set("/issuing.crl", Reply{200, CrlDer({}, 4, kRevNow)});
+  clock_.Set(kRevNow + 4000);
+  RevocationAnswer answer = CheckAfterFetch(*checker_, alice);  // (no SIGPIPE either)
+  EXPECT_EQ(answer.status, RevocationStatus::kGood);
+  EXPECT_THAT(answer.source, HasSubstr("crl_number=4"));
+  EXPECT_EQ(cdp_.Hits("/issuing.crl"), 2);
+  EXPECT_THAT(Joined(checker_->List()), HasSubstr("redis_error=1"));
+
+  // Back (empty): used again once SharedCache::kRetryAfter has passed.
+  redis_.Start();
+  std::this_thread::sleep_for(SharedCache::kRetryAfter + std::chrono::milliseconds(200));
+  cdp_.Set("/issuing.crl", Reply{200, CrlDer({}, 5, kRevNow + 60)});
+  clock_.Set(kRevNow + 8000);
+  EXPECT_THAT(CheckAfterFetch(*checker_, alice).source, HasSubstr("crl_number=5"));
+  EXPECT_EQ(redis_.HGet(CrlKey(), "this_update"), std::to_string(kRevNow + 60));
+  EXPECT_EQ(CheckAfterFetch(*host_b_, alice).source, "crl " + crl_url_ + " crl_number=5");
+  EXPECT_EQ(cdp_.Hits("/issuing.crl"), 3);
+}
+
+TEST_F(SharedTierTest, ASlowRedisDelaysNoRequestAndTheHostFetchesDirectly) {
+  DelayProxy slow(redis_.port(), std::chrono::milliseconds(600));
+  // fetch_timeout 3s: Redis gets 750 ms a command, and a reply after 375 ms is slow.
+  SetPolicy("shared_cache", {"redis://127.0.0.1:" + std::to_string(slow.port()) + "/0"});
+  pki::Issued alice = Leaf("alice", {crl_url_});
+  cdp_.Set("/issuing.crl", Reply{200, CrlDer({{Serial(alice), kRevNow - 60, 1}}, 3)});
+  const auto start = std::chrono::steady_clock::now();
+  RevocationAnswer first = CheckLeaf(alice);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
+  EXPECT_TRUE(first.fetch_pending);
+  ASSERT_TRUE(checker_->WaitForFetches(Evidence(alice), kWait));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
+  EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+  EXPECT_EQ(cdp_.Hits("/issuing.crl"), 1);
+  EXPECT_THAT(Joined(checker_->List()), HasSubstr("redis_error=1"));
+  // Served from the cache meanwhile: a request never waits for Redis.
+  for (int i = 0; i < 20; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    EXPECT_EQ(CheckLeaf(alice).status, RevocationStatus::kRevoked);
+    EXPECT_LT(std::chrono::steady_clock::now() - t, std::chrono::milliseconds(50));
+  }
+}
+
 TEST_F(SharedTierTest, ALeaseHeldElsewhereIsWaitedForThenTakenWhenItExpires) {
   pki::Issued alice = Leaf("alice", {crl_url_});
   cdp_.Set("/issuing.crl", Reply{200, CrlDer({}, 1)});
@@ -395,6 +454,26 @@ TEST_F(SharedTierTest, AWaitingHostTakesTheLeaseHoldersPublication) {
   const std::string listing = Joined(host_b_->List());
   EXPECT_THAT(listing, HasSubstr("hit=1"));
   EXPECT_THAT(listing, HasSubstr("lease_wait=1"));
+}
+
+TEST_F(SharedTierTest, WhatRedisLacksIsFetchedWholeToBePublished) {
+  pki::Issued alice = Leaf("alice", {crl_url_});
+  cdp_.Set("/issuing.crl", Reply{200, CrlDer({}, 6), {"ETag: \"v6\""}});
+  SetPolicy("shared_cache", {"off"});  // joined the fleet later
+  ASSERT_EQ(CheckAfterFetch(*checker_, alice).status, RevocationStatus::kGood);
+  SetPolicy("shared_cache", {redis_.Url()});
+  clock_.Set(kRevNow + 4000);
+  ASSERT_EQ(CheckAfterFetch(*checker_, alice).status, RevocationStatus::kGood);
+  std::vector<TestHttpServer::Request> requests = cdp_.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].Header("If-None-Match"), "");  // not a 304: the body is wanted
+  EXPECT_EQ(redis_.HGet(CrlKey(), "etag"), "\"v6\"");
+  // Redis has it now: the next refresh may be conditional (a 304 marks the blob checked).
+  clock_.Set(kRevNow + 8000);
+  ASSERT_EQ(CheckAfterFetch(*checker_, alice).status, RevocationStatus::kGood);
+  requests = cdp_.Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[2].Header("If-None-Match"), "\"v6\"");
 }
 
 TEST_F(SharedTierTest, OcspAnswersAreSharedByCertId) {

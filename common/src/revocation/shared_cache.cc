@@ -4,6 +4,8 @@
 #include <hiredis/hiredis.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,6 +84,33 @@ constexpr const char *kReleaseScript = R"(
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 )";
+
+// hiredis writes with write(): a Redis that went away would raise SIGPIPE,
+// which kills a process that has not ignored it (the CLI, a test). Blocked
+// in this thread while a command runs; one raised meanwhile is taken back.
+class SigpipeBlocked {
+ public:
+  SigpipeBlocked() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeBlocked() {
+    sigset_t pending;
+    sigemptyset(&pending);
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1 &&
+        sigismember(&old_, SIGPIPE) == 0) {
+      const timespec zero{0, 0};
+      (void)sigtimedwait(&pipe_, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlocked(const SigpipeBlocked &) = delete;
+  SigpipeBlocked &operator=(const SigpipeBlocked &) = delete;
+
+ private:
+  sigset_t pipe_, old_;
+};
 
 }  // namespace
 
@@ -166,11 +195,13 @@ Status SharedCache::Connect() {
 }
 
 Result<std::vector<SharedCache::Reply>> SharedCache::Run(
-    const std::vector<std::vector<std::string>> &commands) {
+    const std::vector<std::vector<std::string>> &commands, bool bulk) {
   if (context_ == nullptr || pid_ != getpid()) {
     if (!MayTry()) return Status::Error(last_error_);
     if (Status connected = Connect(); !connected.ok()) return connected;
   }
+  const SigpipeBlocked no_sigpipe;
+  const auto start = SteadyClock::now();
   for (const std::vector<std::string> &command : commands) {
     std::vector<const char *> argv;
     std::vector<size_t> lengths;
@@ -194,6 +225,13 @@ Result<std::vector<SharedCache::Reply>> SharedCache::Run(
                       : why);
     }
     replies.emplace_back(static_cast<redisReply *>(raw));
+  }
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
+  if (!bulk && took > timeout_ / 2) {
+    return Fail("slow: " + commands.front().front() + " answered in " +
+                std::to_string(took.count()) + " ms (more than half of " +
+                std::to_string(timeout_.count()) + " ms)");
   }
   return replies;
 }
@@ -237,7 +275,7 @@ Result<std::string> SharedCache::ReadDer(const std::string &key, uint64_t max_si
     return Status::Error("the shared blob is larger than certgate_fetch_max_size (" +
                          std::to_string(n->integer) + " > " + std::to_string(max_size) + " bytes)");
   }
-  Result<std::vector<Reply>> der = Run({{"HGET", key, "der"}});
+  Result<std::vector<Reply>> der = Run({{"HGET", key, "der"}}, /*bulk=*/true);
   if (!der.ok()) return der.status();
   const redisReply *r = der.value()[0].get();
   if (r->type != REDIS_REPLY_STRING) return Status::Error("the shared blob is gone");
@@ -250,7 +288,8 @@ Result<bool> SharedCache::Publish(const std::string &key, const SharedBlob &blob
   Result<std::vector<Reply>> replies =
       Run({{"EVAL", kPublishScript, "1", key, std::to_string(blob.this_update),
             std::to_string(blob.checked_at), blob.der, blob.etag, blob.last_modified, blob.url,
-            host_id_, std::to_string(std::max<int64_t>(ttl_ms, 1)), force ? "1" : "0"}});
+            host_id_, std::to_string(std::max<int64_t>(ttl_ms, 1)), force ? "1" : "0"}},
+          /*bulk=*/true);
   if (!replies.ok()) return replies.status();
   const redisReply *r = replies.value()[0].get();
   if (r->type != REDIS_REPLY_INTEGER) {

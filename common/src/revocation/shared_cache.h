@@ -89,8 +89,12 @@ class SharedCache {
   using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
   Status Connect();
-  // Sends every command, then reads every reply (one round trip).
-  Result<std::vector<Reply>> Run(const std::vector<std::vector<std::string>> &commands);
+  // Sends every command, then reads every reply (one round trip). A round
+  // trip slower than half the timeout counts as a failure too (unless
+  // `bulk`: a large blob may take its time), so that a slow Redis costs one
+  // slow command per kRetryAfter, not one per fetch.
+  Result<std::vector<Reply>> Run(const std::vector<std::vector<std::string>> &commands,
+                                 bool bulk = false);
   Status Fail(const std::string &what);
 
   SharedCacheSettings settings_;
