@@ -2,7 +2,6 @@
 // Envoy's x-forwarded-client-cert) and cg_request_decide, which judges a
 // forwarded certificate per request, only from a trusted proxy.
 #include "forwarded_cert.h"
-#include "percent_decode.h"
 
 #include <certgate/certgate.h>
 #include <certgate/ossl_ptr.h>
@@ -17,6 +16,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "percent_decode.h"
 
 namespace certgate {
 namespace {

@@ -144,7 +144,7 @@ struct Policy {
   // Issue 11 §3: a missing intermediate fetched from the AIA caIssuers URL of a
   // certificate the client sent. Only with fetch_allow (CheckCombination).
   std::optional<bool> fetch_issuers;
-  std::optional<std::vector<std::string>> ldap_server;  // "host[:port]", in order
+  std::optional<std::vector<std::string>> ldap_server;      // "host[:port]", in order
   std::optional<std::vector<std::string>> trusted_proxies;  // addresses, CIDR blocks
   std::optional<ForwardedCert> forwarded_cert;
   std::optional<SharedCacheSettings> shared_cache;
