@@ -29,6 +29,33 @@ bool StartsWithNoCase(const std::string &s, const char *prefix) {
   return s.size() >= n && Lower(s.substr(0, n)) == prefix;
 }
 
+// curl 7.88's OpenLDAP backend hands multi no socket while its bind is in
+// flight (PROTOCONNECTING), so curl_multi_poll wakes only at curl's next timer
+// (the 200 ms happy-eyeballs one): every LDAP fetch took 200 ms. While an LDAP
+// transfer runs, poll at most this long, so the bind reply is read promptly.
+constexpr int kLdapPollMs = 2;
+
+// curl_easy_perform for an LDAP transfer, on a private multi polled every
+// kLdapPollMs (curl_easy_perform would sit out the 200 ms, see above).
+CURLcode PerformLdap(CURL *easy) {
+  CURLM *multi = curl_multi_init();
+  if (multi == nullptr) return CURLE_OUT_OF_MEMORY;
+  CURLcode result = CURLE_FAILED_INIT;
+  if (curl_multi_add_handle(multi, easy) == CURLM_OK) {
+    int running = 1;
+    while (running > 0 && curl_multi_perform(multi, &running) == CURLM_OK) {
+      if (running > 0) curl_multi_poll(multi, nullptr, 0, kLdapPollMs, nullptr);
+    }
+    int left = 0;
+    while (CURLMsg *msg = curl_multi_info_read(multi, &left)) {
+      if (msg->msg == CURLMSG_DONE) result = msg->data.result;
+    }
+    curl_multi_remove_handle(multi, easy);
+  }
+  curl_multi_cleanup(multi);
+  return result;
+}
+
 std::string Trim(std::string s) {
   while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   size_t start = 0;
@@ -380,7 +407,7 @@ HttpResponse HttpFetch(const HttpRequest &request) {
       transfer.response.error = "cannot start a transfer";
       return transfer.response;
     }
-    CURLcode code = curl_easy_perform(transfer.easy);
+    CURLcode code = transfer.ldap ? PerformLdap(transfer.easy) : curl_easy_perform(transfer.easy);
     if (!transfer.Complete(code)) break;
   }
   return transfer.response;
@@ -510,6 +537,9 @@ void RevocationFetcher::Loop() {
     auto wait =
         std::chrono::duration_cast<std::chrono::milliseconds>(next_due - SteadyClock::now());
     int timeout = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(wait.count(), 1000)));
+    const bool ldap_running = std::any_of(active_.begin(), active_.end(),
+                                          [](const auto &entry) { return entry.second->ldap; });
+    if (ldap_running) timeout = std::min(timeout, kLdapPollMs);
     if (timeout > 0) curl_multi_poll(multi, nullptr, 0, timeout, nullptr);
   }
 }
