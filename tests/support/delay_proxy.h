@@ -5,7 +5,9 @@
 // everything. The delay may be changed while it runs.
 //
 //   certgate::testing::DelayProxy slow(redis.port(), std::chrono::milliseconds(400));
-//   policy.Set("shared_cache", {"redis://127.0.0.1:" + std::to_string(slow.port()) + "/0"});
+//   policy.Set("shared_cache", {slow.Url()});
+// When the upstream refuses, the proxy drops the client's connection. Used by
+// the unit tests and the fleet (tests/integration/fleet, fixed port 18611).
 #pragma once
 
 #include <arpa/inet.h>
@@ -17,6 +19,8 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -24,14 +28,19 @@ namespace certgate::testing {
 
 class DelayProxy {
  public:
-  DelayProxy(int upstream_port, std::chrono::milliseconds delay)
+  // `listen_port` 0: a free ephemeral port.
+  DelayProxy(int upstream_port, std::chrono::milliseconds delay, int listen_port = 0)
       : upstream_port_(upstream_port), delay_ms_(delay.count()) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    // CLOEXEC: servers a test starts later (nginx, apache2) must not hold its sockets.
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr = Loopback(0);
-    bind(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
-    listen(fd_, 64);
+    sockaddr_in addr = Loopback(listen_port);
+    if (bind(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || listen(fd_, 64) != 0) {
+      close(fd_);
+      throw std::runtime_error("delay proxy: cannot listen on 127.0.0.1:" +
+                               std::to_string(listen_port));
+    }
     socklen_t len = sizeof addr;
     getsockname(fd_, reinterpret_cast<sockaddr *>(&addr), &len);
     port_ = ntohs(addr.sin_port);
@@ -54,6 +63,10 @@ class DelayProxy {
   DelayProxy &operator=(const DelayProxy &) = delete;
 
   int port() const { return port_; }
+  std::string Url(int db = 0) const {
+    return "redis://127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db);
+  }
+  // Takes effect at once, for replies already held too.
   void set_delay(std::chrono::milliseconds delay) { delay_ms_ = delay.count(); }
 
  private:
@@ -69,9 +82,9 @@ class DelayProxy {
     while (!stop_) {
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, 50) <= 0) continue;
-      const int client = accept(fd_, nullptr, nullptr);
+      const int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (client < 0) continue;
-      const int upstream = socket(AF_INET, SOCK_STREAM, 0);
+      const int upstream = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       sockaddr_in addr = Loopback(upstream_port_);
       if (connect(upstream, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
         close(upstream);

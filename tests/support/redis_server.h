@@ -10,6 +10,8 @@
 //   policy.Set("shared_cache", {redis.Url()});          // redis://127.0.0.1:<port>/0
 //   redis.Kill(); ... redis.Start();                     // Redis down, then back (same port)
 //   redis.Command({"SET", "k", "v"}); redis.Keys("certgate:*");
+// Used by the unit tests (revocation_shared_test.cc) and the fleet
+// (tests/integration/fleet, on its fixed port 18610).
 #pragma once
 
 #include <arpa/inet.h>
@@ -156,11 +158,25 @@ class TestRedisServer {
   std::vector<std::string> Keys(const std::string &pattern) const {
     return Command({"KEYS", pattern}).elements;
   }
+  // GET key: the value's bytes; "" when missing (or Redis is down).
+  std::string Get(const std::string &key) const { return Command({"GET", key}).str; }
+  // SET key value, with PX ttl_ms when > 0. True on OK.
+  bool Set(const std::string &key, const std::string &value, int ttl_ms = 0) const {
+    std::vector<std::string> args = {"SET", key, value};
+    if (ttl_ms > 0) args.insert(args.end(), {"PX", std::to_string(ttl_ms)});
+    return Command(args).str == "OK";
+  }
+  // PTTL key in ms: -2 missing (or Redis is down), -1 no expiry.
+  long long PttlMs(const std::string &key) const {
+    const Reply r = Command({"PTTL", key});
+    return r.type == REDIS_REPLY_INTEGER ? r.integer : -2;
+  }
   std::string HGet(const std::string &key, const std::string &field) const {
     return Command({"HGET", key, field}).str;
   }
-  void HSet(const std::string &key, const std::string &field, const std::string &value) const {
-    Command({"HSET", key, field, value});
+  // True when Redis took it (0 or 1 new fields).
+  bool HSet(const std::string &key, const std::string &field, const std::string &value) const {
+    return Command({"HSET", key, field, value}).type == REDIS_REPLY_INTEGER;
   }
 
  private:

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <stdexcept>
 #include <thread>
 
 #include "../apache/apache_test_fixture.h"
@@ -149,8 +150,6 @@ Fleet::~Fleet() { Stop(); }
 
 std::string Fleet::pki() const { return certgate_apache_test::SharedPki().path; }
 
-std::string Fleet::StartRedis() { return redis_.Start(work() + "/redis", kRedisPort); }
-
 std::string Fleet::Start(bool shared) {
   const auto &shared_pki = certgate_apache_test::SharedPki();
   if (!shared_pki.error.empty()) return "PKI: " + shared_pki.error;
@@ -164,12 +163,20 @@ std::string Fleet::Start(bool shared) {
   if (!error.empty()) return "CDP: " + error;
   std::string direct, proxied;
   if (shared) {
-    error = StartRedis();
-    if (!error.empty()) return "Redis: " + error;
-    error = proxy_.Start(work() + "/proxy", kProxyPort, kRedisPort);
-    if (!error.empty()) return "proxy: " + error;
-    direct = redis_.url();
-    proxied = proxy_.url();
+    // The fixtures throw when they cannot start: what went wrong, as an error.
+    try {
+      redis_ = std::make_unique<certgate::testing::TestRedisServer>(kRedisPort);
+    } catch (const std::exception &e) {
+      return std::string("Redis: ") + e.what();
+    }
+    try {
+      proxy_ = std::make_unique<certgate::testing::DelayProxy>(
+          kRedisPort, std::chrono::milliseconds(0), kProxyPort);
+    } catch (const std::exception &e) {
+      return std::string("proxy: ") + e.what();
+    }
+    direct = redis_->Url();
+    proxied = proxy_->Url();
   }
   for (int i = 0; i < 3; ++i) {
     nginx_.push_back(std::make_unique<FleetNginx>(i, kNginxPorts[i]));
@@ -192,8 +199,8 @@ std::string Fleet::Start(bool shared) {
 void Fleet::Stop() {
   for (auto &n : nginx_) n->Kill();
   if (apache_) apache_->apache.Stop();
-  proxy_.Stop();
-  redis_.Kill();
+  proxy_.reset();
+  redis_.reset();
   cdp_.Stop();
 }
 

@@ -18,8 +18,10 @@
 #ifndef CERTGATE_TESTS_INTEGRATION_FLEET_FIXTURE_H
 #define CERTGATE_TESTS_INTEGRATION_FLEET_FIXTURE_H
 
+#include <delay_proxy.h>
+#include <gtest/gtest.h>
 #include <harness.h>
-#include <shared_tier.h>
+#include <redis_server.h>
 
 #include <map>
 #include <memory>
@@ -29,6 +31,8 @@
 namespace certgate::fleet_test {
 
 namespace h = certgate::harness;
+// gtest's `testing`, which tests/support's certgate::testing would hide here.
+namespace testing = ::testing;
 
 constexpr int kNginxPorts[] = {18600, 18601, 18602};
 constexpr int kApachePort = 18603;
@@ -106,15 +110,15 @@ class Fleet {
 
   FleetNginx &nginx(int i) { return *nginx_[i]; }
   h::CrlServer &cdp() { return cdp_; }
-  h::RedisInstance &redis() { return redis_; }
-  h::DelayProxy &proxy() { return proxy_; }
-  std::string StartRedis();  // (again) on kRedisPort, empty
+  // With the shared tier only (Start(true)).
+  certgate::testing::TestRedisServer &redis() { return *redis_; }
+  certgate::testing::DelayProxy &proxy() { return *proxy_; }
 
  private:
   std::unique_ptr<h::TempDir> dir_;
   h::CrlServer cdp_;
-  h::RedisInstance redis_;
-  h::DelayProxy proxy_;
+  std::unique_ptr<certgate::testing::TestRedisServer> redis_;
+  std::unique_ptr<certgate::testing::DelayProxy> proxy_;
   std::vector<std::unique_ptr<FleetNginx>> nginx_;
   struct ApacheBox;
   std::unique_ptr<ApacheBox> apache_;

@@ -23,9 +23,7 @@ int MsSince(Clock::time_point start) {
 }
 
 TEST(FleetHarness, RedisKeepsBinaryBlobsAndDiesOnKill) {
-  h::TempDir dir("certgate-fleet-redis");
-  h::RedisInstance redis;
-  ASSERT_EQ(redis.Start(dir.path() + "/redis", kRedisPort), "");
+  certgate::testing::TestRedisServer redis(kRedisPort);  // throws when it cannot start
   std::string blob;
   for (int i = 0; i < 70000; ++i) blob += static_cast<char>(i * 7 % 256);  // NULs, newlines
   ASSERT_TRUE(redis.Set("certgate:test", blob, 60000));
@@ -35,19 +33,16 @@ TEST(FleetHarness, RedisKeepsBinaryBlobsAndDiesOnKill) {
   EXPECT_GT(ttl, 50000);
   EXPECT_LE(ttl, 60000);
   redis.Kill();
-  EXPECT_FALSE(redis.Running());
+  EXPECT_FALSE(redis.running());
   EXPECT_FALSE(h::PortOpen(kRedisPort));
   // Started again: empty (no persistence).
-  ASSERT_EQ(redis.Start(dir.path() + "/redis", kRedisPort), "");
+  redis.Start();
   EXPECT_EQ(redis.Get("certgate:test"), "");
 }
 
 TEST(FleetHarness, DelayProxyHoldsRepliesOnlyWhileTold) {
-  h::TempDir dir("certgate-fleet-proxy");
-  h::RedisInstance redis;
-  ASSERT_EQ(redis.Start(dir.path() + "/redis", kRedisPort), "");
-  h::DelayProxy proxy;
-  ASSERT_EQ(proxy.Start(dir.path() + "/proxy", kProxyPort, kRedisPort), "");
+  certgate::testing::TestRedisServer redis(kRedisPort);
+  certgate::testing::DelayProxy proxy(kRedisPort, std::chrono::milliseconds(0), kProxyPort);
   auto ping = [&] {
     const auto start = Clock::now();
     const h::RunResult r = h::Run({"redis-cli", "-p", std::to_string(kProxyPort), "PING"});
@@ -55,9 +50,9 @@ TEST(FleetHarness, DelayProxyHoldsRepliesOnlyWhileTold) {
     return MsSince(start);
   };
   EXPECT_LT(ping(), 1000);
-  ASSERT_TRUE(proxy.SetDelayMs(2000));
+  proxy.set_delay(std::chrono::milliseconds(2000));
   EXPECT_GE(ping(), 2000);
-  ASSERT_TRUE(proxy.SetDelayMs(0));
+  proxy.set_delay(std::chrono::milliseconds(0));
   EXPECT_LT(ping(), 1000);
   // Redis gone: the proxy drops the connection instead of answering.
   redis.Kill();

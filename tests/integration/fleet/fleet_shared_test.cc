@@ -164,7 +164,7 @@ class FleetShared : public ::testing::Test {
   // Shared-tier events counted by server s (certgate_shared_cache_events_total
   // of its redis:// URL); -1 when absent.
   double Event(int s, const std::string &event) {
-    const std::string url = s == 2 ? fleet().proxy().url() : fleet().redis().url();
+    const std::string url = s == 2 ? fleet().proxy().Url() : fleet().redis().Url();
     return Sample(fleet().Status(s), "certgate_shared_cache_events_total",
                   {{"shared_cache", url}, {"event", event}});
   }
@@ -195,7 +195,7 @@ TEST_F(FleetShared, OneCdpFetchPerVersionFleetWide) {
     EXPECT_EQ(fleet().Get(s, FleetClient(1)).status, 200) << "server " << s;
   }
   EXPECT_EQ(fleet().CdpFetches().size(), 1u) << testing::PrintToString(fleet().CdpFetches());
-  EXPECT_EQ(fleet().redis().HashGet(BlobKey(fleet().crl_url()), "der"), g_der[101]);
+  EXPECT_EQ(fleet().redis().HGet(BlobKey(fleet().crl_url()), "der"), g_der[101]);
   // 102 revokes fleet1, 103 fleet2: one fetch each, whoever does it.
   PublishNext(1);
   RollForward(1);
@@ -205,7 +205,7 @@ TEST_F(FleetShared, OneCdpFetchPerVersionFleetWide) {
   const auto fetches = fleet().CdpFetches();
   EXPECT_EQ(fetches.size(), 3u) << testing::PrintToString(fetches);
   for (const std::string &line : fetches) EXPECT_NE(line.find(" 200 "), std::string::npos) << line;
-  EXPECT_EQ(fleet().redis().HashGet(BlobKey(fleet().crl_url()), "der"), g_der[103]);
+  EXPECT_EQ(fleet().redis().HGet(BlobKey(fleet().crl_url()), "der"), g_der[103]);
   // For each version, the three servers that did not fetch took it from Redis
   // (a host's second process may take it again: counted per process).
   EXPECT_GE(EventSum("hit"), 3 * 3);
@@ -225,9 +225,9 @@ void PlantBlob(Fleet &fleet, const std::string &der) {
                                                         {"url", fleet.crl_url()},
                                                         {"host", "mallory:1:1"},
                                                         {"format", "1"}}) {
-    ASSERT_TRUE(fleet.redis().HashSet(key, field, value)) << field;
+    ASSERT_TRUE(fleet.redis().HSet(key, field, value)) << field;
   }
-  ASSERT_TRUE(fleet.redis().Cli({"PEXPIRE", key, "600000"}).exit_code == 0);
+  ASSERT_TRUE(fleet.redis().Command({"PEXPIRE", key, "600000"}).ok());
 }
 
 TEST_F(FleetShared, ForgedBlobIsRefusedAndCounted) {
@@ -243,7 +243,7 @@ TEST_F(FleetShared, ForgedBlobIsRefusedAndCounted) {
   EXPECT_GE(EventSum("refused") - refused_before, 1);
   EXPECT_GE(fleet().CdpFetches().size(), fetches_before + 1);
   // The genuine CRL, fetched by a host that refused the forgery, replaced it.
-  EXPECT_EQ(fleet().redis().HashGet(BlobKey(fleet().crl_url()), "der"), g_der[g_number]);
+  EXPECT_EQ(fleet().redis().HGet(BlobKey(fleet().crl_url()), "der"), g_der[g_number]);
   bool logged = false;
   for (int s = 0; s < kServers; ++s) {
     logged = logged || fleet().logs(s).find("refused its blob") != std::string::npos;
@@ -260,17 +260,17 @@ TEST_F(FleetShared, RolledBackBlobIsRefusedAndCounted) {
   PublishNext(4);
   RollForward(4);  // fleet2, fleet3 refused all along
   EXPECT_GE(EventSum("refused") - refused_before, 1);
-  EXPECT_EQ(fleet().redis().HashGet(BlobKey(fleet().crl_url()), "der"), g_der[g_number]);
+  EXPECT_EQ(fleet().redis().HGet(BlobKey(fleet().crl_url()), "der"), g_der[g_number]);
 }
 
 TEST_F(FleetShared, SlowRedisDelaysNoRequest) {
   // nginx-2 reaches Redis through the proxy: every reply now takes 30 s.
-  ASSERT_TRUE(fleet().proxy().SetDelayMs(30000));
+  fleet().proxy().set_delay(std::chrono::seconds(30));
   const double errors_before = std::max(0.0, Event(2, "redis_error"));
   PublishNext(5);
   AwaitRevoked(5, {2});  // each answer within 3 s; nginx-2 fetched directly
   EXPECT_GE(Event(2, "redis_error") - errors_before, 1);
-  ASSERT_TRUE(fleet().proxy().SetDelayMs(0));
+  fleet().proxy().set_delay(std::chrono::milliseconds(0));
   AwaitRevoked(5, {0, 1, 3});
   Commit(5);
 }

@@ -89,6 +89,12 @@ class Process {
   std::string error_;
 };
 
+// The pids of `pid`'s descendants (children, their children, ...), from /proc.
+std::vector<pid_t> Descendants(pid_t pid);
+// Sends `sig` to `pid` and every descendant it has now, e.g. SIGKILL to
+// an nginx master and its workers, as if the host had died mid-fetch.
+void SignalTree(pid_t pid, int sig);
+
 // ---- network ----
 
 // Polls until something accepts TCP connections on 127.0.0.1:port.

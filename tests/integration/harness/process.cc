@@ -1,5 +1,6 @@
 // certgate integration-test harness (harness.h): processes (Run, Process) and
 // the sanitizer runtime for the servers under test.
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <sstream>
 
 #include "harness.h"
 #include "harness_internal.h"
@@ -303,6 +305,48 @@ int Process::Stop(int sig, int timeout_ms) {
     code = Wait(5000);
   }
   return code;
+}
+
+std::vector<pid_t> Descendants(pid_t pid) {
+  // ppid of every process, from /proc/N/stat ("N (comm) S PPID ...").
+  std::vector<std::pair<pid_t, pid_t>> parent_of;
+  if (DIR *proc = opendir("/proc")) {
+    while (dirent *entry = readdir(proc)) {
+      const pid_t child = static_cast<pid_t>(std::atoi(entry->d_name));
+      if (child <= 0) continue;
+      const std::string stat = ReadFile("/proc/" + std::to_string(child) + "/stat");
+      const size_t paren = stat.rfind(')');
+      if (paren == std::string::npos) continue;
+      std::istringstream rest(stat.substr(paren + 2));
+      std::string state;
+      pid_t ppid = 0;
+      rest >> state >> ppid;
+      parent_of.emplace_back(child, ppid);
+    }
+    closedir(proc);
+  }
+  std::vector<pid_t> out;
+  std::vector<pid_t> frontier = {pid};
+  while (!frontier.empty()) {
+    const pid_t parent = frontier.back();
+    frontier.pop_back();
+    for (const auto &[child, ppid] : parent_of) {
+      if (ppid == parent) {
+        out.push_back(child);
+        frontier.push_back(child);
+      }
+    }
+  }
+  return out;
+}
+
+void SignalTree(pid_t pid, int sig) {
+  if (pid <= 0) return;
+  // The tree is listed before any signal: once the master is gone its workers
+  // are re-parented and no longer found under it.
+  const std::vector<pid_t> tree = Descendants(pid);
+  kill(pid, sig);
+  for (pid_t child : tree) kill(child, sig);
 }
 
 }  // namespace certgate::harness
