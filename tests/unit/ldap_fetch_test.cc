@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -149,22 +148,8 @@ TEST(LdapFetchTest, AttributesFromSlapd) {
   ASSERT_TRUE(response.completed) << response.error;
   EXPECT_EQ(response.body, ReadAll(dir + "/pki/adcs/ldap/crl/delta.crl"));
 
-  // No 200 ms stall per fetch: curl 7.88 polls no socket during the LDAP bind
-  // and waited for its 200 ms happy-eyeballs timer (fetcher.cc, kLdapPollMs).
-  // The best of five, far below 200 ms, so a loaded machine does not fail it.
-  // A new fetcher each time: its multi handle would reuse the bound connection.
-  int64_t best_blocking = INT64_MAX, best_async = INT64_MAX;
-  for (int i = 0; i < 5; ++i) {
-    response = fetch(UrlNamed(urls, "crl"), "");
-    ASSERT_TRUE(response.completed) << response.error;
-    best_blocking = std::min(best_blocking, response.duration_ms);
-    RevocationFetcher fresh;
-    response = fetch_async(fresh, UrlNamed(urls, "crl"));
-    ASSERT_TRUE(response.completed) << response.error;
-    best_async = std::min(best_async, response.duration_ms);
-  }
-  EXPECT_LT(best_blocking, 150) << "HttpFetch of an LDAP URL, best of 5 (ms)";
-  EXPECT_LT(best_async, 150) << "RevocationFetcher, LDAP URL, best of 5 (ms)";
+  // (How long an LDAP fetch takes is measured, not asserted: docs/benchmarks.md,
+  // "LDAP fetches".)
 
   // fetch_max_size counts the value's bytes.
   limits.max_size = 64;
