@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 minutes=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(crl_ingest ocsp evaluate policy store forwarded_cert)
+[ ${#targets[@]} -gt 0 ] || targets=(crl_ingest ocsp evaluate policy store forwarded_cert ldap_url issuer_response)
 jobs=${FUZZ_JOBS:-1}
 out=$(realpath -m "${FUZZ_OUT:-fuzz-out}")
 

@@ -1,10 +1,13 @@
 // Writes the seed corpus of every fuzz target: certgate-fuzz-seeds <dir>
 // (tests/fuzz/make_corpus.sh). Everything is made here from the fixed test CA
 // and leaf of fuzz_support, nothing is fetched.
+#include <openssl/evp.h>
 #include <openssl/ocsp.h>
+#include <openssl/pkcs7.h>
 
 #include <cctype>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -244,6 +247,108 @@ void ForwardedCertSeeds(const pki::Issued &ca, const pki::Issued &leaf) {
   Seed("forwarded_cert", "xfcc-two", Byte(1) + "Cert=a;By=b,Cert=\"c\";DNS=d");
 }
 
+// ldap_url: URL \0 certgate_ldap_server \0 attribute \0 curl's reply. The URLs
+// are the AD CS shapes of tests/pki (adcs/ldap/urls.txt of certgate-mkpki) and
+// tests/unit/ldap_url_test.cc; the replies are libcurl's LDIF-like output.
+void LdapUrlSeeds() {
+  const std::string pks =
+      "CN=Public%20Key%20Services%2CCN=Services%2CCN=Configuration%2CDC=corp%2CDC=example%2CDC="
+      "com";
+  auto seed = [](const std::string &name, const std::string &url, const std::string &server,
+                 const std::string &attribute, const std::string &reply) {
+    Seed("ldap_url", name,
+         url + std::string(1, '\0') + server + std::string(1, '\0') + attribute +
+             std::string(1, '\0') + reply);
+  };
+  const std::string crl_reply =
+      "DN: cn=Corp Enterprise CA 2(4),cn=CDP,dc=corp\n"
+      "\tcn: Corp Enterprise CA 2(4)\n"
+      "\tcertificateRevocationList;binary:: MIIBAgMEBQ==\n"
+      "\tdeltaRevocationList;binary:: AAEC\n\n";
+  const std::string ca_reply = "DN: CN=Corp Directory CA 3,CN=AIA," + pks +
+                               "\n\tobjectClass: certificationAuthority\n"
+                               "\tcACertificate;binary:: " +
+                               std::string("MIIBhTCCASugAwIBAgIBATAKBggqhkjOPQQDAjAA") + "\n\n";
+  seed("adcs-cdp",
+       "ldap:///CN=Corp%20Enterprise%20CA%202(4),CN=CRL,CN=CDP,CN=Public%20Key%20Services,"
+       "CN=Services,CN=Configuration,DC=corp,DC=example,DC=com?certificateRevocationList?base?"
+       "objectClass=cRLDistributionPoint",
+       "dc1.corp.example", "certificateRevocationList;binary", crl_reply);
+  seed("mkpki-crl",
+       "ldap:///CN=Corp%20Directory%20CA%203(1)%2CCN=CRL%2CCN=CDP%2C" + pks +
+           "?certificateRevocationList?base?objectClass=cRLDistributionPoint",
+       "127.0.0.1:3389", "certificateRevocationList", crl_reply);
+  seed("mkpki-delta",
+       "ldap:///CN=Corp%20Directory%20CA%203(1)%2CCN=CRL%2CCN=CDP%2C" + pks +
+           "?deltaRevocationList?base?objectClass=cRLDistributionPoint",
+       "[2001:db8::5]:389", "deltaRevocationList;binary", crl_reply);
+  seed("mkpki-aia",
+       "ldap:///CN=Corp%20Directory%20CA%203%2CCN=AIA%2C" + pks +
+           "?cACertificate?base?objectClass=certificationAuthority",
+       "dc1", "cACertificate;binary", ca_reply);
+  seed("mkpki-missing",
+       "ldap:///CN=Corp%20Directory%20CA%203(9)%2CCN=CRL%2CCN=CDP%2C" + pks +
+           "?certificateRevocationList?base?objectClass=cRLDistributionPoint",
+       "192.0.2.5:636", "certificateRevocationList", "");
+  seed("host-port-scope-filter",
+       "LDAPS://DC1.Corp.Example:3269/CN=CA%2CCN=AIA%2CDC=corp?cACertificate;binary,"
+       "crossCertificatePair?SUB?(%26(objectClass=*)(cn=a%2Bb))?x-ignored",
+       "", "crossCertificatePair", ca_reply);
+  seed("v6-no-attribute", "ldap://[2001:db8::5]:389/DC=corp", "[2001:DB8::5]", "cn",
+       "DN: dc=corp\n\tcn: corp\n");
+  seed("root-dse", "ldaps://pki.example", "", "cn", "DN: \n");
+  seed("critical-extension", "ldap:///CN=a?cn?base?(cn=*)?!x-secret", "dc1", "cn",
+       "DN: x\n\tcACertificate;binary:: AAE\n");
+  seed("bad-escape-scope", "ldap:///CN=a%2?cn?tree", "dc1:x", "cACertificate",
+       "DN: x\n\tcACertificate;binary:: ====\n\tcn:: Y24=\n");
+}
+
+// A PKCS#7 certs-only bundle (.p7c) of `certs`, DER.
+std::string CertsOnlyP7(const std::vector<const pki::Issued *> &certs) {
+  std::unique_ptr<PKCS7, decltype(&PKCS7_free)> p7(PKCS7_new(), PKCS7_free);
+  if (!p7 || PKCS7_set_type(p7.get(), NID_pkcs7_signed) != 1 ||
+      PKCS7_content_new(p7.get(), NID_pkcs7_data) != 1) {
+    Fail("cannot make a PKCS#7");
+  }
+  for (const pki::Issued *issued : certs) {
+    if (PKCS7_add_certificate(p7.get(), issued->cert.get()) != 1) Fail("PKCS7_add_certificate");
+  }
+  unsigned char *der = nullptr;
+  const int len = i2d_PKCS7(p7.get(), &der);
+  if (len <= 0) Fail("i2d_PKCS7");
+  std::string out(reinterpret_cast<char *>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+std::string Pem(const char *label, const std::string &der) {
+  std::string b64(4 * ((der.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(b64.data()),
+                                reinterpret_cast<const unsigned char *>(der.data()),
+                                static_cast<int>(der.size()));
+  b64.resize(static_cast<size_t>(n));
+  std::string out = std::string("-----BEGIN ") + label + "-----\n";
+  for (size_t i = 0; i < b64.size(); i += 64) out += b64.substr(i, 64) + "\n";
+  return out + "-----END " + label + "-----\n";
+}
+
+// issuer_response: what a caIssuers URL answers.
+void IssuerResponseSeeds(pki::PkiBuilder &builder, const pki::Issued &ca, const pki::Issued &leaf) {
+  pki::Issued issuing =
+      builder.Issue(ca, pki::PkiBuilder::CaSpec("CN=Fuzz AIA Issuing CA,O=certgate fuzz"));
+  Seed("issuer_response", "der-ca", ca.Der());
+  Seed("issuer_response", "der-leaf-not-ca", leaf.Der());
+  Seed("issuer_response", "pem-ca", ca.Pem());
+  Seed("issuer_response", "pem-leaf-then-cas", leaf.Pem() + issuing.Pem() + ca.Pem());
+  Seed("issuer_response", "pem-trusted-ca", Pem("TRUSTED CERTIFICATE", ca.Der()));
+  const std::string p7c = CertsOnlyP7({&issuing, &ca});
+  Seed("issuer_response", "p7c-der", p7c);
+  Seed("issuer_response", "p7c-der-with-leaf", CertsOnlyP7({&leaf, &issuing}));
+  Seed("issuer_response", "p7c-pem", Pem("PKCS7", p7c));
+  Seed("issuer_response", "p7c-empty", CertsOnlyP7({}));
+  Seed("issuer_response", "der-cut", ca.Der().substr(0, 100));
+}
+
 }  // namespace
 }  // namespace certgate::fuzz
 
@@ -263,5 +368,7 @@ int main(int argc, char **argv) {
   PolicySeeds();
   StoreSeeds();
   ForwardedCertSeeds(ca, leaf);
+  LdapUrlSeeds();
+  IssuerResponseSeeds(builder, ca, leaf);
   return 0;
 }
