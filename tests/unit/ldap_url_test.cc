@@ -154,6 +154,10 @@ TEST(LdapUrlTest, CurlRepliesAreDecoded) {
   EXPECT_THAT(value.status().message(), HasSubstr("found no entry"));
   value = LdapValueFromReply("DN: x\n\tcACertificate;binary:: AAE\n", "cACertificate");
   EXPECT_FALSE(value.ok());
+  // Trailing blanks do not hide the padding (no zero bytes appended).
+  value = LdapValueFromReply("DN: x\n\tcACertificate;binary:: AA==    \n", "cACertificate");
+  ASSERT_TRUE(value.ok()) << value.status().message();
+  EXPECT_EQ(value.value(), std::string("\x00", 1));
 }
 
 }  // namespace

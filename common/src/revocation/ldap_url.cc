@@ -209,7 +209,9 @@ Result<std::string> LdapValueFromReply(const std::string &reply, const std::stri
     const size_t colon = line.find(':');
     if (colon == std::string::npos || BaseName(line.substr(1, colon - 1)) != wanted) continue;
     if (line.compare(colon, 3, ":: ") == 0) {
-      const std::string b64 = line.substr(colon + 3);
+      std::string b64 = line.substr(colon + 3);
+      // Trailing blanks would hide the '=' padding counted below.
+      while (!b64.empty() && isspace(static_cast<unsigned char>(b64.back()))) b64.pop_back();
       if (b64.size() % 4 != 0) return Status::Error("bad base64 in the LDAP reply");
       std::string der(b64.size() / 4 * 3, '\0');
       const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(der.data()),
