@@ -112,7 +112,8 @@ TEST_F(SharedCacheClientTest, BlobRoundTripNewestWinsLeaseIsOurs) {
   EXPECT_FALSE(absent.value());
 
   SharedBlob blob;
-  blob.der = std::string("\x30\x82\x00\x00binary\0der", 16);
+  static const char kDer[] = "\x30\x82\x00\x00binary\0der";  // a NUL inside, kept
+  blob.der = std::string(kDer, sizeof kDer - 1);
   blob.this_update = 1000;
   blob.checked_at = 1100;
   blob.etag = "\"v1\"";
