@@ -58,6 +58,9 @@ class NginxForwarded : public ::testing::Test {
               "    certgate_trusted_proxies 127.0.0.2;\n"
               "    certgate_forwarded_cert header=X-SSL-Client-Cert;\n"
               "    certgate_revocation cache_only;\n"
+              "    certgate_cache " +
+              backend_->dir() +
+              "/cache;\n"  // never the system's /var/cache/certgate
               "    certgate_crl " +
               p + "/crl/intermediate.crl " + p +
               "/crl/root.crl;\n"

@@ -91,6 +91,10 @@ class RevocationServer : public Nginx {
            "  ssl_protocols TLSv1.2 TLSv1.3;\n"
            "  ssl_session_cache shared:SSL:1m;\n"
            "  ssl_session_tickets on;\n"
+           // Every server's default: never the system's /var/cache/certgate.
+           "  certgate_cache " +
+           cache("http") +
+           ";\n"
            "  server {\n"
            "    listen 127.0.0.1:" +
            std::to_string(kPort) +
