@@ -54,6 +54,10 @@ class LdapServer : public Nginx {
            "  access_log " +
            access_log() +
            " cg;\n"
+           // The server level's default: never the system's /var/cache/certgate.
+           "  certgate_cache " +
+           dir() +
+           "/cache/http;\n"
            "  server {\n"
            "    listen 127.0.0.1:" +
            std::to_string(kPort) +
