@@ -127,7 +127,8 @@ TEST_F(NginxConfig, FetchIssuersWithoutFetchAllowFailsTheTest) {
       << r.err;
   r = TestConfig("fetch-issuers-allowed.conf",
                  "      certgate require;\n      certgate_fetch_issuers on;\n"
-                 "      certgate_fetch_allow pki.example;\n");
+                 "      certgate_fetch_allow pki.example;\n      certgate_cache " +
+                     nginx().dir() + "/cache/fetch-issuers;\n");  // not the system's
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
