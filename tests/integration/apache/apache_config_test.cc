@@ -57,7 +57,10 @@ TEST_F(ApacheConfig, FetchIssuersWithoutFetchAllowFailsTheTest) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("CertGateFetchIssuers on needs CertGateFetchAllow"), std::string::npos)
       << r.err;
-  r = ConfigTest("  CertGate require\n  CertGateFetchIssuers on\n  CertGateFetchAllow 127.0.0.1\n");
+  // (Its own cache, under ServerRoot: never the system's /var/cache/certgate.)
+  r = ConfigTest(
+      "  CertGate require\n  CertGateFetchIssuers on\n  CertGateFetchAllow 127.0.0.1\n"
+      "  CertGateCache fetch-issuers-cache\n");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   r = ConfigTest("  <Location /x>\n    CertGateFetchIssuers on\n  </Location>\n");
   EXPECT_NE(r.exit_code, 0);
