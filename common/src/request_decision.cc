@@ -210,9 +210,13 @@ cg_request_decision cg_request_decide(const cg_policy *policy, const cg_request 
   ERR_set_mark();
   try {
     const certgate::Policy &p = policy->policy;
-    const std::string peer(request->client_ip != nullptr ? request->client_ip : "",
-                           request->client_ip != nullptr ? request->client_ip_len : 0);
-    const bool trusted_peer = cg_policy_trusted_proxy(policy, peer.data(), peer.size()) != 0;
+    const std::string_view peer(request->client_ip != nullptr ? request->client_ip : "",
+                                request->client_ip != nullptr ? request->client_ip_len : 0);
+    // Asked only when forwarding or refusing no_cert: the common request (no
+    // forwarded_cert, a certificate sent) matches no address blocks.
+    auto trusted_peer = [&] {
+      return cg_policy_trusted_proxy(policy, peer.data(), peer.size()) != 0;
+    };
     auto header = [&](const char *name, cg_str *value) -> size_t {
       *value = {nullptr, 0};
       return request->header != nullptr ? request->header(request->request, name, value) : 0;
@@ -221,10 +225,11 @@ cg_request_decision cg_request_decide(const cg_policy *policy, const cg_request 
         p.forwarded_cert && p.forwarded_cert->format != certgate::ForwardedCert::Format::kOff;
     cg_str value{nullptr, 0};
     const size_t count = forwarding ? header(p.forwarded_cert->header.c_str(), &value) : 0;
-    if (forwarding && trusted_peer) {
-      auto made = certgate::JudgeForwarded(
-          request->ssl, p, *p.forwarded_cert, count,
-          std::string_view(value.data ? value.data : "", value.len), peer, request->threaded != 0);
+    if (forwarding && trusted_peer()) {
+      auto made =
+          certgate::JudgeForwarded(request->ssl, p, *p.forwarded_cert, count,
+                                   std::string_view(value.data ? value.data : "", value.len),
+                                   std::string(peer), request->threaded != 0);
       out.owned = made.release();
       out.decision = out.owned;
       if (request->threaded && cg_decision_pending(out.decision) &&
@@ -234,7 +239,7 @@ cg_request_decision cg_request_decide(const cg_policy *policy, const cg_request 
     } else {
       if (count > 0) {
         static thread_local std::string notice;
-        notice = certgate::IgnoredNotice(p.forwarded_cert->header, peer);
+        notice = certgate::IgnoredNotice(p.forwarded_cert->header, std::string(peer));
         out.notice = {notice.c_str(), notice.size()};
       }
       out.decision = request->threaded ? cg_ssl_decide_final(request->ssl, policy)
@@ -242,7 +247,7 @@ cg_request_decision cg_request_decide(const cg_policy *policy, const cg_request 
     }
     cg_str ignored;
     if (cg_decision_reason(out.decision) == CG_REASON_NO_CERT &&
-        (trusted_peer || header("X-Forwarded-For", &ignored) > 0 ||
+        (trusted_peer() || header("X-Forwarded-For", &ignored) > 0 ||
          header("Forwarded", &ignored) > 0)) {
       out.decision = cg_decision_via_proxy(out.decision);  // the hint names the proxy
     }
