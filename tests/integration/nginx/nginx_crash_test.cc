@@ -112,22 +112,9 @@ class Server : public Nginx {
   std::string cache(const std::string &name) const { return dir() + "/cache/" + name; }
 };
 
-Server *g_server = nullptr;
-std::string g_start_error;
-
-class NginxCrash : public ::testing::Test {
+class NginxCrash : public SharedServerTest<Server> {
  protected:
-  static void SetUpTestSuite() {
-    g_server = new Server();
-    g_start_error = g_server->Start();
-  }
-  static void TearDownTestSuite() {
-    g_server->Stop();
-    delete g_server;
-    g_server = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(g_start_error.empty()) << g_start_error; }
-  Server &s() { return *g_server; }
+  Server &s() { return server(); }
 
   // Asks `location` with `revoked` (the first request there, so the worker
   // starts ingesting the large CRL into the location's cache while the request

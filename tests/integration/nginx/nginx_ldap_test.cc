@@ -97,22 +97,9 @@ class LdapServer : public Nginx {
   h::Blackhole hang_;
 };
 
-LdapServer *g_server = nullptr;
-std::string g_start_error;
-
-class NginxLdap : public ::testing::Test {
+class NginxLdap : public SharedServerTest<LdapServer> {
  protected:
-  static void SetUpTestSuite() {
-    g_server = new LdapServer();
-    g_start_error = g_server->Start();
-  }
-  static void TearDownTestSuite() {
-    g_server->Stop();
-    delete g_server;
-    g_server = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(g_start_error.empty()) << g_start_error; }
-  LdapServer &n() { return *g_server; }
+  LdapServer &n() { return server(); }
   std::string RefusalLine(const std::string &request) {
     return h::WaitForLine(n().error_log(), {"GET " + request + " "});
   }

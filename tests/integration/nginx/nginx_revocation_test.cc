@@ -243,24 +243,11 @@ class RevocationServer : public Nginx {
   h::OcspResponder ocsp_;
 };
 
-RevocationServer *g_instance = nullptr;
-std::string g_start_error;
-
-class NginxRevocation : public ::testing::Test {
+class NginxRevocation : public SharedServerTest<RevocationServer> {
  protected:
-  static void SetUpTestSuite() {
-    g_instance = new RevocationServer();
-    g_start_error = g_instance->Start();
-  }
-  static void TearDownTestSuite() {
-    g_instance->Stop();
-    delete g_instance;
-    g_instance = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(g_start_error.empty()) << g_start_error; }
   void TearDown() override {
     // Every test leaves the CDP up, healthy and with the demo CRLs.
-    RevocationServer &n = *g_instance;
+    RevocationServer &n = server();
     n.cdp().SetFault(h::CrlServer::Fault::kNone);
     if (!n.cdp().Running()) {
       EXPECT_EQ(n.cdp().Start(n.dir() + "/cdp", n.pki() + "/www", kCdpPort), "");
@@ -269,11 +256,11 @@ class NginxRevocation : public ::testing::Test {
     n.cdp().PublishFile("hidden.crt",
                         n.pki() + "/ca/hidden.pem");  // PEM: served as the CA publishes it
   }
-  RevocationServer &n() { return *g_instance; }
+  RevocationServer &n() { return server(); }
 };
 
 std::string AccessLine(const std::string &uri) {
-  return h::WaitForLine(g_instance->access_log(), {uri + " "});
+  return h::WaitForLine(NginxRevocation::server().access_log(), {uri + " "});
 }
 
 TEST_F(NginxRevocation, CacheDirectoryIsHandedToTheWorkerUser) {
@@ -645,12 +632,12 @@ TEST_F(NginxRevocation, Http2StreamWaitsForTheFetch) {
 // `nginx -t` of a configuration whose one location uses `cache` as its
 // certgate_cache; `top` goes before the events block ("user ...;").
 h::RunResult ConfigTestWithCache(const std::string &cache, const std::string &top = "") {
-  return g_instance->TestLocationConfig("cache-test.conf",
-                                        "      certgate require;\n"
-                                        "      certgate_revocation soft_fail;\n"
-                                        "      certgate_cache " +
-                                            cache + ";\n",
-                                        top);
+  return NginxRevocation::server().TestLocationConfig("cache-test.conf",
+                                                      "      certgate require;\n"
+                                                      "      certgate_revocation soft_fail;\n"
+                                                      "      certgate_cache " +
+                                                          cache + ";\n",
+                                                      top);
 }
 
 // nginx -t: an unusable certgate_cache fails the test with the path named.
@@ -705,17 +692,19 @@ TEST_F(NginxRevocation, CacheDirectorySymlinkIsRefusedAndItsTargetUntouched) {
 TEST_F(NginxRevocation, EveryCdpFaultKeepsTheCachedCrl) {
   h::CdpFaultServer server;
   server.get = [](const std::string &place, const std::string &client, const std::string &tag) {
-    Response r = g_instance->Curl("/fx-" + place + "?case=" + tag, client);
+    Response r = NginxRevocation::server().Curl("/fx-" + place + "?case=" + tag, client);
     return h::CdpFaultServer::Answer{r.status, r.body};
   };
-  server.cache_dir = [](const std::string &place) { return g_instance->cache("fx-" + place); };
+  server.cache_dir = [](const std::string &place) {
+    return NginxRevocation::server().cache("fx-" + place);
+  };
   server.access_line = [](const std::string &tag) {
-    return h::WaitForLine(g_instance->access_log(), {"?case=" + tag + " "});
+    return h::WaitForLine(NginxRevocation::server().access_log(), {"?case=" + tag + " "});
   };
   // nginx ends the line with the request ("GET /fx-...?case=TAG HTTP/1.1");
   // the notice log has the warnings as well as the refusals.
   server.refusal_line = [](const std::string &tag) {
-    return h::WaitForLine(g_instance->notice_log(), {"?case=" + tag + " "});
+    return h::WaitForLine(NginxRevocation::server().notice_log(), {"?case=" + tag + " "});
   };
   server.max_stale_name = "certgate_max_stale";
   server.fail = [](const std::string &problem) { ADD_FAILURE() << problem; };

@@ -166,6 +166,31 @@ class NginxTest : public ::testing::Test {
   MainServer &nginx();
 };
 
+// A suite with one server of its own (type S: Start() returns "" or why not,
+// Stop()): started once for the suite; each test fails with the start error
+// when it did not come up.
+template <class S>
+class SharedServerTest : public ::testing::Test {
+ public:
+  static S &server() { return *server_; }
+
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new S();
+    start_error_ = server_->Start();
+  }
+  static void TearDownTestSuite() {
+    server_->Stop();
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(start_error_.empty()) << start_error_; }
+
+ private:
+  static inline S *server_ = nullptr;
+  static inline std::string start_error_;
+};
+
 // The main server's access-log line of `uri`.
 std::string AccessLine(const std::string &uri);
 
