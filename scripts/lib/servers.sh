@@ -63,3 +63,19 @@ nginx_conf_head() {
     printf '    %s_temp_path %s/tmp/%s;\n' "$temp" "$dir" "${temp/client_body/body}"
   done
 }
+
+# start_watchdog NAME SECONDS: stops this script (SIGTERM) after SECONDS and
+# sets $watchdog to the watcher's pid (kill it on exit). sleep's output goes to
+# /dev/null so that it does not hold a pipe on stdout open.
+start_watchdog() {
+  local name=$1 seconds=$2 script=$$
+  (
+    trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    sleep "$seconds" >/dev/null 2>&1 &
+    s=$!
+    wait "$s"
+    echo "$name: $((seconds / 60)) minutes are up, stopping" >&2
+    kill -TERM "$script"
+  ) >/dev/null &
+  watchdog=$!
+}

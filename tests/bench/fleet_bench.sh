@@ -85,15 +85,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-(
-  trap 'kill "$s" 2>/dev/null; exit 0' TERM
-  sleep 1200 >/dev/null 2>&1 &
-  s=$!
-  wait "$s"
-  echo "fleet_bench: 20 minutes are up, stopping" >&2
-  kill -TERM $$
-) >/dev/null &
-watchdog=$!
+start_watchdog fleet_bench 1200
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }

@@ -117,16 +117,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # Bounded run time: the whole script is stopped after 15 minutes.
-# (sleep's output goes to /dev/null so that it does not hold a pipe on stdout open)
-(
-  trap 'kill "$s" 2>/dev/null; exit 0' TERM
-  sleep 900 >/dev/null 2>&1 &
-  s=$!
-  wait "$s"
-  echo "revocation_bench: 15 minutes are up, stopping" >&2
-  kill -TERM $$
-) >/dev/null &
-watchdog=$!
+start_watchdog revocation_bench 900
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
