@@ -151,6 +151,21 @@ class IssuerFetchTest : public RevocationFixture {
   ossl::UniquePtr<X509_STORE> trust_;
 };
 
+// The URLs come from a certificate not yet verified: one naming ten caIssuers
+// URLs starts fetches for the first four only.
+TEST_F(IssuerFetchTest, AtMostFourCaIssuersUrlsOfACertificateAreFetched) {
+  pki::CertSpec spec = pki::PkiBuilder::LeafSpec("CN=many-urls,O=Example");
+  for (int i = 0; i < 10; ++i)
+    spec.ca_issuer_urls.push_back(server_.Url("/many/" + std::to_string(i)));
+  leaf_ = pki_->Issue(issuing_, spec);
+  ASSERT_TRUE(leaf_) << pki_->last_error();
+  trust_ = Trust(/*with_issuing=*/false);
+  const ChainEvidence evidence =
+      BuildChainEvidence(leaf_.cert.get(), nullptr, trust_.get(), pki_->now());
+  Complete(evidence);  // every URL answers 404: nothing completes the chain
+  EXPECT_EQ(server_.Hits("/many/"), 4);
+}
+
 TEST_F(IssuerFetchTest, CompletesTheChainAndFetchesOnce) {
   server_.Set("/issuing.crt", {200, issuing_.Der()});
   const ChainEvidence evidence = LeafAlone("/issuing.crt");

@@ -20,6 +20,9 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr auto kLeasePoll = std::chrono::milliseconds(200);
 constexpr size_t kMaxCertsPerResponse = 16;
+// caIssuers URLs tried per certificate: they come from a certificate not yet
+// verified, so a client naming thousands must not start thousands of fetches.
+constexpr size_t kMaxIssuerUrlsPerCert = 4;
 // Well under the store's record limit (a longer record reads as damage).
 constexpr size_t kMaxStoredBytes = size_t{256} << 10;
 
@@ -251,7 +254,8 @@ IssuerCompletion CompleteChainFromAia(FetchScheduler &scheduler, const ChainEvid
       break;
     }
     X509 *top = current.chain.back().get();
-    const std::vector<std::string> urls = AiaUrls(top, NID_ad_ca_issuers);
+    std::vector<std::string> urls = AiaUrls(top, NID_ad_ca_issuers);
+    if (urls.size() > kMaxIssuerUrlsPerCert) urls.resize(kMaxIssuerUrlsPerCert);
     if (urls.empty()) {
       out.detail = "certgate_fetch_issuers: " + Subject(top) + " names no caIssuers URL";
       break;
